@@ -1,0 +1,65 @@
+// Which backend runs kernels. The default is the native CPU backend when its addon loads, else the reference
+// backend, with one clear warning. STEPWISE_BACKEND=reference|native forces a choice.
+
+import type { Backend } from "./backend.js";
+import { ReferenceBackend } from "./reference.js";
+import { loadNative, nativeLoadError } from "./native.js";
+import { BackendError } from "../core/errors.js";
+
+let current: Backend | null = null;
+let reference: ReferenceBackend | null = null;
+let warned = false;
+
+export function referenceBackend(): ReferenceBackend {
+  return (reference ??= new ReferenceBackend());
+}
+
+/** The native backend, or null (with the reason in nativeLoadError()) if its addon is not built. */
+export function nativeBackend(): Backend | null {
+  return loadNative();
+}
+
+export function backendByName(name: string): Backend {
+  if (name === "reference") return referenceBackend();
+  if (name === "native") {
+    const nb = nativeBackend();
+    if (!nb) {
+      throw new BackendError(`the native backend is not available: ${nativeLoadError()}`,
+        "run `npm run build:native` (needs a C++ compiler and Python 3), or use --backend reference");
+    }
+    return nb;
+  }
+  throw new BackendError(`unknown backend "${name}"`, "use native or reference");
+}
+
+export function getBackend(): Backend {
+  if (current) return current;
+  const forced = process.env.STEPWISE_BACKEND;
+  if (forced) return (current = backendByName(forced));
+  const nb = nativeBackend();
+  if (nb) return (current = nb);
+  if (!warned) {
+    warned = true;
+    process.stderr.write(
+      `stepwise: native CPU backend unavailable (${nativeLoadError()}); using the slow reference backend.\n` +
+        "  Build it with `npm run build:native` (needs a C++ compiler and Python 3).\n",
+    );
+  }
+  return (current = referenceBackend());
+}
+
+export function setBackend(b: Backend | "native" | "reference"): Backend {
+  current = typeof b === "string" ? backendByName(b) : b;
+  return current;
+}
+
+/** Runs fn with `b` as the current backend. */
+export function withBackend<T>(b: Backend, fn: () => T): T {
+  const prev = current;
+  current = b;
+  try {
+    return fn();
+  } finally {
+    current = prev;
+  }
+}
