@@ -1,0 +1,93 @@
+// The command-line boundary: parses arguments, runs a command, maps errors to messages and exit codes.
+// Nothing below this file calls process.exit.
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { readFileSync } from "node:fs";
+import { StepwiseError, InputError } from "../core/errors.js";
+import { benchCommand } from "./bench.js";
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig["options"]>;
+  /** Extra help text: each option's meaning. */
+  help: string;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+}
+
+const COMMANDS: Command[] = [benchCommand];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function topHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "stepwise: train reasoning language models cheaply with DPO, Step-DPO and Step-Controlled DPO",
+    "",
+    "usage: stepwise <command> [options]      stepwise <command> --help",
+    "",
+    "commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    "",
+    "environment: STEPWISE_BACKEND=native|reference picks the compute backend (default: native when built)",
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    console.log(topHelp());
+    return name ? 0 : 2;
+  }
+  if (name === "--version" || name === "-v") {
+    console.log(version());
+    return 0;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd) {
+    console.error(`stepwise: unknown command "${name}"\n\n${topHelp()}`);
+    return 2;
+  }
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...cmd.options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values.help) {
+      console.log(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`);
+      return 0;
+    }
+    return await cmd.run(values as Record<string, string | boolean | undefined>, positionals);
+  } catch (e) {
+    return report(e, cmd);
+  }
+}
+
+function report(e: unknown, cmd: Command): number {
+  if (e instanceof StepwiseError) {
+    console.error(`stepwise ${cmd.name}: ${e.message}`);
+    return e instanceof InputError ? 2 : 1;
+  }
+  const code = (e as { code?: string }).code;
+  if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
+    console.error(`stepwise ${cmd.name}: ${(e as Error).message}\nusage: ${cmd.usage}`);
+    return 2;
+  }
+  console.error(`stepwise ${cmd.name}: internal error: ${(e as Error).stack ?? e}`);
+  return 1;
+}
+
+/** An integer option, or the default; a clear error names the flag otherwise. */
+export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1): number {
+  const v = values[name];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InputError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
