@@ -2,7 +2,8 @@
 //
 // Rules every backend follows (the reference backend in reference.ts is the executable spec):
 // - Buffers are opaque handles. They may live on a device; the host sees their contents only through
-//   `read`/`readSync` and writes them only through `write`. `alloc` returns a zero-filled buffer.
+//   `read`/`readSync` and writes them only through `write`. `alloc` returns a buffer whose contents are
+//   undefined (a backend may recycle memory); `fill` zeroes it where that matters.
 // - Kernels write into output buffers that the caller allocated. An output never aliases an input unless the
 //   kernel says so (`adamw`, `unary` with out === x, `fill`). A kernel may run asynchronously; `read` waits for
 //   the kernels queued before it. The CPU backends run kernels synchronously.

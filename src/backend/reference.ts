@@ -101,7 +101,10 @@ export class ReferenceBackend implements Backend {
 
   alloc(size: number, dtype: DType): Buf {
     this.live++;
-    return new RefBuf(dtype, size, hostArray(dtype, size));
+    const data = hostArray(dtype, size);
+    // Contents are undefined by contract: NaN makes any read of unwritten memory show up in the tests.
+    if (dtype === "f32" || dtype === "f64") data.fill(NaN);
+    return new RefBuf(dtype, size, data);
   }
   write(buf: Buf, data: HostArray, offset = 0): void {
     d(buf).set(data as ArrayLike<number>, offset);

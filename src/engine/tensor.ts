@@ -164,19 +164,19 @@ export function noGrad<T>(fn: () => T): T {
 
 // --- creation ---
 
-/** A new zero-filled tensor on the given (or current) backend. */
+/** A new tensor whose contents are undefined until a kernel writes them (outputs of ops). */
 export function empty(shape: readonly number[], dtype: DType = "f32", backend: Backend = getBackend()): Tensor {
   const buf = backend.alloc(numel(shape), dtype);
   return new Tensor(shape, dtype, new Storage(backend, buf));
 }
 
 export function zeros(shape: readonly number[], dtype: DType = "f32", backend?: Backend): Tensor {
-  return empty(shape, dtype, backend);
+  return full(shape, 0, dtype, backend);
 }
 
 export function full(shape: readonly number[], value: number, dtype: DType = "f32", backend?: Backend): Tensor {
   const t = empty(shape, dtype, backend);
-  if (value !== 0) t.backend.fill(t.buf, value);
+  t.backend.fill(t.buf, value);
   return t;
 }
 
