@@ -8,7 +8,7 @@ import { InputError } from "../core/errors.js";
 import {
   add, addScalar, div, logsigmoid, neg, relu, scale, sigmoid, square, sub,
 } from "../engine/ops.js";
-import { Tensor, full } from "../engine/tensor.js";
+import type { Tensor } from "../engine/tensor.js";
 
 export interface PairLogps {
   chosen: Tensor; // (P) pi(y_w | x)
@@ -67,21 +67,14 @@ export const LOSSES = {
     return add(up, sigmoid(scale(sub(x.rejected, x.refRejected), beta)));
   },
 
-  // NLL on the chosen completion (with sigmoid: Iterative RPO, Pang et al. 2024, eq. 3). Weighted so that the mean
-  // over pairs is the token-level mean cross-entropy of all chosen tokens:  L_i = -pi_w,i * P / sum_j |y_w,j|
-  sft: (x) => div(neg(x.chosen), sumLengthsPerPair(x.chosenLen)),
+  // NLL on the chosen completion, per token (with sigmoid: Iterative RPO, Pang et al. 2024, eq. 3). Averaged per
+  // pair, not per token of the batch as TRL does, so that gradient accumulation equals one large batch exactly.
+  //   L = -pi_w / |y_w|
+  sft: (x) => div(neg(x.chosen), x.chosenLen),
 } satisfies Record<string, LossFn>;
 
 export type LossName = keyof typeof LOSSES;
 export const LOSS_NAMES = Object.keys(LOSSES) as LossName[];
-
-/** (P) filled with sum(len) / P, so that mean_i(a_i / that) = sum(a) / sum(len). */
-function sumLengthsPerPair(len: Tensor): Tensor {
-  const lens = len.toArray();
-  let total = 0;
-  for (let i = 0; i < lens.length; i++) total += lens[i];
-  return full(len.shape, total / lens.length, len.dtype, len.backend);
-}
 
 /** Parses "sigmoid,sft" with weights "1,0.2" into a checked list. */
 export function parseLosses(names: string, weights?: string): { name: LossName; weight: number }[] {

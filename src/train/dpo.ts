@@ -1,0 +1,118 @@
+// The DPO objective over token-level pairs: one forward of chosen and rejected rows together, reference
+// log-probs precomputed once (or from a live reference model), a weighted mix of losses from the table.
+//
+// Legend: P pairs in a micro-batch.
+
+import type { Backend } from "../backend/backend.js";
+import { add, scale, slice, sumAll } from "../engine/ops.js";
+import { backward } from "../engine/autograd.js";
+import { noGrad, tensor, tidy, type Tensor } from "../engine/tensor.js";
+import { collate, type Example } from "./batch.js";
+import { LOSSES, type LossName, type PairLogps } from "./losses.js";
+import { sequenceLogps, type CausalLM } from "./logps.js";
+import type { MicroResult, Objective } from "./loop.js";
+import { METRICS } from "./metrics.js";
+
+/** A preference pair in token ids. For Step-DPO, prompt holds the question and the previous steps. */
+export interface TokenPair {
+  prompt: number[];
+  chosen: number[];
+  rejected: number[];
+}
+
+/** Reference log-probs per pair index. */
+export interface RefLogps {
+  chosen: Float64Array;
+  rejected: Float64Array;
+}
+
+export interface DpoOptions {
+  beta: number;
+  labelSmoothing: number;
+  losses: { name: LossName; weight: number }[];
+  padId: number;
+}
+
+function rows(pairs: TokenPair[]): Example[] {
+  return [
+    ...pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen })),
+    ...pairs.map((p) => ({ prompt: p.prompt, completion: p.rejected })),
+  ];
+}
+
+/** (2P) summed completion log-probs: chosen rows first, then rejected. */
+function pairLogps(model: CausalLM, pairs: TokenPair[], padId: number, be?: Backend): { logps: Tensor; lengths: number[] } {
+  const batch = collate(rows(pairs), padId, be);
+  return { logps: sequenceLogps(model, batch), lengths: batch.lengths };
+}
+
+/** The reference pass: no gradients, batched, once before training. */
+export function precomputeRefLogps(ref: CausalLM, pairs: TokenPair[], padId: number, batchSize: number,
+  onProgress?: (done: number) => void): RefLogps {
+  const out: RefLogps = { chosen: new Float64Array(pairs.length), rejected: new Float64Array(pairs.length) };
+  for (let i = 0; i < pairs.length; i += batchSize) {
+    const chunk = pairs.slice(i, i + batchSize);
+    const v = tidy(() => noGrad(() => pairLogps(ref, chunk, padId).logps.toArray()));
+    chunk.forEach((_, j) => {
+      out.chosen[i + j] = v[j];
+      out.rejected[i + j] = v[chunk.length + j];
+    });
+    onProgress?.(Math.min(pairs.length, i + batchSize));
+  }
+  return out;
+}
+
+/** A reference: precomputed log-probs, or a live model evaluated without gradients each micro-batch. */
+export type Reference = { kind: "precomputed"; logps: RefLogps } | { kind: "live"; model: CausalLM };
+
+export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): Objective<TokenPair> {
+  const run = (pairs: TokenPair[], indices: number[], weight: number): MicroResult => {
+    const P = pairs.length;
+    const { logps, lengths } = pairLogps(policy, pairs, o.padId);
+    const dtype = logps.dtype;
+    let refVals: number[];
+    if (ref.kind === "precomputed") {
+      refVals = [...indices.map((i) => ref.logps.chosen[i]), ...indices.map((i) => ref.logps.rejected[i])];
+    } else {
+      refVals = Array.from(noGrad(() => pairLogps(ref.model, pairs, o.padId).logps.toArray()));
+    }
+    const x: PairLogps = {
+      chosen: slice(logps, 0, 0, P),
+      rejected: slice(logps, 0, P, P),
+      refChosen: tensor(refVals.slice(0, P), [P], dtype),
+      refRejected: tensor(refVals.slice(P), [P], dtype),
+      chosenLen: tensor(lengths.slice(0, P), [P], dtype),
+      rejectedLen: tensor(lengths.slice(P), [P], dtype),
+    };
+    const perPair = o.losses
+      .map(({ name, weight: w }) => scale(LOSSES[name](x, { beta: o.beta, labelSmoothing: o.labelSmoothing }), w))
+      .reduce((a, b) => add(a, b)); // (P)
+    const loss = scale(sumAll(perPair), weight);
+    backward(loss);
+    return { loss: loss.item(), tokens: lengths.reduce((a, b) => a + b, 0), sums: rewardSums(logps.toArray(), refVals, P, o.beta, weight) };
+  };
+  return { run };
+}
+
+/** TRL's reward metrics, as sums over the micro-batch's pairs times `weight` (so steps add up to means). */
+function rewardSums(pol: ArrayLike<number>, ref: number[], P: number, beta: number, weight: number): Record<string, number> {
+  const s = { chosen: 0, rejected: 0, acc: 0, lc: 0, lr: 0 };
+  for (let i = 0; i < P; i++) {
+    const rc = beta * (pol[i] - ref[i]);
+    const rr = beta * (pol[P + i] - ref[P + i]);
+    s.chosen += rc;
+    s.rejected += rr;
+    s.acc += rc > rr ? 1 : 0;
+    s.lc += pol[i];
+    s.lr += pol[P + i];
+  }
+  return {
+    [METRICS.rewardsChosen]: s.chosen * weight,
+    [METRICS.rewardsRejected]: s.rejected * weight,
+    [METRICS.rewardsAccuracies]: s.acc * weight,
+    [METRICS.rewardsMargins]: (s.chosen - s.rejected) * weight,
+    [METRICS.logpsChosen]: s.lc * weight,
+    [METRICS.logpsRejected]: s.lr * weight,
+  };
+}
+

@@ -1,0 +1,127 @@
+// The optimizer loop shared by SFT and DPO: seeded data order per epoch, micro-batches with gradient accumulation,
+// warmup + decay, global-norm clipping, a NaN/Inf guard, metrics per optimizer step, and a hook for checkpoints.
+// The objective is a function of one micro-batch; it never knows about steps, schedules or files.
+
+import { NonFiniteError } from "../core/errors.js";
+import { Rng } from "../core/rng.js";
+import { AdamW, clipGradNorm, zeroGrad } from "../engine/optim.js";
+import type { Tensor } from "../engine/tensor.js";
+import { METRICS } from "./metrics.js";
+import { learningRate, type ScheduleKind } from "./schedule.js";
+
+export interface LoopConfig {
+  epochs: number; // passes over the data
+  maxSteps: number | null; // stop after this many optimizer steps (null: epochs decide)
+  batchSize: number; // items per micro-batch
+  gradAccum: number; // micro-batches per optimizer step
+  lr: number; // peak learning rate
+  schedule: ScheduleKind; // decay after warmup
+  warmupRatio: number; // fraction of the steps spent warming up
+  weightDecay: number; // AdamW's decoupled decay
+  maxGradNorm: number; // clip the global gradient norm to this (0: no clipping)
+  seed: number; // data order
+}
+
+/** What one micro-batch contributes: backward() already ran on its share of the loss. */
+export interface MicroResult {
+  loss: number; // this micro-batch's share of the step's loss
+  tokens: number; // tokens the loss covered
+  sums: Record<string, number>; // metric sums over the micro-batch's items (divided by the step's item count)
+}
+
+/**
+ * The objective: runs forward and backward on `items` (inside a tidy scope, set by the caller), scaling the loss
+ * by `weight` = 1 / (units in the whole optimizer step) so that accumulation equals one large batch. A unit is an
+ * item (a DPO pair) unless `unitsOf` says otherwise (SFT counts completion tokens).
+ */
+export interface Objective<T> {
+  run(items: T[], indices: number[], weight: number): MicroResult;
+  unitsOf?(item: T): number;
+}
+
+export interface LoopState {
+  step: number; // optimizer steps done
+  epoch: number; // the epoch the next step reads from
+  cursor: number; // items of that epoch already consumed
+  tokens: number; // tokens trained on so far (TRL's num_tokens)
+}
+
+export interface StepRecord {
+  [key: string]: number;
+}
+
+export interface LoopHooks {
+  /** After each optimizer step, with TRL-named metrics. */
+  onStep?(record: StepRecord, state: LoopState): void;
+  /** Whether to stop early (e.g. a signal); checked between steps. */
+  shouldStop?(): boolean;
+}
+
+/** The epoch's item order: a seeded permutation, the same on every run and after every resume. */
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  const rng = new Rng((seed * 1000003 + epoch * 7919) >>> 0);
+  return rng.shuffle(Array.from({ length: n }, (_, i) => i));
+}
+
+export function stepsPerEpoch(n: number, c: LoopConfig): number {
+  return Math.ceil(n / (c.batchSize * c.gradAccum));
+}
+
+export function totalSteps(n: number, c: LoopConfig): number {
+  const all = stepsPerEpoch(n, c) * c.epochs;
+  return c.maxSteps === null ? all : Math.min(all, c.maxSteps);
+}
+
+/**
+ * Runs optimizer steps from `state` until the epochs or maxSteps are done (or shouldStop says so).
+ * Returns the state after the last step. Parameters' .grad buffers are reused across steps.
+ */
+export function runLoop<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, objective: Objective<T>,
+  tidy: <R>(fn: () => R) => R, state: LoopState, hooks: LoopHooks = {}): LoopState {
+  const total = totalSteps(items.length, c);
+  const warmup = Math.round(c.warmupRatio * total);
+  const perStep = c.batchSize * c.gradAccum;
+  let s = { ...state };
+  while (s.step < total && !hooks.shouldStop?.()) {
+    if (s.cursor >= items.length) s = { ...s, epoch: s.epoch + 1, cursor: 0 };
+    const order = epochOrder(items.length, c.seed, s.epoch);
+    const stepIdx = order.slice(s.cursor, s.cursor + perStep);
+    const t0 = performance.now();
+    const units = stepIdx.reduce((a, i) => a + (objective.unitsOf?.(items[i]) ?? 1), 0);
+    zeroGrad(params);
+    let loss = 0;
+    let tokens = 0;
+    const sums: Record<string, number> = {};
+    for (let m = 0; m < stepIdx.length; m += c.batchSize) {
+      const idx = stepIdx.slice(m, m + c.batchSize);
+      const r = tidy(() => objective.run(idx.map((i) => items[i]), idx, 1 / units));
+      loss += r.loss;
+      tokens += r.tokens;
+      for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
+    }
+    if (!Number.isFinite(loss)) {
+      throw new NonFiniteError(s.step + 1, `loss (${loss})`, "lower the learning rate or check the data; " +
+        "the last checkpoint is intact");
+    }
+    const norm = c.maxGradNorm > 0 ? clipGradNorm(params, c.maxGradNorm) : Number.NaN;
+    if (c.maxGradNorm > 0 && !Number.isFinite(norm)) {
+      throw new NonFiniteError(s.step + 1, `gradient norm (${norm})`, "lower the learning rate; the last checkpoint is intact");
+    }
+    const lr = learningRate({ kind: c.schedule, peak: c.lr, warmupSteps: warmup, totalSteps: total }, s.step);
+    opt.step(lr);
+    s = { ...s, step: s.step + 1, cursor: s.cursor + stepIdx.length, tokens: s.tokens + tokens };
+    const seconds = (performance.now() - t0) / 1000;
+    const record: StepRecord = {
+      [METRICS.step]: s.step,
+      [METRICS.epoch]: s.epoch + s.cursor / items.length,
+      [METRICS.loss]: loss,
+      ...sums,
+      [METRICS.gradNorm]: norm,
+      [METRICS.learningRate]: lr,
+      [METRICS.numTokens]: s.tokens,
+      [METRICS.tokensPerSecond]: tokens / seconds,
+    };
+    hooks.onStep?.(record, s);
+  }
+  return s;
+}
