@@ -3,7 +3,9 @@
 //
 // Legend: P pairs in a micro-batch.
 
+import fs from "node:fs";
 import type { Backend } from "../backend/backend.js";
+import { writeJsonAtomic } from "../model/safetensors.js";
 import { add, scale, slice, sumAll } from "../engine/ops.js";
 import { backward } from "../engine/autograd.js";
 import { noGrad, tensor, tidy, type Tensor } from "../engine/tensor.js";
@@ -116,3 +118,19 @@ function rewardSums(pol: ArrayLike<number>, ref: number[], P: number, beta: numb
   };
 }
 
+
+/**
+ * Reference log-probs cached in a file of the run: computed once, then read back on every resume (the policy's
+ * weights have moved by then, so recomputing would give another reference). `key` identifies model and pairs.
+ */
+export function cachedRefLogps(file: string, key: string, compute: () => RefLogps): RefLogps {
+  if (fs.existsSync(file)) {
+    const saved = JSON.parse(fs.readFileSync(file, "utf8")) as { format: number; key: string; chosen: number[]; rejected: number[] };
+    if (saved.format === 1 && saved.key === key) {
+      return { chosen: Float64Array.from(saved.chosen), rejected: Float64Array.from(saved.rejected) };
+    }
+  }
+  const ref = compute();
+  writeJsonAtomic(file, { format: 1, key, chosen: Array.from(ref.chosen), rejected: Array.from(ref.rejected) });
+  return ref;
+}

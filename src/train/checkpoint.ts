@@ -1,0 +1,111 @@
+// Training checkpoints: the trainable weights, AdamW's moments and the loop state, written atomically into
+// DIR/checkpoints/step-NNNNNNN/ (a temp folder renamed into place), the last N kept. Resuming from one continues
+// bit-identically: the data order is a function of (seed, epoch) and every saved tensor is exact f32/f64.
+
+import fs from "node:fs";
+import path from "node:path";
+import { InputError } from "../core/errors.js";
+import type { AdamW } from "../engine/optim.js";
+import type { Tensor } from "../engine/tensor.js";
+import { Checkpoint, writeJsonAtomic, writeSafetensors, type StDType, type TensorToWrite } from "../model/safetensors.js";
+import type { LoopState } from "./loop.js";
+
+export const CHECKPOINT_FORMAT = 1;
+
+export interface TrainerState extends LoopState {
+  format: number;
+  kind: string; // "sft" | "dpo"
+  configHash: string; // a resume refuses a checkpoint written under another config
+  adamStep: number;
+}
+
+const stepDir = (root: string, step: number) => path.join(root, "checkpoints", `step-${String(step).padStart(7, "0")}`);
+
+function toWrite(name: string, t: Tensor): TensorToWrite {
+  const dtype: StDType = t.dtype === "f64" ? "F64" : "F32";
+  return { name, shape: t.shape, dtype, data: () => t.toArray() as Float32Array | Float64Array };
+}
+
+/** Saves a checkpoint of `params` (by name) and the optimizer, then prunes all but the newest `keep`. */
+export function saveCheckpoint(root: string, params: Map<string, Tensor>, opt: AdamW, state: TrainerState, keep: number): string {
+  const final = stepDir(root, state.step);
+  const tmp = `${final}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  const names = [...params.keys()];
+  writeSafetensors(path.join(tmp, "weights.safetensors"), names.map((n) => toWrite(n, params.get(n)!)));
+  const index = new Map(opt.params.map((p, i) => [p, i]));
+  const moments: TensorToWrite[] = [];
+  for (const n of names) {
+    const i = index.get(params.get(n)!);
+    if (i === undefined) continue;
+    moments.push(toWrite(`m.${n}`, opt.m[i]), toWrite(`v.${n}`, opt.v[i]));
+  }
+  writeSafetensors(path.join(tmp, "optimizer.safetensors"), moments);
+  writeJsonAtomic(path.join(tmp, "trainer_state.json"), state);
+  fs.rmSync(final, { recursive: true, force: true });
+  fs.renameSync(tmp, final);
+  prune(root, keep);
+  return final;
+}
+
+function listCheckpoints(root: string): { step: number; dir: string }[] {
+  const dir = path.join(root, "checkpoints");
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir)
+    .map((name) => /^step-(\d{7})$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ step: Number(m[1]), dir: path.join(dir, m[0]) }))
+    .filter((c) => fs.existsSync(path.join(c.dir, "trainer_state.json")))
+    .sort((a, b) => a.step - b.step);
+}
+
+function prune(root: string, keep: number): void {
+  const all = listCheckpoints(root);
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) fs.rmSync(c.dir, { recursive: true, force: true });
+  const dir = path.join(root, "checkpoints");
+  for (const name of fs.readdirSync(dir)) {
+    if (name.includes(".tmp-")) fs.rmSync(path.join(dir, name), { recursive: true, force: true }); // a killed save
+  }
+}
+
+/** The newest complete checkpoint's folder, or null. */
+export function latestCheckpoint(root: string): string | null {
+  return listCheckpoints(root).at(-1)?.dir ?? null;
+}
+
+/** Restores weights and optimizer moments in place and returns the saved state. */
+export function loadCheckpoint(dir: string, params: Map<string, Tensor>, opt: AdamW, expect: { kind: string; configHash: string }): TrainerState {
+  const statePath = path.join(dir, "trainer_state.json");
+  const state = JSON.parse(fs.readFileSync(statePath, "utf8")) as TrainerState;
+  if (state.format !== CHECKPOINT_FORMAT) {
+    throw new InputError(`checkpoint format ${state.format}, this stepwise reads ${CHECKPOINT_FORMAT}`, statePath);
+  }
+  if (state.kind !== expect.kind || state.configHash !== expect.configHash) {
+    throw new InputError(`checkpoint was written by a ${state.kind} run with another configuration`, statePath,
+      "resume with the same options, or start a fresh output folder");
+  }
+  const weights = Checkpoint.open(path.join(dir, "weights.safetensors"));
+  const moments = Checkpoint.open(path.join(dir, "optimizer.safetensors"));
+  try {
+    const index = new Map(opt.params.map((p, i) => [p, i]));
+    for (const [name, t] of params) {
+      restore(weights, name, t);
+      const i = index.get(t);
+      if (i !== undefined) {
+        restore(moments, `m.${name}`, opt.m[i]);
+        restore(moments, `v.${name}`, opt.v[i]);
+      }
+    }
+  } finally {
+    weights.close();
+    moments.close();
+  }
+  opt.stepCount = state.adamStep;
+  return state;
+}
+
+function restore(ck: Checkpoint, name: string, t: Tensor): void {
+  const host = ck.read(name, t.dtype === "f64" ? "f64" : "f32", t.shape);
+  t.backend.write(t.buf, host);
+}

@@ -1,0 +1,99 @@
+// Runs a training loop inside an output folder: metrics.jsonl (TRL names, one line per optimizer step),
+// checkpoints every N steps and at the end, and --resume from the newest checkpoint.
+
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { AdamW } from "../engine/optim.js";
+import { tidy, type Tensor } from "../engine/tensor.js";
+import { CHECKPOINT_FORMAT, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
+import { runLoop, totalSteps, type LoopConfig, type LoopState, type Objective, type StepRecord } from "./loop.js";
+import { METRICS } from "./metrics.js";
+
+export interface TrainRun<T> {
+  outDir: string;
+  kind: "sft" | "dpo";
+  items: T[];
+  params: Map<string, Tensor>; // trainable parameters by name
+  objective: Objective<T>;
+  loop: LoopConfig;
+  saveEvery: number; // optimizer steps between checkpoints (0: only at the end)
+  keepLast: number; // checkpoints kept
+  resume: boolean;
+  config: unknown; // the resolved configuration; its hash guards resumes
+  onStep?(record: StepRecord, state: LoopState, total: number): void;
+  warn?(message: string): void;
+  shouldStop?(): boolean;
+}
+
+export interface TrainResult {
+  state: LoopState;
+  total: number;
+  resumedFrom: number | null;
+  last: StepRecord | null;
+}
+
+export function hashConfig(config: unknown): string {
+  return crypto.createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
+}
+
+/** Keeps the lines of metrics.jsonl up to `step` (a resumed run rewrites what came after its checkpoint). */
+function truncateMetrics(file: string, step: number): void {
+  if (!fs.existsSync(file)) return;
+  const kept = fs.readFileSync(file, "utf8").split("\n").filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      return (JSON.parse(line) as StepRecord)[METRICS.step] <= step;
+    } catch {
+      return false; // a line cut by a kill
+    }
+  });
+  fs.writeFileSync(file, kept.map((l) => l + "\n").join(""));
+}
+
+export function train<T>(run: TrainRun<T>): TrainResult {
+  fs.mkdirSync(run.outDir, { recursive: true });
+  const metricsFile = path.join(run.outDir, "metrics.jsonl");
+  const configHash = hashConfig({ kind: run.kind, config: run.config });
+  const params = [...run.params.values()];
+  const opt = new AdamW(params, { lr: run.loop.lr, weightDecay: run.loop.weightDecay, noDecay: (p) => p.rank === 1 });
+  let state: LoopState = { step: 0, epoch: 0, cursor: 0, tokens: 0 };
+  let resumedFrom: number | null = null;
+  const save = (s: LoopState) => {
+    const full: TrainerState = { ...s, format: CHECKPOINT_FORMAT, kind: run.kind, configHash, adamStep: opt.stepCount };
+    saveCheckpoint(run.outDir, run.params, opt, full, run.keepLast);
+  };
+  try {
+    const latest = run.resume ? latestCheckpoint(run.outDir) : null;
+    if (latest) {
+      const s = loadCheckpoint(latest, run.params, opt, { kind: run.kind, configHash });
+      state = { step: s.step, epoch: s.epoch, cursor: s.cursor, tokens: s.tokens };
+      resumedFrom = s.step;
+      truncateMetrics(metricsFile, s.step);
+    } else {
+      fs.writeFileSync(metricsFile, "");
+    }
+    const total = totalSteps(run.items.length, run.loop);
+    let last: StepRecord | null = null;
+    let atLn2 = 0;
+    state = runLoop(run.items, params, opt, run.loop, run.objective, tidy, state, {
+      shouldStop: run.shouldStop,
+      onStep(record, s) {
+        last = record;
+        fs.appendFileSync(metricsFile, JSON.stringify(record) + "\n");
+        if (run.saveEvery > 0 && s.step % run.saveEvery === 0 && s.step < total) save(s);
+        // The classic bug: reference log-probs taken from the policy itself keep the sigmoid loss at ln 2.
+        atLn2 = run.kind === "dpo" && Math.abs(record[METRICS.loss] - Math.LN2) < 1e-6 ? atLn2 + 1 : 0;
+        if (atLn2 === 20) {
+          run.warn?.("the DPO loss has sat at ln 2 for 20 steps: policy and reference log-probs are identical. " +
+            "Is the reference computed from the policy being trained?");
+        }
+        run.onStep?.(record, s, total);
+      },
+    });
+    if (state.step > 0 && (state.step >= total || run.shouldStop?.())) save(state);
+    return { state, total, resumedFrom, last };
+  } finally {
+    opt.dispose();
+  }
+}
