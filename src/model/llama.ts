@@ -1,6 +1,7 @@
 // A Llama-family decoder (Llama, Qwen2, Mistral, SmolLM2) on the engine, with Hugging Face parameter names.
-// RMSNorm, rotary embeddings (rotate_half), grouped-query attention, SwiGLU MLP, tied or untied embeddings,
-// optional q/k/v biases (Qwen2).
+// RMSNorm, rotary embeddings (rotate_half; linear or llama3 frequency scaling), grouped-query attention, SwiGLU
+// MLP, tied or untied embeddings, optional q/k/v biases (Qwen2) and o bias (Llama's attention_bias). Hugging Face
+// folders are read and written by hub.ts; config.json by config.ts.
 //
 // Legend: B batch, T time, C hidden size, H heads, Hkv key/value heads, D head size, F MLP size, V vocab.
 
@@ -10,9 +11,18 @@ import { ShapeError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
 import { linear } from "../engine/nn.js";
 import { add, attention, gather, mul, reshape, rmsnorm, rope, silu } from "../engine/ops.js";
-import { Tensor, tensor } from "../engine/tensor.js";
+import { Tensor, empty, tensor } from "../engine/tensor.js";
+
+export type ModelType = "llama" | "qwen2" | "mistral";
+
+/** Rotary frequency scaling (Hugging Face `rope_scaling` / `rope_parameters`). */
+export type RopeScaling =
+  | { rope_type: "linear"; factor: number }
+  | { rope_type: "llama3"; factor: number; low_freq_factor: number; high_freq_factor: number;
+      original_max_position_embeddings: number };
 
 export interface LlamaConfig {
+  model_type?: ModelType; // default "llama"; decides config.json's architecture on save
   vocab_size: number;
   hidden_size: number; // C
   intermediate_size: number; // F
@@ -22,10 +32,15 @@ export interface LlamaConfig {
   head_dim?: number; // D, default C / H
   rms_norm_eps: number;
   rope_theta: number;
+  rope_scaling?: RopeScaling | null; // default none
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
-  attention_bias: boolean; // q/k/v biases (Qwen2)
+  attention_bias: boolean; // q/k/v biases (Qwen2; Llama's attention_bias adds o too)
+  attention_out_bias?: boolean; // o_proj bias (Llama with attention_bias), default false
   initializer_range?: number; // std of the normal init, default 0.02
+  bos_token_id?: number | number[] | null; // passed through to config.json
+  eos_token_id?: number | number[] | null;
+  pad_token_id?: number | number[] | null;
 }
 
 export interface LlamaLayer {
@@ -37,6 +52,7 @@ export interface LlamaLayer {
   kBias: Tensor | null; // (Hkv*D)
   vBias: Tensor | null; // (Hkv*D)
   o: Tensor; // (C, H*D)
+  oBias: Tensor | null; // (C)
   postNorm: Tensor; // (C)
   gate: Tensor; // (F, C)
   up: Tensor; // (F, C)
@@ -50,14 +66,24 @@ export class Llama {
   readonly layers: LlamaLayer[] = [];
   readonly norm: Tensor; // (C)
   readonly lmHead: Tensor; // (V, C), the embedding itself when tied
+  /** The config.json this model was loaded from, if any: its keys we do not own are written back on save. */
+  hfConfig?: Record<string, unknown>;
   private ropeCos: Tensor; // (P, D/2)
   private ropeSin: Tensor; // (P, D/2)
+  private readonly retiredRope: Tensor[] = [];
+  private readonly dtype: DType;
+  private readonly be: Backend;
 
-  /** A model with random weights (normal, std initializer_range; norms at 1), deterministic by seed. */
-  constructor(readonly config: LlamaConfig, opts: { seed?: number; dtype?: DType; backend?: Backend } = {}) {
+  /**
+   * A model with random weights (normal, std initializer_range; norms at 1), deterministic by seed; with
+   * init "none", zero-filled parameters for a loader to overwrite (no time spent drawing random numbers).
+   * Rotary tables cover min(max_position_embeddings, maxPositions ?? 4096) positions and grow on demand.
+   */
+  constructor(readonly config: LlamaConfig,
+    opts: { seed?: number; dtype?: DType; backend?: Backend; init?: "random" | "none"; maxPositions?: number } = {}) {
     const c = config;
-    const dtype = opts.dtype ?? "f32";
-    const be = opts.backend ?? getBackend();
+    const dtype = (this.dtype = opts.dtype ?? "f32");
+    const be = (this.be = opts.backend ?? getBackend());
     this.headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
     const D = this.headDim;
     if (!Number.isInteger(D) || D % 2 !== 0 || c.num_attention_heads % c.num_key_value_heads !== 0) {
@@ -66,12 +92,17 @@ export class Llama {
     }
     const rng = new Rng(opts.seed ?? 0);
     const std = c.initializer_range ?? 0.02;
+    const random = (opts.init ?? "random") === "random";
     const param = (name: string, shape: number[], init: "normal" | "ones" | "zeros") => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const data = new Float64Array(n);
-      if (init === "normal") for (let i = 0; i < n; i++) data[i] = rng.normal() * std;
-      else if (init === "ones") data.fill(1);
-      const t = tensor(data, shape, dtype, be).keep();
+      let t: Tensor;
+      if (!random) t = empty(shape, dtype, be).keep();
+      else {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const data = new Float64Array(n);
+        if (init === "normal") for (let i = 0; i < n; i++) data[i] = rng.normal() * std;
+        else if (init === "ones") data.fill(1);
+        t = tensor(data, shape, dtype, be).keep();
+      }
       t.name = name;
       t.requiresGrad = true;
       this.params.set(name, t);
@@ -93,6 +124,7 @@ export class Llama {
         kBias: c.attention_bias ? param(`${p}self_attn.k_proj.bias`, [Hkv * D], "zeros") : null,
         vBias: c.attention_bias ? param(`${p}self_attn.v_proj.bias`, [Hkv * D], "zeros") : null,
         o: param(`${p}self_attn.o_proj.weight`, [C, H * D], "normal"),
+        oBias: c.attention_out_bias ? param(`${p}self_attn.o_proj.bias`, [C], "zeros") : null,
         postNorm: param(`${p}post_attention_layernorm.weight`, [C], "ones"),
         gate: param(`${p}mlp.gate_proj.weight`, [F, C], "normal"),
         up: param(`${p}mlp.up_proj.weight`, [F, C], "normal"),
@@ -101,7 +133,22 @@ export class Llama {
     }
     this.norm = param("model.norm.weight", [C], "ones");
     this.lmHead = c.tie_word_embeddings ? this.embed : param("lm_head.weight", [c.vocab_size, C], "normal");
-    [this.ropeCos, this.ropeSin] = ropeTables(c.max_position_embeddings, D, c.rope_theta, dtype, be);
+    const positions = Math.min(c.max_position_embeddings, opts.maxPositions ?? 4096);
+    [this.ropeCos, this.ropeSin] = ropeTables(positions, D, ropeInvFreq(c, D), dtype, be);
+  }
+
+  /** Rotary positions the tables cover now. */
+  get ropePositions(): number {
+    return this.ropeCos.shape[0];
+  }
+
+  /** Grows the rotary tables to cover positions [0, n) (e.g. before generating past 4096 tokens). */
+  ensurePositions(n: number): void {
+    if (n <= this.ropePositions) return;
+    const size = Math.max(n, 2 * this.ropePositions);
+    // A pending backward may still read the old tables: they are freed with the model, not now.
+    this.retiredRope.push(this.ropeCos, this.ropeSin);
+    [this.ropeCos, this.ropeSin] = ropeTables(size, this.headDim, ropeInvFreq(this.config, this.headDim), this.dtype, this.be);
   }
 
   parameters(): Tensor[] {
@@ -123,6 +170,7 @@ export class Llama {
     const D = this.headDim;
     const H = c.num_attention_heads;
     const Hkv = c.num_key_value_heads;
+    if (!opts.pos) this.ensurePositions(T);
     const pos = opts.pos ?? tensor(Array.from({ length: B * T }, (_, i) => i % T), [B, T], "i32", ids.backend);
 
     let x = gather(this.embed, ids); // (B, T, C)
@@ -132,7 +180,7 @@ export class Llama {
       const k = rope(reshape(linear(h, l.k, l.kBias), [B, T, Hkv, D]), this.ropeCos, this.ropeSin, pos); // (B, T, Hkv, D)
       const v = reshape(linear(h, l.v, l.vBias), [B, T, Hkv, D]); // (B, T, Hkv, D)
       const a = attention(q, k, v, { keyMask: opts.keyMask ?? null }); // (B, T, H, D)
-      x = add(x, linear(reshape(a, [B, T, H * D]), l.o)); // (B, T, C)
+      x = add(x, linear(reshape(a, [B, T, H * D]), l.o, l.oBias)); // (B, T, C)
       const m = rmsnorm(x, l.postNorm, c.rms_norm_eps); // (B, T, C)
       const mlp = mul(silu(linear(m, l.gate)), linear(m, l.up)); // (B, T, F)
       x = add(x, linear(mlp, l.down)); // (B, T, C)
@@ -147,19 +195,51 @@ export class Llama {
     }
     this.ropeCos.dispose();
     this.ropeSin.dispose();
+    for (const r of this.retiredRope) r.dispose();
   }
 }
 
-/** cos and sin of p * theta^(-2i/D) for p < P, i < D/2, computed in float64. */
-export function ropeTables(positions: number, d: number, theta: number, dtype: DType, be: Backend): [Tensor, Tensor] {
+/**
+ * Rotary inverse frequencies theta^(-2i/D) for i < D/2, computed in float64, with Hugging Face's rope scaling:
+ * linear divides every frequency by factor; llama3 divides low frequencies (wavelength > original context /
+ * low_freq_factor) by factor, keeps high ones (wavelength < original context / high_freq_factor), and blends between.
+ */
+export function ropeInvFreq(c: Pick<LlamaConfig, "rope_theta" | "rope_scaling">, d: number): Float64Array {
+  const inv = new Float64Array(d / 2);
+  for (let i = 0; i < d / 2; i++) inv[i] = 1 / c.rope_theta ** ((2 * i) / d);
+  const s = c.rope_scaling;
+  if (!s) return inv;
+  switch (s.rope_type) {
+    case "linear":
+      return inv.map((f) => f / s.factor);
+    case "llama3": {
+      const old = s.original_max_position_embeddings;
+      const lowWavelen = old / s.low_freq_factor;
+      const highWavelen = old / s.high_freq_factor;
+      return inv.map((f) => {
+        const wavelen = (2 * Math.PI) / f;
+        if (wavelen > lowWavelen) return f / s.factor;
+        if (wavelen < highWavelen) return f;
+        const smooth = (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        return (1 - smooth) * (f / s.factor) + smooth * f;
+      });
+    }
+    default:
+      return s satisfies never;
+  }
+}
+
+/** cos and sin of p * invFreq[i] for p < P, i < D/2, computed in float64. */
+export function ropeTables(positions: number, d: number, invFreq: Float64Array | number, dtype: DType,
+  be: Backend): [Tensor, Tensor] {
   const half = d / 2;
+  const inv = typeof invFreq === "number" ? ropeInvFreq({ rope_theta: invFreq }, d) : invFreq;
   const cos = new Float64Array(positions * half);
   const sin = new Float64Array(positions * half);
   for (let i = 0; i < half; i++) {
-    const invFreq = 1 / theta ** ((2 * i) / d);
     for (let p = 0; p < positions; p++) {
-      cos[p * half + i] = Math.cos(p * invFreq);
-      sin[p * half + i] = Math.sin(p * invFreq);
+      cos[p * half + i] = Math.cos(p * inv[i]);
+      sin[p * half + i] = Math.sin(p * inv[i]);
     }
   }
   return [tensor(cos, [positions, half], dtype, be).keep(), tensor(sin, [positions, half], dtype, be).keep()];

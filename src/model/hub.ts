@@ -1,0 +1,119 @@
+// Hugging Face model folders: config.json + model.safetensors (or shards) [+ tokenizer files], read into a Llama and
+// written back so that transformers' from_pretrained loads them unchanged.
+//
+// Loading allocates each parameter once on the backend and reads its bytes from the file into one host array of
+// that tensor's size: a checkpoint is never held twice. Names follow Hugging Face (model.layers.N.self_attn.q_proj...).
+
+import fs from "node:fs";
+import path from "node:path";
+import type { Backend, DType } from "../backend/backend.js";
+import { getBackend } from "../backend/index.js";
+import { InputError } from "../core/errors.js";
+import { noGrad } from "../engine/tensor.js";
+import { parseHfConfig, toHfConfig } from "./config.js";
+import { Llama, type LlamaConfig } from "./llama.js";
+import { Checkpoint, type StDType, type TensorToWrite, writeCheckpoint, writeJsonAtomic } from "./safetensors.js";
+
+/** Tensors some checkpoints carry that are not parameters (rotary caches of older transformers). */
+const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
+
+export interface LoadOptions {
+  dtype?: DType; // compute dtype of the parameters, default f32
+  backend?: Backend;
+  maxPositions?: number; // initial rotary table size, see Llama
+  /** Receives warnings (unexpected tensors); default: written to stderr. */
+  warn?: (msg: string) => void;
+}
+
+export function readConfig(dir: string): { config: LlamaConfig; raw: Record<string, unknown> } {
+  const file = path.join(dir, "config.json");
+  if (!fs.existsSync(file)) throw new InputError("no config.json in the model folder", dir, "is this a Hugging Face model folder?");
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new InputError(`not valid JSON (${(e as Error).message})`, file);
+  }
+  return { config: parseHfConfig(raw, file), raw };
+}
+
+function stderrWarn(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
+/** Loads a Hugging Face model folder (config.json + safetensors) into a Llama. */
+export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
+  const { config, raw } = readConfig(dir);
+  const model = new Llama(config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), init: "none",
+    maxPositions: opts.maxPositions });
+  model.hfConfig = raw;
+  try {
+    loadWeights(model, dir, opts.warn);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
+
+/** Reads every parameter of `model` from the checkpoint at `where` (folder or file), checking names and shapes. */
+export function loadWeights(model: Llama, where: string, warn: (msg: string) => void = stderrWarn): void {
+  const ckpt = Checkpoint.open(where);
+  try {
+    const wanted = new Set(model.params.keys());
+    const missing = [...wanted].filter((n) => !ckpt.has(n));
+    if (missing.length > 0) {
+      throw new InputError(`missing tensor${missing.length > 1 ? "s" : ""} ${missing.slice(0, 5).map((n) => `"${n}"`).join(", ")}` +
+        `${missing.length > 5 ? ` and ${missing.length - 5} more` : ""}`, ckpt.where, "the checkpoint does not match config.json");
+    }
+    const tied = model.config.tie_word_embeddings ? ["lm_head.weight"] : [];
+    const extra = [...ckpt.tensors.keys()].filter((n) => !wanted.has(n) && !IGNORED.test(n) && !tied.includes(n));
+    if (extra.length > 0) {
+      warn(`stepwise: ${ckpt.where}: ${extra.length} tensor(s) not used by the model, e.g. "${extra[0]}"`);
+    }
+    // One host array of the largest tensor's size is reused for every tensor: file -> scratch -> backend buffer.
+    const largest = Math.max(...[...model.params.values()].map((p) => p.size));
+    const f64 = model.parameters()[0].dtype === "f64";
+    const scratch = f64 ? new Float64Array(largest) : new Float32Array(largest);
+    noGrad(() => {
+      for (const [name, p] of model.params) {
+        p.backend.write(p.buf, ckpt.read(name, f64 ? "f64" : "f32", p.shape, scratch.subarray(0, p.size)));
+      }
+    });
+  } finally {
+    ckpt.close();
+  }
+}
+
+export interface SaveOptions {
+  dtype?: "f32" | "f16" | "bf16"; // on-disk dtype, default f32
+  maxShardBytes?: number; // shard above this size (default 5 GB, as transformers)
+}
+
+const ST: Record<NonNullable<SaveOptions["dtype"]>, { st: StDType; torch: string }> = {
+  f32: { st: "F32", torch: "float32" },
+  f16: { st: "F16", torch: "float16" },
+  bf16: { st: "BF16", torch: "bfloat16" },
+};
+
+/** The model's tensors for writing, read from the backend one at a time as the writer reaches them. */
+export function modelTensors(model: Llama, dtype: StDType = "F32"): TensorToWrite[] {
+  const out: TensorToWrite[] = [];
+  for (const [name, p] of model.params) {
+    if (name === "lm_head.weight" && model.config.tie_word_embeddings) continue;
+    out.push({ name, shape: p.shape, dtype, data: () => p.toArray() });
+  }
+  return out;
+}
+
+/**
+ * Writes config.json and the weights (model.safetensors, or shards + index) into `dir`, each file atomically.
+ * Keys of the config the model was loaded from that we do not own are kept. Tokenizer files are the caller's.
+ */
+export function saveModel(model: Llama, dir: string, opts: SaveOptions = {}): void {
+  const dt = ST[opts.dtype ?? "f32"];
+  if (!dt) throw new InputError(`unknown save dtype "${opts.dtype}"`, undefined, "use f32, f16 or bf16");
+  fs.mkdirSync(dir, { recursive: true });
+  writeCheckpoint(dir, modelTensors(model, dt.st), { maxShardBytes: opts.maxShardBytes });
+  writeJsonAtomic(path.join(dir, "config.json"), toHfConfig(model.config, { dtype: dt.torch, base: model.hfConfig }));
+}
