@@ -5,6 +5,9 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { readFileSync } from "node:fs";
 import { StepwiseError, InputError } from "../core/errors.js";
 import { benchCommand } from "./bench.js";
+import { taskCommand } from "./task.js";
+import { verifyCommand } from "./verify.js";
+import { sftCommand, dpoCommand } from "./train.js";
 
 export interface Command {
   name: string;
@@ -16,7 +19,7 @@ export interface Command {
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [benchCommand];
+const COMMANDS: Command[] = [benchCommand, taskCommand, verifyCommand, sftCommand, dpoCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

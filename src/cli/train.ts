@@ -1,0 +1,254 @@
+// `stepwise sft` and `stepwise dpo`: read a JSONL file, train, write a Hugging Face model folder with
+// metrics.jsonl, checkpoints/ and the resolved train_config.json beside the weights.
+
+import fs from "node:fs";
+import path from "node:path";
+import { InputError } from "../core/errors.js";
+import { backendByName, getBackend, setBackend } from "../backend/index.js";
+import type { PromptTemplate } from "../data/format.js";
+import { writeJsonAtomic } from "../model/safetensors.js";
+import { loadModel, saveModel } from "../model/hub.js";
+import { initModel } from "../model/presets.js";
+import { TextTokenizer } from "../model/tokenizer.js";
+import type { Llama } from "../model/llama.js";
+import { readPairsFile, readSftFile, type ReadOptions, type Skipped } from "../train/data.js";
+import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference } from "../train/dpo.js";
+import { parseLosses } from "../train/losses.js";
+import { totalSteps, type LoopConfig } from "../train/loop.js";
+import { METRICS } from "../train/metrics.js";
+import { parseSchedule } from "../train/schedule.js";
+import { sftObjective } from "../train/sft.js";
+import { train, type TrainResult } from "../train/trainer.js";
+import { intOption, type Command } from "./main.js";
+import { Progress } from "./progress.js";
+
+type Values = Record<string, string | boolean | undefined>;
+
+const TRAIN_OPTIONS = {
+  epochs: { type: "string" }, "max-steps": { type: "string" }, "batch-size": { type: "string" },
+  "grad-accum": { type: "string" }, lr: { type: "string" }, "lr-schedule": { type: "string" },
+  "warmup-ratio": { type: "string" }, "weight-decay": { type: "string" }, "max-grad-norm": { type: "string" },
+  seed: { type: "string" }, "save-every": { type: "string" }, "keep-checkpoints": { type: "string" },
+  resume: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
+  "max-length": { type: "string" }, template: { type: "string" }, "skip-bad": { type: "boolean" },
+  out: { type: "string" }, json: { type: "boolean" },
+} as const;
+
+const TRAIN_HELP = [
+  "  --out DIR            output model folder (weights, tokenizer, metrics.jsonl, checkpoints/)",
+  "  --epochs N           passes over the data (default 1)",
+  "  --max-steps N        stop after N optimizer steps",
+  "  --batch-size N       items per micro-batch (default 8)",
+  "  --grad-accum N       micro-batches per optimizer step (default 1)",
+  "  --lr X               peak learning rate",
+  "  --lr-schedule S      cosine (default), linear or constant, after warmup",
+  "  --warmup-ratio X     fraction of steps spent warming up (default 0.1)",
+  "  --weight-decay X     AdamW decoupled weight decay (default 0; norms and biases never decay)",
+  "  --max-grad-norm X    clip the global gradient norm (default 1; 0 turns clipping off)",
+  "  --seed N             data order (default 0)",
+  "  --save-every N       checkpoint every N optimizer steps (default 0: at the end only)",
+  "  --keep-checkpoints N checkpoints kept (default 2)",
+  "  --resume             continue from the newest checkpoint in --out",
+  "  --max-length N       longest prompt + completion in tokens (default 1024)",
+  "  --template T         plain (default: question, newline, solution) or chat (the model's chat template)",
+  "  --skip-bad           count and skip bad lines instead of stopping",
+  "  --threads N          native backend threads (default: all cores)",
+  "  --backend B          native (default when built) or reference",
+  "  --json               print a JSON summary at the end",
+].join("\n");
+
+function num(values: Values, name: string, dflt: number, min = 0): number {
+  const v = values[name];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new InputError(`--${name} must be a number >= ${min}, got "${v}"`);
+  return n;
+}
+
+function loopConfig(values: Values, dfltLr: number): LoopConfig {
+  return {
+    epochs: intOption(values, "epochs", 1),
+    maxSteps: values["max-steps"] === undefined ? null : intOption(values, "max-steps", 1),
+    batchSize: intOption(values, "batch-size", 8),
+    gradAccum: intOption(values, "grad-accum", 1),
+    lr: num(values, "lr", dfltLr),
+    schedule: parseSchedule(String(values["lr-schedule"] ?? "cosine")),
+    warmupRatio: num(values, "warmup-ratio", 0.1),
+    weightDecay: num(values, "weight-decay", 0),
+    maxGradNorm: num(values, "max-grad-norm", 1),
+    seed: intOption(values, "seed", 0, 0),
+  };
+}
+
+function setup(values: Values): { out: string; warn: (m: string) => void } {
+  if (values.backend) setBackend(backendByName(String(values.backend)));
+  if (values.threads !== undefined) getBackend().setThreads(intOption(values, "threads", 1));
+  const out = values.out;
+  if (typeof out !== "string") throw new InputError("--out DIR is required");
+  fs.mkdirSync(out, { recursive: true });
+  return { out, warn: (m) => process.stderr.write(`stepwise: ${m}\n`) };
+}
+
+function template(values: Values): PromptTemplate {
+  const t = String(values.template ?? "plain");
+  if (t !== "plain" && t !== "chat") throw new InputError(`--template must be plain or chat, got "${t}"`);
+  return t;
+}
+
+function readOptions(values: Values, tokenizer: TextTokenizer, warn: (m: string) => void): ReadOptions {
+  return { tokenizer, template: template(values), maxLength: intOption(values, "max-length", 1024), skipBad: Boolean(values["skip-bad"]), warn };
+}
+
+function reportSkips(file: string, s: Skipped, warn: (m: string) => void): void {
+  if (s.count === 0) return;
+  const why = Object.entries(s.reasons).map(([r, n]) => `${n} ${r}`).join("; ");
+  warn(`${file}: skipped ${s.count} lines (${why})`);
+}
+
+/** Runs training with a progress bar that shows loss, reward accuracy, tokens/s and ETA. */
+function runWithProgress<T>(label: string, run: Parameters<typeof train<T>>[0]): TrainResult {
+  const bar = new Progress(label, { total: totalSteps(run.items.length, run.loop), unit: " steps" });
+  let stop = false;
+  const onSignal = () => (stop = true);
+  process.once("SIGINT", onSignal);
+  try {
+    return train({
+      ...run,
+      shouldStop: () => stop,
+      onStep(record, state) {
+        const acc = record[METRICS.rewardsAccuracies];
+        bar.note(`loss ${record[METRICS.loss].toFixed(4)}${acc === undefined ? "" : ` acc ${acc.toFixed(2)}`} ` +
+          `${Math.round(record[METRICS.tokensPerSecond])} tok/s`);
+        bar.set(state.step);
+      },
+    });
+  } finally {
+    process.off("SIGINT", onSignal);
+    bar.finish();
+  }
+}
+
+function finish(values: Values, kind: string, out: string, r: TrainResult, model: Llama, tokenizer: TextTokenizer, extra: object): number {
+  saveModel(model, out);
+  tokenizer.save(out);
+  const summary = { kind, out, steps: r.state.step, total_steps: r.total, resumed_from: r.resumedFrom,
+    loss: r.last?.[METRICS.loss] ?? null, ...extra };
+  if (values.json) console.log(JSON.stringify(summary));
+  else console.error(`stepwise ${kind}: ${r.state.step}/${r.total} steps, model written to ${out}`);
+  model.dispose();
+  return 0;
+}
+
+function loadPolicy(values: Values, warn: (m: string) => void): { model: Llama; tokenizer: TextTokenizer; fromScratch: boolean } {
+  const seed = intOption(values, "seed", 0, 0);
+  if (typeof values.model === "string") {
+    return { model: loadModel(values.model, { warn }), tokenizer: TextTokenizer.load(values.model), fromScratch: false };
+  }
+  if (typeof values.init === "string") {
+    const { model, tokenizer } = initModel(values.init, { seed });
+    if (!tokenizer) {
+      model.dispose();
+      throw new InputError(`--init ${values.init} has no built-in tokenizer`, undefined, "use --init tiny or small, or --model DIR");
+    }
+    return { model, tokenizer, fromScratch: true };
+  }
+  throw new InputError("give --model DIR or --init tiny|small|CONFIG.json");
+}
+
+export const sftCommand: Command = {
+  name: "sft",
+  summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
+  usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
+  options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" } },
+  help: ["  --data FILE          JSONL of {question, answer} or {prompt, completion}",
+    "  --model DIR          start from a Hugging Face model folder", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
+    TRAIN_HELP].join("\n"),
+  async run(values) {
+    const { out, warn } = setup(values);
+    if (typeof values.data !== "string") throw new InputError("--data FILE is required");
+    const { model, tokenizer, fromScratch } = loadPolicy(values, warn);
+    const { examples, skipped } = await readSftFile(values.data, readOptions(values, tokenizer, warn));
+    reportSkips(values.data, skipped, warn);
+    if (examples.length === 0) throw new InputError("no usable examples", values.data);
+    const loop = loopConfig(values, fromScratch ? 1e-3 : 2e-5);
+    const config = { stage: "sft", data: path.resolve(values.data), model: values.model ?? null, init: values.init ?? null, loop,
+      template: template(values), maxLength: intOption(values, "max-length", 1024) };
+    writeJsonAtomic(path.join(out, "train_config.json"), config);
+    const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
+    const r = runWithProgress("sft", {
+      outDir: out, kind: "sft", items: examples, params: trainable(model), objective: sftObjective(model, padId), loop,
+      saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),
+      resume: Boolean(values.resume), config, warn,
+    });
+    return finish(values, "sft", out, r, model, tokenizer, { examples: examples.length, skipped: skipped.count });
+  },
+};
+
+function trainable(model: Llama) {
+  return new Map([...model.params].filter(([, t]) => t.requiresGrad));
+}
+
+export const dpoCommand: Command = {
+  name: "dpo",
+  summary: "DPO-family training on preference pairs (outcome, SCDPO or Step-DPO)",
+  usage: "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",
+  options: { ...TRAIN_OPTIONS, model: { type: "string" }, pairs: { type: "string" }, loss: { type: "string" },
+    "loss-weights": { type: "string" }, beta: { type: "string" }, "label-smoothing": { type: "string" },
+    ref: { type: "string" }, reference: { type: "string" } },
+  help: ["  --model DIR          the policy to train (usually the SFT model); also the reference unless --ref",
+    "  --pairs FILE         JSONL pairs in TRL {prompt, chosen, rejected} or Step-DPO format",
+    "  --loss L[,L...]      sigmoid (default), robust, hinge, ipo, sigmoid_norm, apo_zero, sft",
+    "  --loss-weights W,... one weight per loss (default 1 each); sigmoid,sft with 1,0.2 is Iterative RPO",
+    "  --beta X             inverse temperature of the implicit reward (default 0.1)",
+    "  --label-smoothing X  noise rate for sigmoid (cDPO) and robust (default 0)",
+    "  --ref DIR            a reference model other than --model",
+    "  --reference MODE     precomputed (default: one batched pass, cached in --out) or live",
+    TRAIN_HELP].join("\n"),
+  async run(values) {
+    const { out, warn } = setup(values);
+    if (typeof values.model !== "string") throw new InputError("--model DIR is required");
+    if (typeof values.pairs !== "string") throw new InputError("--pairs FILE is required");
+    const losses = parseLosses(String(values.loss ?? "sigmoid"), values["loss-weights"] as string | undefined);
+    const beta = num(values, "beta", 0.1);
+    const labelSmoothing = num(values, "label-smoothing", 0);
+    if (beta <= 0) throw new InputError(`--beta must be > 0, got ${beta}`);
+    if (labelSmoothing >= 0.5) throw new InputError(`--label-smoothing must be < 0.5, got ${labelSmoothing}`);
+    const mode = String(values.reference ?? "precomputed");
+    if (mode !== "precomputed" && mode !== "live") throw new InputError(`--reference must be precomputed or live, got "${mode}"`);
+    const { model, tokenizer } = loadPolicy(values, warn);
+    const { pairs, stepLevel, skipped } = await readPairsFile(values.pairs, readOptions(values, tokenizer, warn));
+    reportSkips(values.pairs, skipped, warn);
+    const loop = loopConfig(values, 1e-6);
+    const refDir = typeof values.ref === "string" ? values.ref : values.model;
+    const config = { stage: "dpo", pairs: path.resolve(values.pairs), model: path.resolve(values.model), ref: path.resolve(refDir),
+      losses, beta, labelSmoothing, reference: mode, loop, template: template(values), maxLength: intOption(values, "max-length", 1024) };
+    writeJsonAtomic(path.join(out, "train_config.json"), config);
+    const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
+    let refModel: Llama | null = null;
+    let reference: Reference;
+    if (mode === "live") {
+      refModel = loadModel(refDir, { warn });
+      reference = { kind: "live", model: refModel };
+    } else {
+      const key = JSON.stringify({ ref: config.ref, pairs: config.pairs, template: config.template, maxLength: config.maxLength });
+      reference = { kind: "precomputed", logps: cachedRefLogps(path.join(out, "ref_logps.json"), key, () => {
+        const ref = refDir === values.model ? model : (refModel = loadModel(refDir, { warn }));
+        const bar = new Progress("reference log-probs", { total: pairs.length, unit: " pairs" });
+        const r = precomputeRefLogps(ref, pairs, padId, loop.batchSize, (done) => bar.set(done));
+        bar.finish();
+        return r;
+      }) };
+    }
+    try {
+      const r = runWithProgress("dpo", {
+        outDir: out, kind: "dpo", items: pairs, params: trainable(model),
+        objective: dpoObjective(model, reference, { beta, labelSmoothing, losses, padId }), loop,
+        saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),
+        resume: Boolean(values.resume), config, warn,
+      });
+      return finish(values, "dpo", out, r, model, tokenizer, { pairs: pairs.length, step_pairs: stepLevel, skipped: skipped.count });
+    } finally {
+      (refModel as Llama | null)?.dispose();
+    }
+  },
+};
