@@ -72,7 +72,9 @@ export class TextTokenizer {
     this.eosId = id(this.eosToken);
     this.padId = id(this.padToken);
     const vocab = this.hf.get_vocab(true);
-    this.vocabSize = Math.max(-1, ...vocab.values()) + 1;
+    let maxId = -1; // a loop: spreading 150k ids into Math.max overflows the call stack
+    for (const v of vocab.values()) if (v > maxId) maxId = v;
+    this.vocabSize = maxId + 1;
     // Probe: the text's ids sit inside the post-processed ids; what is around them is added by the post-processor.
     const bare: number[] = this.hf.encode("a", { add_special_tokens: false }).ids;
     const full: number[] = this.hf.encode("a", { add_special_tokens: true }).ids;
