@@ -10,8 +10,8 @@ import { getBackend } from "../backend/index.js";
 import { ShapeError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
 import { linear } from "../engine/nn.js";
-import { add, attention, gather, mul, reshape, rmsnorm, rope, silu } from "../engine/ops.js";
-import { Tensor, empty, tensor } from "../engine/tensor.js";
+import { add, attention, gather, mul, reshape, rmsnorm, rope, silu, slice } from "../engine/ops.js";
+import { Tensor, empty, noGrad, tensor, zeros } from "../engine/tensor.js";
 
 export type ModelType = "llama" | "qwen2" | "mistral";
 
@@ -164,28 +164,88 @@ export class Llama {
    * i32 marks padding keys with 0.
    */
   forward(ids: Tensor, opts: { pos?: Tensor; keyMask?: Tensor | null } = {}): Tensor {
-    const [B, T] = ids.shape;
+    return this.logits(this.hidden(ids, opts)); // (B, T, V)
+  }
+
+  /** The final hidden states (B, T, C), after the last norm: `forward` is `logits(hidden(...))`. */
+  hidden(ids: Tensor, opts: { pos?: Tensor; keyMask?: Tensor | null } = {}): Tensor {
     if (ids.rank !== 2) throw new ShapeError("Llama.forward", { ids: ids.shape }, "ids must be (B, T)");
+    const [B, T] = ids.shape;
+    if (!opts.pos) this.ensurePositions(T);
+    const pos = opts.pos ?? tensor(Array.from({ length: B * T }, (_, i) => i % T), [B, T], "i32", ids.backend);
+    const keyMask = opts.keyMask ?? null;
+    return this.decoder(ids, pos, (q, k, v) => attention(q, k, v, { keyMask }));
+  }
+
+  /** Hidden states (..., C) -> logits (..., V). */
+  logits(h: Tensor): Tensor {
+    return linear(h, this.lmHead);
+  }
+
+  /**
+   * The decoder stack, top to bottom, up to the final norm: (B, T) ids -> (B, T, C). `attend` gets layer i's
+   * rotated queries (B, T, H, D) and keys, values (B, T, Hkv, D) and returns (B, T, H, D): plain causal attention
+   * for `hidden`, attention over the KV cache for `forwardCached`.
+   */
+  private decoder(ids: Tensor, pos: Tensor, attend: (q: Tensor, k: Tensor, v: Tensor, layer: number) => Tensor): Tensor {
+    const [B, T] = ids.shape;
     const c = this.config;
     const D = this.headDim;
     const H = c.num_attention_heads;
     const Hkv = c.num_key_value_heads;
-    if (!opts.pos) this.ensurePositions(T);
-    const pos = opts.pos ?? tensor(Array.from({ length: B * T }, (_, i) => i % T), [B, T], "i32", ids.backend);
-
     let x = gather(this.embed, ids); // (B, T, C)
-    for (const l of this.layers) {
+    this.layers.forEach((l, i) => {
       const h = rmsnorm(x, l.inputNorm, c.rms_norm_eps); // (B, T, C)
       const q = rope(reshape(linear(h, l.q, l.qBias), [B, T, H, D]), this.ropeCos, this.ropeSin, pos); // (B, T, H, D)
       const k = rope(reshape(linear(h, l.k, l.kBias), [B, T, Hkv, D]), this.ropeCos, this.ropeSin, pos); // (B, T, Hkv, D)
       const v = reshape(linear(h, l.v, l.vBias), [B, T, Hkv, D]); // (B, T, Hkv, D)
-      const a = attention(q, k, v, { keyMask: opts.keyMask ?? null }); // (B, T, H, D)
+      const a = attend(q, k, v, i); // (B, T, H, D)
       x = add(x, linear(reshape(a, [B, T, H * D]), l.o, l.oBias)); // (B, T, C)
       const m = rmsnorm(x, l.postNorm, c.rms_norm_eps); // (B, T, C)
       const mlp = mul(silu(linear(m, l.gate)), linear(m, l.up)); // (B, T, F)
       x = add(x, linear(mlp, l.down)); // (B, T, C)
+    });
+    return rmsnorm(x, this.norm, c.rms_norm_eps); // (B, T, C)
+  }
+
+  /** An empty KV cache for `batch` rows of up to `capacity` tokens each (prompt and generated). */
+  newCache(batch: number, capacity: number): KVCache {
+    this.ensurePositions(capacity);
+    const c = this.config;
+    return new KVCache(batch, capacity, c.num_hidden_layers, c.num_key_value_heads, this.headDim, this.dtype, this.be);
+  }
+
+  /**
+   * Logits of ids (B, T) i32 appended to `cache` after its filled slots: prefill (empty cache, any T) and decode
+   * (T = 1) for generation, without gradients. `valid` (B*T on the host, default all 1) marks real tokens; 0 marks
+   * padding, which no query attends to and which takes no rotary position: prompts of different lengths are
+   * left-padded so that every row's last token sits in the same slot, and each row's positions count its own real
+   * tokens. lastOnly returns only the last slot's logits (B, 1, V), else (B, T, V). The cache grows by T slots;
+   * keys and values are appended in place (copyRange), never copied whole, except that a multi-token append after a
+   * prefill that does not end at the cache's capacity attends over a copy of the filled prefix.
+   */
+  forwardCached(ids: Tensor, cache: KVCache, opts: { valid?: ArrayLike<number>; lastOnly?: boolean } = {}): Tensor {
+    if (ids.rank !== 2 || ids.shape[0] !== cache.batch || ids.shape[1] < 1 ||
+      cache.length + ids.shape[1] > cache.capacity || cache.keys.length !== this.layers.length) {
+      throw new ShapeError("Llama.forwardCached", { ids: ids.shape, cache: [cache.batch, cache.length, cache.capacity] },
+        "ids must be (B, T) with B the cache's rows and T within its free slots, for a cache of this model");
     }
-    return linear(rmsnorm(x, this.norm, c.rms_norm_eps), this.lmHead); // (B, T, V)
+    const [B, T] = ids.shape;
+    return noGrad(() => {
+      const start = cache.length;
+      const end = start + T;
+      const pos = tensor(cache.advance(T, opts.valid), [B, T], "i32", this.be); // (B, T)
+      // Keys a query may see: this chunk alone (prefill), the whole cache (its filled slots unmasked), or a prefix.
+      const whole = start > 0 && (T === 1 || end === cache.capacity);
+      const keyMask = whole ? cache.mask : tensor(cache.maskSlots(end), [B, end], "i32", this.be); // (B, Tk)
+      const h = this.decoder(ids, pos, (q, k, v, i) => {
+        cache.append(i, k, v, start);
+        if (start === 0) return attention(q, k, v, { keyMask });
+        if (whole) return attention(q, cache.keys[i], cache.values[i], { keyMask });
+        return attention(q, slice(cache.keys[i], 1, 0, end), slice(cache.values[i], 1, 0, end), { keyMask });
+      }); // (B, T, C)
+      return this.logits(opts.lastOnly ? slice(h, 1, T - 1, 1) : h); // (B, T or 1, V)
+    });
   }
 
   dispose(): void {
@@ -196,6 +256,112 @@ export class Llama {
     this.ropeCos.dispose();
     this.ropeSin.dispose();
     for (const r of this.retiredRope) r.dispose();
+  }
+}
+
+/**
+ * Keys and values of every layer for incremental decoding: B rows of S slots, filled left to right, the same slot
+ * index in every row at each step. Made by `Llama.newCache`; owned by its creator, who calls dispose(). Slots start
+ * zeroed and masked, so unfilled ones are never read as garbage.
+ */
+export class KVCache {
+  readonly keys: Tensor[] = []; // per layer (B, S, Hkv, D)
+  readonly values: Tensor[] = []; // per layer (B, S, Hkv, D)
+  readonly mask: Tensor; // (B, S) i32: 1 where a slot holds a real token, 0 for padding and empty slots
+  /** Slots filled so far, the same for every row. */
+  length = 0;
+  private readonly maskHost: Int32Array; // (B, S), mirrored into `mask`
+  private readonly nextPos: Int32Array; // (B): rotary position of each row's next real token
+  private readonly rowSize: number; // Hkv * D
+
+  constructor(readonly batch: number, readonly capacity: number, layers: number, private readonly hkv: number,
+    private readonly d: number, private readonly dtype: DType, be: Backend) {
+    if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(capacity) || capacity < 1) {
+      throw new ShapeError("KVCache", { cache: [batch, capacity] }, "needs at least one row and one slot");
+    }
+    this.rowSize = hkv * d;
+    try {
+      for (let i = 0; i < layers; i++) {
+        this.keys.push(zeros([batch, capacity, hkv, d], dtype, be).keep());
+        this.values.push(zeros([batch, capacity, hkv, d], dtype, be).keep());
+      }
+      this.mask = zeros([batch, capacity], "i32", be).keep();
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+    this.maskHost = new Int32Array(batch * capacity);
+    this.nextPos = new Int32Array(batch);
+  }
+
+  /**
+   * Claims the next T slots of every row: marks them in the mask (valid[b*T + t], default 1) and returns the rotary
+   * positions (B*T) of their tokens (each row counts its own real tokens; padding gets 0).
+   */
+  advance(T: number, valid?: ArrayLike<number>): Int32Array {
+    const B = this.batch;
+    const S = this.capacity;
+    if (valid && valid.length !== B * T) {
+      throw new ShapeError("KVCache.advance", { valid: [valid.length], ids: [B, T] }, "one valid flag per token");
+    }
+    const pos = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const real = valid ? (valid[b * T + t] ? 1 : 0) : 1;
+        this.maskHost[b * S + this.length + t] = real;
+        pos[b * T + t] = real ? this.nextPos[b]++ : 0;
+      }
+    }
+    this.length += T;
+    this.mask.backend.write(this.mask.buf, this.maskHost);
+    return pos;
+  }
+
+  /** The mask of slots [0, n) of every row (B*n), for attention over a prefix of the cache. */
+  maskSlots(n: number): Int32Array {
+    const out = new Int32Array(this.batch * n);
+    for (let b = 0; b < this.batch; b++) out.set(this.maskHost.subarray(b * this.capacity, b * this.capacity + n), b * n);
+    return out;
+  }
+
+  /** Writes layer i's keys and values (B, T, Hkv, D) into slots [start, start + T) of every row. */
+  append(i: number, k: Tensor, v: Tensor, start: number): void {
+    const T = k.shape[1];
+    const be = k.backend;
+    be.copyRange(k.buf, T, 0, this.keys[i].buf, this.capacity, start, this.batch, T, this.rowSize, false);
+    be.copyRange(v.buf, T, 0, this.values[i].buf, this.capacity, start, this.batch, T, this.rowSize, false);
+  }
+
+  /**
+   * A new cache holding only `rows` of this one (in that order), e.g. the sequences still generating once others have
+   * finished; this cache is left as it was. Copies those rows' filled slots once.
+   */
+  select(rows: number[]): KVCache {
+    const B = this.batch;
+    const S = this.capacity;
+    const bad = rows.find((r) => !Number.isInteger(r) || r < 0 || r >= B);
+    if (bad !== undefined || rows.length === 0) {
+      throw new ShapeError("KVCache.select", { rows: [rows.length], cache: [B] }, `rows must be in [0, ${B}), got ${bad}`);
+    }
+    const be = this.mask.backend;
+    const out = new KVCache(rows.length, S, this.keys.length, this.hkv, this.d, this.dtype, be);
+    const n = this.length;
+    rows.forEach((r, i) => {
+      for (let l = 0; l < this.keys.length; l++) { // slots [0, n) of row r, viewing (B, S, Hkv*D) as (B*S, Hkv*D)
+        be.copyRange(this.keys[l].buf, B * S, r * S, out.keys[l].buf, rows.length * S, i * S, 1, n, this.rowSize, false);
+        be.copyRange(this.values[l].buf, B * S, r * S, out.values[l].buf, rows.length * S, i * S, 1, n, this.rowSize, false);
+      }
+      out.maskHost.set(this.maskHost.subarray(r * S, (r + 1) * S), i * S);
+      out.nextPos[i] = this.nextPos[r];
+    });
+    out.length = n;
+    be.write(out.mask.buf, out.maskHost);
+    return out;
+  }
+
+  dispose(): void {
+    for (const t of [...this.keys, ...this.values]) t.dispose();
+    this.mask?.dispose();
   }
 }
 

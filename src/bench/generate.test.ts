@@ -1,0 +1,15 @@
+// `bench generate` smoke test: one row per (model, batch) with the fields the issue names, finite and positive.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { referenceBackend } from "../backend/index.js";
+import { benchGenerate } from "./generate.js";
+
+test("benchGenerate: a row per batch with the issue's fields, nothing leaked", () => {
+  const be = referenceBackend();
+  const live = be.liveBuffers();
+  const rows = benchGenerate(be, { models: ["tiny"], batches: [1, 2], promptTokens: 5, newTokens: 3, reps: 1 });
+  assert.deepEqual(rows.map((r) => [r.model, r.batch, r.prompt_tokens, r.new_tokens]), [["tiny", 1, 5, 3], ["tiny", 2, 5, 3]]);
+  for (const r of rows) assert.ok(r.tokens_per_s > 0 && r.prefill_tokens_per_s > 0 && Number.isFinite(r.tokens_per_s));
+  assert.equal(be.liveBuffers(), live);
+});
