@@ -4,6 +4,8 @@
 #include <node_api.h>
 
 #include <atomic>
+#include <unordered_map>
+#include <vector>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -29,9 +31,42 @@ struct BufRec {
 
 const char* kDTypeNames[] = {"f32", "f64", "i32", "f16", "bf16"};
 
+// Freed blocks are kept by exact size and handed out again (their contents are undefined, as the Backend contract
+// allows): a training step allocates the same sizes every time, and fresh pages from the OS cost a page fault
+// each. Alloc and free only ever run on the JS thread, so the cache needs no lock.
+constexpr size_t kMaxCachedBytes = size_t(1) << 30;
+std::unordered_map<size_t, std::vector<void*>> g_cache;
+size_t g_cached_bytes = 0;
+
+void* block_alloc(size_t padded) {
+  auto it = g_cache.find(padded);
+  if (it != g_cache.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    g_cached_bytes -= padded;
+    return p;
+  }
+  return std::aligned_alloc(64, padded);
+}
+
+void block_free(void* p, size_t padded) {
+  if (g_cached_bytes + padded > kMaxCachedBytes) {
+    std::free(p);
+    return;
+  }
+  g_cache[padded].push_back(p);
+  g_cached_bytes += padded;
+}
+
+size_t padded_bytes(const BufRec* b) {
+  size_t bytes = size_t(b->size) * size_t(dtype_bytes(b->dtype));
+  size_t padded = ((bytes + 63) / 64) * 64;
+  return padded == 0 ? 64 : padded;
+}
+
 void finalize_buf(napi_env, void* data, void*) {
   BufRec* b = static_cast<BufRec*>(data);
-  if (!b->freed) std::free(b->data);  // leaked by the caller: release the memory, keep the live count
+  if (!b->freed) block_free(b->data, padded_bytes(b));  // leaked by the caller: release the memory, keep the live count
   b->magic = 0;
   delete b;
 }
@@ -165,18 +200,19 @@ napi_value Alloc(napi_env env, napi_callback_info info) {
   int64_t dt = a.i64(1, "dtype");
   if (!a.ok()) return nullptr;
   if (dt > kBF16) return a.fail("STEPWISE_DTYPE", "unknown dtype code " + std::to_string(dt));
-  size_t bytes = size_t(size) * size_t(dtype_bytes(int(dt)));
-  size_t padded = ((bytes + 63) / 64) * 64;
-  void* data = std::aligned_alloc(64, padded == 0 ? 64 : padded);
-  if (!data) return a.fail("STEPWISE_ARG", "out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(data, 0, padded == 0 ? 64 : padded);
   BufRec* b = new BufRec();
   b->dtype = int(dt);
   b->size = size;
+  size_t padded = padded_bytes(b);
+  void* data = block_alloc(padded);  // contents undefined (Backend contract); kernels write before reading
+  if (!data) {
+    delete b;
+    return a.fail("STEPWISE_ARG", "out of memory allocating " + std::to_string(padded) + " bytes");
+  }
   b->data = data;
   napi_value ext;
   if (napi_create_external(env, b, finalize_buf, nullptr, &ext) != napi_ok) {
-    std::free(data);
+    block_free(data, padded);
     delete b;
     return a.fail("STEPWISE_ARG", "could not create a buffer handle");
   }
@@ -192,7 +228,7 @@ napi_value Free(napi_env env, napi_callback_info info) {
     napi_get_and_clear_last_exception(env, &exc);
     return undefined(env);
   }
-  std::free(b->data);
+  block_free(b->data, padded_bytes(b));
   b->data = nullptr;
   b->freed = true;
   g_live--;
