@@ -8,6 +8,8 @@ import { benchCommand } from "./bench.js";
 import { taskCommand } from "./task.js";
 import { verifyCommand } from "./verify.js";
 import { sftCommand, dpoCommand } from "./train.js";
+import { scoreCommand } from "./score.js";
+import { exportCommand } from "./export.js";
 
 export interface Command {
   name: string;
@@ -19,7 +21,7 @@ export interface Command {
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [benchCommand, taskCommand, verifyCommand, sftCommand, dpoCommand];
+const COMMANDS: Command[] = [benchCommand, taskCommand, verifyCommand, sftCommand, dpoCommand, scoreCommand, exportCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

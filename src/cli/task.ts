@@ -1,0 +1,104 @@
+// `stepwise task`: generate built-in arithmetic word problems in GSM8K's format.
+
+import { InputError } from "../core/errors.js";
+import { writeJsonlAtomic } from "../data/jsonl.js";
+import { ALL_OPS, PRESETS, streamProblems, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskProblem } from "../data/task.js";
+import { Progress } from "./progress.js";
+import { intOption, type Command } from "./main.js";
+
+/** "2-5" or "3" -> [2, 5] / [3, 3]. */
+function rangeOption(values: Record<string, unknown>, name: string, dflt: [number, number]): [number, number] {
+  const v = values[name];
+  if (v === undefined) return dflt;
+  const m = /^\s*(\d+)\s*(?:-\s*(\d+))?\s*$/.exec(String(v));
+  if (!m) throw new InputError(`--${name} must be a number or a range like 2-5, got "${v}"`);
+  const lo = Number(m[1]);
+  return [lo, m[2] === undefined ? lo : Number(m[2])];
+}
+
+function configFrom(values: Record<string, unknown>): TaskConfig {
+  const preset = String(values.preset ?? "medium");
+  if (!(preset in PRESETS)) throw new InputError(`--preset must be easy, medium or hard, got "${preset}"`);
+  const base = PRESETS[preset as keyof typeof PRESETS];
+  const ops = values.ops === undefined ? base.ops : String(values.ops).split(",").map((s) => s.trim()) as Op[];
+  const bad = ops.find((o) => !ALL_OPS.includes(o));
+  if (bad !== undefined) throw new InputError(`--ops: unknown operation "${bad}"`, undefined, `use a comma list of: ${ALL_OPS.join(" ")}`);
+  const compound = values.compound === undefined ? base.compound : Number(values.compound);
+  if (!Number.isFinite(compound)) throw new InputError(`--compound must be a number in [0, 1], got "${values.compound}"`);
+  return validateTaskConfig({
+    steps: rangeOption(values, "steps", base.steps),
+    ops,
+    start: rangeOption(values, "start", base.start),
+    addend: rangeOption(values, "addend", base.addend),
+    factor: rangeOption(values, "factor", base.factor),
+    maxValue: intOption(values, "max-value", base.maxValue),
+    compound,
+  });
+}
+
+export const taskCommand: Command = {
+  name: "task",
+  summary: "generate built-in multi-step arithmetic word problems (GSM8K format)",
+  usage: "stepwise task [--preset easy|medium|hard] [--steps 2-5] [--n 1000] [--seed 1] [--split train|test] [--out FILE]",
+  options: {
+    preset: { type: "string" },
+    steps: { type: "string" },
+    n: { type: "string" },
+    seed: { type: "string" },
+    split: { type: "string" },
+    out: { type: "string" },
+    ops: { type: "string" },
+    start: { type: "string" },
+    addend: { type: "string" },
+    factor: { type: "string" },
+    "max-value": { type: "string" },
+    compound: { type: "string" },
+    json: { type: "boolean" },
+  },
+  help: [
+    "Each record: {\"id\", \"question\", \"answer\", \"final\", \"steps\", \"split\", \"scenario\", \"ops\"}; the answer has one",
+    "line a step with a <<expr=value>> annotation and ends with \"#### n\". Train and test never share a problem.",
+    "options:",
+    "  --preset P      easy (2-3 steps, + -, values <= 100), medium (default: 2-4 steps, + - * /, <= 1000),",
+    "                  hard (3-6 steps, + - * / mod, <= 10000); the options below override the preset",
+    "  --steps A-B     answer lines per problem",
+    "  --n N           number of problems (default 1000)",
+    "  --seed S        random seed (default 1); the same seed and options give the same file",
+    "  --split S       train (default) or test",
+    "  --out FILE      output JSONL (written atomically); default: stdout",
+    "  --ops LIST      operations, comma-separated: + - * / mod",
+    "  --start A-B     starting quantity range",
+    "  --addend A-B    range of numbers added or subtracted",
+    "  --factor A-B    range of multipliers, divisors and moduli (>= 2)",
+    "  --max-value N   largest intermediate value",
+    "  --compound P    probability that an add/subtract step first multiplies two numbers (\"3 packs of 12\")",
+    "  --json          print a JSON summary {\"n\", \"split\", \"seed\", \"out\", \"config\"} on stdout",
+  ].join("\n"),
+  async run(values) {
+    const cfg = configFrom(values);
+    const n = intOption(values, "n", 1000, 0);
+    const seed = intOption(values, "seed", 1, 0);
+    const split = String(values.split ?? "train");
+    if (split !== "train" && split !== "test") throw new InputError(`--split must be train or test, got "${split}"`);
+    const out = values.out === undefined ? undefined : String(values.out);
+    if (values.json && !out) throw new InputError("--json needs --out (stdout carries the problems otherwise)");
+    const progress = new Progress(`task ${split}`, { total: n, unit: "problems" });
+    function* limited(): Generator<TaskProblem> {
+      let i = 0;
+      if (n === 0) return;
+      for (const p of streamProblems(cfg, { seed, split: split as Split })) {
+        yield p;
+        progress.tick();
+        if (++i >= n) return;
+      }
+    }
+    if (out) {
+      await writeJsonlAtomic(out, limited());
+    } else {
+      for (const p of limited()) process.stdout.write(JSON.stringify(p) + "\n");
+    }
+    progress.finish();
+    if (values.json) console.log(JSON.stringify({ n, split, seed, out: out ?? null, config: cfg }));
+    return 0;
+  },
+};
