@@ -12,7 +12,7 @@ import { initModel } from "../model/presets.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import type { Llama } from "../model/llama.js";
 import { readPairsFile, readSftFile, type ReadOptions, type Skipped } from "../train/data.js";
-import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference } from "../train/dpo.js";
+import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference, type TokenPair } from "../train/dpo.js";
 import { parseLosses } from "../train/losses.js";
 import { totalSteps, type LoopConfig } from "../train/loop.js";
 import { METRICS } from "../train/metrics.js";
@@ -31,7 +31,7 @@ const TRAIN_OPTIONS = {
   seed: { type: "string" }, "save-every": { type: "string" }, "keep-checkpoints": { type: "string" },
   resume: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
   "max-length": { type: "string" }, template: { type: "string" }, "skip-bad": { type: "boolean" },
-  out: { type: "string" }, json: { type: "boolean" },
+  out: { type: "string" }, json: { type: "boolean" }, "eval-every": { type: "string" },
 } as const;
 
 const TRAIN_HELP = [
@@ -54,6 +54,7 @@ const TRAIN_HELP = [
   "  --skip-bad           count and skip bad lines instead of stopping",
   "  --threads N          native backend threads (default: all cores)",
   "  --backend B          native (default when built) or reference",
+  "  --eval-every N       score the held-out file every N steps (default: at the end only)",
   "  --json               print a JSON summary at the end",
 ].join("\n");
 
@@ -159,8 +160,10 @@ export const sftCommand: Command = {
   name: "sft",
   summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
-  options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" } },
+  options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" },
+    "eval-data": { type: "string" } },
   help: ["  --data FILE          JSONL of {question, answer} or {prompt, completion}",
+    "  --eval-data FILE     held-out examples: eval/loss in metrics.jsonl",
     "  --model DIR          start from a Hugging Face model folder", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
     TRAIN_HELP].join("\n"),
   async run(values) {
@@ -175,8 +178,12 @@ export const sftCommand: Command = {
       template: template(values), maxLength: intOption(values, "max-length", 1024) };
     writeJsonAtomic(path.join(out, "train_config.json"), config);
     const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
+    const objective = sftObjective(model, padId);
+    const evalItems = typeof values["eval-data"] === "string"
+      ? (await readSftFile(values["eval-data"], readOptions(values, tokenizer, warn))).examples : [];
     const r = runWithProgress("sft", {
-      outDir: out, kind: "sft", items: examples, params: trainable(model), objective: sftObjective(model, padId), loop,
+      outDir: out, kind: "sft", items: examples, params: trainable(model), objective, loop,
+      evaluation: { items: evalItems, objective, every: intOption(values, "eval-every", 0, 0), batchSize: loop.batchSize },
       saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),
       resume: Boolean(values.resume), config, warn,
     });
@@ -194,7 +201,7 @@ export const dpoCommand: Command = {
   usage: "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",
   options: { ...TRAIN_OPTIONS, model: { type: "string" }, pairs: { type: "string" }, loss: { type: "string" },
     "loss-weights": { type: "string" }, beta: { type: "string" }, "label-smoothing": { type: "string" },
-    ref: { type: "string" }, reference: { type: "string" } },
+    ref: { type: "string" }, reference: { type: "string" }, "eval-pairs": { type: "string" } },
   help: ["  --model DIR          the policy to train (usually the SFT model); also the reference unless --ref",
     "  --pairs FILE         JSONL pairs in TRL {prompt, chosen, rejected} or Step-DPO format",
     "  --loss L[,L...]      sigmoid (default), robust, hinge, ipo, sigmoid_norm, apo_zero, sft",
@@ -203,6 +210,7 @@ export const dpoCommand: Command = {
     "  --label-smoothing X  noise rate for sigmoid (cDPO) and robust (default 0)",
     "  --ref DIR            a reference model other than --model",
     "  --reference MODE     precomputed (default: one batched pass, cached in --out) or live",
+    "  --eval-pairs FILE    held-out pairs: eval/loss, eval/rewards/... in metrics.jsonl",
     TRAIN_HELP].join("\n"),
   async run(values) {
     const { out, warn } = setup(values);
@@ -224,25 +232,30 @@ export const dpoCommand: Command = {
       losses, beta, labelSmoothing, reference: mode, loop, template: template(values), maxLength: intOption(values, "max-length", 1024) };
     writeJsonAtomic(path.join(out, "train_config.json"), config);
     const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
+    const evalPairs = typeof values["eval-pairs"] === "string"
+      ? (await readPairsFile(values["eval-pairs"], readOptions(values, tokenizer, warn))).pairs : [];
     let refModel: Llama | null = null;
-    let reference: Reference;
-    if (mode === "live") {
-      refModel = loadModel(refDir, { warn });
-      reference = { kind: "live", model: refModel };
-    } else {
-      const key = JSON.stringify({ ref: config.ref, pairs: config.pairs, template: config.template, maxLength: config.maxLength });
-      reference = { kind: "precomputed", logps: cachedRefLogps(path.join(out, "ref_logps.json"), key, () => {
-        const ref = refDir === values.model ? model : (refModel = loadModel(refDir, { warn }));
-        const bar = new Progress("reference log-probs", { total: pairs.length, unit: " pairs" });
-        const r = precomputeRefLogps(ref, pairs, padId, loop.batchSize, (done) => bar.set(done));
+    const refFor = (items: TokenPair[], file: string, source: string): Reference => {
+      if (mode === "live") return { kind: "live", model: (refModel ??= loadModel(refDir, { warn })) };
+      const key = JSON.stringify({ ref: config.ref, pairs: source, template: config.template, maxLength: config.maxLength });
+      return { kind: "precomputed", logps: cachedRefLogps(path.join(out, file), key, () => {
+        const ref = refDir === values.model ? model : (refModel ??= loadModel(refDir, { warn }));
+        const bar = new Progress("reference log-probs", { total: items.length, unit: " pairs" });
+        const r = precomputeRefLogps(ref, items, padId, loop.batchSize, (done) => bar.set(done));
         bar.finish();
         return r;
       }) };
-    }
+    };
+    const reference = refFor(pairs, "ref_logps.json", config.pairs);
+    const options = { beta, labelSmoothing, losses, padId };
+    const evaluation = evalPairs.length === 0 ? undefined : {
+      items: evalPairs, every: intOption(values, "eval-every", 0, 0), batchSize: loop.batchSize,
+      objective: dpoObjective(model, refFor(evalPairs, "ref_logps_eval.json", path.resolve(String(values["eval-pairs"]))), options),
+    };
     try {
       const r = runWithProgress("dpo", {
         outDir: out, kind: "dpo", items: pairs, params: trainable(model),
-        objective: dpoObjective(model, reference, { beta, labelSmoothing, losses, padId }), loop,
+        objective: dpoObjective(model, reference, options), loop, evaluation,
         saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),
         resume: Boolean(values.resume), config, warn,
       });

@@ -68,7 +68,7 @@ export function precomputeRefLogps(ref: CausalLM, pairs: TokenPair[], padId: num
 export type Reference = { kind: "precomputed"; logps: RefLogps } | { kind: "live"; model: CausalLM };
 
 export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): Objective<TokenPair> {
-  const run = (pairs: TokenPair[], indices: number[], weight: number): MicroResult => {
+  const forward = (pairs: TokenPair[], indices: number[], weight: number, train: boolean): MicroResult => {
     const P = pairs.length;
     const { logps, lengths } = pairLogps(policy, pairs, o.padId);
     const dtype = logps.dtype;
@@ -90,10 +90,13 @@ export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): O
       .map(({ name, weight: w }) => scale(LOSSES[name](x, { beta: o.beta, labelSmoothing: o.labelSmoothing }), w))
       .reduce((a, b) => add(a, b)); // (P)
     const loss = scale(sumAll(perPair), weight);
-    backward(loss);
+    if (train) backward(loss);
     return { loss: loss.item(), tokens: lengths.reduce((a, b) => a + b, 0), sums: rewardSums(logps.toArray(), refVals, P, o.beta, weight) };
   };
-  return { run };
+  return {
+    run: (pairs, indices, weight) => forward(pairs, indices, weight, true),
+    evaluate: (pairs, indices, weight) => noGrad(() => forward(pairs, indices, weight, false)),
+  };
 }
 
 /** TRL's reward metrics, as sums over the micro-batch's pairs times `weight` (so steps add up to means). */

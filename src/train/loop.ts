@@ -36,7 +36,24 @@ export interface MicroResult {
  */
 export interface Objective<T> {
   run(items: T[], indices: number[], weight: number): MicroResult;
+  /** The same loss and metrics without gradients (held-out data). */
+  evaluate?(items: T[], indices: number[], weight: number): MicroResult;
   unitsOf?(item: T): number;
+}
+
+/** Loss and metrics of `objective` over all of `items` without gradients, as TRL names them: "eval/loss", ... */
+export function evaluateAll<T>(items: T[], objective: Objective<T>, batchSize: number,
+  tidy: <R>(fn: () => R) => R): StepRecord {
+  if (!objective.evaluate) throw new Error("this objective has no evaluate()");
+  const units = items.reduce((a, it) => a + (objective.unitsOf?.(it) ?? 1), 0);
+  const sums: Record<string, number> = { loss: 0 };
+  for (let i = 0; i < items.length; i += batchSize) {
+    const idx = Array.from({ length: Math.min(batchSize, items.length - i) }, (_, j) => i + j);
+    const r = tidy(() => objective.evaluate!(idx.map((j) => items[j]), idx, 1 / units));
+    sums.loss += r.loss;
+    for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
+  }
+  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [`eval/${k}`, v]));
 }
 
 export interface LoopState {

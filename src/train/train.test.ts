@@ -8,7 +8,7 @@ import { AdamW, zeroGrad } from "../engine/optim.js";
 import { tidy } from "../engine/tensor.js";
 import { Llama, type LlamaConfig } from "../model/llama.js";
 import { dpoObjective, precomputeRefLogps, type TokenPair } from "./dpo.js";
-import { runLoop, type LoopConfig } from "./loop.js";
+import { evaluateAll, runLoop, type LoopConfig } from "./loop.js";
 import { sftObjective } from "./sft.js";
 import type { Example } from "./batch.js";
 
@@ -118,5 +118,21 @@ test("one optimizer step of each trainer changes every trainable parameter", () 
       });
       opt.dispose(), m.dispose();
     }
+  });
+});
+
+test("evaluation scores held-out pairs without gradients and names metrics eval/...", () => {
+  withBackend(be, () => {
+    const pairs = randomPairs(5, 6);
+    const m = model();
+    const ref = precomputeRefLogps(model(7), pairs, 0, 5);
+    const objective = dpoObjective(m, { kind: "precomputed", logps: ref }, opts);
+    zeroGrad(m.parameters());
+    const ev = evaluateAll(pairs, objective, 2, tidy);
+    assert.ok(m.parameters().every((p) => !p.grad), "no gradient was accumulated");
+    const trained = tidy(() => objective.run(pairs, [0, 1, 2, 3, 4], 1 / 5));
+    assert.ok(Math.abs(ev["eval/loss"] - trained.loss) < 1e-12, `${ev["eval/loss"]} vs ${trained.loss}`);
+    assert.ok(Math.abs(ev["eval/rewards/margins"] - trained.sums["rewards/margins"]) < 1e-12);
+    m.dispose();
   });
 });

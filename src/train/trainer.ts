@@ -7,7 +7,7 @@ import path from "node:path";
 import { AdamW } from "../engine/optim.js";
 import { tidy, type Tensor } from "../engine/tensor.js";
 import { CHECKPOINT_FORMAT, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
-import { runLoop, totalSteps, type LoopConfig, type LoopState, type Objective, type StepRecord } from "./loop.js";
+import { evaluateAll, runLoop, totalSteps, type LoopConfig, type LoopState, type Objective, type StepRecord } from "./loop.js";
 import { METRICS } from "./metrics.js";
 
 export interface TrainRun<T> {
@@ -21,6 +21,8 @@ export interface TrainRun<T> {
   keepLast: number; // checkpoints kept
   resume: boolean;
   config: unknown; // the resolved configuration; its hash guards resumes
+  /** Held-out data scored without gradients every `every` steps and at the end ("eval/..." metrics). */
+  evaluation?: { items: T[]; objective: Objective<T>; every: number; batchSize: number };
   onStep?(record: StepRecord, state: LoopState, total: number): void;
   warn?(message: string): void;
   shouldStop?(): boolean;
@@ -78,7 +80,10 @@ export function train<T>(run: TrainRun<T>): TrainResult {
     let atLn2 = 0;
     state = runLoop(run.items, params, opt, run.loop, run.objective, tidy, state, {
       shouldStop: run.shouldStop,
-      onStep(record, s) {
+      onStep(stepRecord, s) {
+        const ev = run.evaluation;
+        const due = ev && ev.items.length > 0 && ((ev.every > 0 && s.step % ev.every === 0) || s.step === total);
+        const record = due ? { ...stepRecord, ...evaluateAll(ev.items, ev.objective, ev.batchSize, tidy) } : stepRecord;
         last = record;
         fs.appendFileSync(metricsFile, JSON.stringify(record) + "\n");
         if (run.saveEvery > 0 && s.step % run.saveEvery === 0 && s.step < total) save(s);
