@@ -3,6 +3,10 @@
 //
 // Loading allocates each parameter once on the backend and reads its bytes from the file into one host array of
 // that tensor's size: a checkpoint is never held twice. Names follow Hugging Face (model.layers.N.self_attn.q_proj...).
+//
+// LoRA (lora.ts): a folder with adapter_config.json is an adapter. With config.json beside it, the folder holds its
+// own base weights (what saveModel writes for a model with an unmerged adapter); without, the base is the folder
+// named by base_model_name_or_path. Either way loadModel returns the base with the adapter attached, unmerged.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -12,6 +16,7 @@ import { InputError } from "../core/errors.js";
 import { noGrad } from "../engine/tensor.js";
 import { parseHfConfig, toHfConfig } from "./config.js";
 import { Llama, type LlamaConfig } from "./llama.js";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isLoraParam, loadAdapter, readAdapterConfig, saveAdapter } from "./lora.js";
 import { Checkpoint, type StDType, type TensorToWrite, writeCheckpoint, writeJsonAtomic } from "./safetensors.js";
 
 /** Tensors some checkpoints carry that are not parameters (rotary caches of older transformers). */
@@ -23,6 +28,8 @@ export interface LoadOptions {
   maxPositions?: number; // initial rotary table size, see Llama
   /** Receives warnings (unexpected tensors); default: written to stderr. */
   warn?: (msg: string) => void;
+  /** Attach the LoRA adapter of an adapter folder (default true); false loads only the base. */
+  adapter?: boolean;
 }
 
 export function readConfig(dir: string): { config: LlamaConfig; raw: Record<string, unknown> } {
@@ -41,14 +48,21 @@ function stderrWarn(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
 
-/** Loads a Hugging Face model folder (config.json + safetensors) into a Llama. */
+/**
+ * Loads a Hugging Face model folder (config.json + safetensors) into a Llama; an adapter folder (adapter_config.json)
+ * loads as its base with the adapter attached (see the top of this file).
+ */
 export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
-  const { config, raw } = readConfig(dir);
+  const isAdapter = opts.adapter !== false && fs.existsSync(path.join(dir, ADAPTER_CONFIG));
+  const baseDir = isAdapter && !fs.existsSync(path.join(dir, "config.json")) ? adapterBase(dir) : dir;
+  const { config, raw } = readConfig(baseDir);
   const model = new Llama(config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), init: "none",
     maxPositions: opts.maxPositions });
   model.hfConfig = raw;
+  model.source = path.resolve(baseDir);
   try {
-    loadWeights(model, dir, opts.warn);
+    loadWeights(model, baseDir, opts.warn);
+    if (isAdapter) loadAdapter(model, dir);
   } catch (e) {
     model.dispose();
     throw e;
@@ -56,11 +70,25 @@ export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
   return model;
 }
 
+/** The base model folder of an adapter folder: base_model_name_or_path, relative to the adapter folder or the cwd. */
+function adapterBase(dir: string): string {
+  const name = readAdapterConfig(dir).options.baseModel ?? "";
+  const where = path.join(dir, ADAPTER_CONFIG);
+  if (!name) throw new InputError("the adapter names no base model (base_model_name_or_path is empty)", where);
+  const tried = [...new Set([path.resolve(dir, name), path.resolve(name)])];
+  const found = tried.find((d) => fs.existsSync(path.join(d, "config.json")));
+  if (!found) {
+    throw new InputError(`base model "${name}" not found (looked in ${tried.join(", ")})`, where,
+      "base_model_name_or_path must be a local model folder (nothing is downloaded); edit it or copy the base there");
+  }
+  return found;
+}
+
 /** Reads every parameter of `model` from the checkpoint at `where` (folder or file), checking names and shapes. */
 export function loadWeights(model: Llama, where: string, warn: (msg: string) => void = stderrWarn): void {
   const ckpt = Checkpoint.open(where);
   try {
-    const wanted = new Set(model.params.keys());
+    const wanted = new Set([...model.params.keys()].filter((n) => !isLoraParam(n)));
     const missing = [...wanted].filter((n) => !ckpt.has(n));
     if (missing.length > 0) {
       throw new InputError(`missing tensor${missing.length > 1 ? "s" : ""} ${missing.slice(0, 5).map((n) => `"${n}"`).join(", ")}` +
@@ -72,11 +100,12 @@ export function loadWeights(model: Llama, where: string, warn: (msg: string) => 
       warn(`stepwise: ${ckpt.where}: ${extra.length} tensor(s) not used by the model, e.g. "${extra[0]}"`);
     }
     // One host array of the largest tensor's size is reused for every tensor: file -> scratch -> backend buffer.
-    const largest = Math.max(...[...model.params.values()].map((p) => p.size));
+    const largest = Math.max(...[...wanted].map((n) => model.params.get(n)!.size));
     const f64 = model.parameters()[0].dtype === "f64";
     const scratch = f64 ? new Float64Array(largest) : new Float32Array(largest);
     noGrad(() => {
-      for (const [name, p] of model.params) {
+      for (const name of wanted) {
+        const p = model.params.get(name)!;
         p.backend.write(p.buf, ckpt.read(name, f64 ? "f64" : "f32", p.shape, scratch.subarray(0, p.size)));
       }
     });
@@ -96,11 +125,12 @@ const ST: Record<NonNullable<SaveOptions["dtype"]>, { st: StDType; torch: string
   bf16: { st: "BF16", torch: "bfloat16" },
 };
 
-/** The model's tensors for writing, read from the backend one at a time as the writer reaches them. */
+/** The model's base tensors for writing (no LoRA weights), read from the backend as the writer reaches them. */
 export function modelTensors(model: Llama, dtype: StDType = "F32"): TensorToWrite[] {
   const out: TensorToWrite[] = [];
   for (const [name, p] of model.params) {
     if (name === "lm_head.weight" && model.config.tie_word_embeddings) continue;
+    if (isLoraParam(name)) continue;
     out.push({ name, shape: p.shape, dtype, data: () => p.toArray() });
   }
   return out;
@@ -109,6 +139,8 @@ export function modelTensors(model: Llama, dtype: StDType = "F32"): TensorToWrit
 /**
  * Writes config.json and the weights (model.safetensors, or shards + index) into `dir`, each file atomically.
  * Keys of the config the model was loaded from that we do not own are kept. Tokenizer files are the caller's.
+ * With an unmerged LoRA adapter the base weights are written plus the adapter's PEFT files; otherwise (no adapter,
+ * or merged) a plain Hugging Face folder, and adapter files of an earlier save there are removed.
  */
 export function saveModel(model: Llama, dir: string, opts: SaveOptions = {}): void {
   const dt = ST[opts.dtype ?? "f32"];
@@ -116,4 +148,9 @@ export function saveModel(model: Llama, dir: string, opts: SaveOptions = {}): vo
   fs.mkdirSync(dir, { recursive: true });
   writeCheckpoint(dir, modelTensors(model, dt.st), { maxShardBytes: opts.maxShardBytes });
   writeJsonAtomic(path.join(dir, "config.json"), toHfConfig(model.config, { dtype: dt.torch, base: model.hfConfig }));
+  if (model.lora && !model.lora.merged) {
+    saveAdapter(model, dir, { dtype: opts.dtype, baseModel: model.lora.options.baseModel || path.resolve(dir) });
+  } else {
+    for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) fs.rmSync(path.join(dir, f), { force: true });
+  }
 }

@@ -1,7 +1,8 @@
 // A Llama-family decoder (Llama, Qwen2, Mistral, SmolLM2) on the engine, with Hugging Face parameter names.
 // RMSNorm, rotary embeddings (rotate_half; linear or llama3 frequency scaling), grouped-query attention, SwiGLU
 // MLP, tied or untied embeddings, optional q/k/v biases (Qwen2) and o bias (Llama's attention_bias). Hugging Face
-// folders are read and written by hub.ts; config.json by config.ts.
+// folders are read and written by hub.ts; config.json by config.ts; LoRA adapters (lora.ts) hook into the seven
+// linear projections of every layer.
 //
 // Legend: B batch, T time, C hidden size, H heads, Hkv key/value heads, D head size, F MLP size, V vocab.
 
@@ -12,6 +13,7 @@ import { Rng } from "../core/rng.js";
 import { linear } from "../engine/nn.js";
 import { add, attention, gather, mul, reshape, rmsnorm, rope, silu, slice } from "../engine/ops.js";
 import { Tensor, empty, noGrad, tensor, zeros } from "../engine/tensor.js";
+import type { LoraAdapter, LoraModule } from "./lora.js";
 
 export type ModelType = "llama" | "qwen2" | "mistral";
 
@@ -68,6 +70,10 @@ export class Llama {
   readonly lmHead: Tensor; // (V, C), the embedding itself when tied
   /** The config.json this model was loaded from, if any: its keys we do not own are written back on save. */
   hfConfig?: Record<string, unknown>;
+  /** The folder this model was loaded from, if any (an adapter's base_model_name_or_path). */
+  source?: string;
+  /** The attached LoRA adapter (lora.ts: attachLora, loadAdapter), or null. Its A and B are in `params` too. */
+  lora: LoraAdapter | null = null;
   private ropeCos: Tensor; // (P, D/2)
   private ropeSin: Tensor; // (P, D/2)
   private readonly retiredRope: Tensor[] = [];
@@ -177,6 +183,14 @@ export class Llama {
     return this.decoder(ids, pos, (q, k, v) => attention(q, k, v, { keyMask }));
   }
 
+  /**
+   * Runs fn with the LoRA adapter switched off: the base model, e.g. the DPO reference, without a second copy of
+   * the weights. fn must be synchronous. Without an adapter, just fn(). An error if the adapter is merged.
+   */
+  withAdaptersDisabled<T>(fn: () => T): T {
+    return this.lora ? this.lora.disabled(fn) : fn();
+  }
+
   /** Hidden states (..., C) -> logits (..., V). */
   logits(h: Tensor): Tensor {
     return linear(h, this.lmHead);
@@ -193,19 +207,27 @@ export class Llama {
     const D = this.headDim;
     const H = c.num_attention_heads;
     const Hkv = c.num_key_value_heads;
+    const [cos, sin] = [this.ropeCos, this.ropeSin];
     let x = gather(this.embed, ids); // (B, T, C)
     this.layers.forEach((l, i) => {
       const h = rmsnorm(x, l.inputNorm, c.rms_norm_eps); // (B, T, C)
-      const q = rope(reshape(linear(h, l.q, l.qBias), [B, T, H, D]), this.ropeCos, this.ropeSin, pos); // (B, T, H, D)
-      const k = rope(reshape(linear(h, l.k, l.kBias), [B, T, Hkv, D]), this.ropeCos, this.ropeSin, pos); // (B, T, Hkv, D)
-      const v = reshape(linear(h, l.v, l.vBias), [B, T, Hkv, D]); // (B, T, Hkv, D)
+      const q = rope(reshape(this.proj(h, i, "q_proj", l.q, l.qBias), [B, T, H, D]), cos, sin, pos); // (B, T, H, D)
+      const k = rope(reshape(this.proj(h, i, "k_proj", l.k, l.kBias), [B, T, Hkv, D]), cos, sin, pos); // (B, T, Hkv, D)
+      const v = reshape(this.proj(h, i, "v_proj", l.v, l.vBias), [B, T, Hkv, D]); // (B, T, Hkv, D)
       const a = attend(q, k, v, i); // (B, T, H, D)
-      x = add(x, linear(reshape(a, [B, T, H * D]), l.o, l.oBias)); // (B, T, C)
+      x = add(x, this.proj(reshape(a, [B, T, H * D]), i, "o_proj", l.o, l.oBias)); // (B, T, C)
       const m = rmsnorm(x, l.postNorm, c.rms_norm_eps); // (B, T, C)
-      const mlp = mul(silu(linear(m, l.gate)), linear(m, l.up)); // (B, T, F)
-      x = add(x, linear(mlp, l.down)); // (B, T, C)
+      const gate = silu(this.proj(m, i, "gate_proj", l.gate, null)); // (B, T, F)
+      const mlp = mul(gate, this.proj(m, i, "up_proj", l.up, null)); // (B, T, F)
+      x = add(x, this.proj(mlp, i, "down_proj", l.down, null)); // (B, T, C)
     });
     return rmsnorm(x, this.norm, c.rms_norm_eps); // (B, T, C)
+  }
+
+  /** x (B, T, in) -> x W^T + b (B, T, out), plus layer i's LoRA update of this module where one is active. */
+  private proj(x: Tensor, i: number, module: LoraModule, w: Tensor, b: Tensor | null): Tensor {
+    const y = linear(x, w, b); // (B, T, out)
+    return this.lora ? this.lora.apply(i, module, x, y) : y;
   }
 
   /** An empty KV cache for `batch` rows of up to `capacity` tokens each (prompt and generated). */
