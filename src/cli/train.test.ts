@@ -72,3 +72,29 @@ test("sft from --init tiny writes a model folder with metrics; dpo trains on it;
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unknown loss "kto"/);
 });
+
+test("dpo --lora trains adapters only, with the frozen base (adapters off) as the reference; --merge saves a plain folder", () => {
+  const data = writeLines("sft2.jsonl", problems);
+  let r = cli("sft", "--data", data, "--init", "tiny", "--out", "base", "--max-steps", "1", "--batch-size", "3");
+  assert.equal(r.status, 0, r.stderr);
+  const good = problems.map((p) => ({ prompt: `${p.question}\n`, chosen: p.answer, rejected: p.answer.replace(/\d+$/, "99") }));
+  const pairs = writeLines("pairs2.jsonl", good);
+  r = cli("dpo", "--model", "base", "--pairs", pairs, "--out", "lora", "--lora", "4", "--lora-dropout", "0.1",
+    "--epochs", "2", "--batch-size", "3", "--lr", "1e-2", "--save-every", "1", "--json");
+  assert.equal(r.status, 0, r.stderr);
+  const m = fs.readFileSync(path.join(root, "lora", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(m[0]["rewards/chosen"], 0, "B starts at zero: the policy equals its reference");
+  assert.notEqual(m[1]["rewards/margins"], 0, "the adapters moved");
+  for (const f of ["adapter_config.json", "adapter_model.safetensors", "config.json", "model.safetensors"]) {
+    assert.ok(fs.existsSync(path.join(root, "lora", f)), `lora/${f}`);
+  }
+  const cfg = JSON.parse(fs.readFileSync(path.join(root, "lora", "adapter_config.json"), "utf8"));
+  assert.equal(cfg.r, 4);
+  assert.deepEqual(fs.readFileSync(path.join(root, "lora", "model.safetensors")), fs.readFileSync(path.join(root, "base", "model.safetensors")),
+    "the base weights are unchanged");
+  r = cli("dpo", "--model", "base", "--pairs", pairs, "--out", "merged", "--lora", "4", "--max-steps", "1", "--batch-size", "3", "--merge");
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(!fs.existsSync(path.join(root, "merged", "adapter_config.json")), "merged: no adapter files");
+  r = cli("score", "--model", "lora", "--text", "2 + 3 = 5", "--json");
+  assert.equal(r.status, 0, r.stderr);
+});

@@ -11,6 +11,8 @@ import { loadModel, saveModel } from "../model/hub.js";
 import { initModel } from "../model/presets.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import type { Llama } from "../model/llama.js";
+import { attachLora, mergeAndUnload } from "../model/lora.js";
+import type { Tensor } from "../engine/tensor.js";
 import { readPairsFile, readSftFile, type ReadOptions, type Skipped } from "../train/data.js";
 import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference, type TokenPair } from "../train/dpo.js";
 import { parseLosses } from "../train/losses.js";
@@ -32,6 +34,8 @@ const TRAIN_OPTIONS = {
   resume: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
   "max-length": { type: "string" }, template: { type: "string" }, "skip-bad": { type: "boolean" },
   out: { type: "string" }, json: { type: "boolean" }, "eval-every": { type: "string" },
+  lora: { type: "string" }, "lora-alpha": { type: "string" }, "lora-dropout": { type: "string" },
+  "lora-targets": { type: "string" }, merge: { type: "boolean" },
 } as const;
 
 const TRAIN_HELP = [
@@ -55,6 +59,11 @@ const TRAIN_HELP = [
   "  --threads N          native backend threads (default: all cores)",
   "  --backend B          native (default when built) or reference",
   "  --eval-every N       score the held-out file every N steps (default: at the end only)",
+  "  --lora R             train rank-R LoRA adapters instead of every weight (the base stays frozen)",
+  "  --lora-alpha A       adapter scale alpha / R (default 2R)",
+  "  --lora-dropout P     dropout on the adapters' inputs while training (default 0)",
+  "  --lora-targets LIST  modules to adapt (default q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)",
+  "  --merge              with --lora: merge the adapters into the weights before saving (a plain HF folder)",
   "  --json               print a JSON summary at the end",
 ].join("\n");
 
@@ -130,7 +139,8 @@ function runWithProgress<T>(label: string, run: Parameters<typeof train<T>>[0]):
 }
 
 function finish(values: Values, kind: string, out: string, r: TrainResult, model: Llama, tokenizer: TextTokenizer, extra: object): number {
-  saveModel(model, out);
+  if (model.lora && values.merge) mergeAndUnload(model);
+  saveModel(model, out); // with unmerged adapters: the base plus adapter_config.json and adapter_model.safetensors
   tokenizer.save(out);
   const summary = { kind, out, steps: r.state.step, total_steps: r.total, resumed_from: r.resumedFrom,
     loss: r.last?.[METRICS.loss] ?? null, ...extra };
@@ -170,11 +180,13 @@ export const sftCommand: Command = {
     const { out, warn } = setup(values);
     if (typeof values.data !== "string") throw new InputError("--data FILE is required");
     const { model, tokenizer, fromScratch } = loadPolicy(values, warn);
+    const rng = maybeLora(values, model, intOption(values, "seed", 0, 0));
     const { examples, skipped } = await readSftFile(values.data, readOptions(values, tokenizer, warn));
     reportSkips(values.data, skipped, warn);
     if (examples.length === 0) throw new InputError("no usable examples", values.data);
     const loop = loopConfig(values, fromScratch ? 1e-3 : 2e-5);
     const config = { stage: "sft", data: path.resolve(values.data), model: values.model ?? null, init: values.init ?? null, loop,
+      lora: values.lora === undefined ? null : { r: values.lora, alpha: values["lora-alpha"] ?? null, dropout: values["lora-dropout"] ?? null, targets: values["lora-targets"] ?? null },
       template: template(values), maxLength: intOption(values, "max-length", 1024) };
     writeJsonAtomic(path.join(out, "train_config.json"), config);
     const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
@@ -182,7 +194,7 @@ export const sftCommand: Command = {
     const evalItems = typeof values["eval-data"] === "string"
       ? (await readSftFile(values["eval-data"], readOptions(values, tokenizer, warn))).examples : [];
     const r = runWithProgress("sft", {
-      outDir: out, kind: "sft", items: examples, params: trainable(model), objective, loop,
+      outDir: out, kind: "sft", items: examples, params: trainable(model), objective, loop, rng,
       evaluation: { items: evalItems, objective, every: intOption(values, "eval-every", 0, 0), batchSize: loop.batchSize },
       saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),
       resume: Boolean(values.resume), config, warn,
@@ -190,6 +202,24 @@ export const sftCommand: Command = {
     return finish(values, "sft", out, r, model, tokenizer, { examples: examples.length, skipped: skipped.count });
   },
 };
+
+/** --lora R: freezes the base and attaches adapters; returns the dropout RNG hooks for exact resume. */
+function maybeLora(values: Values, model: Llama, seed: number): TrainRunRng | undefined {
+  if (values.lora === undefined) {
+    if (values.merge) throw new InputError("--merge needs --lora");
+    return undefined;
+  }
+  const r = intOption(values, "lora", 8);
+  const dropout = num(values, "lora-dropout", 0);
+  if (dropout >= 1) throw new InputError(`--lora-dropout must be < 1, got ${dropout}`);
+  const targets = typeof values["lora-targets"] === "string" ? values["lora-targets"].split(",").map((t) => t.trim()) : undefined;
+  const adapter = attachLora(model, { r, alpha: values["lora-alpha"] === undefined ? undefined : num(values, "lora-alpha", 0),
+    dropout, targetModules: targets, seed });
+  adapter.training = true;
+  return { get: () => adapter.rngState(), set: (s) => adapter.setRngState(s) };
+}
+
+type TrainRunRng = { get(): Uint32Array; set(state: Uint32Array): void };
 
 function trainable(model: Llama) {
   return new Map([...model.params].filter(([, t]) => t.requiresGrad));
@@ -224,22 +254,29 @@ export const dpoCommand: Command = {
     const mode = String(values.reference ?? "precomputed");
     if (mode !== "precomputed" && mode !== "live") throw new InputError(`--reference must be precomputed or live, got "${mode}"`);
     const { model, tokenizer } = loadPolicy(values, warn);
+    const rng = maybeLora(values, model, intOption(values, "seed", 0, 0));
     const { pairs, stepLevel, skipped } = await readPairsFile(values.pairs, readOptions(values, tokenizer, warn));
     reportSkips(values.pairs, skipped, warn);
     const loop = loopConfig(values, 1e-6);
     const refDir = typeof values.ref === "string" ? values.ref : values.model;
     const config = { stage: "dpo", pairs: path.resolve(values.pairs), model: path.resolve(values.model), ref: path.resolve(refDir),
-      losses, beta, labelSmoothing, reference: mode, loop, template: template(values), maxLength: intOption(values, "max-length", 1024) };
+      losses, beta, labelSmoothing, reference: mode, loop, template: template(values), maxLength: intOption(values, "max-length", 1024),
+      lora: values.lora === undefined ? null : { r: values.lora, alpha: values["lora-alpha"] ?? null, dropout: values["lora-dropout"] ?? null, targets: values["lora-targets"] ?? null } };
+    // With adapters the reference is the frozen base itself, adapters off: no second copy of the weights.
+    const sameModel = refDir === values.model;
+    const baseRef = values.lora !== undefined && sameModel
+      ? { forward: (ids: Tensor, o?: { pos?: Tensor; keyMask?: Tensor | null }) => model.withAdaptersDisabled(() => model.forward(ids, o)) }
+      : null;
     writeJsonAtomic(path.join(out, "train_config.json"), config);
     const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
     const evalPairs = typeof values["eval-pairs"] === "string"
       ? (await readPairsFile(values["eval-pairs"], readOptions(values, tokenizer, warn))).pairs : [];
     let refModel: Llama | null = null;
     const refFor = (items: TokenPair[], file: string, source: string): Reference => {
-      if (mode === "live") return { kind: "live", model: (refModel ??= loadModel(refDir, { warn })) };
+      if (mode === "live") return { kind: "live", model: baseRef ?? (refModel ??= loadModel(refDir, { warn })) };
       const key = JSON.stringify({ ref: config.ref, pairs: source, template: config.template, maxLength: config.maxLength });
       return { kind: "precomputed", logps: cachedRefLogps(path.join(out, file), key, () => {
-        const ref = refDir === values.model ? model : (refModel ??= loadModel(refDir, { warn }));
+        const ref = baseRef ?? (sameModel ? model : (refModel ??= loadModel(refDir, { warn })));
         const bar = new Progress("reference log-probs", { total: items.length, unit: " pairs" });
         const r = precomputeRefLogps(ref, items, padId, loop.batchSize, (done) => bar.set(done));
         bar.finish();
@@ -255,7 +292,7 @@ export const dpoCommand: Command = {
     try {
       const r = runWithProgress("dpo", {
         outDir: out, kind: "dpo", items: pairs, params: trainable(model),
-        objective: dpoObjective(model, reference, options), loop, evaluation,
+        objective: dpoObjective(model, reference, options), loop, evaluation, rng,
         saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),
         resume: Boolean(values.resume), config, warn,
       });

@@ -17,6 +17,7 @@ export interface TrainerState extends LoopState {
   kind: string; // "sft" | "dpo"
   configHash: string; // a resume refuses a checkpoint written under another config
   adamStep: number;
+  rng?: number[]; // extra random state to restore (LoRA dropout), when the run has one
 }
 
 const stepDir = (root: string, step: number) => path.join(root, "checkpoints", `step-${String(step).padStart(7, "0")}`);

@@ -10,14 +10,14 @@ import { test } from "node:test";
 
 const child = new URL("./fixtures/resume-child.js", import.meta.url).pathname;
 
-function runToEnd(out: string, resume: boolean): void {
-  const r = spawnSync(process.execPath, [child, out, ...(resume ? ["resume"] : [])], { encoding: "utf8" });
+function runToEnd(out: string, resume: boolean, variant = "full"): void {
+  const r = spawnSync(process.execPath, [child, out, resume ? "resume" : "fresh", variant], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
 }
 
 /** Starts a run and SIGKILLs it once `ready` holds (polled every 2 ms). */
-async function runAndKill(out: string, resume: boolean, ready: () => boolean): Promise<void> {
-  const p = spawn(process.execPath, [child, out, ...(resume ? ["resume"] : [])], { stdio: "ignore" });
+async function runAndKill(out: string, resume: boolean, ready: () => boolean, variant = "full"): Promise<void> {
+  const p = spawn(process.execPath, [child, out, resume ? "resume" : "fresh", variant], { stdio: "ignore" });
   const exited = new Promise<number | null>((res) => p.on("exit", (code) => res(code)));
   while (p.exitCode === null && !ready()) await new Promise((r) => setTimeout(r, 2));
   p.kill("SIGKILL");
@@ -49,6 +49,21 @@ test("resume after SIGKILL is bit-identical to an uninterrupted run", async () =
     assert.deepEqual(s, steps(whole));
     const kept = fs.readdirSync(path.join(cut, "checkpoints"));
     assert.equal(kept.length, 2, `the last 2 checkpoints are kept: ${kept}`);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("resume after SIGKILL is bit-identical with LoRA dropout (the dropout stream is checkpointed)", async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-resume-lora-"));
+  try {
+    const whole = path.join(root, "whole");
+    runToEnd(whole, false, "lora");
+    const cut = path.join(root, "cut");
+    await runAndKill(cut, false, () => steps(cut).length >= 4, "lora");
+    runToEnd(cut, true, "lora");
+    assert.ok(fs.readFileSync(path.join(whole, "final.bin")).equals(fs.readFileSync(path.join(cut, "final.bin"))), "final weights differ");
+    assert.deepEqual(steps(cut), steps(whole));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

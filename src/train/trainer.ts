@@ -25,6 +25,8 @@ export interface TrainRun<T> {
   evaluation?: { items: T[]; objective: Objective<T>; every: number; batchSize: number };
   onStep?(record: StepRecord, state: LoopState, total: number): void;
   warn?(message: string): void;
+  /** Random state beyond the data order (LoRA dropout): saved in checkpoints and restored on resume. */
+  rng?: { get(): Uint32Array; set(state: Uint32Array): void };
   shouldStop?(): boolean;
 }
 
@@ -62,7 +64,8 @@ export function train<T>(run: TrainRun<T>): TrainResult {
   let state: LoopState = { step: 0, epoch: 0, cursor: 0, tokens: 0 };
   let resumedFrom: number | null = null;
   const save = (s: LoopState) => {
-    const full: TrainerState = { ...s, format: CHECKPOINT_FORMAT, kind: run.kind, configHash, adamStep: opt.stepCount };
+    const full: TrainerState = { ...s, format: CHECKPOINT_FORMAT, kind: run.kind, configHash, adamStep: opt.stepCount,
+      ...(run.rng ? { rng: Array.from(run.rng.get()) } : {}) };
     saveCheckpoint(run.outDir, run.params, opt, full, run.keepLast);
   };
   try {
@@ -70,6 +73,7 @@ export function train<T>(run: TrainRun<T>): TrainResult {
     if (latest) {
       const s = loadCheckpoint(latest, run.params, opt, { kind: run.kind, configHash });
       state = { step: s.step, epoch: s.epoch, cursor: s.cursor, tokens: s.tokens };
+      if (run.rng && s.rng) run.rng.set(Uint32Array.from(s.rng));
       resumedFrom = s.step;
       truncateMetrics(metricsFile, s.step);
     } else {
