@@ -22,3 +22,4 @@ export { LOSSES, LOSS_NAMES, parseLosses, type PairLogps, type LossName } from "
 export { train } from "./train/trainer.js";
 export { sftObjective } from "./train/sft.js";
 export { dpoObjective, precomputeRefLogps, type TokenPair } from "./train/dpo.js";
+export { attachLora, loadAdapter, saveAdapter, mergeAndUnload, loraParams, type LoraOptions } from "./model/lora.js";

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import { InputError } from "../core/errors.js";
 import { exportGguf } from "../model/gguf.js";
 import { loadModel } from "../model/hub.js";
+import { mergeAndUnload } from "../model/lora.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import type { Command } from "./main.js";
 import { Progress } from "./progress.js";
@@ -44,6 +45,7 @@ export const exportCommand: Command = {
     if (dtype !== "f32" && dtype !== "f16") throw new InputError(`--dtype must be f32 or f16, got "${dtype}"`);
     const tokenizer = TextTokenizer.load(dir); // first: a folder without tokenizer.json fails before the weights load
     const model = loadModel(dir);
+    if (model.lora) mergeAndUnload(model); // an adapter folder exports as base + adapters, merged
     try {
       const name = typeof values.name === "string" ? values.name : (dir.replace(/[/\\]+$/, "").split(/[/\\]/).pop() || "stepwise");
       let bar: Progress | null = null;
