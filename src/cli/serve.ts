@@ -1,0 +1,76 @@
+// `stepwise serve`: serves a model folder on the OpenAI-compatible API until SIGINT or SIGTERM.
+
+import { backendByName, getBackend } from "../backend/index.js";
+import { InputError } from "../core/errors.js";
+import { loadModel } from "../model/hub.js";
+import { TextTokenizer } from "../model/tokenizer.js";
+import { CompletionServer } from "../serve/server.js";
+import { intOption, type Command } from "./main.js";
+
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "serve a model on an OpenAI-compatible API (/v1/completions, /v1/chat/completions, /v1/models)",
+  usage: "stepwise serve --model DIR --port P [--host 127.0.0.1] [--max-tokens-limit N] [--max-body-bytes N]",
+  options: {
+    model: { type: "string" },
+    port: { type: "string" },
+    host: { type: "string" },
+    "served-model-name": { type: "string" },
+    "max-tokens-limit": { type: "string" },
+    "max-body-bytes": { type: "string" },
+    "max-batch": { type: "string" },
+    backend: { type: "string" },
+    threads: { type: "string" },
+  },
+  help: [
+    "Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (the tokenizer's chat template),",
+    "GET /health. Streaming (\"stream\": true) sends server-sent events ending with `data: [DONE]`. Concurrent requests",
+    "with the same sampling options are decoded in one batch. Parameters: n, max_tokens, temperature, top_p, top_k,",
+    "stop, seed, logprobs, stream_options.include_usage, ignore_eos; unsupported ones are refused with a 400.",
+    "options:",
+    "  --model DIR              Hugging Face model folder (config.json, safetensors, tokenizer.json)",
+    "  --port P                 port to listen on (0 picks a free one; the address is printed)",
+    "  --host H                 address to bind, default 127.0.0.1 (0.0.0.0 exposes the server to the network)",
+    "  --served-model-name S    the model id clients name (default: the --model argument)",
+    "  --max-tokens-limit N     largest max_tokens a request may ask for (default 2048)",
+    "  --max-body-bytes N       largest request body (default 1048576)",
+    "  --max-batch N            sequences decoded together in one batch (default 32)",
+    "  --backend B              native (default when built) or reference",
+    "  --threads N              worker threads of the native backend",
+  ].join("\n"),
+  async run(values) {
+    if (typeof values.model !== "string") throw new InputError("--model DIR is required");
+    if (values.port === undefined) throw new InputError("--port P is required", undefined, "use --port 0 for a free port");
+    const port = intOption(values, "port", 0, 0);
+    if (port > 65535) throw new InputError(`--port must be at most 65535, got ${port}`);
+    const host = typeof values.host === "string" ? values.host : "127.0.0.1";
+    const be = values.backend ? backendByName(String(values.backend)) : getBackend();
+    if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
+    const tokenizer = TextTokenizer.load(values.model);
+    const model = loadModel(values.model, { backend: be });
+    const server = new CompletionServer(model, tokenizer, {
+      modelName: typeof values["served-model-name"] === "string" ? values["served-model-name"] : values.model,
+      maxTokensLimit: intOption(values, "max-tokens-limit", 2048),
+      maxBodyBytes: intOption(values, "max-body-bytes", 1 << 20),
+      maxBatchRows: intOption(values, "max-batch", 32),
+    });
+    try {
+      const url = await server.listen(port, host);
+      console.log(`stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", () => resolve());
+        process.once("SIGTERM", () => resolve());
+      });
+      return 0;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+        throw new InputError(`cannot listen on ${host}:${port} (${code})`, undefined, "pick another --port or --host");
+      }
+      throw e;
+    } finally {
+      await server.close();
+      model.dispose();
+    }
+  },
+};
