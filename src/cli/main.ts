@@ -10,6 +10,9 @@ import { verifyCommand } from "./verify.js";
 import { sftCommand, dpoCommand } from "./train.js";
 import { scoreCommand } from "./score.js";
 import { exportCommand } from "./export.js";
+import { sampleCommand } from "./sample.js";
+import { pairsCommand } from "./pairs.js";
+import { serveCommand } from "./serve.js";
 
 export interface Command {
   name: string;
@@ -21,7 +24,7 @@ export interface Command {
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [benchCommand, taskCommand, verifyCommand, sftCommand, dpoCommand, scoreCommand, exportCommand];
+const COMMANDS: Command[] = [benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, scoreCommand, exportCommand, serveCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

@@ -1,0 +1,445 @@
+// `stepwise sample`: N completions per problem (or step-controlled continuations of each reference solution),
+// batched, seeded, streamed to JSONL, resumable.
+//
+// Resuming: the output is append-only; every batch is written and fsynced before the next starts. A rerun of the
+// same command reads the file back, drops a torn last line (a kill during a write), and generates only the
+// (id, sample) pairs that are missing. Every sample's randomness derives from (--seed, id, sample index) alone, so
+// a resumed run writes exactly the lines an uninterrupted run would have. The options that decide the samples are
+// kept beside the output (OUT.config.json): a rerun with different ones is refused rather than mixed in.
+
+import fs from "node:fs";
+import { open } from "node:fs/promises";
+import path from "node:path";
+import { backendByName, getBackend, setBackend } from "../backend/index.js";
+import { InputError } from "../core/errors.js";
+import { Rng } from "../core/rng.js";
+import { promptText, completionText, type PromptTemplate } from "../data/format.js";
+import { loadCode, loadGsm8k, loadMapped, loadMath, newStats } from "../data/load.js";
+import { writeFileAtomic } from "../data/jsonl.js";
+import { fnv1a } from "../data/task.js";
+import { sequenceSeed } from "../model/generate.js";
+import { LocalCompleter } from "../sample/local.js";
+import {
+  continueStepwise, cutCount, cutPoint, DEFAULT_SCHEDULE, parseCut, parseStepSchedule, solutionPrefix, solutionSteps,
+  type CutSpec, type StepSchedule,
+} from "../sample/stepcontrol.js";
+import type { Completer, Completion, FinishReason } from "../sample/types.js";
+import { Progress } from "./progress.js";
+import type { Command } from "./main.js";
+
+type Values = Record<string, string | boolean | undefined>;
+
+/**
+ * An integer flag, or the default. (main.ts has the same; this file and pairs.ts do not import main.ts at run time,
+ * so that a test can import them without the command table's import cycle.)
+ */
+export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1): number {
+  const v = values[name];
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InputError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+// --- completers from flags (shared with `stepwise pairs`) ---
+
+export const COMPLETER_OPTIONS = {
+  model: { type: "string" }, endpoint: { type: "string" }, "endpoint-model": { type: "string" },
+  backend: { type: "string" }, threads: { type: "string" },
+} as const;
+
+export const COMPLETER_HELP = [
+  "  --model DIR          generate with the local engine from a Hugging Face model folder",
+  "  --endpoint URL       or with an OpenAI-compatible /v1/completions server (vLLM, SGLang, llama.cpp, Ollama,",
+  "                       stepwise serve); URL1,URL2,... balances the load over several",
+  "  --endpoint-model M   the server's model (default: the first of /v1/models)",
+  "  --backend B          local engine: native (default when built) or reference",
+  "  --threads N          local engine: native backend threads (default: all cores)",
+].join("\n");
+
+/** The completer the flags name (--model or --endpoint), or null when `optional` and neither is given. */
+export async function completerFrom(values: Values, o: { batchSize: number; seed: number; optional?: boolean }): Promise<Completer | null> {
+  const model = values.model;
+  const endpoint = values.endpoint;
+  if (model !== undefined && endpoint !== undefined) throw new InputError("give --model DIR or --endpoint URL, not both");
+  if (typeof model === "string") {
+    if (values.backend) setBackend(backendByName(String(values.backend)));
+    if (values.threads !== undefined) getBackend().setThreads(intOption(values, "threads", 1));
+    return LocalCompleter.load(model, { batchSize: o.batchSize, seed: o.seed });
+  }
+  if (typeof endpoint === "string") return httpCompleter(endpoint, values["endpoint-model"]);
+  if (o.optional) return null;
+  throw new InputError("--model DIR or --endpoint URL is required");
+}
+
+/** The OpenAI-compatible client (src/sample/http.ts), loaded only when asked for: "URL" or "URL1,URL2,..." (balanced). */
+async function httpCompleter(spec: string, model: string | boolean | undefined): Promise<Completer> {
+  const urls = spec.split(",").map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) throw new InputError("--endpoint needs a URL");
+  const { createHttpCompleter } = await import("../sample/http.js");
+  return createHttpCompleter(urls, { model: typeof model === "string" ? model : undefined });
+}
+
+// --- problems ---
+
+interface Problem {
+  id: string;
+  prompt: string; // what the model continues
+  fields: Record<string, unknown>; // written into every sample record (question, answer, extra fields)
+  answer: string | null; // the reference solution, for step-controlled sampling
+}
+
+type ProblemFormat = "jsonl" | "gsm8k" | "math" | "code";
+const FORMATS: ProblemFormat[] = ["jsonl", "gsm8k", "math", "code"];
+/** Fields later stages define: a problem's own field of that name is not carried into the samples. */
+const RESERVED = new Set(["sample", "completion", "finish_reason", "logprobs", "cut", "prefix", "steps", "correct", "pred",
+  "first_error_step", "result"]);
+
+async function readProblems(file: string, format: ProblemFormat, template: PromptTemplate, completer: Completer,
+  skipBad: boolean): Promise<{ problems: Problem[]; bad: number }> {
+  const stats = newStats();
+  const opts = { skipBad, stats };
+  const problems: Problem[] = [];
+  const seen = new Set<string>();
+  const chat = completer instanceof LocalCompleter ? completer.tokenizer : undefined;
+  if (template === "chat" && !chat) throw new InputError("--template chat needs the model's tokenizer: use --model DIR");
+  const source = format === "code" ? loadCode(file, opts) : format === "gsm8k" ? loadGsm8k(file, opts)
+    : format === "math" ? loadMath(file, opts) : loadMapped(file, opts);
+  for await (const rec of source) {
+    if (seen.has(rec.id)) throw new InputError(`duplicate problem id "${rec.id}"`, file, "samples are keyed by (id, sample): ids must be unique");
+    seen.add(rec.id);
+    const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !RESERVED.has(k) && k !== "id"));
+    if (typeof rec.question === "string") {
+      problems.push({ id: rec.id, prompt: promptText(rec.question, template, chat), fields, answer: String(rec.answer) });
+    } else {
+      problems.push({ id: rec.id, prompt: String(rec.prompt), fields, answer: null }); // code: the prompt as it is
+    }
+  }
+  return { problems, bad: stats.bad };
+}
+
+// --- the append-only output ---
+
+/** Keys of the complete records already in `file`; a torn last line is cut off the file. */
+function readDone(file: string): Set<string> {
+  const done = new Set<string>();
+  if (!fs.existsSync(file)) return done;
+  const buf = fs.readFileSync(file);
+  const end = buf.lastIndexOf(10) + 1; // bytes after the last newline are a write cut short
+  if (end < buf.length) fs.truncateSync(file, end);
+  const lines = buf.subarray(0, end).toString("utf8").split("\n");
+  lines.forEach((text, i) => {
+    if (text.trim() === "") return;
+    let r: { id?: unknown; sample?: unknown };
+    try {
+      r = JSON.parse(text);
+    } catch {
+      throw new InputError("not a JSON line: the output was changed by something else", `${file}:${i + 1}`,
+        "remove the line, or start over with a new --out");
+    }
+    done.add(key(String(r.id), Number(r.sample)));
+  });
+  return done;
+}
+
+function key(id: string, sample: number): string {
+  return `${id}\u0000${sample}`;
+}
+
+/** Saves the options that decide the samples beside the output, or checks a resumed run's against them. */
+function checkConfig(out: string, config: Record<string, unknown>): void {
+  const file = `${out}.config.json`;
+  if (!fs.existsSync(file)) {
+    if (fs.existsSync(out) && fs.statSync(out).size > 0) {
+      throw new InputError(`the output exists but ${path.basename(file)} does not: not written by stepwise sample?`, out,
+        "choose another --out, or delete the file");
+    }
+    return;
+  }
+  let old: Record<string, unknown>;
+  try {
+    old = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new InputError(`cannot read (${(e as Error).message})`, file);
+  }
+  const keys = [...new Set([...Object.keys(old), ...Object.keys(config)])];
+  const diff = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
+  if (diff.length > 0) {
+    const shown = diff.map((k) => `${k}: ${JSON.stringify(old[k])} before, ${JSON.stringify(config[k])} now`).join("; ");
+    throw new InputError(`cannot resume with different options (${shown})`, out,
+      "rerun with the same options to resume, or choose another --out (or delete OUT and OUT.config.json)");
+  }
+}
+
+// --- the stage ---
+
+export interface SampleOptions {
+  problems: string;
+  format: ProblemFormat;
+  out: string;
+  n: number;
+  temperature: number;
+  topP?: number;
+  topK?: number;
+  maxTokens: number;
+  stop?: string[];
+  seed: number;
+  logprobs: boolean;
+  template: PromptTemplate;
+  batchSize: number;
+  skipBad: boolean;
+  /** Step-controlled sampling: the schedule, where to cut, and the most steps generated. */
+  stepControl?: { schedule: StepSchedule; cut: CutSpec; maxSteps: number };
+}
+
+export interface SampleSummary {
+  problems: number;
+  samples: number; // expected in the output when the run ends
+  present: number; // already in the output at the start (a resumed run)
+  written: number; // by this run
+  skipped: Record<string, number>; // what was not sampled, and why
+  finish_reasons: Record<FinishReason, number>; // of the samples written by this run
+  out: string;
+}
+
+/** One sample to generate. */
+interface Job {
+  problem: Problem;
+  sample: number;
+  cut?: number;
+  prefix?: string;
+  seed: number;
+}
+
+/** The seed of sample `sample` of problem `id`: independent of every other sample, the batching and resuming. */
+export function sampleSeed(seed: number, id: string, sample: number): number {
+  return sequenceSeed(fnv1a(`${seed >>> 0}\u0000${id}`), sample);
+}
+
+/** Every sample the run should hold, in output order, and what cannot be sampled. */
+function plan(problems: Problem[], o: SampleOptions, skipped: Record<string, number>): Job[] {
+  const jobs: Job[] = [];
+  const skip = (why: string, count = 1) => (skipped[why] = (skipped[why] ?? 0) + count);
+  for (const problem of problems) {
+    if (!o.stepControl) {
+      for (let s = 0; s < o.n; s++) jobs.push({ problem, sample: s, seed: sampleSeed(o.seed, problem.id, s) });
+      continue;
+    }
+    const { cut } = o.stepControl;
+    const total = o.n * cutCount(cut);
+    if (problem.answer === null) {
+      skip("samples of problems without a reference solution", total);
+      continue;
+    }
+    const solution = completionText(problem.answer);
+    const sol = solutionSteps(solution);
+    if (sol.steps.length < 2) {
+      skip("samples of problems whose answer is not a solution in steps", total);
+      continue;
+    }
+    for (let s = 0; s < total; s++) {
+      const rng = new Rng(sampleSeed(o.seed, problem.id, s));
+      const k = cutPoint(cut, sol, Math.floor(s / o.n), rng);
+      if (k === null) {
+        skip("samples cut beyond the end of the solution");
+        continue;
+      }
+      jobs.push({ problem, sample: s, cut: k, prefix: solutionPrefix(solution, k), seed: rng.nextU32() });
+    }
+  }
+  return jobs;
+}
+
+function record(job: Job, c: Completion, o: SampleOptions): Record<string, unknown> {
+  const p = job.problem;
+  const { question, answer, ...extra } = p.fields;
+  return {
+    id: p.id, sample: job.sample,
+    ...(question !== undefined ? { question } : {}), ...(answer !== undefined ? { answer } : {}),
+    completion: (job.prefix ?? "") + c.text, finish_reason: c.finishReason,
+    ...(o.logprobs ? { logprobs: c.logprobs ?? null } : {}),
+    ...(job.cut !== undefined ? { cut: job.cut, prefix: job.prefix } : {}),
+    ...extra,
+  };
+}
+
+/** Completions of one batch of jobs, in job order. */
+async function runBatch(completer: Completer, jobs: Job[], o: SampleOptions): Promise<Completion[]> {
+  if (o.stepControl) {
+    const conts = await continueStepwise(completer, jobs.map((j) => ({ prompt: j.problem.prompt + j.prefix, seed: j.seed })), {
+      schedule: o.stepControl.schedule, maxTokens: o.maxTokens, maxSteps: o.stepControl.maxSteps, topP: o.topP, topK: o.topK,
+      logprobs: o.logprobs,
+    });
+    return conts.map((c) => ({ text: c.text, finishReason: c.finishReason, tokens: c.tokens, logprobs: c.logprobs }));
+  }
+  const res = await completer.complete(jobs.map((j) => ({
+    prompt: j.problem.prompt,
+    params: { n: 1, temperature: o.temperature, topP: o.topP, topK: o.topK, maxTokens: o.maxTokens, stop: o.stop,
+      seed: j.seed, logprobs: o.logprobs },
+  })));
+  return res.map((r, i) => {
+    if (!r[0]) throw new Error(`${completer.name}: no completion for request ${i}`);
+    return r[0];
+  });
+}
+
+/** Runs (or resumes) the sample stage into o.out. */
+export async function runSample(completer: Completer, o: SampleOptions, config: Record<string, unknown>): Promise<SampleSummary> {
+  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  checkConfig(o.out, config);
+  const { problems, bad } = await readProblems(o.problems, o.format, o.template, completer, o.skipBad);
+  if (problems.length === 0) throw new InputError("no problems", o.problems);
+  if (o.stepControl && o.format === "code") throw new InputError("step-controlled sampling needs math problems with a reference solution");
+  await writeFileAtomic(`${o.out}.config.json`, JSON.stringify(config, null, 2) + "\n");
+  const skipped: Record<string, number> = bad > 0 ? { "bad problem lines": bad } : {};
+  const jobs = plan(problems, o, skipped);
+  const done = readDone(o.out);
+  const todo = jobs.filter((j) => !done.has(key(j.problem.id, j.sample)));
+  const summary: SampleSummary = { problems: problems.length, samples: jobs.length, present: jobs.length - todo.length,
+    written: 0, skipped, finish_reasons: { stop: 0, length: 0, eos: 0 }, out: o.out };
+  const progress = new Progress(o.stepControl ? "sample (step-controlled)" : "sample", { total: todo.length, unit: "samples" });
+  const fh = await open(o.out, "a");
+  try {
+    for (let i = 0; i < todo.length; i += o.batchSize) {
+      const batch = todo.slice(i, i + o.batchSize);
+      const got = await runBatch(completer, batch, o);
+      await fh.write(batch.map((j, k) => JSON.stringify(record(j, got[k], o)) + "\n").join(""));
+      await fh.sync();
+      for (const c of got) summary.finish_reasons[c.finishReason]++;
+      summary.written += batch.length;
+      progress.tick(batch.length);
+    }
+  } finally {
+    await fh.close();
+    progress.finish();
+  }
+  return summary;
+}
+
+// --- the command ---
+
+function num(values: Values, name: string, dflt: number | undefined, ok: (x: number) => boolean, what: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (!Number.isFinite(x) || !ok(x)) throw new InputError(`--${name} must be ${what}, got "${v}"`);
+  return x;
+}
+
+export function templateOption(values: Values): PromptTemplate {
+  const t = String(values.template ?? "plain");
+  if (t !== "plain" && t !== "chat") throw new InputError(`--template must be plain or chat, got "${t}"`);
+  return t;
+}
+
+function sampleOptions(values: Values): SampleOptions {
+  if (typeof values.problems !== "string") throw new InputError("--problems FILE is required");
+  if (typeof values.out !== "string") throw new InputError("--out FILE is required");
+  const format = String(values.format ?? "jsonl") as ProblemFormat;
+  if (!FORMATS.includes(format)) throw new InputError(`--format must be one of ${FORMATS.join(", ")}, got "${values.format}"`);
+  const stepped = values["step-temperature"] !== undefined || values.cut !== undefined;
+  const stop = (values.stop as unknown as string[] | undefined)?.map((s) => s.replace(/\\n/g, "\n"));
+  return {
+    problems: values.problems, format, out: values.out,
+    n: intOption(values, "n", 8),
+    temperature: num(values, "temperature", 1, (x) => x >= 0, "a number >= 0")!,
+    topP: num(values, "top-p", undefined, (x) => x > 0 && x <= 1, "a number in (0, 1]"),
+    topK: num(values, "top-k", undefined, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
+    maxTokens: intOption(values, "max-tokens", 256),
+    stop: stop && stop.length > 0 ? stop : undefined,
+    seed: intOption(values, "seed", 0, 0),
+    logprobs: Boolean(values.logprobs),
+    template: templateOption(values),
+    batchSize: intOption(values, "batch-size", 16),
+    skipBad: Boolean(values["skip-bad"]),
+    stepControl: stepped ? {
+      schedule: values["step-temperature"] === undefined ? DEFAULT_SCHEDULE : parseStepSchedule(String(values["step-temperature"])),
+      cut: parseCut(String(values.cut ?? "random")),
+      maxSteps: intOption(values, "max-steps", 32),
+    } : undefined,
+  };
+}
+
+/** The options that decide what the samples are (not how fast they are made): a resumed run must match them. */
+function decisive(o: SampleOptions, values: Values): Record<string, unknown> {
+  return {
+    format_version: 1, stage: "sample",
+    model: typeof values.model === "string" ? path.resolve(values.model) : null,
+    endpoint: values.endpoint ?? null, endpoint_model: values["endpoint-model"] ?? null,
+    problems: path.resolve(o.problems), format: o.format, template: o.template, n: o.n, temperature: o.temperature,
+    top_p: o.topP ?? null, top_k: o.topK ?? null, max_tokens: o.maxTokens, stop: o.stop ?? null, seed: o.seed,
+    logprobs: o.logprobs,
+    step_temperature: o.stepControl ? o.stepControl.schedule.spec : null,
+    cut: o.stepControl ? (o.stepControl.cut.kind === "random" ? "random" : `${o.stepControl.cut.lo}-${o.stepControl.cut.hi}`) : null,
+    max_steps: o.stepControl?.maxSteps ?? null,
+  };
+}
+
+export const sampleCommand: Command = {
+  name: "sample",
+  summary: "N completions per problem, or step-controlled continuations (SCDPO); resumable",
+  usage: "stepwise sample --model DIR|--endpoint URL --problems FILE --n 8 --out FILE [--temperature 1] [--top-p P] " +
+    "[--top-k K] [--max-tokens 256] [--seed 0] [--logprobs] [--step-temperature SCHEDULE --cut random|K|A-B] " +
+    "[--template plain|chat] [--batch-size 16] [--json]",
+  options: {
+    ...COMPLETER_OPTIONS,
+    problems: { type: "string" }, format: { type: "string" }, n: { type: "string" }, out: { type: "string" },
+    temperature: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
+    "max-tokens": { type: "string" }, stop: { type: "string", multiple: true }, seed: { type: "string" },
+    logprobs: { type: "boolean" }, "step-temperature": { type: "string" }, cut: { type: "string" },
+    "max-steps": { type: "string" }, template: { type: "string" }, "batch-size": { type: "string" },
+    "skip-bad": { type: "boolean" }, json: { type: "boolean" },
+  },
+  help: [
+    "Writes one record a line: {\"id\", \"sample\", \"question\", \"answer\", \"completion\", \"finish_reason\", \"logprobs\"?}",
+    "(+ \"cut\", \"prefix\" when step-controlled; other fields of the problem are kept). Rerunning the same command",
+    "after an interruption resumes: samples already written are kept, the missing ones generated, none twice.",
+    "OUT.config.json records the options that decide the samples; a rerun with other ones is refused.",
+    "options:",
+    COMPLETER_HELP,
+    "  --problems FILE      problems: {\"id\", \"question\", \"answer\"} (the answer a reference solution or a final answer)",
+    "  --format F           jsonl (default: id/question/answer), gsm8k, math (problem/solution), code (prompt/tests)",
+    "  --n N                samples per problem (per cut point when step-controlled), default 8",
+    "  --out FILE           output JSONL (appended batch by batch, fsynced)",
+    "  --temperature X      sampling temperature, default 1 (0 = greedy)",
+    "  --top-p P            nucleus sampling (default off)",
+    "  --top-k K            keep the K most likely tokens (default off)",
+    "  --max-tokens N       new tokens per completion, default 256",
+    "  --stop STR           stop string (repeatable; \\n for a newline); the completion ends before it",
+    "  --seed N             default 0; sample s of problem id always gets the same seed",
+    "  --logprobs           add each sampled token's log-prob",
+    "  --template T         plain (default: question, newline) or chat (the model's chat template; needs --model)",
+    "  --batch-size N       samples per batch (generated together, then written and fsynced), default 16",
+    "  --skip-bad           skip malformed problem lines (counted) instead of stopping",
+    "  --json               print a JSON summary {\"problems\", \"samples\", \"present\", \"written\", \"skipped\",",
+    "                       \"finish_reasons\", \"out\"}",
+    "step-controlled sampling (SCDPO): needs a reference solution in \"answer\"; keeps its steps 1..k and generates",
+    "the rest one step (line) at a time, each step's temperature from the schedule (--temperature is not used);",
+    "\"completion\" is the prefix plus the continuation.",
+    "  --step-temperature S temperature of generated step i (from 0): gsm8k = min(1.1+0.1*i, 1.4) (default),",
+    "                       math = min(1.0+0.05*i, 1.2), blog = 1.05, 1.1, 1.15, ..., or \"a+b*i<=c\" (b, c optional)",
+    "  --cut C              random (default: k in 1..R-1, R the steps before \"####\"), K, or every k in A-B",
+    "                       (n samples each; sample = (k - A) * n + j)",
+    "  --max-steps N        steps generated at most, default 32",
+  ].join("\n"),
+  async run(values) {
+    const o = sampleOptions(values);
+    const completer = await completerFrom(values, { batchSize: o.batchSize, seed: o.seed });
+    let summary: SampleSummary;
+    try {
+      summary = await runSample(completer!, o, decisive(o, values));
+    } finally {
+      await completer!.close?.();
+    }
+    if (values.json) {
+      console.log(JSON.stringify(summary));
+      return 0;
+    }
+    const skipped = Object.entries(summary.skipped).map(([why, n]) => `${n} ${why}`).join("; ");
+    const f = summary.finish_reasons;
+    console.error(`sampled ${summary.written} (${summary.present} already present) of ${summary.samples} for ` +
+      `${summary.problems} problems into ${summary.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length` +
+      (skipped ? `; skipped: ${skipped}` : ""));
+    return 0;
+  },
+};
