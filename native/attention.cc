@@ -1,6 +1,10 @@
 // Fused softmax attention and its backward, one (batch, head, query block) at a time with the packed GEMM.
+// A forward with few query rows (a decode step, a short continuation) takes a direct path instead: per
+// (batch, head), dot products of each query row with the keys it may see, one softmax, and a weighted sum of their
+// values, with no packing and no thread-pool wake-up for small work.
 // Legend: B batch, Tq queries, Tk keys (a prefix of Tk - Tq keys precedes the queries), H query heads,
-// Hkv key/value heads (GQA: head hh reads kv head hh / (H / Hkv)), D head size, QB query rows per block.
+// Hkv key/value heads (GQA: head hh reads kv head hh / (H / Hkv)), D head size, QB query rows per block,
+// N keys a query row sees.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -47,10 +51,176 @@ inline int64_t mask_row(const Attn& p, const int32_t* mask_b, int64_t i, float* 
   return lim;
 }
 
+// ---------------------------------------------------------------- few query rows
+
+constexpr int64_t kDirectTq = 16;  // query rows up to which the direct path runs
+constexpr double kSerialFlops = 1.0e6;  // below this much work (flops), threads cost more than they save
+
+#if SW_AVX2
+/** Lane i of the result = the sum of the 8 lanes of a[i]. */
+inline __m256 hsum8x8(const __m256* a) {
+  __m256 s0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  __m256 s1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(s0, s1, 0x20), _mm256_permute2f128_ps(s0, s1, 0x31));
+}
+#endif
+
+/** s[j] = scale * dot(qr, K row idx[j]) for j < n; K rows are ldk apart, D long. */
+void direct_scores(const float* qr, const float* kb, int64_t ldk, const int32_t* idx, int64_t n, int64_t d,
+                   float scale, float* s) {
+  int64_t j = 0;
+#if SW_AVX2
+  const int64_t dv = d / 8 * 8;
+  const __m256i tail = tail_mask(d - dv);
+  const __m256 sc = _mm256_set1_ps(scale);
+  for (; j + 8 <= n; j += 8) {  // eight keys at a time: eight partial-sum vectors, summed across together
+    const float* kr[8];
+    __m256 acc[8];
+    for (int u = 0; u < 8; u++) {
+      kr[u] = kb + idx[j + u] * ldk;
+      acc[u] = _mm256_setzero_ps();
+    }
+    for (int64_t e = 0; e < dv; e += 8) {
+      __m256 qv = _mm256_loadu_ps(qr + e);
+      for (int u = 0; u < 8; u++) acc[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kr[u] + e), acc[u]);
+    }
+    if (dv < d) {
+      __m256 qv = _mm256_maskload_ps(qr + dv, tail);
+      for (int u = 0; u < 8; u++) acc[u] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(kr[u] + dv, tail), acc[u]);
+    }
+    _mm256_storeu_ps(s + j, _mm256_mul_ps(hsum8x8(acc), sc));
+  }
+#endif
+  for (; j < n; j++) {
+    const float* kr = kb + idx[j] * ldk;
+    float acc = 0;
+    for (int64_t e = 0; e < d; e++) acc += qr[e] * kr[e];
+    s[j] = acc * scale;
+  }
+}
+
+#if SW_AVX2
+/** o[0, 8 * NV) (the last vector through `last`) = inv * sum over j < n of w[j] * V row idx[j]. */
+template <int NV>
+void direct_values(const float* w, const float* vb, int64_t ldv, const int32_t* idx, int64_t n, float inv,
+                   __m256i last, float* o) {
+  __m256 acc[NV];
+  for (int u = 0; u < NV; u++) acc[u] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n; j++) {
+    const float* vr = vb + idx[j] * ldv;
+    __m256 wj = _mm256_broadcast_ss(w + j);
+    for (int u = 0; u < NV - 1; u++) acc[u] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(vr + 8 * u), acc[u]);
+    acc[NV - 1] = _mm256_fmadd_ps(wj, _mm256_maskload_ps(vr + 8 * (NV - 1), last), acc[NV - 1]);
+  }
+  const __m256 iv = _mm256_set1_ps(inv);
+  for (int u = 0; u < NV - 1; u++) _mm256_storeu_ps(o + 8 * u, _mm256_mul_ps(acc[u], iv));
+  _mm256_maskstore_ps(o + 8 * (NV - 1), last, _mm256_mul_ps(acc[NV - 1], iv));
+}
+#endif
+
+/** o[0, D) = inv * sum over j < n of w[j] * V row idx[j], 64 floats of the row at a time. */
+void direct_weighted_sum(const float* w, const float* vb, int64_t ldv, const int32_t* idx, int64_t n, float inv,
+                         int64_t d, float* o) {
+#if SW_AVX2
+  for (int64_t e0 = 0; e0 < d; e0 += 64) {
+    int64_t len = std::min<int64_t>(64, d - e0), nv = (len + 7) / 8;
+    __m256i last = tail_mask(len - 8 * (nv - 1));
+    const float* vc = vb + e0;
+    switch (nv) {
+      case 1: direct_values<1>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+      case 2: direct_values<2>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+      case 3: direct_values<3>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+      case 4: direct_values<4>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+      case 5: direct_values<5>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+      case 6: direct_values<6>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+      case 7: direct_values<7>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+      default: direct_values<8>(w, vc, ldv, idx, n, inv, last, o + e0); break;
+    }
+  }
+#else
+  for (int64_t e = 0; e < d; e++) {
+    float acc = 0;
+    for (int64_t j = 0; j < n; j++) acc += w[j] * vb[idx[j] * ldv + e];
+    o[e] = acc * inv;
+  }
+#endif
+}
+
+/** exp(s[j] - max) in place over j < n; returns max + log(sum), or -inf (and leaves s) when n == 0. */
+float direct_softmax(float* s, int64_t n, double* z_out) {
+  float mx = n > 0 ? max_f32(s, n) : kNegInf;
+  if (mx == kNegInf) return kNegInf;
+  double z = 0;
+  int64_t j = 0;
+#if SW_AVX2
+  __m256 m = _mm256_set1_ps(mx);
+  __m256d z0 = _mm256_setzero_pd(), z1 = z0;
+  for (; j + 8 <= n; j += 8) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+    _mm256_storeu_ps(s + j, e);
+    z0 = _mm256_add_pd(z0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    z1 = _mm256_add_pd(z1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  z = hsum4d(_mm256_add_pd(z0, z1));
+#endif
+  for (; j < n; j++) {
+    s[j] = std::exp(s[j] - mx);
+    z += s[j];
+  }
+  *z_out = z;
+  return float(double(mx) + std::log(z));
+}
+
+/** The forward for one (batch, head): every query row against the keys it sees (listed once, in order). */
+void direct_head(const float* q, const float* k, const float* v, const int32_t* mask, float* out, float* lse,
+                 const Attn& p, int64_t bi, int64_t hh) {
+  const int64_t g = hh / (p.h / p.hkv), ldk = p.hkv * p.d;
+  const int64_t kend = key_limit(p, p.tq - 1);  // the last row sees the most keys
+  thread_local std::vector<int32_t> idx_buf;
+  if (int64_t(idx_buf.size()) < kend) idx_buf.resize(size_t(kend));
+  int32_t* idx = idx_buf.data();
+  int64_t nk = 0;
+  const int32_t* mb = mask ? mask + bi * p.tk : nullptr;
+  for (int64_t j = 0; j < kend; j++)
+    if (!mb || mb[j] != 0) idx[nk++] = int32_t(j);
+  const float* kb = k + (bi * p.tk * p.hkv + g) * p.d;
+  const float* vb = v + (bi * p.tk * p.hkv + g) * p.d;
+  float* s = tscratch(0, std::max<int64_t>(nk, 1));
+  int64_t n = nk;
+  for (int64_t i = p.tq - 1; i >= 0; i--) {  // last row first: each earlier row sees a prefix of its keys
+    int64_t lim = key_limit(p, i);
+    while (n > 0 && idx[n - 1] >= lim) n--;
+    const float* qr = q + ((bi * p.tq + i) * p.h + hh) * p.d;
+    float* o = out + ((bi * p.tq + i) * p.h + hh) * p.d;
+    float* l = lse + (bi * p.h + hh) * p.tq + i;
+    direct_scores(qr, kb, ldk, idx, n, p.d, p.scale, s);
+    double z = 0;
+    *l = direct_softmax(s, n, &z);
+    if (*l == kNegInf) {  // sees no key: out = 0, lse = -inf
+      std::memset(o, 0, size_t(p.d) * 4);
+      continue;
+    }
+    direct_weighted_sum(s, vb, ldk, idx, n, float(1.0 / z), p.d, o);
+  }
+}
+
+void attention_direct(const float* q, const float* k, const float* v, const int32_t* mask, float* out, float* lse,
+                      const Attn& p) {
+  const int64_t tasks = p.b * p.h;
+  auto task = [&](int64_t t, int) { direct_head(q, k, v, mask, out, lse, p, t / p.h, t % p.h); };
+  double flops = 4.0 * double(tasks) * double(p.tq) * double(p.tk) * double(p.d);
+  if (flops < kSerialFlops) {
+    for (int64_t t = 0; t < tasks; t++) task(t, 0);
+  } else {
+    parallel_tasks(tasks, task);
+  }
+}
+
 }  // namespace
 
 void attention(const float* q, const float* k, const float* v, const int32_t* mask, float* out, float* lse,
                const Attn& p) {
+  if (p.tq <= kDirectTq) return attention_direct(q, k, v, mask, out, lse, p);
   const int64_t nqb = (p.tq + QB - 1) / QB, group = p.h / p.hkv;
   const int64_t ldq = p.h * p.d, ldk = p.hkv * p.d;
   parallel_tasks(p.b * p.h * nqb, [&](int64_t task, int) {

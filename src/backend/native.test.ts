@@ -319,6 +319,31 @@ parity("matmul: transposes, edges, batch strides, accumulate", (rng) => {
     "batch 2 130x70x513 tA tB (two K blocks)");
 });
 
+// m <= 16 takes the unpacked path (B streamed, several rows of C at a time): every transpose case, K and N tails
+// (K not a multiple of 8, N not a multiple of the tile), a broadcast batch, and a product large enough to thread.
+parity("matmul with few rows: m = 1, 3, 16, transposes, tails, batches", (rng) => {
+  let i = 0;
+  for (const m of [1, 3, 16]) {
+    for (const [n, k] of [[1, 1], [19, 13], [37, 64], [300, 131]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const accumulate = i++ % 3 === 0;
+          const mp = { batch: 1, m, n, k, transA, transB, strideA: m * k, strideB: k * n, accumulate };
+          matmulCase(rng, mp, `${m}x${n}x${k} tA=${transA} tB=${transB} acc=${accumulate}`);
+        }
+      }
+    }
+  }
+  for (const transB of [false, true]) {
+    matmulCase(rng, { batch: 3, m: 2, n: 45, k: 70, transA: true, transB, strideA: 0, strideB: 45 * 70, accumulate: false },
+      `batch 3 2x45x70 tA shared A tB=${transB}`);
+    matmulCase(rng, { batch: 1, m: 16, n: 1000, k: 300, transA: false, transB, strideA: 0, strideB: 0, accumulate: false },
+      `16x1000x300 tB=${transB} (threaded)`);
+  }
+  matmulCase(rng, { batch: 1, m: 1, n: 3000, k: 577, transA: false, transB: true, strideA: 0, strideB: 0, accumulate: true },
+    "1x3000x577 tB (threaded, accumulate)");
+});
+
 parity("permute", (rng) => {
   const cases: [number[], number[]][] = [
     [[33, 17], [1, 0]], [[2, 3, 4, 5], [0, 2, 1, 3]], [[2, 3, 4, 5], [3, 2, 1, 0]], [[2, 3, 4, 5], [1, 3, 0, 2]],
@@ -462,6 +487,22 @@ parity("attention and attentionGrad: causal, KV prefix, padding, GQA", (rng) => 
   for (const [c, maskZeros, label] of cases) attentionCase(rng, { ...c, scale: 1 / Math.sqrt(c.d) }, maskZeros, label);
 });
 
+// Up to 16 query rows take the direct path (dot products over the visible keys, no packing): decode (tq = 1) and
+// short continuations (tq = 2, 16) with KV prefixes, padding, GQA, head sizes with a tail (12) or past one 64-float
+// chunk (72), rows that see no key, and a decode batch large enough to thread.
+parity("attention with few query rows: tq = 1, 2, 16, masks, GQA", (rng) => {
+  const cases: [Omit<AttentionParams, "scale">, number[] | null, string][] = [
+    [{ b: 3, tq: 1, tk: 40, h: 6, hkv: 2, d: 72, causal: true }, [0, 1, 7, 45, 46, 80, 119], "tq=1 GQA 3:1 d=72 + padding"],
+    [{ b: 2, tq: 1, tk: 9, h: 4, hkv: 1, d: 16, causal: true }, [0, 1, 2, 3, 4, 5, 6, 7, 8], "tq=1 a batch row with every key padded"],
+    [{ b: 2, tq: 2, tk: 21, h: 4, hkv: 4, d: 12, causal: true }, [3, 25], "tq=2 KV prefix d=12 + padding"],
+    [{ b: 2, tq: 2, tk: 2, h: 2, hkv: 1, d: 8, causal: true }, [0], "tq=2 first row sees no key"],
+    [{ b: 1, tq: 2, tk: 30, h: 4, hkv: 2, d: 32, causal: false }, [5, 6], "tq=2 non-causal + padding"],
+    [{ b: 2, tq: 16, tk: 24, h: 3, hkv: 1, d: 20, causal: true }, [2, 30], "tq=16 (the last direct size) KV prefix"],
+    [{ b: 16, tq: 1, tk: 255, h: 9, hkv: 3, d: 64, causal: true }, [0, 1, 300, 301, 302, 4000], "tq=1 SmolLM2 heads, batch 16 (threaded)"],
+  ];
+  for (const [c, maskZeros, label] of cases) attentionCase(rng, { ...c, scale: 1 / Math.sqrt(c.d) }, maskZeros, label);
+});
+
 parity("logSoftmax, tokenLogprobs and their grads", (rng) => {
   for (const [n, v] of [[1, 1], [3, 17], [17, 257], [4, 5000]]) {
     const p = new Pair(`softmax n=${n} v=${v}`);
@@ -561,6 +602,47 @@ test("native: buffers, errors and thread-count invariance", (t) => {
     for (const b of [x, y, c]) nat.dispose(b);
   }
   assert.deepEqual(results[0][0], results[1][0], "matmul differs between 1 and 2 threads");
+  nat.setThreads(before);
+  assert.equal(nat.liveBuffers(), live);
+});
+
+test("native: few-row matmul and decode attention are bit-identical on 1 and 2 threads", (t) => {
+  if (!nat) return t.skip(skipMsg);
+  const before = nat.threads();
+  const live = nat.liveBuffers();
+  const upload = (data: HostArray, dtype: DType = "f32") => {
+    const b = nat.alloc(data.length, dtype);
+    nat.write(b, data);
+    return b;
+  };
+  const runOnce = (threads: number): HostArray[] => {
+    nat.setThreads(threads);
+    const rng = new Rng(9);
+    const outs: HostArray[] = [];
+    for (const transB of [false, true]) {
+      const [m, n, k] = [16, 1003, 300];
+      const a = upload(randn(rng, m * k));
+      const b = upload(randn(rng, n * k));
+      const c = nat.alloc(m * n, "f32");
+      nat.matmul(a, b, c, { batch: 1, m, n, k, transA: false, transB, strideA: 0, strideB: 0, accumulate: false });
+      outs.push(nat.readSync(c));
+      for (const x of [a, b, c]) nat.dispose(x);
+    }
+    const ap: AttentionParams = { b: 16, tq: 1, tk: 200, h: 9, hkv: 3, d: 64, scale: 0.125, causal: true };
+    const q = upload(randn(rng, 16 * 9 * 64));
+    const k = upload(randn(rng, 16 * 200 * 3 * 64));
+    const v = upload(randn(rng, 16 * 200 * 3 * 64));
+    const mask = upload(ints(rng, 16 * 200, 0, 2), "i32");
+    const out = nat.alloc(16 * 9 * 64, "f32");
+    const lse = nat.alloc(16 * 9, "f32");
+    nat.attention(q, k, v, mask, out, lse, ap);
+    outs.push(nat.readSync(out), nat.readSync(lse));
+    for (const x of [q, k, v, mask, out, lse]) nat.dispose(x);
+    return outs;
+  };
+  const one = runOnce(1);
+  const two = runOnce(2);
+  one.forEach((x, i) => assert.deepEqual(two[i], x, `output ${i} differs between 1 and 2 threads`));
   nat.setThreads(before);
   assert.equal(nat.liveBuffers(), live);
 });

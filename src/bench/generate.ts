@@ -1,18 +1,24 @@
-// `stepwise bench generate`, our side: prefill and batched-decode throughput of KV-cache generation on the tiny
-// preset and a random SmolLM2-135M-shaped model, batch 1 and 16, medians after a warm-up. The llama.cpp columns of
-// the issue's JSON are measured elsewhere on the same weights and merged by the caller.
+// `stepwise bench generate`: prefill and batched-decode throughput of KV-cache generation on the tiny preset and a
+// random SmolLM2-135M-shaped model, batch 1 and 16, ours and llama.cpp's on the same weights in the same run.
 //
-// prefill_tokens_per_s: B*P prompt tokens through one cached forward (last-slot logits read back, as generation
-// does). tokens_per_s: B*(N-1) tokens of the decode steps after the prefill, host sampling (temperature 1)
-// included, EOS ignored so every row runs N tokens.
+// One run = B prompts of P random token ids prefilled at once, then N - 1 decode steps that sample one token per
+// row (temperature 1 over the whole vocabulary on our side, EOS ignored so every row runs N tokens).
+// prefill_tokens_per_s = B*P / (time of the prefill step, its B sampled tokens included); tokens_per_s =
+// B*(N-1) / (time of the decode steps). Each side gets a short warm-up run, then `reps` timed runs, ours and
+// llama.cpp's alternating so that other load on the machine falls on both; the figures are medians.
+//
+// Legend: B rows (sequences), P prompt tokens per row, N new tokens per row, V vocab.
 
 import type { Backend } from "../backend/backend.js";
 import { Rng } from "../core/rng.js";
-import { tensor, tidy } from "../engine/tensor.js";
 import { BatchDecoder } from "../model/generate.js";
 import { Llama } from "../model/llama.js";
 import { PRESETS } from "../model/presets.js";
+import { LLAMA_CPP_PACKAGE, LlamaCppModelBench, type LlamaCppRunner, loadLlamaCpp } from "./llamacpp.js";
 import { median } from "./stats.js";
+
+export const GENERATE_BENCH_MODELS = ["tiny", "smollm2-135m"] as const;
+export type GenerateBenchModel = (typeof GENERATE_BENCH_MODELS)[number];
 
 export interface GenerateBenchRow {
   model: string;
@@ -21,32 +27,42 @@ export interface GenerateBenchRow {
   new_tokens: number; // per row
   tokens_per_s: number; // decode, all rows together
   prefill_tokens_per_s: number;
+  llama_cpp_tokens_per_s: number | null; // null when llama.cpp was not measured (llama_cpp_note says why)
+  llama_cpp_prefill_tokens_per_s: number | null;
   backend: string;
-  threads: number;
+  threads: number; // ours and llama.cpp's
+  llama_cpp_note?: string;
 }
 
 export interface GenerateBenchOptions {
-  models?: ("tiny" | "smollm2-135m")[]; // default both
+  models?: GenerateBenchModel[]; // default both
   batches?: number[]; // default [1, 16]
   promptTokens?: number; // default 128 (quick: 32)
   newTokens?: number; // default 128 (quick: 16)
-  reps?: number; // timed repetitions after one warm-up, default 3 (quick: 1)
+  reps?: number; // timed runs per side after one warm-up, default 3 (quick: 1)
   quick?: boolean; // a smoke test, not a measurement
+  llamaCpp?: boolean; // benchGenerateVsLlamaCpp: measure llama.cpp too, default true
   onRow?: (row: GenerateBenchRow) => void; // each row as soon as it is measured
 }
 
-/** Measures prefill and decode throughput for every (model, batch); one row each. */
+interface RunTimes {
+  prefillMs: number;
+  decodeMs: number;
+}
+
+/** Ours only, synchronously (llama.cpp columns null): one row per (model, batch). */
 export function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}): GenerateBenchRow[] {
-  const quick = opts.quick ?? false;
-  const P = opts.promptTokens ?? (quick ? 32 : 128);
-  const N = opts.newTokens ?? (quick ? 16 : 128);
-  const reps = opts.reps ?? (quick ? 1 : 3);
+  const o = resolve(opts);
   const rows: GenerateBenchRow[] = [];
-  for (const name of opts.models ?? ["tiny", "smollm2-135m"]) {
+  for (const name of o.models) {
     const model = new Llama(PRESETS[name], { seed: 1, backend: be });
     try {
-      for (const B of opts.batches ?? [1, 16]) {
-        const row = benchOne(model, name, B, P, N, reps);
+      for (const B of o.batches) {
+        const prompts = randomPrompts(model, B, o.P);
+        const ours = (n: number, ps = prompts) => ourRun(model, ps, n);
+        ours(Math.min(o.N, 4), shortPrompts(prompts)); // warm-up (thread pool, allocator, rotary tables)
+        const times = Array.from({ length: o.reps }, () => ours(o.N));
+        const row = makeRow(name, be, B, o, times, null, "not measured (ours only)");
         rows.push(row);
         opts.onRow?.(row);
       }
@@ -57,40 +73,129 @@ export function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}): Gen
   return rows;
 }
 
-function benchOne(model: Llama, name: string, B: number, P: number, N: number, reps: number): GenerateBenchRow {
-  const be = model.embed.backend;
+/**
+ * Ours and llama.cpp's (node-llama-cpp, same weights as an F32 GGUF, same thread count) side by side. Without
+ * node-llama-cpp, or when llama.cpp fails on a model, its columns are null and llama_cpp_note says why.
+ */
+export async function benchGenerateVsLlamaCpp(be: Backend, opts: GenerateBenchOptions = {}): Promise<GenerateBenchRow[]> {
+  const o = resolve(opts);
+  const threads = be.threads();
+  const loaded = opts.llamaCpp === false ? { error: "not measured (--no-llama-cpp)" } : await loadLlamaCpp();
+  const rows: GenerateBenchRow[] = [];
+  try {
+    for (const name of o.models) {
+      const model = new Llama(PRESETS[name], { seed: 1, backend: be });
+      let theirs: LlamaCppModelBench | null = null;
+      let note = "error" in loaded ? loaded.error : undefined;
+      try {
+        if ("llama" in loaded) {
+          theirs = await LlamaCppModelBench.open(loaded.llama, model, name).catch((e: Error) => {
+            note = `llama.cpp could not load the exported model: ${e.message.split("\n")[0]}`;
+            return null;
+          });
+        }
+        for (const B of o.batches) {
+          const row = await benchPair(model, name, be, B, o, theirs, threads, note);
+          rows.push(row);
+          opts.onRow?.(row);
+        }
+      } finally {
+        await theirs?.dispose();
+        model.dispose();
+      }
+    }
+  } finally {
+    if ("llama" in loaded) await loaded.llama.dispose();
+  }
+  return rows;
+}
+
+/** One (model, batch): warm-ups, then reps alternating ours and llama.cpp's. */
+async function benchPair(model: Llama, name: string, be: Backend, B: number, o: Resolved,
+  theirs: LlamaCppModelBench | null, threads: number, note: string | undefined): Promise<GenerateBenchRow> {
+  const prompts = randomPrompts(model, B, o.P);
+  let runner: LlamaCppRunner | null = null;
+  if (theirs) {
+    runner = await theirs.runner(B, o.P, o.N, threads).catch((e: Error) => {
+      note = `llama.cpp could not create a context of ${B} sequences: ${e.message.split("\n")[0]}`;
+      return null;
+    });
+  }
+  try {
+    ourRun(model, shortPrompts(prompts), Math.min(o.N, 4));
+    await runner?.run(shortPrompts(prompts), Math.min(o.N, 4));
+    const ours: RunTimes[] = [];
+    const cpp: RunTimes[] = [];
+    for (let r = 0; r < o.reps; r++) {
+      ours.push(ourRun(model, prompts, o.N));
+      if (runner) cpp.push(await runner.run(prompts, o.N));
+    }
+    return makeRow(name, be, B, o, ours, runner ? cpp : null, note);
+  } finally {
+    await runner?.dispose();
+  }
+}
+
+/** Our prefill (first step) and decode (the other N - 1 steps) times for one batch of prompts. */
+function ourRun(model: Llama, prompts: number[][], N: number): RunTimes {
+  const dec = new BatchDecoder(model, null, prompts.map((ids, index) => ({ ids, index })),
+    { maxTokens: N, temperature: 1, eosIds: [], seed: 1 });
+  try {
+    let t0 = performance.now();
+    dec.step(); // the prefill, and one sampled token per row
+    const prefillMs = performance.now() - t0;
+    t0 = performance.now();
+    while (!dec.done) dec.step();
+    return { prefillMs, decodeMs: performance.now() - t0 };
+  } finally {
+    dec.dispose();
+  }
+}
+
+interface Resolved {
+  models: GenerateBenchModel[];
+  batches: number[];
+  P: number;
+  N: number;
+  reps: number;
+}
+
+function resolve(opts: GenerateBenchOptions): Resolved {
+  const quick = opts.quick ?? false;
+  return {
+    models: opts.models ?? [...GENERATE_BENCH_MODELS],
+    batches: opts.batches ?? [1, 16],
+    P: opts.promptTokens ?? (quick ? 32 : 128),
+    N: opts.newTokens ?? (quick ? 16 : 128),
+    reps: opts.reps ?? (quick ? 1 : 3),
+  };
+}
+
+/** B prompts of P token ids drawn from [3, V), seeded by (B, P): the same for both sides. */
+function randomPrompts(model: Llama, B: number, P: number): number[][] {
   const V = model.config.vocab_size;
   const rng = new Rng(B * 1000 + P);
-  const prompts = Array.from({ length: B }, () => Array.from({ length: P }, () => 3 + rng.int(V - 3)));
-  const flat = prompts.flat();
-  const prefill = () => {
-    const cache = model.newCache(B, P);
-    const t0 = performance.now();
-    tidy(() => model.forwardCached(tensor(flat, [B, P], "i32", be), cache, { lastOnly: true }).toArray());
-    const ms = performance.now() - t0;
-    cache.dispose();
-    return ms;
-  };
-  const decode = (maxTokens = N) => {
-    const dec = new BatchDecoder(model, null, prompts.map((ids, index) => ({ ids, index })),
-      { maxTokens, temperature: 1, eosIds: [], seed: 1 });
-    try {
-      dec.step(); // the prefill
-      const t0 = performance.now();
-      while (!dec.done) dec.step();
-      return performance.now() - t0;
-    } finally {
-      dec.dispose();
-    }
-  };
-  prefill(); // warm-up (thread pool, allocator, rotary tables)
-  const prefillMs = median(Array.from({ length: reps }, prefill));
-  decode(Math.min(N, 4)); // warm-up
-  const decodeMs = median(Array.from({ length: reps }, () => decode()));
-  return {
-    model: name, batch: B, prompt_tokens: P, new_tokens: N,
-    tokens_per_s: (B * (N - 1)) / (decodeMs / 1000),
-    prefill_tokens_per_s: (B * P) / (prefillMs / 1000),
+  return Array.from({ length: B }, () => Array.from({ length: P }, () => 3 + rng.int(V - 3)));
+}
+
+/** The warm-up's prompts: the first 8 tokens of each. */
+function shortPrompts(prompts: number[][]): number[][] {
+  return prompts.map((p) => p.slice(0, 8));
+}
+
+function makeRow(name: string, be: Backend, B: number, o: Resolved, ours: RunTimes[], cpp: RunTimes[] | null,
+  note: string | undefined): GenerateBenchRow {
+  const decodeTokens = B * (o.N - 1);
+  const perSecond = (tokens: number, ms: number[]) => tokens / (median(ms) / 1000);
+  const row: GenerateBenchRow = {
+    model: name, batch: B, prompt_tokens: o.P, new_tokens: o.N,
+    tokens_per_s: perSecond(decodeTokens, ours.map((t) => t.decodeMs)),
+    prefill_tokens_per_s: perSecond(B * o.P, ours.map((t) => t.prefillMs)),
+    llama_cpp_tokens_per_s: cpp ? perSecond(decodeTokens, cpp.map((t) => t.decodeMs)) : null,
+    llama_cpp_prefill_tokens_per_s: cpp ? perSecond(B * o.P, cpp.map((t) => t.prefillMs)) : null,
     backend: be.name, threads: be.threads(),
   };
+  if (!cpp) row.llama_cpp_note = note ?? "llama.cpp was not measured";
+  else if (cpp.length > 0) row.llama_cpp_note = `${LLAMA_CPP_PACKAGE}, F32 GGUF of the same weights, threads ${row.threads}`;
+  return row;
 }
