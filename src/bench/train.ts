@@ -11,6 +11,9 @@ import { AdamW, zeroGrad } from "../engine/optim.js";
 import { tidy } from "../engine/tensor.js";
 import { Llama, type LlamaConfig } from "../model/llama.js";
 import { PRESETS } from "../model/presets.js";
+import { attachLora } from "../model/lora.js";
+
+const LORA_R = 8; // rank of the LoRA rows, on all seven projections, both sides
 import type { Example } from "../train/batch.js";
 import { dpoObjective, type TokenPair } from "../train/dpo.js";
 import { sftObjective } from "../train/sft.js";
@@ -39,10 +42,12 @@ export const TRAIN_BENCH_MODELS: { name: string; config: LlamaConfig; shapes: Sh
     shapes: { sft: { batch: 4, seq: 128 }, dpo: { pairs: 2, prompt: 32, completion: 64 } } },
 ];
 
-function ours(be: Backend, config: LlamaConfig, s: Shapes, reps: number): { sft: number; dpo: number } {
+function ours(be: Backend, config: LlamaConfig, s: Shapes, reps: number, mode: "full" | "lora"): { sft: number; dpo: number } {
   return withBackend(be, () => {
     const model = new Llama(config, { seed: 1, backend: be });
-    const opt = new AdamW(model.parameters(), { lr: 1e-5, weightDecay: 0 });
+    if (mode === "lora") attachLora(model, { r: LORA_R, alpha: 2 * LORA_R, dropout: 0 });
+    const trainable = model.parameters().filter((p) => p.requiresGrad);
+    const opt = new AdamW(trainable, { lr: 1e-5, weightDecay: 0 });
     const rng = new Rng(2);
     const toks = (n: number) => Array.from({ length: n }, () => rng.int(config.vocab_size));
     const cut = s.sft.seq / 8;
@@ -54,7 +59,7 @@ function ours(be: Backend, config: LlamaConfig, s: Shapes, reps: number): { sft:
     const dpo = dpoObjective(model, { kind: "precomputed", logps: ref },
       { beta: 0.1, labelSmoothing: 0, losses: [{ name: "sigmoid", weight: 1 }], padId: 0 });
     const step = (run: () => void) => () => {
-      zeroGrad(model.parameters());
+      zeroGrad(trainable);
       tidy(run);
       opt.step();
     };
@@ -72,7 +77,7 @@ function pytorch(config: LlamaConfig, s: Shapes, mode: string, threads: number, 
   { sft: number; dpo: number } | { error: string } {
   const script = fileURLToPath(new URL("../../reference/bench_train.py", import.meta.url));
   if (!existsSync(script)) return { error: "reference/bench_train.py not found" };
-  const spec = { config, mode, threads, reps, seed: 0, ...s };
+  const spec = { config, mode, lora_r: LORA_R, threads, reps, seed: 0, ...s };
   const r = spawnSync("python3", [script, JSON.stringify(spec)], { encoding: "utf8" });
   if (r.error || r.status !== 0) return { error: `PyTorch side not run: ${(r.error?.message ?? r.stderr).trim().split("\n").at(-1)}` };
   const j = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { sft_tokens_per_s: number; dpo_pairs_per_s: number };
@@ -82,12 +87,12 @@ function pytorch(config: LlamaConfig, s: Shapes, mode: string, threads: number, 
 export function benchTrain(be: Backend, opts: { quick?: boolean; onRow?: (r: TrainBenchRow) => void } = {}): TrainBenchRow[] {
   const rows: TrainBenchRow[] = [];
   const models = opts.quick ? TRAIN_BENCH_MODELS.slice(0, 1) : TRAIN_BENCH_MODELS;
-  for (const m of models) {
+  for (const m of models) for (const mode of ["full", "lora"] as const) {
     const reps = opts.quick ? 1 : m.reps;
-    const o = ours(be, m.config, m.shapes, reps);
-    const p = pytorch(m.config, m.shapes, "full", be.threads(), reps);
+    const o = ours(be, m.config, m.shapes, reps, mode);
+    const p = pytorch(m.config, m.shapes, mode, be.threads(), reps);
     const row: TrainBenchRow = {
-      model: m.name, mode: "full", threads: be.threads(), sft_tokens_per_s: o.sft, dpo_pairs_per_s: o.dpo,
+      model: m.name, mode, threads: be.threads(), sft_tokens_per_s: o.sft, dpo_pairs_per_s: o.dpo,
       pytorch_sft_tokens_per_s: "error" in p ? null : p.sft, pytorch_dpo_pairs_per_s: "error" in p ? null : p.dpo,
       ...("error" in p ? { note: p.error } : {}),
     };

@@ -4,14 +4,30 @@ import { InputError } from "../core/errors.js";
 import type { Backend } from "../backend/backend.js";
 import { backendByName, getBackend } from "../backend/index.js";
 import { benchEngine } from "../bench/engine.js";
+import { benchServe } from "../bench/serve.js";
+import { benchTrain, type TrainBenchRow } from "../bench/train.js";
+import { benchVerify } from "../bench/verify.js";
 import { GENERATE_BENCH_MODELS, type GenerateBenchModel, type GenerateBenchRow, benchGenerateVsLlamaCpp } from "../bench/generate.js";
 import { intOption, type Command } from "./main.js";
 import { Progress } from "./progress.js";
 
+const SUITES = ["engine", "generate", "train", "verify", "serve"] as const;
+
+function printJson(r: object, values: Record<string, string | boolean | undefined>): number {
+  console.log(values.json ? JSON.stringify(r) : JSON.stringify(r, null, 2));
+  return 0;
+}
+
+function trainLine(r: TrainBenchRow): string {
+  const ratio = (a: number, b: number | null) => (b ? ` (${(a / b).toFixed(2)}x PyTorch)` : "");
+  return `${r.model} ${r.mode}: SFT ${r.sft_tokens_per_s.toFixed(0)} tokens/s${ratio(r.sft_tokens_per_s, r.pytorch_sft_tokens_per_s)}, ` +
+    `DPO ${r.dpo_pairs_per_s.toFixed(2)} pairs/s${ratio(r.dpo_pairs_per_s, r.pytorch_dpo_pairs_per_s)}${r.note ? ` [${r.note}]` : ""}`;
+}
+
 export const benchCommand: Command = {
   name: "bench",
-  summary: "run a benchmark suite (engine, generate) and print its figures",
-  usage: "stepwise bench engine|generate [--json] [--threads N] [--backend native|reference] [--quick]",
+  summary: "run a benchmark suite (engine, generate, train, verify, serve) and print its figures",
+  usage: "stepwise bench engine|generate|train|verify|serve [--json] [--threads N] [--backend native|reference] [--quick]",
   options: {
     json: { type: "boolean" },
     threads: { type: "string" },
@@ -33,6 +49,13 @@ export const benchCommand: Command = {
     "              llama.cpp's (node-llama-cpp, the same weights as an F32 GGUF, the same threads) alternating;",
     "              --json prints a list of {model, batch, prompt_tokens, new_tokens, tokens_per_s,",
     "              prefill_tokens_per_s, llama_cpp_tokens_per_s, llama_cpp_prefill_tokens_per_s, ...}",
+    "  train       SFT tokens/s and DPO pairs/s of one optimizer step (tiny and SmolLM2-135M-shaped, full and",
+    "              LoRA r=8), ours and PyTorch's (reference/bench_train.py, when python3 has torch) on the same",
+    "              shapes and threads: [{model, mode, sft_tokens_per_s, dpo_pairs_per_s, pytorch_sft_tokens_per_s,",
+    "              pytorch_dpo_pairs_per_s}]",
+    "  verify      {answer_checks_per_s, step_checks_per_s, sandbox_runs_per_s}",
+    "  serve       {clients, requests_per_s, p50_ms, p99_ms}: 16 concurrent clients against `stepwise serve`",
+    "              on the tiny preset",
     "options:",
     "  --json      print JSON instead of a table",
     "  --threads N worker threads of the native backend, and of llama.cpp (default: all cores)",
@@ -48,12 +71,23 @@ export const benchCommand: Command = {
   ].join("\n"),
   async run(values, positionals) {
     const suite = positionals[0];
-    if (suite !== "engine" && suite !== "generate") {
-      throw new InputError(`unknown bench suite "${suite ?? ""}"`, undefined, "use: stepwise bench engine|generate");
+    if (!SUITES.includes(suite as (typeof SUITES)[number])) {
+      throw new InputError(`unknown bench suite "${suite ?? ""}"`, undefined, `use: stepwise bench ${SUITES.join("|")}`);
     }
+    if (suite === "verify") return printJson(await benchVerify({ quick: Boolean(values.quick) }), values);
     const be = values.backend ? backendByName(String(values.backend)) : getBackend();
     if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
     if (suite === "generate") return runGenerate(be, values);
+    if (suite === "train") {
+      const rows = benchTrain(be, { quick: Boolean(values.quick), onRow: values.json ? undefined : (r) => console.log(trainLine(r)) });
+      if (values.json) console.log(JSON.stringify(rows));
+      return 0;
+    }
+    if (suite === "serve") {
+      const name = be.name === "native" || be.name === "reference" ? be.name : undefined;
+      return printJson(await benchServe({ quick: Boolean(values.quick), backend: name,
+        threads: values.threads === undefined ? undefined : be.threads() }), values);
+    }
     const r = benchEngine(be, { quick: Boolean(values.quick) });
     if (values.json) {
       console.log(JSON.stringify(r));
