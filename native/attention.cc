@@ -54,7 +54,7 @@ inline int64_t mask_row(const Attn& p, const int32_t* mask_b, int64_t i, float* 
 // ---------------------------------------------------------------- few query rows
 
 constexpr int64_t kDirectTq = 16;  // query rows up to which the direct path runs
-constexpr double kSerialFlops = 1.0e6;  // below this much work (flops), threads cost more than they save
+constexpr double kSerialFlops = 4.0e6;  // below this much work (flops, ~40 us), threads cost more than they save
 
 #if SW_AVX2
 /** Lane i of the result = the sum of the 8 lanes of a[i]. */

@@ -218,6 +218,7 @@ void gemm_packed_st(const GemmArgs& g) {
 
 constexpr int64_t kSmallM = 16;
 constexpr int64_t kStreamFloats = 64 * 1024;  // a B this large (256 KB) is taken as not in cache
+constexpr double kParallelUs = 30;  // estimated single-thread microseconds from which a product is split
 
 /** Stores one C element: alpha * s (+ the old value). The packed kernel rounds the same way. */
 inline void put(float* c, float s, float alpha, bool add) {
@@ -450,11 +451,14 @@ void gemm_batched_small(bool trans_a, bool trans_b, int64_t batch, int64_t m, in
     lda = k;
   }
   int64_t ldb = trans_b ? k : n;
-  double flops = 2.0 * double(batch) * double(m) * double(n) * double(k);
+  // Rough single-thread time in microseconds: FMAs at about 60 GFLOP/s plus B from memory at about 20 GB/s.
+  // Below kParallelUs, waking the pool and waiting for it costs more than it saves (more so on a loaded machine).
+  double us = double(batch) * (2.0 * double(m) * double(n) * double(k) / 60e3 + 4.0 * double(n) * double(k) / 20e3);
   int nt = pool_threads();
+  bool threaded = nt > 1 && us >= kParallelUs;
   // Slices of N: a few per thread when the product is large enough to share; whole items otherwise.
   int64_t per = 1;
-  if (nt > 1 && flops >= 2.0e5 && batch < 4 * nt) per = std::min<int64_t>((4 * nt + batch - 1) / batch, (n + 23) / 24);
+  if (threaded && batch < 4 * nt) per = std::min<int64_t>((4 * nt + batch - 1) / batch, (n + 23) / 24);
   int64_t width = (n + per - 1) / per;
   width = (width + 7) / 8 * 8;
   per = (n + width - 1) / width;
@@ -463,10 +467,10 @@ void gemm_batched_small(bool trans_a, bool trans_b, int64_t batch, int64_t m, in
     small_gemm(m, j0, j1, k, a + bi * stride_a, lda, trans_b, b + bi * stride_b, ldb, c + bi * m * n, n, 1.0f,
                accumulate);
   };
-  if (flops < 2.0e5 || nt == 1) {
-    for (int64_t t = 0; t < batch * per; t++) task(t, 0);
-  } else {
+  if (threaded) {
     parallel_tasks(batch * per, task);
+  } else {
+    for (int64_t t = 0; t < batch * per; t++) task(t, 0);
   }
 }
 }  // namespace

@@ -14,7 +14,7 @@ import { Rng } from "../core/rng.js";
 import { BatchDecoder } from "../model/generate.js";
 import { Llama } from "../model/llama.js";
 import { PRESETS } from "../model/presets.js";
-import { LLAMA_CPP_PACKAGE, LlamaCppModelBench, type LlamaCppRunner, loadLlamaCpp } from "./llamacpp.js";
+import { LLAMA_CPP_SETUP, LlamaCppModelBench, type LlamaCppRunner, loadLlamaCpp } from "./llamacpp.js";
 import { median } from "./stats.js";
 
 export const GENERATE_BENCH_MODELS = ["tiny", "smollm2-135m"] as const;
@@ -59,9 +59,8 @@ export function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}): Gen
     try {
       for (const B of o.batches) {
         const prompts = randomPrompts(model, B, o.P);
-        const ours = (n: number, ps = prompts) => ourRun(model, ps, n);
-        ours(Math.min(o.N, 4), shortPrompts(prompts)); // warm-up (thread pool, allocator, rotary tables)
-        const times = Array.from({ length: o.reps }, () => ours(o.N));
+        ourRun(model, shortPrompts(prompts), Math.min(o.N, 4)); // warm-up (thread pool, allocator, rotary tables)
+        const times = Array.from({ length: o.reps }, () => ourRun(model, prompts, o.N));
         const row = makeRow(name, be, B, o, times, null, "not measured (ours only)");
         rows.push(row);
         opts.onRow?.(row);
@@ -79,7 +78,6 @@ export function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}): Gen
  */
 export async function benchGenerateVsLlamaCpp(be: Backend, opts: GenerateBenchOptions = {}): Promise<GenerateBenchRow[]> {
   const o = resolve(opts);
-  const threads = be.threads();
   const loaded = opts.llamaCpp === false ? { error: "not measured (--no-llama-cpp)" } : await loadLlamaCpp();
   const rows: GenerateBenchRow[] = [];
   try {
@@ -95,7 +93,7 @@ export async function benchGenerateVsLlamaCpp(be: Backend, opts: GenerateBenchOp
           });
         }
         for (const B of o.batches) {
-          const row = await benchPair(model, name, be, B, o, theirs, threads, note);
+          const row = await benchPair(model, name, be, B, o, theirs, note);
           rows.push(row);
           opts.onRow?.(row);
         }
@@ -110,27 +108,32 @@ export async function benchGenerateVsLlamaCpp(be: Backend, opts: GenerateBenchOp
   return rows;
 }
 
-/** One (model, batch): warm-ups, then reps alternating ours and llama.cpp's. */
+/**
+ * One (model, batch): warm-ups, then reps alternating ours and llama.cpp's. A llama.cpp failure leaves its
+ * columns null (with the reason in the note), not the whole benchmark failed.
+ */
 async function benchPair(model: Llama, name: string, be: Backend, B: number, o: Resolved,
-  theirs: LlamaCppModelBench | null, threads: number, note: string | undefined): Promise<GenerateBenchRow> {
+  theirs: LlamaCppModelBench | null, note: string | undefined): Promise<GenerateBenchRow> {
   const prompts = randomPrompts(model, B, o.P);
   let runner: LlamaCppRunner | null = null;
-  if (theirs) {
-    runner = await theirs.runner(B, o.P, o.N, threads).catch((e: Error) => {
-      note = `llama.cpp could not create a context of ${B} sequences: ${e.message.split("\n")[0]}`;
-      return null;
-    });
-  }
+  const fail = (what: string) => (e: Error) => {
+    note = `llama.cpp failed to ${what}: ${e.message.split("\n")[0]}`;
+    return null;
+  };
+  if (theirs) runner = await theirs.runner(B, o.P, o.N, be.threads()).catch(fail(`create a context of ${B} sequences`));
   try {
     ourRun(model, shortPrompts(prompts), Math.min(o.N, 4));
-    await runner?.run(shortPrompts(prompts), Math.min(o.N, 4));
+    let cppOk = runner !== null && (await runner.run(shortPrompts(prompts), Math.min(o.N, 4)).catch(fail("generate"))) !== null;
     const ours: RunTimes[] = [];
     const cpp: RunTimes[] = [];
     for (let r = 0; r < o.reps; r++) {
       ours.push(ourRun(model, prompts, o.N));
-      if (runner) cpp.push(await runner.run(prompts, o.N));
+      if (!runner || !cppOk) continue;
+      const t = await runner.run(prompts, o.N).catch(fail("generate"));
+      if (t) cpp.push(t);
+      else cppOk = false;
     }
-    return makeRow(name, be, B, o, ours, runner ? cpp : null, note);
+    return makeRow(name, be, B, o, ours, cppOk ? cpp : null, note);
   } finally {
     await runner?.dispose();
   }
@@ -196,6 +199,6 @@ function makeRow(name: string, be: Backend, B: number, o: Resolved, ours: RunTim
     backend: be.name, threads: be.threads(),
   };
   if (!cpp) row.llama_cpp_note = note ?? "llama.cpp was not measured";
-  else if (cpp.length > 0) row.llama_cpp_note = `${LLAMA_CPP_PACKAGE}, F32 GGUF of the same weights, threads ${row.threads}`;
+  else row.llama_cpp_note = `${LLAMA_CPP_SETUP}, threads ${row.threads}`;
   return row;
 }

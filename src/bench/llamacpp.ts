@@ -19,8 +19,9 @@ import { exportGguf } from "../model/gguf.js";
 import type { Llama } from "../model/llama.js";
 import { builtinTokenizer } from "../model/tokenizer.js";
 
-/** The version the timings were taken with (package.json pins it). */
-export const LLAMA_CPP_PACKAGE = "node-llama-cpp@3.21.1";
+/** How llama.cpp is run, for the benchmark's note (package.json pins the version). */
+export const LLAMA_CPP_SETUP = "node-llama-cpp@3.21.1, F32 GGUF of the same weights, default context (F16 KV cache, " +
+  "flash attention auto), sequences stepped together, temperature 1 top-k 40";
 
 const SAMPLING = { temperature: 1, topK: 40, topP: 1, minP: 0 };
 
