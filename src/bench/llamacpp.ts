@@ -39,11 +39,13 @@ export async function loadLlamaCpp(): Promise<{ llama: LlamaCpp } | { error: str
 
 /** One model exported and loaded in llama.cpp; owns its temporary GGUF. Call dispose(). */
 export class LlamaCppModelBench {
-  private constructor(private readonly model: LlamaCppModel, private readonly dir: string, readonly file: string) {}
+  private constructor(private readonly model: LlamaCppModel, private readonly dir: string) {}
 
   /**
    * Exports `model` (our weights, F32) with the built-in tokenizer's vocabulary padded to the model's (the
-   * benchmark feeds token ids, so the vocabulary's text does not matter) and loads it on the CPU.
+   * benchmark feeds token ids, so the vocabulary's text does not matter) and loads it on the CPU. The file is
+   * deleted as soon as llama.cpp has it mapped, so that a killed benchmark leaves no 500 MB file behind (where
+   * an open file cannot be deleted, dispose() deletes it).
    */
   static async open(llama: LlamaCpp, model: Llama, name: string): Promise<LlamaCppModelBench> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-bench-"));
@@ -51,9 +53,10 @@ export class LlamaCppModelBench {
     try {
       exportGguf(model, builtinTokenizer(), file, { dtype: "f32", name });
       const m = await llama.loadModel({ modelPath: file, gpuLayers: 0 });
-      return new LlamaCppModelBench(m, dir, file);
+      removeDir(dir);
+      return new LlamaCppModelBench(m, dir);
     } catch (e) {
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
       throw e;
     }
   }
@@ -67,7 +70,16 @@ export class LlamaCppModelBench {
 
   async dispose(): Promise<void> {
     await this.model.dispose();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    removeDir(this.dir);
+  }
+}
+
+/** Deletes a temporary folder; a failure (a file still open, on some systems) leaves it for later. */
+function removeDir(dir: string): void {
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // dispose() tries again
   }
 }
 
