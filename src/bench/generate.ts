@@ -7,13 +7,25 @@
 // B*(N-1) / (time of the decode steps). Each side gets a short warm-up run, then `reps` timed runs, ours and
 // llama.cpp's alternating so that other load on the machine falls on both; the figures are medians.
 //
+// step_controlled_tokens_per_s (tiny only: the one preset with a built-in tokenizer; null elsewhere): SCDPO's
+// step-controlled sampling as `stepwise sample --step-temperature` runs it, continueStepwise with the default
+// (gsm8k) schedule through a LocalCompleter of batch B. B built-in test problems, each cut after its first step,
+// are continued one step (one request that stops at "\n") at a time, up to N tokens each; the figure is generated
+// tokens / wall time, per-step re-prefill of prompt + steps so far and text handling included. Random weights
+// end a step at about one token in 100 (the "\n" of the 100-token vocabulary), so a row makes one to a few steps.
+//
 // Legend: B rows (sequences), P prompt tokens per row, N new tokens per row, V vocab.
 
 import type { Backend } from "../backend/backend.js";
 import { Rng } from "../core/rng.js";
+import { promptText } from "../data/format.js";
+import { generateProblems, PRESETS as TASK_PRESETS } from "../data/task.js";
 import { BatchDecoder } from "../model/generate.js";
 import { Llama } from "../model/llama.js";
-import { PRESETS } from "../model/presets.js";
+import { PRESETS, presetTokenizer } from "../model/presets.js";
+import type { TextTokenizer } from "../model/tokenizer.js";
+import { LocalCompleter } from "../sample/local.js";
+import { continueStepwise, DEFAULT_SCHEDULE, solutionPrefix, type StepTask } from "../sample/stepcontrol.js";
 import { LLAMA_CPP_SETUP, LlamaCppModelBench, type LlamaCppRunner, loadLlamaCpp } from "./llamacpp.js";
 import { median } from "./stats.js";
 
@@ -29,6 +41,7 @@ export interface GenerateBenchRow {
   prefill_tokens_per_s: number;
   llama_cpp_tokens_per_s: number | null; // null when llama.cpp was not measured (llama_cpp_note says why)
   llama_cpp_prefill_tokens_per_s: number | null;
+  step_controlled_tokens_per_s: number | null; // continueStepwise, default schedule; null: no built-in tokenizer
   backend: string;
   threads: number; // ours and llama.cpp's
   llama_cpp_note?: string;
@@ -50,8 +63,8 @@ interface RunTimes {
   decodeMs: number;
 }
 
-/** Ours only, synchronously (llama.cpp columns null): one row per (model, batch). */
-export function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}): GenerateBenchRow[] {
+/** Ours only (llama.cpp columns null): one row per (model, batch). */
+export async function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}): Promise<GenerateBenchRow[]> {
   const o = resolve(opts);
   const rows: GenerateBenchRow[] = [];
   for (const name of o.models) {
@@ -61,7 +74,8 @@ export function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}): Gen
         const prompts = randomPrompts(model, B, o.P);
         ourRun(model, shortPrompts(prompts), Math.min(o.N, 4)); // warm-up (thread pool, allocator, rotary tables)
         const times = Array.from({ length: o.reps }, () => ourRun(model, prompts, o.N));
-        const row = makeRow(name, be, B, o, times, null, "not measured (ours only)");
+        const stepwise = await stepControlled(model, name, B, o);
+        const row = makeRow(name, be, B, o, times, null, stepwise, "not measured (ours only)");
         rows.push(row);
         opts.onRow?.(row);
       }
@@ -133,7 +147,8 @@ async function benchPair(model: Llama, name: string, be: Backend, B: number, o: 
       if (t) cpp.push(t);
       else cppOk = false;
     }
-    return makeRow(name, be, B, o, ours, cppOk ? cpp : null, note);
+    const stepwise = await stepControlled(model, name, B, o);
+    return makeRow(name, be, B, o, ours, cppOk ? cpp : null, stepwise, note);
   } finally {
     await runner?.dispose();
   }
@@ -153,6 +168,31 @@ function ourRun(model: Llama, prompts: number[][], N: number): RunTimes {
   } finally {
     dec.dispose();
   }
+}
+
+/**
+ * Tokens/s of step-controlled sampling on B built-in problems cut after their first step (median of `reps` timed
+ * runs after a short warm-up); null for a preset without a built-in tokenizer.
+ */
+async function stepControlled(model: Llama, name: string, B: number, o: Resolved): Promise<number | null> {
+  const tokenizer = presetTokenizer(name);
+  if (!tokenizer) return null;
+  const tasks: StepTask[] = generateProblems(TASK_PRESETS.medium, { seed: 1, split: "test", n: B }).map((p, i) => ({
+    prompt: promptText(p.question) + solutionPrefix(p.answer, 1), seed: i,
+  }));
+  await stepControlledRun(model, tokenizer, tasks, B, Math.min(o.N, 4)); // warm-up
+  const runs: { tokens: number; ms: number }[] = [];
+  for (let r = 0; r < o.reps; r++) runs.push(await stepControlledRun(model, tokenizer, tasks, B, o.N));
+  const tokens = runs[0].tokens; // seeded: every run generates the same tokens
+  return tokens / (median(runs.map((x) => x.ms)) / 1000);
+}
+
+/** One continueStepwise pass: the tokens it generated and its wall time. */
+async function stepControlledRun(model: Llama, tokenizer: TextTokenizer, tasks: StepTask[], B: number, N: number) {
+  const completer = new LocalCompleter(model, tokenizer, { batchSize: B, name: "bench" }); // close() would dispose the model
+  const t0 = performance.now();
+  const out = await continueStepwise(completer, tasks, { schedule: DEFAULT_SCHEDULE, maxTokens: N });
+  return { tokens: out.reduce((a, c) => a + c.tokens, 0), ms: performance.now() - t0 };
 }
 
 interface Resolved {
@@ -187,7 +227,7 @@ function shortPrompts(prompts: number[][]): number[][] {
 }
 
 function makeRow(name: string, be: Backend, B: number, o: Resolved, ours: RunTimes[], cpp: RunTimes[] | null,
-  note: string | undefined): GenerateBenchRow {
+  stepControlled: number | null, note: string | undefined): GenerateBenchRow {
   const decodeTokens = B * (o.N - 1);
   const perSecond = (tokens: number, ms: number[]) => tokens / (median(ms) / 1000);
   const row: GenerateBenchRow = {
@@ -196,6 +236,7 @@ function makeRow(name: string, be: Backend, B: number, o: Resolved, ours: RunTim
     prefill_tokens_per_s: perSecond(B * o.P, ours.map((t) => t.prefillMs)),
     llama_cpp_tokens_per_s: cpp ? perSecond(decodeTokens, cpp.map((t) => t.decodeMs)) : null,
     llama_cpp_prefill_tokens_per_s: cpp ? perSecond(B * o.P, cpp.map((t) => t.prefillMs)) : null,
+    step_controlled_tokens_per_s: stepControlled,
     backend: be.name, threads: be.threads(),
   };
   if (!cpp) row.llama_cpp_note = note ?? "llama.cpp was not measured";

@@ -48,7 +48,10 @@ export const benchCommand: Command = {
     "              SmolLM2-135M-shaped model, batch 1 and 16, 128 prompt + 128 new tokens per row), ours and",
     "              llama.cpp's (node-llama-cpp, the same weights as an F32 GGUF, the same threads) alternating;",
     "              --json prints a list of {model, batch, prompt_tokens, new_tokens, tokens_per_s,",
-    "              prefill_tokens_per_s, llama_cpp_tokens_per_s, llama_cpp_prefill_tokens_per_s, ...}",
+    "              prefill_tokens_per_s, llama_cpp_tokens_per_s, llama_cpp_prefill_tokens_per_s,",
+    "              step_controlled_tokens_per_s, ...}; step_controlled_tokens_per_s is SCDPO's step-controlled",
+    "              sampling (one request per step, default gsm8k temperature schedule, local engine, batch B) on",
+    "              the tiny preset, null for models without a built-in tokenizer",
     "  train       SFT tokens/s and DPO pairs/s of one optimizer step (tiny and SmolLM2-135M-shaped, full and",
     "              LoRA r=8), ours and PyTorch's (reference/bench_train.py, when python3 has torch) on the same",
     "              shapes and threads: [{model, mode, sft_tokens_per_s, dpo_pairs_per_s, pytorch_sft_tokens_per_s,",
@@ -150,7 +153,8 @@ async function runGenerate(be: Backend, values: Record<string, string | boolean 
     console.log(`${r.model.padEnd(13)} batch ${String(r.batch).padStart(2)}  P ${r.prompt_tokens} N ${r.new_tokens}  ` +
       `decode ${fmt(r.tokens_per_s)} / ${fmt(r.llama_cpp_tokens_per_s)} = ${ratio(r.tokens_per_s, r.llama_cpp_tokens_per_s)}  ` +
       `prefill ${fmt(r.prefill_tokens_per_s)} / ${fmt(r.llama_cpp_prefill_tokens_per_s)} = ` +
-      `${ratio(r.prefill_tokens_per_s, r.llama_cpp_prefill_tokens_per_s)}`);
+      `${ratio(r.prefill_tokens_per_s, r.llama_cpp_prefill_tokens_per_s)}` +
+      (r.step_controlled_tokens_per_s === null ? "" : `  step-controlled ${fmt(r.step_controlled_tokens_per_s)}`));
   }
   const note = rows.find((r) => r.llama_cpp_note)?.llama_cpp_note;
   if (note) console.log(`llama.cpp: ${note}`);
