@@ -13,6 +13,7 @@ import { exportCommand } from "./export.js";
 import { sampleCommand } from "./sample.js";
 import { pairsCommand } from "./pairs.js";
 import { serveCommand } from "./serve.js";
+import { dashboardCommand } from "./dashboard.js";
 import { evalCommand } from "./eval.js";
 
 export interface Command {
@@ -25,7 +26,7 @@ export interface Command {
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, exportCommand, serveCommand];
+const COMMANDS: Command[] = [benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, exportCommand, serveCommand, dashboardCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

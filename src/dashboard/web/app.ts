@@ -1,0 +1,446 @@
+// The dashboard's front end: plain DOM and uPlot, one ES module that the browser loads as compiled (no bundler).
+// Routes live in the hash: #run=<id>&tab=metrics|evals|pairs|credit. Metrics are polled with ?since=N, so charts and
+// the latest-values table grow while a run trains.
+
+import uPlot from "uplot";
+
+// ---- API types (mirror src/dashboard/runs.ts, pairs.ts, credit.ts) ----
+
+interface RunInfo {
+  id: string; name: string; kind: "pipeline" | "training"; parent: string | null; isModel: boolean;
+  steps: number; last: Record<string, number> | null; mtime: number; stage: string | null;
+}
+interface RunDetail { run: RunInfo; children: RunInfo[]; pair_files: string[]; credit: { model: string | null; ref: string | null; beta: number } }
+interface MetricsChunk { records: Record<string, number>[]; next: number; reset: boolean }
+interface EvalTable {
+  file: string; seed: string | null; variant: string; accuracy: number | null; n: number | null; ci95: [number, number] | null;
+  maj_accuracy: number | null; step_error_rate: number | null; by_steps: { steps: number; n: number; accuracy: number }[];
+}
+interface ReportVariant { name?: unknown; accuracy?: unknown; ci95?: unknown; maj_accuracy?: unknown; step_error_rate?: unknown }
+interface Evals { report: { variants?: ReportVariant[]; seeds?: unknown; seconds?: unknown } | null; tables: EvalTable[] }
+interface PairView {
+  line: number; id: string | null; kind: string | null; prompt: string; chosen: string; rejected: string;
+  initial_reason_steps: string | null; chosen_steps: string[]; rejected_steps: string[]; first_diff: number | null; error: string | null;
+}
+interface PairPage { file: string; offset: number; total: number; pairs: PairView[] }
+interface CreditToken { id: number; text: string; logprob: number | null; reward?: number | null }
+interface CreditResult { tokens: CreditToken[]; total_logprob: number; total_reward?: number; prompt_tokens: number; completion_reward: number; beta: number }
+
+type Tab = "metrics" | "evals" | "pairs" | "credit";
+const TABS: Tab[] = ["metrics", "evals", "pairs", "credit"];
+
+const params = new URLSearchParams(location.search);
+const POLL_MS = Math.max(200, Number(params.get("poll")) || 1000);
+const PAGE = 10;
+
+// ---- helpers ----
+
+async function api<T>(url: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(url, init);
+  const body = await res.json() as T & { error?: string };
+  if (!res.ok) throw new Error(body.error ?? `${res.status} ${res.statusText}`);
+  return body;
+}
+
+const runUrl = (id: string, what = "") => `/api/runs/${encodeURIComponent(id)}${what ? `/${what}` : ""}`;
+
+type Child = Node | string | null | undefined | false;
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) if (c !== null && c !== undefined && c !== false) e.append(c);
+  return e;
+}
+
+/** Numbers as the tables show them: 6 significant digits, no trailing zeros. */
+function fmt(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "";
+  if (Number.isInteger(x)) return String(x);
+  return String(Number(x.toPrecision(6)));
+}
+const pct = (x: number | null) => (x === null ? "" : `${(100 * x).toFixed(1)}%`);
+const ci = (c: [number, number] | null | unknown) =>
+  Array.isArray(c) && c.length === 2 ? `${pct(c[0] as number)} – ${pct(c[1] as number)}` : "";
+const numOrNull = (x: unknown) => (typeof x === "number" ? x : null);
+
+function numCell(text: string, value?: number | null): HTMLTableCellElement {
+  const td = el("td", { class: "num" }, text);
+  if (value !== undefined && value !== null) td.dataset.value = String(value);
+  return td;
+}
+
+function table(head: string[], rows: HTMLTableRowElement[], attrs: Record<string, string> = {}): HTMLTableElement {
+  return el("table", attrs, el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))), el("tbody", {}, ...rows));
+}
+
+// ---- state and routing ----
+
+let runs: RunInfo[] = [];
+let current: { id: string; tab: Tab; detail: RunDetail | null; stop: () => void } | null = null;
+/** Text the pair browser hands to the credit tab. */
+let creditRequest: { prompt: string; text: string } | null = null;
+
+function route(): { id: string | null; tab: Tab } {
+  const h = new URLSearchParams(location.hash.slice(1));
+  const tab = h.get("tab") as Tab | null;
+  return { id: h.get("run"), tab: tab && TABS.includes(tab) ? tab : "metrics" };
+}
+
+function go(id: string, tab: Tab): void {
+  location.hash = new URLSearchParams({ run: id, tab }).toString();
+}
+
+async function refreshRuns(): Promise<void> {
+  const r = await api<{ root: string; runs: RunInfo[] }>("/api/runs");
+  runs = r.runs;
+  document.getElementById("root")!.textContent = r.root;
+  renderRunList();
+}
+
+function renderRunList(): void {
+  const nav = document.getElementById("runs")!;
+  const now = Date.now();
+  nav.replaceChildren(...(runs.length === 0
+    ? [el("p", { class: "empty", style: "padding: 0 14px" }, "No runs yet: directories with metrics.jsonl or report.json.")]
+    : runs.map((r) => {
+      const loss = r.last?.loss;
+      const live = now - r.mtime < 30_000;
+      return el("a", {
+        class: `run${r.parent !== null ? " child" : ""}${current?.id === r.id ? " selected" : ""}`,
+        href: `#${new URLSearchParams({ run: r.id, tab: "metrics" })}`, "data-run": r.id,
+      },
+      el("div", {}, r.id, el("span", { class: "badge" }, r.kind === "pipeline" ? "pipeline" : (r.stage ?? "train")),
+        live ? el("span", { class: "badge live" }, "live") : null),
+      el("div", { class: "meta" }, r.kind === "training" ? `${r.steps} steps${loss !== undefined ? ` · loss ${fmt(loss)}` : ""}` : "report.json"));
+    })));
+}
+
+async function onRoute(): Promise<void> {
+  const { id, tab } = route();
+  if (id === null) return;
+  if (current && current.id === id && current.tab === tab) return;
+  current?.stop();
+  const main = document.getElementById("main")!;
+  let detail: RunDetail;
+  try {
+    detail = current?.id === id && current.detail ? current.detail : await api<RunDetail>(runUrl(id));
+  } catch (e) {
+    main.replaceChildren(el("p", { class: "error" }, `Cannot open run ${id}: ${(e as Error).message}`));
+    current = null;
+    return;
+  }
+  current = { id, tab, detail, stop: () => {} };
+  renderRunList();
+  const tabs = el("div", { class: "tabs" }, ...TABS.map((t) => {
+    const b = el("button", { class: t === tab ? "active" : "", "data-tab": t }, t[0].toUpperCase() + t.slice(1));
+    b.onclick = () => go(id, t);
+    return b;
+  }));
+  const body = el("div", { id: `tab-${tab}` });
+  main.replaceChildren(el("h2", {}, detail.run.id, el("span", { class: "badge" }, detail.run.kind)), tabs, body);
+  const views: Record<Tab, (b: HTMLElement, d: RunDetail) => (() => void) | void> = {
+    metrics: metricsView, evals: evalsView, pairs: pairsView, credit: creditView,
+  };
+  current.stop = views[tab](body, detail) ?? (() => {});
+}
+
+// ---- metrics ----
+
+/** Metric names in the order the charts show them; others follow alphabetically. */
+const ORDER = ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "learning_rate",
+  "grad_norm", "logps/chosen", "logps/rejected", "num_tokens", "tokens_per_s"];
+const NOT_CHARTED = new Set(["step", "epoch"]);
+
+function chartNames(keys: Iterable<string>): string[] {
+  const names = new Set<string>();
+  for (const k of keys) {
+    const base = k.startsWith("eval/") ? k.slice(5) : k;
+    if (!NOT_CHARTED.has(base)) names.add(base);
+  }
+  const rank = (n: string) => (ORDER.includes(n) ? ORDER.indexOf(n) : ORDER.length);
+  return [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+function metricsView(body: HTMLElement, detail: RunDetail): () => void {
+  if (detail.run.kind === "pipeline") {
+    pipelineOverview(body, detail);
+    return () => {};
+  }
+  const records: Record<string, number>[] = [];
+  const charts = new Map<string, { plot: uPlot; keys: string[] }>();
+  const latest = el("div", { class: "card" }, el("h3", {}, "Latest"), el("p", { class: "empty" }, "No metrics yet."));
+  const grid = el("div", { class: "charts", id: "charts" });
+  body.append(latest, grid);
+  let since = 0;
+  let timer = 0;
+  let stopped = false;
+
+  const xs = () => records.map((r, i) => r.step ?? i + 1);
+  const series = (k: string) => records.map((r) => (k in r ? r[k] : null));
+  const update = () => {
+    const last = records[records.length - 1];
+    if (last) {
+      const keys = Object.keys(last).filter((k) => k !== "step");
+      latest.replaceChildren(el("h3", {}, `Latest · step ${fmt(last.step)}`), table(["metric", "value"],
+        keys.map((k) => el("tr", { "data-metric": k }, el("td", {}, k), numCell(fmt(last[k]), last[k]))), { id: "latest-table" }));
+    }
+    const allKeys = new Set(records.flatMap((r) => Object.keys(r)));
+    for (const name of chartNames(allKeys)) {
+      const keys = [name, `eval/${name}`].filter((k) => allKeys.has(k));
+      let c = charts.get(name);
+      if (c && c.keys.length !== keys.length) {
+        c.plot.destroy();
+        c.plot.root.parentElement?.remove();
+        charts.delete(name);
+        c = undefined;
+      }
+      const data = [xs(), ...keys.map(series)] as uPlot.AlignedData;
+      if (c) {
+        c.plot.setData(data);
+        c.plot.root.parentElement!.dataset.points = String(records.length);
+        continue;
+      }
+      const card = el("div", { class: "card chart", "data-chart": name, "data-points": String(records.length) }, el("h3", {}, name));
+      grid.append(card);
+      const plot = new uPlot({
+        width: Math.max(380, card.clientWidth - 24), height: 200,
+        scales: { x: { time: false } },
+        axes: [{ label: "step" }, { size: 70 }],
+        series: [{ label: "step" }, ...keys.map((k) => ({
+          label: k, stroke: k.startsWith("eval/") ? "#e8710a" : "#2f6fdf", width: 1.5, spanGaps: true,
+          points: { show: k.startsWith("eval/") || records.length < 30 },
+        }))],
+      }, data, card);
+      charts.set(name, { plot, keys });
+    }
+  };
+
+  const poll = async () => {
+    try {
+      const chunk = await api<MetricsChunk>(`${runUrl(detail.run.id, "metrics")}?since=${since}`);
+      if (stopped) return;
+      if (chunk.reset) records.length = 0;
+      if (chunk.reset || chunk.records.length > 0) {
+        records.push(...chunk.records);
+        update();
+      }
+      since = chunk.next;
+    } catch (e) {
+      latest.append(el("p", { class: "error" }, (e as Error).message));
+    }
+    if (!stopped) timer = window.setTimeout(poll, POLL_MS);
+  };
+  void poll();
+  return () => {
+    stopped = true;
+    window.clearTimeout(timer);
+    for (const c of charts.values()) c.plot.destroy();
+  };
+}
+
+function pipelineOverview(body: HTMLElement, detail: RunDetail): void {
+  const rows = detail.children.map((c) => el("tr", {},
+    el("td", {}, el("a", { href: `#${new URLSearchParams({ run: c.id, tab: "metrics" })}` }, c.id)),
+    el("td", {}, c.stage ?? ""), numCell(String(c.steps)), numCell(fmt(c.last?.loss), c.last?.loss),
+    numCell(fmt(c.last?.["rewards/accuracies"]), c.last?.["rewards/accuracies"]),
+    numCell(fmt(c.last?.["rewards/margins"]), c.last?.["rewards/margins"])));
+  body.append(el("div", { class: "card" }, el("h3", {}, "Training runs"), rows.length
+    ? table(["run", "stage", "steps", "loss", "rewards/accuracies", "rewards/margins"], rows, { id: "children-table" })
+    : el("p", { class: "empty" }, "No training runs inside yet.")));
+  const evals = el("div");
+  body.append(evals);
+  void api<Evals>(runUrl(detail.run.id, "evals")).then((ev) => reportCard(evals, ev));
+}
+
+// ---- evals ----
+
+function reportCard(parent: HTMLElement, ev: Evals): void {
+  const variants = Array.isArray(ev.report?.variants) ? ev.report!.variants : [];
+  if (variants.length === 0) return;
+  const rows = variants.map((v) => el("tr", { "data-variant": String(v.name) }, el("td", {}, String(v.name ?? "")),
+    numCell(pct(numOrNull(v.accuracy)), numOrNull(v.accuracy)), numCell(ci(v.ci95)),
+    numCell(pct(numOrNull(v.maj_accuracy)), numOrNull(v.maj_accuracy)), numCell(pct(numOrNull(v.step_error_rate)), numOrNull(v.step_error_rate))));
+  const meta = [ev.report?.seeds !== undefined ? `seeds: ${JSON.stringify(ev.report.seeds)}` : "",
+    typeof ev.report?.seconds === "number" ? `${fmt(ev.report.seconds)} s` : ""].filter(Boolean).join(" · ");
+  parent.append(el("div", { class: "card" }, el("h3", {}, "Report"), meta ? el("p", { class: "muted" }, meta) : null,
+    table(["variant", "accuracy", "95% CI", "maj@k", "step error rate"], rows, { id: "report-table" })));
+}
+
+function evalsView(body: HTMLElement, detail: RunDetail): void {
+  body.append(el("p", { class: "muted" }, "Loading…"));
+  void api<Evals>(runUrl(detail.run.id, "evals")).then((ev) => {
+    body.replaceChildren();
+    reportCard(body, ev);
+    if (ev.tables.length > 0) {
+      const rows = ev.tables.map((t) => el("tr", { "data-file": t.file }, el("td", {}, t.seed ?? ""), el("td", {}, t.variant),
+        numCell(pct(t.accuracy), t.accuracy), numCell(fmt(t.n), t.n), numCell(ci(t.ci95)),
+        numCell(pct(t.maj_accuracy), t.maj_accuracy), numCell(pct(t.step_error_rate), t.step_error_rate)));
+      body.append(el("div", { class: "card" }, el("h3", {}, "Evaluations"),
+        table(["seed", "variant", "accuracy", "n", "95% CI", "maj@k", "step error rate"], rows, { id: "eval-table" })));
+      const steps = [...new Set(ev.tables.flatMap((t) => t.by_steps.map((b) => b.steps)))].sort((a, b) => a - b);
+      if (steps.length > 0) {
+        const srows = ev.tables.map((t) => el("tr", {}, el("td", {}, t.seed ?? ""), el("td", {}, t.variant),
+          ...steps.map((s) => {
+            const b = t.by_steps.find((x) => x.steps === s);
+            return numCell(b ? `${pct(b.accuracy)} (${b.n})` : "", b?.accuracy);
+          })));
+        body.append(el("div", { class: "card" }, el("h3", {}, "Accuracy by number of steps"),
+          table(["seed", "variant", ...steps.map((s) => `${s} steps`)], srows, { id: "by-steps-table" })));
+      }
+    }
+    if (detail.run.kind === "training") trainingEvalCard(body, detail);
+    else if (!ev.report && ev.tables.length === 0) body.append(el("p", { class: "empty" }, "No evaluations in this run."));
+  }).catch((e) => body.replaceChildren(el("p", { class: "error" }, (e as Error).message)));
+}
+
+/** Held-out eval/ metrics logged during training, one row per evaluation. */
+function trainingEvalCard(body: HTMLElement, detail: RunDetail): void {
+  void api<MetricsChunk>(runUrl(detail.run.id, "metrics")).then((m) => {
+    const rows = m.records.filter((r) => Object.keys(r).some((k) => k.startsWith("eval/")));
+    const keys = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("eval/"))))];
+    body.append(el("div", { class: "card" }, el("h3", {}, "Held-out metrics during training"), rows.length === 0
+      ? el("p", { class: "empty" }, "This run logged no eval/ metrics.")
+      : table(["step", ...keys], rows.map((r) => el("tr", {}, numCell(fmt(r.step)), ...keys.map((k) => numCell(fmt(r[k]), r[k])))),
+        { id: "train-eval-table" })));
+  });
+}
+
+// ---- pairs ----
+
+function stepsColumn(kind: "chosen" | "rejected", steps: string[], firstDiff: number | null): HTMLElement {
+  return el("div", { class: `side ${kind}` }, el("h4", {}, kind),
+    ...steps.map((s, i) => el("div", {
+      class: `step ${firstDiff === null || i < firstDiff ? "same" : i === firstDiff ? "diff-first" : "after"}`,
+      "data-step": String(i),
+    }, s)));
+}
+
+function pairCard(p: PairView, detail: RunDetail): HTMLElement {
+  if (p.error) return el("div", { class: "card pair" }, el("p", { class: "error" }, `line ${p.line}: ${p.error}`));
+  const credit = (side: "chosen" | "rejected") => {
+    const b = el("button", { class: "small", "data-credit": side }, `credit heatmap: ${side}`);
+    b.onclick = () => {
+      creditRequest = { prompt: p.prompt + (p.initial_reason_steps ?? ""), text: side === "chosen" ? p.chosen : p.rejected };
+      go(detail.run.id, "credit");
+    };
+    return b;
+  };
+  const where = p.first_diff === null ? "chosen and rejected are the same step for step"
+    : `first differing step: ${p.first_diff + 1}`;
+  return el("div", { class: "card pair", "data-line": String(p.line) },
+    el("h3", {}, `line ${p.line}${p.id ? ` · ${p.id}` : ""}${p.kind ? ` · ${p.kind}` : ""}`),
+    el("pre", { class: "prompt" }, p.prompt),
+    p.initial_reason_steps ? el("pre", { class: "prompt muted" }, p.initial_reason_steps) : null,
+    el("p", { class: "muted first-diff" }, where),
+    el("div", { class: "pair-sides" }, stepsColumn("chosen", p.chosen_steps, p.first_diff), stepsColumn("rejected", p.rejected_steps, p.first_diff)),
+    el("div", { class: "toolbar", style: "margin: 8px 0 0" }, credit("chosen"), credit("rejected")));
+}
+
+function pairsView(body: HTMLElement, detail: RunDetail): void {
+  if (detail.pair_files.length === 0) {
+    body.append(el("p", { class: "empty" }, "No pair files in this run (pairs/*.jsonl, seed-N/pairs/*.jsonl)."));
+    return;
+  }
+  const select = el("select", { id: "pair-file" }, ...detail.pair_files.map((f) => el("option", { value: f }, f)));
+  const info = el("span", { class: "muted" });
+  const prev = el("button", {}, "‹ prev");
+  const next = el("button", {}, "next ›");
+  const list = el("div", { id: "pairs" });
+  body.append(el("div", { class: "toolbar" }, el("label", {}, "file"), select, prev, next, info), list);
+  let offset = 0;
+  let total = 0;
+  const load = async () => {
+    try {
+      const page = await api<PairPage>(`${runUrl(detail.run.id, "pairs")}?${new URLSearchParams({ file: select.value, offset: String(offset), limit: String(PAGE) })}`);
+      total = page.total;
+      info.textContent = total === 0 ? "empty file" : `${offset + 1}–${Math.min(offset + PAGE, total)} of ${total}`;
+      list.replaceChildren(...page.pairs.map((p) => pairCard(p, detail)));
+    } catch (e) {
+      list.replaceChildren(el("p", { class: "error" }, (e as Error).message));
+    }
+  };
+  select.onchange = () => { offset = 0; void load(); };
+  prev.onclick = () => { if (offset > 0) { offset = Math.max(0, offset - PAGE); void load(); } };
+  next.onclick = () => { if (offset + PAGE < total) { offset += PAGE; void load(); } };
+  void load();
+}
+
+// ---- credit ----
+
+/** Red for negative rewards, green for positive, white at 0; saturates at +-scale. */
+function rewardColour(r: number, scale: number): string {
+  const t = Math.min(1, Math.abs(r) / scale);
+  const [R, G, B] = r < 0 ? [220, 50, 40] : [30, 150, 60];
+  const mix = (c: number) => Math.round(255 + (c - 255) * t);
+  return `rgb(${mix(R)}, ${mix(G)}, ${mix(B)})`;
+}
+
+function heatmap(r: CreditResult): HTMLElement {
+  const rewards = r.tokens.map((t) => t.reward ?? 0);
+  const scale = Math.max(1e-12, ...rewards.slice(r.prompt_tokens).map(Math.abs));
+  const spans = r.tokens.map((t, i) => {
+    const reward = t.reward ?? null;
+    const s = el("span", {
+      class: `tok${i < r.prompt_tokens ? " prompt-tok" : ""}`, "data-reward": reward === null ? "" : String(reward),
+      title: `#${i} id ${t.id} ${JSON.stringify(t.text)}\nreward ${reward === null ? "–" : reward.toExponential(3)}\nlogprob ${t.logprob === null ? "–" : t.logprob.toFixed(4)}`,
+    }, t.text);
+    if (reward !== null) s.style.background = rewardColour(reward, scale);
+    return s;
+  });
+  return el("div", { class: "card", id: "credit-result" },
+    el("div", { class: "legend" }, `−${scale.toExponential(2)}`, el("span", { class: "bar" }), `+${scale.toExponential(2)}`,
+      el("span", {}, ` · β = ${r.beta} · completion reward `), el("b", { id: "completion-reward" }, fmt(r.completion_reward)),
+      el("span", {}, ` · total log-prob ${fmt(r.total_logprob)}`)),
+    el("div", { class: "heatmap", id: "heatmap" }, ...spans));
+}
+
+function creditView(body: HTMLElement, detail: RunDetail): void {
+  const modelSel = el("select", { id: "credit-model" });
+  const refSel = el("select", { id: "credit-ref" });
+  const beta = el("input", { id: "credit-beta", type: "number", step: "any", min: "0", value: String(detail.credit.beta), style: "width: 80px" });
+  const prompt = el("textarea", { id: "credit-prompt", rows: "3", placeholder: "prompt (context: scored, shown dimmed)" });
+  const text = el("textarea", { id: "credit-text", rows: "5", placeholder: "completion to score" });
+  const go = el("button", { id: "credit-go" }, "Score");
+  const out = el("div", { id: "credit-out" });
+  body.append(el("div", { class: "card" },
+    el("p", { class: "muted" }, "Per-token implicit reward β·log(π/π_ref) of the policy against the reference: which tokens DPO credits (green) or blames (red)."),
+    el("div", { class: "toolbar" }, el("label", {}, "policy"), modelSel, el("label", {}, "reference"), refSel, el("label", {}, "β"), beta),
+    el("label", {}, "prompt"), prompt, el("label", {}, "completion"), text, el("div", { class: "toolbar", style: "margin-top: 6px" }, go)), out);
+  if (creditRequest) {
+    prompt.value = creditRequest.prompt;
+    text.value = creditRequest.text;
+  }
+  const score = async () => {
+    out.replaceChildren(el("p", { class: "muted" }, "Scoring…"));
+    try {
+      const r = await api<CreditResult>("/api/credit", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: modelSel.value, ref: refSel.value, prompt: prompt.value, text: text.value, beta: Number(beta.value) }),
+      });
+      out.replaceChildren(heatmap(r));
+    } catch (e) {
+      out.replaceChildren(el("p", { class: "error" }, (e as Error).message));
+    }
+  };
+  go.onclick = () => void score();
+  void api<{ models: string[] }>("/api/models").then(({ models }) => {
+    const fill = (sel: HTMLSelectElement, chosen: string | null) => {
+      sel.replaceChildren(...models.map((m) => el("option", { value: m }, m)));
+      if (chosen !== null && models.includes(chosen)) sel.value = chosen;
+    };
+    fill(modelSel, detail.credit.model);
+    fill(refSel, detail.credit.ref);
+    if (models.length === 0) out.replaceChildren(el("p", { class: "empty" }, "No model folders under the runs directory."));
+    else if (creditRequest) void score();
+    creditRequest = null;
+  });
+}
+
+// ---- start ----
+
+window.addEventListener("hashchange", () => void onRoute());
+void refreshRuns().then(() => {
+  if (route().id === null && runs.length > 0) go(runs[0].id, "metrics");
+  else void onRoute();
+});
+window.setInterval(() => void refreshRuns().catch(() => {}), Math.max(POLL_MS, 3000));
