@@ -5,6 +5,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { MathProblem } from "../data/load.js";
+import { initModel } from "../model/presets.js";
+import { createHttpCompleter } from "../sample/http.js";
+import { LocalCompleter } from "../sample/local.js";
+import { CompletionServer } from "../serve/server.js";
 import type { Completer, Completion, CompletionRequest } from "../sample/types.js";
 import { evalSampleSeed, evaluate, referenceSteps } from "./eval.js";
 import { majorityVote, passAtK, wilson } from "./stats.js";
@@ -164,4 +168,24 @@ test("evaluate: greedy only by default, maj alone, and bad options", async () =>
   await assert.rejects(evaluate(fake, PROBLEMS, { maj: 0 }), /maj must be an integer >= 1/);
   await assert.rejects(evaluate(fake, PROBLEMS, { passK: [1.5] }), /pass@k's k must be an integer >= 1/);
   await assert.rejects(evaluate(fake, PROBLEMS, { template: "chat" }), /chat template needs the model's tokenizer/);
+});
+
+test("evaluate through an OpenAI-compatible endpoint (stepwise serve) gives the local engine's greedy results", async () => {
+  const { model, tokenizer } = initModel("tiny", { seed: 5 });
+  const problems: MathProblem[] = PROBLEMS.map((p) => ({ ...p, question: `${p.question} Ann has 3 pens and buys 4.` }));
+  const server = new CompletionServer(model, tokenizer!, { modelName: "tiny" });
+  const url = await server.listen(0);
+  try {
+    const local = await evaluate(new LocalCompleter(model, tokenizer!), problems, { maxTokens: 12 });
+    const remote = await evaluate(createHttpCompleter(url, { concurrency: 2 }), problems, { maxTokens: 12, maj: 2, passK: [2] });
+    assert.deepEqual(remote.records, local.records);
+    const { seconds: _a, ...l } = local.result;
+    const { seconds: _b, maj_accuracy, pass_at_k, samples, ...r } = remote.result;
+    assert.deepEqual(r, l);
+    assert.equal(samples, 2);
+    assert.ok(maj_accuracy! >= 0 && pass_at_k!["2"] >= 0);
+  } finally {
+    await server.close();
+    model.dispose();
+  }
 });
