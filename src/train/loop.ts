@@ -1,4 +1,4 @@
-// The optimizer loop shared by SFT and DPO: seeded data order per epoch, micro-batches with gradient accumulation,
+// The optimizer loop shared by SFT and DPO: seeded data order per epoch (optionally length-bucketed), micro-batches with gradient accumulation,
 // warmup + decay, global-norm clipping, a NaN/Inf guard, metrics per optimizer step, and a hook for checkpoints.
 // The objective is a function of one micro-batch; it never knows about steps, schedules or files.
 
@@ -20,6 +20,7 @@ export interface LoopConfig {
   weightDecay: number; // AdamW's decoupled decay
   maxGradNorm: number; // clip the global gradient norm to this (0: no clipping)
   seed: number; // data order
+  bucket?: number; // length-bucketed batches: sort by length within windows of this many micro-batches (absent/0: off)
 }
 
 /** What one micro-batch contributes: backward() already ran on its share of the loss. */
@@ -39,6 +40,8 @@ export interface Objective<T> {
   /** The same loss and metrics without gradients (held-out data). */
   evaluate?(items: T[], indices: number[], weight: number): MicroResult;
   unitsOf?(item: T): number;
+  /** An item's length in tokens (its row's width), for length-bucketed batches. */
+  lengthOf?(item: T): number;
 }
 
 /** Loss and metrics of `objective` over all of `items` without gradients, as TRL names them: "eval/loss", ... */
@@ -80,6 +83,32 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
   return rng.shuffle(Array.from({ length: n }, (_, i) => i));
 }
 
+/**
+ * Length-bucketed order (LoopConfig.bucket): the epoch's seeded permutation, cut into windows of `window`
+ * micro-batches; each window sorted by length (longest first, ties by index) and cut into micro-batches of similar
+ * lengths, so padding is small; then the full micro-batches shuffled with a second seeded stream, the one short
+ * micro-batch (if any) kept last so that every batch stays whole. A pure function of its arguments, like
+ * epochOrder: a resumed run recomputes the same order from (seed, epoch).
+ */
+export function bucketedOrder(lengths: number[], seed: number, epoch: number, batchSize: number, window: number): number[] {
+  const base = epochOrder(lengths.length, seed, epoch);
+  const span = batchSize * window;
+  const sorted: number[] = [];
+  for (let i = 0; i < base.length; i += span) {
+    sorted.push(...base.slice(i, i + span).sort((a, b) => lengths[b] - lengths[a] || a - b));
+  }
+  const full = Math.floor(sorted.length / batchSize);
+  const batches = new Rng((seed * 1000003 + epoch * 7919 + 0x2545f491) >>> 0).shuffle(Array.from({ length: full }, (_, i) => i));
+  return [...batches.flatMap((b) => sorted.slice(b * batchSize, (b + 1) * batchSize)), ...sorted.slice(full * batchSize)];
+}
+
+/** The epoch's item order under `c`: epochOrder, or bucketedOrder when c.bucket is set (lengths from lengthOf). */
+export function dataOrder<T>(items: T[], c: LoopConfig, epoch: number, lengthOf?: (item: T) => number): number[] {
+  if (!c.bucket) return epochOrder(items.length, c.seed, epoch);
+  if (!lengthOf) throw new Error("length-bucketed batches need an objective with lengthOf()");
+  return bucketedOrder(items.map(lengthOf), c.seed, epoch, c.batchSize, c.bucket);
+}
+
 export function stepsPerEpoch(n: number, c: LoopConfig): number {
   return Math.ceil(n / (c.batchSize * c.gradAccum));
 }
@@ -99,10 +128,11 @@ export function runLoop<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConf
   const warmup = Math.round(c.warmupRatio * total);
   const perStep = c.batchSize * c.gradAccum;
   let s = { ...state };
+  let epochOf = { epoch: -1, order: [] as number[] }; // the current epoch's order, computed once per epoch
   while (s.step < total && !hooks.shouldStop?.()) {
     if (s.cursor >= items.length) s = { ...s, epoch: s.epoch + 1, cursor: 0 };
-    const order = epochOrder(items.length, c.seed, s.epoch);
-    const stepIdx = order.slice(s.cursor, s.cursor + perStep);
+    if (epochOf.epoch !== s.epoch) epochOf = { epoch: s.epoch, order: dataOrder(items, c, s.epoch, objective.lengthOf?.bind(objective)) };
+    const stepIdx = epochOf.order.slice(s.cursor, s.cursor + perStep);
     const t0 = performance.now();
     const units = stepIdx.reduce((a, i) => a + (objective.unitsOf?.(items[i]) ?? 1), 0);
     zeroGrad(params);
