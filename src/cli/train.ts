@@ -13,13 +13,14 @@ import { TextTokenizer } from "../model/tokenizer.js";
 import type { Llama } from "../model/llama.js";
 import { attachLora, mergeAndUnload } from "../model/lora.js";
 import type { Tensor } from "../engine/tensor.js";
+import { packExamples, paddingFraction, type Example } from "../train/batch.js";
 import { readPairsFile, readSftFile, type ReadOptions, type Skipped } from "../train/data.js";
 import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference, type TokenPair } from "../train/dpo.js";
 import { parseLosses } from "../train/losses.js";
-import { totalSteps, type LoopConfig } from "../train/loop.js";
+import { dataOrder, totalSteps, type LoopConfig, type Objective } from "../train/loop.js";
 import { METRICS } from "../train/metrics.js";
 import { parseSchedule } from "../train/schedule.js";
-import { sftObjective } from "../train/sft.js";
+import { packedSftObjective, sftObjective } from "../train/sft.js";
 import { train, type TrainResult } from "../train/trainer.js";
 import { intOption, type Command } from "./main.js";
 import { Progress } from "./progress.js";
@@ -171,21 +172,31 @@ export const sftCommand: Command = {
   summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
   options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" },
-    "eval-data": { type: "string" } },
+    "eval-data": { type: "string" }, pack: { type: "boolean" }, bucket: { type: "boolean" }, "bucket-window": { type: "string" } },
   help: ["  --data FILE          JSONL of {question, answer} or {prompt, completion}",
     "  --eval-data FILE     held-out examples: eval/loss in metrics.jsonl",
     "  --model DIR          start from a Hugging Face model folder", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
+    "  --pack               pack whole examples into rows of up to --max-length tokens (first-fit decreasing);",
+    "                       --batch-size then counts rows. Loss stays on completion tokens only, but attention",
+    "                       crosses the examples of a row (no document mask): off by default",
+    "  --bucket             length-bucketed batches: sort by length within seeded windows, then shuffle the",
+    "                       batches (less padding, faster; seeded and resumable). Off by default: plain shuffle",
+    "  --bucket-window N    micro-batches per sorting window with --bucket (default 50)",
     TRAIN_HELP].join("\n"),
   async run(values) {
     const { out, warn } = setup(values);
     if (typeof values.data !== "string") throw new InputError("--data FILE is required");
+    if (values["bucket-window"] !== undefined && !values.bucket) throw new InputError("--bucket-window needs --bucket");
     const { model, tokenizer, fromScratch } = loadPolicy(values, warn);
     const rng = maybeLora(values, model, intOption(values, "seed", 0, 0));
     const { examples, skipped } = await readSftFile(values.data, readOptions(values, tokenizer, warn));
     reportSkips(values.data, skipped, warn);
     if (examples.length === 0) throw new InputError("no usable examples", values.data);
-    const loop = loopConfig(values, fromScratch ? 1e-3 : 2e-5);
+    const loop: LoopConfig = { ...loopConfig(values, fromScratch ? 1e-3 : 2e-5),
+      ...(values.bucket ? { bucket: intOption(values, "bucket-window", 50) } : {}) };
+    const pack = Boolean(values.pack);
     const config = { stage: "sft", data: path.resolve(values.data), model: values.model ?? null, init: values.init ?? null, loop,
+      ...(pack ? { pack } : {}),
       lora: values.lora === undefined ? null : { r: values.lora, alpha: values["lora-alpha"] ?? null, dropout: values["lora-dropout"] ?? null, targets: values["lora-targets"] ?? null },
       template: template(values), maxLength: intOption(values, "max-length", 1024) };
     writeJsonAtomic(path.join(out, "train_config.json"), config);
@@ -193,15 +204,30 @@ export const sftCommand: Command = {
     const objective = sftObjective(model, padId);
     const evalItems = typeof values["eval-data"] === "string"
       ? (await readSftFile(values["eval-data"], readOptions(values, tokenizer, warn))).examples : [];
-    const r = runWithProgress("sft", {
-      outDir: out, kind: "sft", items: examples, params: trainable(model), objective, loop, rng,
-      evaluation: { items: evalItems, objective, every: intOption(values, "eval-every", 0, 0), batchSize: loop.batchSize },
+    const every = intOption(values, "eval-every", 0, 0);
+    const common = { outDir: out, kind: "sft" as const, params: trainable(model), loop, rng,
       saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),
-      resume: Boolean(values.resume), config, warn,
-    });
-    return finish(values, "sft", out, r, model, tokenizer, { examples: examples.length, skipped: skipped.count });
+      resume: Boolean(values.resume), config, warn };
+    const rows = pack ? packExamples(examples, intOption(values, "max-length", 1024)) : null;
+    const packed = packedSftObjective(model, padId);
+    const r = rows
+      // Held-out loss is on unpacked examples (one a row) either way: exact, and comparable between the two.
+      ? runWithProgress<Example[]>("sft", { ...common, items: rows, objective: packed,
+        evaluation: { items: evalItems.map((e) => [e]), objective: packed, every, batchSize: loop.batchSize } })
+      : runWithProgress<Example>("sft", { ...common, items: examples, objective,
+        evaluation: { items: evalItems, objective, every, batchSize: loop.batchSize } });
+    const padding = rows ? epochPadding(rows, loop, packed) : epochPadding(examples, loop, objective);
+    if (!values.json) warn(`padding: ${(100 * padding).toFixed(1)}% of batch positions (first epoch's batches)`);
+    return finish(values, "sft", out, r, model, tokenizer, { examples: examples.length, skipped: skipped.count,
+      ...(rows ? { packed_rows: rows.length } : {}), padding_fraction: padding });
   },
 };
+
+/** The share of padding in the first epoch's micro-batches, in the order the loop reads them. */
+function epochPadding<T>(items: T[], loop: LoopConfig, objective: Objective<T>): number {
+  const lengthOf = (item: T) => objective.lengthOf!(item);
+  return paddingFraction(items.map(lengthOf), dataOrder(items, loop, 0, lengthOf), loop.batchSize);
+}
 
 /** --lora R: freezes the base and attaches adapters; returns the dropout RNG hooks for exact resume. */
 function maybeLora(values: Values, model: Llama, seed: number): TrainRunRng | undefined {
