@@ -1,12 +1,14 @@
-// Credit heatmaps on request: the per-token implicit reward beta * log(pi / pi_ref) of a text (scoreText), with the
-// model folders loaded once and kept in a small cache keyed by folder and weights' modification time.
+// Credit heatmaps on request: the per-token implicit reward beta * log(pi / pi_ref) of a text, as `stepwise score`
+// computes it (Rafailov et al. 2024), with the model folders loaded once and kept in a small cache keyed by folder
+// and the weights' modification time. (scoreTokens, not cli/score.ts's scoreText: importing a command module from
+// here would close an import cycle through cli/main.ts.)
 
 import fs from "node:fs";
 import path from "node:path";
 import type { Backend } from "../backend/backend.js";
-import { scoreText, type ScoreResult } from "../cli/score.js";
 import { loadModel } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
+import { scoreTokens } from "../model/score.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import { HttpError } from "./runs.js";
 
@@ -16,7 +18,19 @@ interface Loaded {
   tokenizer: TextTokenizer;
 }
 
-export interface CreditResult extends ScoreResult {
+/** One token of the sequence the model sees (BOS included, logprob and reward null: nothing precedes it). */
+export interface CreditToken {
+  id: number;
+  text: string;
+  logprob: number | null;
+  reward: number | null; // beta * (logprob - ref logprob)
+}
+
+/** `stepwise score --json`'s fields with a reference, plus where the prompt ends. */
+export interface CreditResult {
+  tokens: CreditToken[];
+  total_logprob: number;
+  total_reward: number;
   /** How many leading tokens (BOS included) belong to the prompt; their rewards are context, not the completion's. */
   prompt_tokens: number;
   /** Sum of the rewards of the tokens after the prompt: the completion's implicit reward. */
@@ -84,11 +98,22 @@ export function credit(cache: ModelCache, policyDir: string, refDir: string, pro
   }
   const full = prompt + text;
   if (!full) throw new HttpError(400, "the text is empty");
-  const r = scoreText(policy.model, policy.tokenizer, full, ref.model, beta);
-  const promptTokens = promptTokenCount(policy.tokenizer, prompt, r.tokens.map((t) => t.id));
+  const ids = policy.tokenizer.encode(full);
+  if (ids.length === 0) throw new HttpError(400, "the text has no tokens");
+  const [lp] = scoreTokens(policy.model, [ids]); // (T-1) log-probs of tokens 1.. given what precedes them
+  const [refLp] = scoreTokens(ref.model, [ids]);
+  const promptTokens = promptTokenCount(policy.tokenizer, prompt, ids);
+  let totalLogprob = 0;
+  let totalReward = 0;
   let completionReward = 0;
-  r.tokens.forEach((t, i) => {
-    if (i >= promptTokens) completionReward += t.reward ?? 0;
+  const tokens = ids.map((id, i): CreditToken => {
+    const logprob = i === 0 ? null : lp[i - 1];
+    const reward = logprob === null ? null : beta * (logprob - refLp[i - 1]);
+    totalLogprob += logprob ?? 0;
+    totalReward += reward ?? 0;
+    if (i >= promptTokens) completionReward += reward ?? 0;
+    return { id, text: policy.tokenizer.tokenText(id), logprob, reward };
   });
-  return { ...r, prompt_tokens: promptTokens, completion_reward: completionReward, beta };
+  return { tokens, total_logprob: totalLogprob, total_reward: totalReward, prompt_tokens: promptTokens,
+    completion_reward: completionReward, beta };
 }
