@@ -1,0 +1,180 @@
+// `stepwise credit`: which tokens and steps a DPO-trained policy credits or blames, as the per-token implicit reward
+// beta * log(pi / pi_ref) against its reference (src/inspect/credit.ts), drawn in terminal colours, as a table, as
+// an HTML heatmap, or as JSON. With --corrupt-eval it measures how often the lowest-reward step of a corrupted
+// correct solution is the corrupted one (src/inspect/corrupt.ts).
+
+import path from "node:path";
+import { backendByName, getBackend } from "../backend/index.js";
+import { InputError } from "../core/errors.js";
+import { promptText } from "../data/format.js";
+import { writeFileAtomic, writeJsonlAtomic } from "../data/jsonl.js";
+import { collect, loadMapped } from "../data/load.js";
+import { loadModel } from "../model/hub.js";
+import type { Llama } from "../model/llama.js";
+import { TextTokenizer } from "../model/tokenizer.js";
+import { corruptEval } from "../inspect/corrupt.js";
+import { scoreCredit } from "../inspect/credit.js";
+import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
+import { intOption, type Command } from "./main.js";
+import { Progress } from "./progress.js";
+import { templateOption } from "./sample.js";
+
+type Values = Record<string, string | boolean | undefined>;
+
+export function betaOption(values: Values): number {
+  const beta = values.beta === undefined ? 0.1 : Number(values.beta);
+  if (!Number.isFinite(beta) || beta <= 0) throw new InputError(`--beta must be a number > 0, got "${values.beta}"`);
+  return beta;
+}
+
+/** The policy (--model) and reference (--ref, optional unless `needRef`) on the chosen backend; same vocabulary. */
+export function loadPolicyAndRef(values: Values, needRef: boolean): { model: Llama; ref: Llama | null; tokenizer: TextTokenizer } {
+  if (typeof values.model !== "string") throw new InputError("--model DIR is required");
+  if (needRef && typeof values.ref !== "string") throw new InputError("--ref DIR is required (the model the policy was trained from)");
+  const be = values.backend ? backendByName(String(values.backend)) : getBackend();
+  if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
+  const tokenizer = TextTokenizer.load(values.model);
+  const model = loadModel(values.model, { backend: be });
+  if (typeof values.ref !== "string") return { model, ref: null, tokenizer };
+  try {
+    const ref = loadModel(values.ref, { backend: be });
+    if (ref.config.vocab_size !== model.config.vocab_size) {
+      ref.dispose();
+      throw new InputError(`the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
+        `(${model.config.vocab_size})`, values.ref, "use the model the policy was trained from");
+    }
+    return { model, ref, tokenizer };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/** Colours for stdout: off when --color never, NO_COLOR is set or stdout is no terminal (unless --color always). */
+function colorMode(values: Values): ColorMode | null {
+  const c = String(values.color ?? "auto");
+  if (c !== "auto" && c !== "always" && c !== "never") throw new InputError(`--color must be auto, always or never, got "${c}"`);
+  if (c === "never") return null;
+  if (c === "auto" && (!process.stdout.isTTY || (process.env.NO_COLOR ?? "") !== "")) return null;
+  const ct = (process.env.COLORTERM ?? "").toLowerCase();
+  return ct === "truecolor" || ct === "24bit" ? "truecolor" : "256";
+}
+
+/** Writes an output file atomically; a path that cannot be written is bad input, named. */
+export async function writeOutput(file: string, write: (f: string) => Promise<unknown>): Promise<void> {
+  try {
+    await write(file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === "string") throw new InputError(`cannot write (${err.code}: ${err.message})`, file);
+    throw e;
+  }
+}
+
+async function runCredit(values: Values): Promise<number> {
+  if (typeof values.text !== "string") throw new InputError("--text STR is required (or --corrupt-eval --problems FILE)");
+  if (values.prompt !== undefined && values.question !== undefined) throw new InputError("give --prompt or --question, not both");
+  const beta = betaOption(values);
+  const mode = colorMode(values);
+  const { model, ref, tokenizer } = loadPolicyAndRef(values, true);
+  try {
+    const prompt = typeof values.question === "string" ? promptText(values.question, templateOption(values), tokenizer)
+      : String(values.prompt ?? "");
+    const c = scoreCredit(model, ref!, tokenizer, values.text, { beta, prompt, addEos: Boolean(values.eos) });
+    if (typeof values.html === "string") {
+      const html = creditHtml(c, { model: String(values.model), ref: String(values.ref) });
+      await writeOutput(values.html, (f) => writeFileAtomic(f, html));
+    }
+    if (values.json) console.log(JSON.stringify({ ...c, ...(typeof values.html === "string" ? { html: path.resolve(values.html) } : {}) }));
+    else {
+      console.log(mode ? creditAnsi(c, mode) : creditTable(c));
+      if (typeof values.html === "string") console.log(`wrote ${values.html}`);
+    }
+    return 0;
+  } finally {
+    model.dispose();
+    ref?.dispose();
+  }
+}
+
+async function runCorruptEval(values: Values): Promise<number> {
+  if (typeof values.problems !== "string") throw new InputError("--corrupt-eval needs --problems FILE (problems with reference solutions)");
+  if (values.text !== undefined) throw new InputError("--corrupt-eval takes --problems, not --text");
+  const beta = betaOption(values);
+  const seed = intOption(values, "seed", 0, 0);
+  const template = templateOption(values);
+  const limit = intOption(values, "limit", Infinity);
+  const problems = (await collect(loadMapped(values.problems))).slice(0, limit);
+  if (problems.length === 0) throw new InputError("no problems", values.problems);
+  const { model, ref, tokenizer } = loadPolicyAndRef(values, true);
+  try {
+    const bar = new Progress("credit corrupt-eval", { total: problems.length, unit: "solutions" });
+    const r = corruptEval(model, ref!, tokenizer, problems, { beta, seed, template, onProgress: (d) => bar.set(d) });
+    bar.finish();
+    const { records, ...summary } = r;
+    if (typeof values.out === "string") await writeOutput(values.out, (f) => writeJsonlAtomic(f, records));
+    if (values.json) console.log(JSON.stringify(summary));
+    else {
+      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+      console.log(`corrupted solutions: ${r.n} (${r.skipped} skipped)\n` +
+        `lowest implicit reward step is the corrupted one: ${pct(r.implicit_reward_hit_rate)}\n` +
+        `lowest reference mean log-prob step:               ${pct(r.ref_logprob_hit_rate)}\n` +
+        `chance:                                            ${pct(r.chance)}`);
+    }
+    return 0;
+  } finally {
+    model.dispose();
+    ref?.dispose();
+  }
+}
+
+export const creditCommand: Command = {
+  name: "credit",
+  summary: "per-token implicit reward beta*log(pi/pi_ref) as a heatmap (terminal, HTML); --corrupt-eval measures it",
+  usage: "stepwise credit --model DIR --ref DIR --text STR [--prompt STR | --question STR] [--html FILE] [--beta 0.1] " +
+    "[--json]\n       stepwise credit --corrupt-eval --model DIR --ref DIR --problems FILE [--seed 0] [--limit N] [--json]",
+  options: {
+    model: { type: "string" }, ref: { type: "string" }, text: { type: "string" }, prompt: { type: "string" },
+    question: { type: "string" }, template: { type: "string" }, html: { type: "string" }, beta: { type: "string" },
+    json: { type: "boolean" }, color: { type: "string" }, eos: { type: "boolean" },
+    "corrupt-eval": { type: "boolean" }, problems: { type: "string" }, seed: { type: "string" },
+    limit: { type: "string" }, out: { type: "string" },
+    backend: { type: "string" }, threads: { type: "string" },
+  },
+  help: [
+    "Scores the text teacher-forced under the policy and the reference. Each token's reward is",
+    "beta * (log pi(token | prefix) - log pi_ref(token | prefix)); a step (a line, or a \"Step k:\" block) sums its",
+    "tokens' rewards. Red: the policy likes a token less than the reference did; green: more; the colour scale is the",
+    "largest |reward| of the text. On a terminal the tokens are coloured (24-bit where COLORTERM says so, else 256",
+    "colours), one line per step with its sum; with NO_COLOR, or when stdout is not a terminal, a table is printed.",
+    "options:",
+    "  --model DIR       the policy (a Hugging Face model folder)",
+    "  --ref DIR         the reference model (the policy's starting point, e.g. the SFT model)",
+    "  --text STR        the completion to score",
+    "  --prompt STR      text before it, context only (no rewards); default none (BOS alone)",
+    "  --question STR    a problem's question: the prompt is made as SFT makes it (--template plain|chat)",
+    "  --eos             also score an end-of-sequence token after the text",
+    "  --beta X          DPO beta of the reward, default 0.1",
+    "  --html FILE       write a self-contained HTML heatmap (token tooltips, step sums, legend)",
+    "  --color WHEN      auto (default), always, never",
+    "  --json            print {\"prompt\", \"completion\", \"beta\", \"tokens\": [{\"id\", \"text\", \"start\", \"end\", \"logprob\",",
+    "                    \"ref_logprob\", \"reward\", \"step\"}], \"steps\": [{\"index\", \"text\", \"start\", \"end\", \"tokens\",",
+    "                    \"reward\", \"logprob\", \"ref_logprob\"}], \"total_reward\", \"max_abs_reward\", \"html\"?}",
+    "measurement (--corrupt-eval): each problem's reference solution gets one step's result changed (the number",
+    "after \"=\" and after \">>\" of one <<expr=N>> annotation, chosen by --seed; later steps kept as they are, so that",
+    "step is the only wrong one). Reports how often the step with the lowest summed implicit reward is the corrupted",
+    "one, against the reference model's lowest mean log-prob step and chance (mean of 1 / steps with an annotation):",
+    "  --problems FILE   {\"id\", \"question\", \"answer\"} with full solutions (as `stepwise task` writes)",
+    "  --seed N          default 0",
+    "  --limit N         the first N problems",
+    "  --out FILE        per-problem records (corrupted step, each predictor's pick, step rewards), JSONL",
+    "  --json            print {\"n\", \"implicit_reward_hit_rate\", \"ref_logprob_hit_rate\", \"chance\",",
+    "                    \"implicit_reward_mean_hit_rate\", \"ref_logprob_sum_hit_rate\", \"policy_logprob_hit_rate\",",
+    "                    \"skipped\", \"beta\", \"seed\"}",
+    "  --backend B       native (default when built) or reference",
+    "  --threads N       worker threads of the native backend",
+  ].join("\n"),
+  async run(values) {
+    return values["corrupt-eval"] ? runCorruptEval(values) : runCredit(values);
+  },
+};
