@@ -9,6 +9,8 @@ import { taskCommand } from "./task.js";
 import { verifyCommand } from "./verify.js";
 import { sftCommand, dpoCommand } from "./train.js";
 import { scoreCommand } from "./score.js";
+import { creditCommand } from "./credit.js";
+import { searchCommand } from "./search.js";
 import { exportCommand } from "./export.js";
 import { sampleCommand } from "./sample.js";
 import { pairsCommand } from "./pairs.js";
@@ -26,7 +28,7 @@ export interface Command {
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, exportCommand, serveCommand, dashboardCommand];
+const COMMANDS: Command[] = [benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, serveCommand, dashboardCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
