@@ -61,6 +61,7 @@ export function indexHtml(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>stepwise dashboard</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/vendor/uPlot.min.css">
 <style>${CSS}</style>
 <script type="importmap">{"imports": {"uplot": "/vendor/uPlot.esm.js"}}</script>

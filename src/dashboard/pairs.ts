@@ -3,6 +3,7 @@
 
 import fs from "node:fs";
 import readline from "node:readline";
+import { promptText } from "../data/format.js";
 import { splitSteps } from "../verify/steps.js";
 
 export interface PairView {
@@ -13,6 +14,8 @@ export interface PairView {
   chosen: string;
   rejected: string;
   initial_reason_steps: string | null; // Step-DPO: the correct steps both sides share
+  /** The text before chosen/rejected as dpo trains on it: the prompt (TRL), or the question's prompt + the steps. */
+  context: string;
   /** The steps compared: full_chosen/full_rejected when present (Step-DPO), else chosen/rejected. */
   chosen_steps: string[];
   rejected_steps: string[];
@@ -36,6 +39,16 @@ export function firstDifferingStep(a: string[], b: string[]): number | null {
 }
 
 const str = (x: unknown): string | null => (typeof x === "string" ? x : null);
+
+/**
+ * What precedes the completions: a TRL prompt is used as it is; a Step-DPO record's prompt is the question, which
+ * dpo turns into a prompt (the plain template) before the shared steps.
+ */
+function contextOf(r: Record<string, unknown>): string {
+  const prompt = str(r.prompt) ?? "";
+  const steps = str(r.initial_reason_steps);
+  return steps === null ? prompt : promptText(prompt) + steps;
+}
 
 /** One line of a pair file as the browser shows it; bad lines come back with `error` set rather than failing. */
 export function pairView(line: number, text: string): PairView {
@@ -65,6 +78,7 @@ export function pairView(line: number, text: string): PairView {
     chosen,
     rejected,
     initial_reason_steps: str(r.initial_reason_steps),
+    context: contextOf(r),
     chosen_steps: chosenSteps,
     rejected_steps: rejectedSteps,
     first_diff: firstDifferingStep(chosenSteps, rejectedSteps),

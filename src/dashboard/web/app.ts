@@ -16,11 +16,13 @@ interface EvalTable {
   file: string; seed: string | null; variant: string; accuracy: number | null; n: number | null; ci95: [number, number] | null;
   maj_accuracy: number | null; step_error_rate: number | null; by_steps: { steps: number; n: number; accuracy: number }[];
 }
-interface ReportVariant { name?: unknown; accuracy?: unknown; ci95?: unknown; maj_accuracy?: unknown; step_error_rate?: unknown }
+interface ReportVariant {
+  name?: unknown; accuracy?: unknown; n?: unknown; ci95?: unknown; spread?: unknown; maj_accuracy?: unknown; step_error_rate?: unknown;
+}
 interface Evals { report: { variants?: ReportVariant[]; seeds?: unknown; seconds?: unknown } | null; tables: EvalTable[] }
 interface PairView {
   line: number; id: string | null; kind: string | null; prompt: string; chosen: string; rejected: string;
-  initial_reason_steps: string | null; chosen_steps: string[]; rejected_steps: string[]; first_diff: number | null; error: string | null;
+  initial_reason_steps: string | null; context: string; chosen_steps: string[]; rejected_steps: string[]; first_diff: number | null; error: string | null;
 }
 interface PairPage { file: string; offset: number; total: number; pairs: PairView[] }
 interface CreditToken { id: number; text: string; logprob: number | null; reward?: number | null }
@@ -161,11 +163,31 @@ function chartNames(keys: Iterable<string>): string[] {
   return [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
+const COLOURS = ["#2f6fdf", "#e8710a", "#1e8e3e", "#c5221f", "#8e44ad", "#00838f", "#6d4c41", "#d81b60"];
+
+/** Axis numbers: 3 significant digits, exponents for the very small and large (learning rates, token counts). */
+function axisValue(v: number | null): string {
+  if (v === null) return "";
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential(1);
+  return String(Number(v.toPrecision(3)));
+}
+
+/** A uPlot line chart over steps, inside `card`. */
+function lineChart(card: HTMLElement, series: { label: string; colour: string; points: boolean }[], data: uPlot.AlignedData): uPlot {
+  return new uPlot({
+    width: Math.max(380, card.clientWidth - 24), height: 200,
+    scales: { x: { time: false } },
+    axes: [
+      { label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000] },
+      { size: 70, values: (_u, splits) => splits.map(axisValue) },
+    ],
+    series: [{ label: "step" }, ...series.map((s) => ({ label: s.label, stroke: s.colour, width: 1.5, spanGaps: true, points: { show: s.points } }))],
+  }, data, card);
+}
+
 function metricsView(body: HTMLElement, detail: RunDetail): () => void {
-  if (detail.run.kind === "pipeline") {
-    pipelineOverview(body, detail);
-    return () => {};
-  }
+  if (detail.run.kind === "pipeline") return pipelineOverview(body, detail);
   const records: Record<string, number>[] = [];
   const charts = new Map<string, { plot: uPlot; keys: string[] }>();
   const latest = el("div", { class: "card" }, el("h3", {}, "Latest"), el("p", { class: "empty" }, "No metrics yet."));
@@ -202,15 +224,8 @@ function metricsView(body: HTMLElement, detail: RunDetail): () => void {
       }
       const card = el("div", { class: "card chart", "data-chart": name, "data-points": String(records.length) }, el("h3", {}, name));
       grid.append(card);
-      const plot = new uPlot({
-        width: Math.max(380, card.clientWidth - 24), height: 200,
-        scales: { x: { time: false } },
-        axes: [{ label: "step" }, { size: 70 }],
-        series: [{ label: "step" }, ...keys.map((k) => ({
-          label: k, stroke: k.startsWith("eval/") ? "#e8710a" : "#2f6fdf", width: 1.5, spanGaps: true,
-          points: { show: k.startsWith("eval/") || records.length < 30 },
-        }))],
-      }, data, card);
+      const plot = lineChart(card, keys.map((k) => ({ label: k, colour: k.startsWith("eval/") ? "#e8710a" : COLOURS[0],
+        points: k.startsWith("eval/") || records.length < 30 })), data);
       charts.set(name, { plot, keys });
     }
   };
@@ -238,7 +253,7 @@ function metricsView(body: HTMLElement, detail: RunDetail): () => void {
   };
 }
 
-function pipelineOverview(body: HTMLElement, detail: RunDetail): void {
+function pipelineOverview(body: HTMLElement, detail: RunDetail): () => void {
   const rows = detail.children.map((c) => el("tr", {},
     el("td", {}, el("a", { href: `#${new URLSearchParams({ run: c.id, tab: "metrics" })}` }, c.id)),
     el("td", {}, c.stage ?? ""), numCell(String(c.steps)), numCell(fmt(c.last?.loss), c.last?.loss),
@@ -250,6 +265,65 @@ function pipelineOverview(body: HTMLElement, detail: RunDetail): void {
   const evals = el("div");
   body.append(evals);
   void api<Evals>(runUrl(detail.run.id, "evals")).then((ev) => reportCard(evals, ev));
+  return compareCharts(body, detail.children.filter((c) => c.stage !== "sft" && c.name !== "sft"));
+}
+
+/** The preference-trained variants side by side: one chart per metric, one line per run; follows their metrics. */
+function compareCharts(body: HTMLElement, runs: RunInfo[]): () => void {
+  if (runs.length === 0) return () => {};
+  const grid = el("div", { class: "charts", id: "compare-charts" });
+  body.append(el("h3", {}, "Variants compared"), grid);
+  const records = new Map<string, Record<string, number>[]>(runs.map((r) => [r.id, []]));
+  const since = new Map<string, number>(runs.map((r) => [r.id, 0]));
+  const charts = new Map<string, uPlot>();
+  let timer = 0;
+  let stopped = false;
+  const draw = () => {
+    const steps = [...new Set([...records.values()].flatMap((rs) => rs.map((r, i) => r.step ?? i + 1)))].sort((a, b) => a - b);
+    for (const name of ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected"]) {
+      const withIt = runs.filter((r) => records.get(r.id)!.some((x) => name in x));
+      if (withIt.length === 0) continue;
+      const data = [steps, ...withIt.map((r) => {
+        const at = new Map(records.get(r.id)!.map((x, i) => [x.step ?? i + 1, x[name] ?? null]));
+        return steps.map((st) => at.get(st) ?? null);
+      })] as uPlot.AlignedData;
+      const key = `${name}:${withIt.map((r) => r.id).join(",")}`;
+      const old = charts.get(name);
+      if (old && old.series.length === withIt.length + 1) {
+        old.setData(data);
+        continue;
+      }
+      old?.root.parentElement?.remove();
+      old?.destroy();
+      const card = el("div", { class: "card chart", "data-compare": name, "data-key": key }, el("h3", {}, name));
+      grid.append(card);
+      charts.set(name, lineChart(card, withIt.map((r, i) => ({ label: r.name, colour: COLOURS[i % COLOURS.length], points: steps.length < 30 })), data));
+    }
+  };
+  const poll = async () => {
+    let grew = false;
+    for (const r of runs) {
+      try {
+        const chunk = await api<MetricsChunk>(`${runUrl(r.id, "metrics")}?since=${since.get(r.id)}`);
+        const rs = records.get(r.id)!;
+        if (chunk.reset) rs.length = 0;
+        rs.push(...chunk.records);
+        since.set(r.id, chunk.next);
+        grew ||= chunk.reset || chunk.records.length > 0;
+      } catch {
+        /* a run that went away: keep what we have */
+      }
+    }
+    if (stopped) return;
+    if (grew) draw();
+    timer = window.setTimeout(poll, Math.max(POLL_MS, 2000));
+  };
+  void poll();
+  return () => {
+    stopped = true;
+    window.clearTimeout(timer);
+    for (const c of charts.values()) c.destroy();
+  };
 }
 
 // ---- evals ----
@@ -257,13 +331,15 @@ function pipelineOverview(body: HTMLElement, detail: RunDetail): void {
 function reportCard(parent: HTMLElement, ev: Evals): void {
   const variants = Array.isArray(ev.report?.variants) ? ev.report!.variants : [];
   if (variants.length === 0) return;
+  const spread = variants.some((v) => typeof v.spread === "number");
   const rows = variants.map((v) => el("tr", { "data-variant": String(v.name) }, el("td", {}, String(v.name ?? "")),
-    numCell(pct(numOrNull(v.accuracy)), numOrNull(v.accuracy)), numCell(ci(v.ci95)),
+    numCell(pct(numOrNull(v.accuracy)), numOrNull(v.accuracy)), numCell(fmt(numOrNull(v.n)), numOrNull(v.n)), numCell(ci(v.ci95)),
+    spread ? numCell(pct(numOrNull(v.spread)), numOrNull(v.spread)) : null,
     numCell(pct(numOrNull(v.maj_accuracy)), numOrNull(v.maj_accuracy)), numCell(pct(numOrNull(v.step_error_rate)), numOrNull(v.step_error_rate))));
   const meta = [ev.report?.seeds !== undefined ? `seeds: ${JSON.stringify(ev.report.seeds)}` : "",
     typeof ev.report?.seconds === "number" ? `${fmt(ev.report.seconds)} s` : ""].filter(Boolean).join(" · ");
   parent.append(el("div", { class: "card" }, el("h3", {}, "Report"), meta ? el("p", { class: "muted" }, meta) : null,
-    table(["variant", "accuracy", "95% CI", "maj@k", "step error rate"], rows, { id: "report-table" })));
+    table(["variant", "accuracy", "n", "95% CI", ...(spread ? ["spread (sd over seeds)"] : []), "maj@k", "step error rate"], rows, { id: "report-table" })));
 }
 
 function evalsView(body: HTMLElement, detail: RunDetail): void {
@@ -320,7 +396,7 @@ function pairCard(p: PairView, detail: RunDetail): HTMLElement {
   const credit = (side: "chosen" | "rejected") => {
     const b = el("button", { class: "small", "data-credit": side }, `credit heatmap: ${side}`);
     b.onclick = () => {
-      creditRequest = { prompt: p.prompt + (p.initial_reason_steps ?? ""), text: side === "chosen" ? p.chosen : p.rejected };
+      creditRequest = { prompt: p.context, text: side === "chosen" ? p.chosen : p.rejected };
       go(detail.run.id, "credit");
     };
     return b;
