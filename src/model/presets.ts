@@ -7,7 +7,8 @@ import { InputError } from "../core/errors.js";
 import { parseHfConfig } from "./config.js";
 import type { Backend, DType } from "../backend/backend.js";
 import { Llama, type LlamaConfig } from "./llama.js";
-import { builtinTokenizer } from "./tokenizer.js";
+import { builtinTokenizer, type TextTokenizer } from "./tokenizer.js";
+import { trainBpeTokenizer } from "./bpe.js";
 
 const BUILTIN_VOCAB = 100; // builtinTokenizer().vocabSize, checked in the tests
 
@@ -51,12 +52,38 @@ export function initConfig(spec: string): LlamaConfig {
     `use one of ${Object.keys(PRESETS).join(", ")}, or a Hugging Face config.json`);
 }
 
-/** The tokenizer that goes with a preset: the built-in one for the built-in-task presets. */
-export function presetTokenizer(spec: string) {
-  return spec === "tiny" || spec === "small" ? builtinTokenizer() : null;
+export type TokenizerKind = "bpe" | "chars";
+
+export interface InitOptions {
+  seed?: number;
+  dtype?: DType;
+  backend?: Backend;
+  /** Training texts: with them the built-in presets learn a byte-level BPE tokenizer (default kind "bpe"). */
+  texts?: string[];
+  tokenizer?: TokenizerKind; // "chars": the built-in character tokenizer even when texts are given
+  vocabSize?: number; // BPE: specials + bytes + merges at most, default 1024
 }
 
-/** A fresh random model for `--init` (and its tokenizer, for the built-in presets; null otherwise). */
-export function initModel(spec: string, opts: { seed?: number; dtype?: DType; backend?: Backend } = {}) {
-  return { model: new Llama(initConfig(spec), opts), tokenizer: presetTokenizer(spec) };
+/**
+ * The tokenizer that goes with a preset (null for presets without one): for the built-in-task presets, a BPE
+ * tokenizer learned from the training texts when there are any (words become tokens, digits stay single), else
+ * the built-in character tokenizer.
+ */
+export function presetTokenizer(spec: string, opts: InitOptions = {}): TextTokenizer | null {
+  if (spec !== "tiny" && spec !== "small") return null;
+  const kind = opts.tokenizer ?? (opts.texts ? "bpe" : "chars");
+  if (kind === "chars") return builtinTokenizer();
+  if (!opts.texts || opts.texts.length === 0) throw new InputError("a BPE tokenizer needs training texts");
+  return trainBpeTokenizer(opts.texts, { vocabSize: opts.vocabSize ?? 1024 });
+}
+
+/**
+ * A fresh random model for `--init` and its tokenizer (built-in presets; null otherwise). The model's vocab_size
+ * is the tokenizer's, rounded up to a multiple of 64.
+ */
+export function initModel(spec: string, opts: InitOptions = {}): { model: Llama; tokenizer: TextTokenizer | null } {
+  const config = initConfig(spec);
+  const tokenizer = presetTokenizer(spec, opts);
+  if (tokenizer && tokenizer.vocabSize > BUILTIN_VOCAB) config.vocab_size = Math.ceil(tokenizer.vocabSize / 64) * 64;
+  return { model: new Llama(config, opts), tokenizer };
 }

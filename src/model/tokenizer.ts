@@ -204,7 +204,7 @@ export function builtinChars(): string[] {
   return chars;
 }
 
-const BUILTIN_CHAT_TEMPLATE =
+export const BUILTIN_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'assistant' %}" +
   "{{ message['content'] }}{{ eos_token }}{% else %}{{ message['content'] }}\n{% endif %}{% endfor %}";
 

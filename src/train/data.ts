@@ -109,3 +109,17 @@ export async function readPairsFile(file: string, o: ReadOptions): Promise<{ pai
   if (pairs.length === 0) throw new InputError("no usable pairs", file, s.skipped.count ? `${s.skipped.count} lines were skipped` : undefined);
   return { pairs, stepLevel, skipped: s.skipped };
 }
+
+/** The raw texts (prompt + completion) of an SFT file, for learning a tokenizer before there is one. */
+export async function readSftTexts(file: string, skipBad = false): Promise<string[]> {
+  const texts: string[] = [];
+  for await (const { value } of readJsonl(file, { skipBad })) {
+    const q = str(value, "question") ?? str(value, "problem");
+    const a = str(value, "answer") ?? str(value, "solution");
+    const p = str(value, "prompt");
+    const c = str(value, "completion");
+    if (q !== null && a !== null) texts.push(promptText(q, "plain") + completionText(a));
+    else if (p !== null && c !== null) texts.push(p + c);
+  }
+  return texts;
+}

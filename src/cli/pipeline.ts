@@ -1,0 +1,272 @@
+// The whole recipe as cached stages: task -> SFT -> eval -> sample -> verify -> pairs (outcome, SCDPO, Step-DPO)
+// -> one DPO variant per config entry, each from the same SFT checkpoint -> eval each -> report.
+//
+// Every stage is the command a user would run (`stepwise sft`, `sample`, `verify`, `pairs`, `dpo`) called in
+// process with the options the config gives it, so the run directory holds exactly what those commands write.
+// Stages are keyed by stage.ts's hash chain: a rerun skips what is finished, and after a kill the same command
+// picks up where it stopped (training resumes from its last checkpoint, sampling from its last fsynced batch).
+//
+// Layout of a run directory (per seed s; round r > 1 nests under round-r/):
+//   config.json                 the resolved config          data/train.jsonl, data/test.jsonl   problems
+//   seed-s/sft/                 SFT model folder (+ metrics.jsonl, checkpoints/)
+//   seed-s/samples.jsonl, verified.jsonl, sc-samples.jsonl, sc-verified.jsonl
+//   seed-s/pairs/{outcome,scdpo,stepdpo}.jsonl
+//   seed-s/<variant>/           DPO model folders         seed-s/eval/<name>.json, .jsonl   evals
+//   report.json, report.html    .stages/                  stage records
+
+import fs from "node:fs";
+import path from "node:path";
+import { InputError } from "../core/errors.js";
+import { readJsonl, writeJsonlAtomic, writeFileAtomic } from "../data/jsonl.js";
+import type { MathProblem } from "../data/load.js";
+import { evaluate, type EvalResult } from "../eval/eval.js";
+import { writeJsonAtomic } from "../model/safetensors.js";
+import type { RunConfig, VariantConfig } from "../run/config.js";
+import { StageCache, stageKey } from "../run/stages.js";
+import { LocalCompleter } from "../sample/local.js";
+import type { Command } from "./main.js";
+import { pairsCommand } from "./pairs.js";
+import { sampleCommand } from "./sample.js";
+import { taskCommand } from "./task.js";
+import { dpoCommand, sftCommand } from "./train.js";
+import { verifyCommand } from "./verify.js";
+
+type Values = Record<string, string | boolean | undefined>;
+
+export interface EvalSummary extends EvalResult {
+  name: string;
+  seed: number;
+  round: number;
+}
+
+/** A variant that had nothing to train on (its model folder holds SKIPPED instead of weights). */
+export interface SkippedVariant {
+  name: string;
+  seed: number;
+  round: number;
+  reason: string;
+}
+
+const SKIPPED = "SKIPPED.json";
+
+export interface PipelineResult {
+  evals: EvalSummary[]; // every eval of every seed and round, SFT included
+  skipped: SkippedVariant[];
+  seconds: number;
+}
+
+export interface PipelineOptions {
+  log?: (msg: string) => void;
+  /** Stop after this many stages have run (not counting skipped ones): tests use it to simulate a kill. */
+  stopAfter?: number;
+}
+
+class Stopped extends Error {}
+
+/** Runs one command in process; a non-zero exit is an error naming the stage. */
+async function call(cmd: Command, values: Values, stage: string): Promise<void> {
+  const code = await cmd.run(values, []);
+  if (code !== 0) throw new InputError(`stage ${stage}: stepwise ${cmd.name} exited with code ${code}`);
+}
+
+const str = (n: number | null | undefined) => (n === null || n === undefined ? undefined : String(n));
+
+export class Pipeline {
+  private readonly cache: StageCache;
+  private readonly log: (msg: string) => void;
+  private ran = 0;
+  readonly evals: EvalSummary[] = [];
+  readonly skipped: SkippedVariant[] = [];
+
+  constructor(readonly dir: string, readonly config: RunConfig, private readonly opts: PipelineOptions = {}) {
+    this.cache = new StageCache(dir);
+    this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+  }
+
+  private rel(...p: string[]): string {
+    return path.join(...p);
+  }
+
+  private abs(rel: string): string {
+    return path.join(this.dir, rel);
+  }
+
+  /** Runs `body` unless the stage is done under `key`; returns the stage's key either way. */
+  private async stage(name: string, key: string, outputs: string[], body: () => Promise<unknown>): Promise<string> {
+    if (this.cache.done(name, key)) {
+      this.log(`stepwise run: ${name}: done (cached)`);
+      return key;
+    }
+    if (this.opts.stopAfter !== undefined && this.ran >= this.opts.stopAfter) throw new Stopped(name);
+    this.log(`stepwise run: ${name}`);
+    this.cache.begin(name, key, outputs);
+    for (const o of outputs) fs.mkdirSync(path.dirname(this.abs(o)), { recursive: true });
+    const t0 = performance.now();
+    const info = await body();
+    this.cache.finish(name, key, outputs, (performance.now() - t0) / 1000, info);
+    this.ran++;
+    return key;
+  }
+
+  private common(): Values {
+    return { threads: str(this.config.threads) };
+  }
+
+  async run(): Promise<PipelineResult> {
+    const t0 = performance.now();
+    fs.mkdirSync(this.dir, { recursive: true });
+    writeJsonAtomic(this.abs("config.json"), this.config);
+    try {
+      const dataKey = await this.data();
+      for (let s = 1; s <= this.config.seeds; s++) await this.seed(s, dataKey);
+    } catch (e) {
+      if (e instanceof Stopped) this.log(`stepwise run: stopped before ${e.message}`);
+      else throw e;
+    }
+    return { evals: this.evals, skipped: this.skipped, seconds: (performance.now() - t0) / 1000 };
+  }
+
+  private async data(): Promise<string> {
+    const t = this.config.task;
+    const key = stageKey("data", t);
+    const taskValues = (split: string, n: number, out: string): Values => ({
+      preset: t.preset, steps: t.steps ?? undefined, "max-value": str(t.max_value), n: String(n), seed: String(t.seed), split, out,
+    });
+    return this.stage("data", key, ["data/train.jsonl", "data/test.jsonl"], async () => {
+      await call(taskCommand, taskValues("train", t.train, this.abs("data/train.jsonl")), "data");
+      await call(taskCommand, taskValues("test", t.test, this.abs("data/test.jsonl")), "data");
+    });
+  }
+
+  private async seed(seed: number, dataKey: string): Promise<void> {
+    const c = this.config;
+    const base = `seed-${seed}`;
+    const sftDir = this.rel(base, "sft");
+    const sftKey = await this.stage(`${base}/sft`, stageKey("sft", dataKey, c.model, c.sft, seed), [sftDir], () =>
+      call(sftCommand, {
+        ...this.common(), data: this.abs("data/train.jsonl"), init: c.model.init, tokenizer: c.model.tokenizer,
+        "vocab-size": String(c.model.vocab_size), out: this.abs(sftDir), epochs: String(c.sft.epochs),
+        "batch-size": String(c.sft.batch_size), lr: String(c.sft.lr), "max-length": String(c.sft.max_length),
+        seed: String(seed), "save-every": "100", resume: true,
+      }, "sft"));
+    await this.evaluate(`${base}/eval-sft`, sftKey, sftDir, this.rel(base, "eval", "sft"), "sft", seed, 1);
+    // Each variant's chain: round 1 starts from SFT; round r samples with, and is referenced to, its round r-1 model.
+    let policies = new Map<string, { dir: string; key: string }>(c.variants.map((v) => [v.name, { dir: sftDir, key: sftKey }]));
+    for (let round = 1; round <= c.rounds; round++) {
+      const next = new Map<string, { dir: string; key: string }>();
+      // In round 1 every variant shares the SFT model, so the data stages run once.
+      const groups = round === 1 ? [c.variants] : c.variants.map((v) => [v]);
+      for (const group of groups) {
+        const policy = policies.get(group[0].name)!;
+        const roundDir = round === 1 ? base : this.rel(base, `round-${round}`, group[0].name);
+        const pairs = await this.pairStages(roundDir, policy, seed, group);
+        for (const v of group) {
+          const outDir = round === 1 ? this.rel(base, v.name) : this.rel(roundDir, v.name);
+          const key = await this.train(v, outDir, policy, pairs, seed);
+          const evalName = round === 1 ? v.name : `${v.name}-round${round}`;
+          await this.evaluate(`${outDir}/eval`, key, outDir, this.rel(base, "eval", evalName), v.name, seed, round);
+          next.set(v.name, { dir: outDir, key });
+        }
+      }
+      policies = next;
+    }
+  }
+
+  /** Samples, verifies and builds the pair kinds the group needs; returns each kind's file and key. */
+  private async pairStages(dir: string, policy: { dir: string; key: string }, seed: number, group: VariantConfig[]) {
+    const c = this.config;
+    const kinds = new Set(group.flatMap((v) => v.pairs));
+    const out = new Map<string, { file: string; key: string }>();
+    const problems = this.rel(dir, "problems.jsonl");
+    const probKey = await this.stage(`${dir}/problems`, stageKey("problems", policy.key, c.sample.problems), [problems], async () => {
+      const take: unknown[] = [];
+      for await (const { value } of readJsonl(this.abs("data/train.jsonl"))) if (take.length < c.sample.problems) take.push(value);
+      await writeJsonlAtomic(this.abs(problems), take);
+    });
+    const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), "max-tokens": String(c.sample.max_tokens), seed: String(seed) };
+    if (kinds.has("outcome") || kinds.has("stepdpo")) {
+      const samples = this.rel(dir, "samples.jsonl");
+      const verified = this.rel(dir, "verified.jsonl");
+      const sKey = await this.stage(`${dir}/sample`, stageKey("sample", probKey, c.sample, seed), [samples, `${samples}.config.json`], () =>
+        call(sampleCommand, { ...this.common(), ...sampling, n: String(c.sample.n), temperature: String(c.sample.temperature), out: this.abs(samples) }, "sample"));
+      const vKey = await this.stage(`${dir}/verify`, stageKey("verify", sKey), [verified], () =>
+        call(verifyCommand, { task: "arith", in: this.abs(samples), out: this.abs(verified) }, "verify"));
+      for (const kind of ["outcome", "stepdpo"] as const) {
+        if (!kinds.has(kind)) continue;
+        const file = this.rel(dir, "pairs", `${kind}.jsonl`);
+        const extra: Values = kind === "stepdpo" ? { ...this.common(), model: this.abs(policy.dir), rollouts: String(c.pairs.stepdpo_rollouts), seed: String(seed), "max-tokens": String(c.sample.max_tokens) } : {};
+        const key = await this.stage(`${dir}/pairs-${kind}`, stageKey("pairs", kind, vKey, c.pairs, seed), [file], () =>
+          call(pairsCommand, { ...extra, kind, task: "arith", in: this.abs(verified), out: this.abs(file), "max-pairs-per-problem": String(c.pairs.max_per_problem) }, `pairs ${kind}`));
+        out.set(kind, { file, key });
+      }
+    }
+    if (kinds.has("scdpo")) {
+      const samples = this.rel(dir, "sc-samples.jsonl");
+      const verified = this.rel(dir, "sc-verified.jsonl");
+      const file = this.rel(dir, "pairs", "scdpo.jsonl");
+      const sKey = await this.stage(`${dir}/sample-sc`, stageKey("sample-sc", probKey, c.sample.max_tokens, c.pairs.scdpo_n, c.pairs.scdpo_schedule, seed), [samples, `${samples}.config.json`], () =>
+        call(sampleCommand, { ...this.common(), ...sampling, n: String(c.pairs.scdpo_n), "step-temperature": c.pairs.scdpo_schedule, cut: "random", out: this.abs(samples) }, "sample (step-controlled)"));
+      const vKey = await this.stage(`${dir}/verify-sc`, stageKey("verify", sKey), [verified], () =>
+        call(verifyCommand, { task: "arith", in: this.abs(samples), out: this.abs(verified) }, "verify (step-controlled)"));
+      const key = await this.stage(`${dir}/pairs-scdpo`, stageKey("pairs", "scdpo", vKey, c.pairs.max_per_problem), [file], () =>
+        call(pairsCommand, { kind: "scdpo", task: "arith", in: this.abs(verified), out: this.abs(file), "max-pairs-per-problem": String(c.pairs.max_per_problem) }, "pairs scdpo"));
+      out.set("scdpo", { file, key });
+    }
+    return out;
+  }
+
+  private async train(v: VariantConfig, outDir: string, policy: { dir: string; key: string }, pairs: Map<string, { file: string; key: string }>, seed: number): Promise<string> {
+    const c = this.config;
+    const sources = v.pairs.map((k) => pairs.get(k)!);
+    const pairFile = sources.length === 1 ? sources[0].file : this.rel(path.dirname(outDir), "pairs", `${v.name}.jsonl`);
+    const key = stageKey("dpo", policy.key, sources.map((s) => s.key), v, c.dpo, seed);
+    return this.stage(outDir, key, [outDir, ...(sources.length > 1 ? [pairFile] : [])], async () => {
+      if (sources.length > 1) {
+        const parts = sources.map((s) => fs.readFileSync(this.abs(s.file), "utf8")).map((t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`));
+        await writeFileAtomic(this.abs(pairFile), parts.join(""));
+      }
+      if (fs.readFileSync(this.abs(pairFile), "utf8").trim() === "") {
+        // Nothing to train on: the variant is reported as skipped, the other variants go on.
+        this.log(`stepwise run: variant ${v.name}: no ${v.pairs.join("+")} pairs were built (${pairFile}); skipped. ` +
+          "More sample.problems or sample.n, or a task the SFT model gets sometimes right and sometimes wrong, gives pairs.");
+        fs.mkdirSync(this.abs(outDir), { recursive: true });
+        writeJsonAtomic(this.abs(path.join(outDir, SKIPPED)), { reason: `no ${v.pairs.join("+")} pairs`, pairs: pairFile });
+        return;
+      }
+      await call(dpoCommand, {
+        ...this.common(), model: this.abs(policy.dir), pairs: this.abs(pairFile), out: this.abs(outDir), loss: v.loss,
+        "loss-weights": v.loss_weights ?? undefined, beta: String(v.beta ?? c.dpo.beta), lr: String(c.dpo.lr),
+        epochs: String(c.dpo.epochs), "batch-size": String(c.dpo.batch_size), seed: String(seed), "save-every": "50", resume: true,
+        "max-length": String(c.sft.max_length),
+      }, `dpo ${v.name}`);
+    });
+  }
+
+  private async evaluate(stage: string, modelKey: string, modelDir: string, out: string, name: string, seed: number, round: number): Promise<void> {
+    const c = this.config;
+    const label = round > 1 ? `${name}-round${round}` : name;
+    if (fs.existsSync(this.abs(path.join(modelDir, SKIPPED)))) {
+      this.skipped.push({ name: label, seed, round, reason: (JSON.parse(fs.readFileSync(this.abs(path.join(modelDir, SKIPPED)), "utf8")) as { reason: string }).reason });
+      return;
+    }
+    const key = stageKey("eval", modelKey, c.eval, c.task);
+    await this.stage(stage, key, [`${out}.json`, `${out}.jsonl`], async () => {
+      const problems: MathProblem[] = [];
+      for await (const { value } of readJsonl(this.abs("data/test.jsonl"))) problems.push(value as unknown as MathProblem);
+      const completer = LocalCompleter.load(this.abs(modelDir));
+      try {
+        const { result, records } = await evaluate(completer, problems, {
+          task: "arith", maxTokens: c.eval.max_tokens, maj: c.eval.maj > 0 ? c.eval.maj : undefined,
+          temperature: c.eval.temperature, seed,
+        });
+        await writeJsonlAtomic(this.abs(`${out}.jsonl`), records);
+        writeJsonAtomic(this.abs(`${out}.json`), result);
+        this.log(`stepwise run: ${name} (seed ${seed}${round > 1 ? `, round ${round}` : ""}): accuracy ${(100 * result.accuracy).toFixed(1)}%`);
+      } finally {
+        completer.model.dispose();
+      }
+    });
+    const result = JSON.parse(fs.readFileSync(this.abs(`${out}.json`), "utf8")) as EvalResult;
+    this.evals.push({ ...result, name: label, seed, round });
+  }
+}

@@ -1,0 +1,163 @@
+// The config of `stepwise run`: every stage of the recipe on one page, defaults inline. A config file (YAML or
+// JSON) overrides any subset; it is validated when parsed: an unknown key or a value of the wrong type is an error
+// naming the key (`sft.lr: expected a number, got "fast"`). The resolved config is saved in the run directory.
+
+import fs from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { InputError } from "../core/errors.js";
+
+export interface VariantConfig {
+  name: string; // directory and report name
+  pairs: string[]; // pair sets trained on together: outcome, scdpo, stepdpo
+  loss: string; // DPO loss list, as `stepwise dpo --loss`
+  loss_weights: string | null; // as `--loss-weights`, null = 1 each
+  beta: number | null; // null = dpo.beta
+}
+
+export interface RunConfig {
+  seeds: number; // runs of every seeded stage (model init, training, sampling); the report gives mean and spread
+  rounds: number; // iterative rounds: a round's trained policy samples and is the reference of the next
+  threads: number | null; // native backend threads, null = all cores
+  task: {
+    preset: string; // easy | medium | hard: the built-in task's difficulty (see `stepwise task --help`)
+    steps: string | null; // answer lines per problem, e.g. "2-4"; null = the preset's
+    max_value: number | null; // largest intermediate value; null = the preset's
+    train: number; // training problems (SFT and DPO use the same problem set, as the blog recommends)
+    test: number; // held-out problems for every eval
+    seed: number; // problem generation (the same problems for every seed)
+  };
+  model: {
+    init: string; // tiny | small | a config.json: a model from scratch
+    tokenizer: string; // bpe (learned from the SFT data) | chars
+    vocab_size: number; // bpe vocabulary at most
+  };
+  sft: {
+    epochs: number;
+    batch_size: number;
+    lr: number;
+    max_length: number;
+  };
+  eval: {
+    max_tokens: number; // new tokens per greedy solution
+    maj: number; // samples per problem for maj@k (0 = greedy accuracy only)
+    temperature: number; // of the maj@k samples
+  };
+  sample: {
+    problems: number; // training problems the SFT model samples on
+    n: number; // completions per problem
+    temperature: number;
+    max_tokens: number;
+  };
+  pairs: {
+    max_per_problem: number; // pairs kept per problem and kind
+    scdpo_n: number; // step-controlled continuations per correct solution
+    scdpo_schedule: string; // temperature of generated step i: gsm8k = min(1.1+0.1i, 1.4), math, blog, or "a+b*i<=c"
+    stepdpo_rollouts: number; // continuations per prefix when a wrong step is located by rollouts
+  };
+  dpo: {
+    beta: number;
+    lr: number;
+    epochs: number;
+    batch_size: number;
+  };
+  variants: VariantConfig[];
+}
+
+export const DEFAULT_CONFIG: RunConfig = {
+  seeds: 1,
+  rounds: 1,
+  threads: null,
+  task: { preset: "easy", steps: null, max_value: null, train: 4000, test: 400, seed: 1 },
+  model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
+  sft: { epochs: 2, batch_size: 16, lr: 2e-3, max_length: 512 },
+  eval: { max_tokens: 160, maj: 0, temperature: 0.7 },
+  sample: { problems: 1000, n: 8, temperature: 1.0, max_tokens: 160 },
+  pairs: { max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 8 },
+  dpo: { beta: 0.1, lr: 1e-4, epochs: 1, batch_size: 8 },
+  variants: [
+    { name: "dpo", pairs: ["outcome"], loss: "sigmoid", loss_weights: null, beta: null },
+    { name: "dpo-nll", pairs: ["outcome"], loss: "sigmoid,sft", loss_weights: "1,0.2", beta: null },
+    { name: "scdpo", pairs: ["outcome", "scdpo"], loss: "sigmoid", loss_weights: null, beta: null },
+    { name: "step-dpo", pairs: ["stepdpo"], loss: "sigmoid", loss_weights: null, beta: null },
+  ],
+};
+
+export const PAIR_KINDS = ["outcome", "scdpo", "stepdpo"] as const;
+
+// Keys whose value may be null besides their default's type.
+const NULLABLE = new Set(["threads", "task.steps", "task.max_value", "variants.loss_weights", "variants.beta"]);
+const VARIANT_DEFAULT: VariantConfig = { name: "", pairs: [], loss: "sigmoid", loss_weights: null, beta: null };
+const NUMBER_TYPES: Record<string, "string" | "number"> = { "variants.beta": "number", "task.max_value": "number", threads: "number" };
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** `dflt` overridden by `raw`, checked key by key against the default's types. */
+function merge(dflt: Obj, raw: unknown, where: string, file: string): Obj {
+  if (!isObj(raw)) throw new InputError(`${where || "config"}: expected a mapping, got ${JSON.stringify(raw)}`, file);
+  const out: Obj = structuredClone(dflt);
+  for (const [k, v] of Object.entries(raw)) {
+    const key = where ? `${where}.${k}` : k;
+    if (!(k in dflt)) throw new InputError(`unknown key "${key}"`, file, `known: ${Object.keys(dflt).map((x) => (where ? `${where}.${x}` : x)).join(", ")}`);
+    out[k] = checkValue(dflt[k], v, key, file);
+  }
+  return out;
+}
+
+function checkValue(dflt: unknown, v: unknown, key: string, file: string): unknown {
+  const general = key.replace(/\[\d+\]/g, "");
+  if (v === null && NULLABLE.has(general)) return null;
+  if (key === "variants") {
+    if (!Array.isArray(v) || v.length === 0) throw new InputError(`variants: expected a non-empty list`, file);
+    return v.map((item, i) => checkVariant(item, `variants[${i}]`, file));
+  }
+  const want = dflt === null ? NUMBER_TYPES[general] ?? "string" : Array.isArray(dflt) ? "array" : typeof dflt;
+  if (want === "object") return merge(dflt as Obj, v, key, file);
+  const got = Array.isArray(v) ? "array" : v === null ? "null" : typeof v;
+  if (got !== want) throw new InputError(`${key}: expected a ${want}, got ${JSON.stringify(v)}`, file);
+  if (want === "number" && !Number.isFinite(v as number)) throw new InputError(`${key}: expected a finite number`, file);
+  return v;
+}
+
+function checkVariant(raw: unknown, where: string, file: string): VariantConfig {
+  const v = merge(VARIANT_DEFAULT as unknown as Obj, raw, where, file) as unknown as VariantConfig;
+  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(v.name)) throw new InputError(`${where}.name: a directory-safe name is required, got ${JSON.stringify(v.name)}`, file);
+  if (v.pairs.length === 0) throw new InputError(`${where}.pairs: name at least one of ${PAIR_KINDS.join(", ")}`, file);
+  for (const p of v.pairs) {
+    if (!(PAIR_KINDS as readonly string[]).includes(p as string)) throw new InputError(`${where}.pairs: unknown pair kind ${JSON.stringify(p)}`, file, `use ${PAIR_KINDS.join(", ")}`);
+  }
+  return v;
+}
+
+/** Semantic checks the types cannot express. */
+function checkRanges(c: RunConfig, file: string): void {
+  const positive: [string, number][] = [["seeds", c.seeds], ["rounds", c.rounds], ["task.train", c.task.train], ["task.test", c.task.test],
+    ["sft.epochs", c.sft.epochs], ["sft.batch_size", c.sft.batch_size], ["sample.problems", c.sample.problems], ["sample.n", c.sample.n],
+    ["dpo.epochs", c.dpo.epochs], ["dpo.batch_size", c.dpo.batch_size], ["eval.max_tokens", c.eval.max_tokens], ["sample.max_tokens", c.sample.max_tokens]];
+  for (const [k, v] of positive) if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
+  if (c.sample.problems > c.task.train) throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
+  const names = new Set<string>();
+  for (const v of c.variants) {
+    if (names.has(v.name) || v.name === "sft") throw new InputError(`variants: the name "${v.name}" is used twice (or is "sft")`, file);
+    names.add(v.name);
+  }
+}
+
+/** The default config overridden by a parsed YAML/JSON document. */
+export function resolveConfig(raw: unknown, file = "config"): RunConfig {
+  const c = merge(DEFAULT_CONFIG as unknown as Obj, raw ?? {}, "", file) as unknown as RunConfig;
+  checkRanges(c, file);
+  return c;
+}
+
+/** Reads and validates a YAML or JSON config file (JSON is YAML). */
+export function loadConfig(file: string): RunConfig {
+  if (!fs.existsSync(file)) throw new InputError("no such config file", file);
+  let raw: unknown;
+  try {
+    raw = parseYaml(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new InputError(`not valid YAML or JSON: ${(e as Error).message}`, file);
+  }
+  return resolveConfig(raw, file);
+}
