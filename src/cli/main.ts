@@ -17,6 +17,7 @@ import { pairsCommand } from "./pairs.js";
 import { serveCommand } from "./serve.js";
 import { dashboardCommand } from "./dashboard.js";
 import { evalCommand } from "./eval.js";
+import { runCommand } from "./run.js";
 
 export interface Command {
   name: string;
@@ -28,7 +29,7 @@ export interface Command {
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, serveCommand, dashboardCommand];
+const COMMANDS: Command[] = [runCommand, benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, serveCommand, dashboardCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
