@@ -205,6 +205,22 @@ test("POST /api/credit gives stepwise score's per-token rewards, with the prompt
   assert.equal(notJson.status, 400);
 });
 
+test("--runs may be one run directory: its id is ~", async () => {
+  const one = new DashboardServer({ root: path.join(runs, "pipe/seed-1/sft") });
+  const url = await one.listen(0);
+  try {
+    const list = await (await fetch(`${url}/api/runs`)).json();
+    assert.deepEqual(list.runs.map((r: { id: string }) => r.id), ["~"]);
+    const m = await (await fetch(`${url}/api/runs/~/metrics`)).json();
+    assert.ok(m.records.length > 0);
+    const d = await (await fetch(`${url}/api/runs/~`)).json();
+    assert.deepEqual(d.credit, { model: "~", ref: null, beta: 0.1 }, "the reference lies outside --runs: not offered");
+  } finally {
+    await one.close();
+  }
+  assert.throws(() => new DashboardServer({ root: path.join(runs, "nope") }), /not a directory/);
+});
+
 test("the page, the front end and uPlot are served locally", async () => {
   for (const [url, type] of [["/", "text/html"], ["/web/app.js", "text/javascript"], ["/vendor/uPlot.esm.js", "text/javascript"],
     ["/vendor/uPlot.min.css", "text/css"]]) {

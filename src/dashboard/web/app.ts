@@ -265,11 +265,12 @@ function pipelineOverview(body: HTMLElement, detail: RunDetail): () => void {
   const evals = el("div");
   body.append(evals);
   void api<Evals>(runUrl(detail.run.id, "evals")).then((ev) => reportCard(evals, ev));
-  return compareCharts(body, detail.children.filter((c) => c.stage !== "sft" && c.name !== "sft"));
+  return compareCharts(body, detail.run.id, detail.children.filter((c) => c.stage !== "sft" && c.name !== "sft"));
 }
 
 /** The preference-trained variants side by side: one chart per metric, one line per run; follows their metrics. */
-function compareCharts(body: HTMLElement, runs: RunInfo[]): () => void {
+function compareCharts(body: HTMLElement, pipelineId: string, runs: RunInfo[]): () => void {
+  const label = (r: RunInfo) => (pipelineId !== "~" && r.id.startsWith(`${pipelineId}/`) ? r.id.slice(pipelineId.length + 1) : r.id);
   if (runs.length === 0) return () => {};
   const grid = el("div", { class: "charts", id: "compare-charts" });
   body.append(el("h3", {}, "Variants compared"), grid);
@@ -297,7 +298,7 @@ function compareCharts(body: HTMLElement, runs: RunInfo[]): () => void {
       old?.destroy();
       const card = el("div", { class: "card chart", "data-compare": name, "data-key": key }, el("h3", {}, name));
       grid.append(card);
-      charts.set(name, lineChart(card, withIt.map((r, i) => ({ label: r.name, colour: COLOURS[i % COLOURS.length], points: steps.length < 30 })), data));
+      charts.set(name, lineChart(card, withIt.map((r, i) => ({ label: label(r), colour: COLOURS[i % COLOURS.length], points: steps.length < 30 })), data));
     }
   };
   const poll = async () => {
@@ -514,7 +515,10 @@ function creditView(body: HTMLElement, detail: RunDetail): void {
 
 // ---- start ----
 
-window.addEventListener("hashchange", () => void onRoute());
+window.addEventListener("hashchange", () => {
+  void onRoute();
+  void refreshRuns().catch(() => {});
+});
 void refreshRuns().then(() => {
   if (route().id === null && runs.length > 0) go(runs[0].id, "metrics");
   else void onRoute();
