@@ -104,6 +104,7 @@ test("the pipeline's report and eval tables match report.json and eval/*.json", 
   await open("pipe", "metrics");
   await page.waitForSelector("#children-table");
   assert.equal(await page.$$eval("#children-table tbody tr", (rs) => rs.length), 2);
+  assert.match(await page.textContent(".skipped") ?? "", /seed-1\/step-dpo \(no stepdpo pairs\)/);
   await page.waitForSelector('[data-compare="rewards/margins"]');
   assert.match(await page.textContent('[data-compare="loss"] .u-legend') ?? "", /dpo/);
   await shot("pipeline-overview");

@@ -109,6 +109,8 @@ test("GET /api/runs, /api/runs/:id and /api/runs/:id/metrics?since=N follow metr
   assert.deepEqual(detail.body.children.map((c: { id: string }) => c.id), ["pipe/seed-1/dpo", "pipe/seed-1/sft"]);
   assert.deepEqual(detail.body.pair_files, ["seed-1/pairs/outcome.jsonl", "seed-1/pairs/stepdpo.jsonl"]);
   assert.deepEqual(detail.body.credit, { model: "pipe/seed-1/dpo", ref: "pipe/seed-1/sft", beta: 0.1 });
+  assert.deepEqual(detail.body.pair_counts, { "seed-1/pairs/outcome.jsonl": 2, "seed-1/pairs/stepdpo.jsonl": 1 });
+  assert.deepEqual(detail.body.skipped, [{ dir: "seed-1/step-dpo", reason: "no stepdpo pairs" }]);
   const dpo = await get(`/api/runs/${encodeURIComponent("pipe/seed-1/dpo")}`);
   assert.deepEqual(dpo.body.credit, { model: "pipe/seed-1/dpo", ref: "pipe/seed-1/sft", beta: 0.1 });
 

@@ -55,6 +55,8 @@ export function makePipelineRun(root: string): string {
   cli(seed, "dpo", "--model", "sft", "--pairs", path.join("pairs", "outcome.jsonl"), "--out", "dpo", "--max-steps", "3",
     "--batch-size", "1", "--lr", "0.001", "--beta", "0.1");
   for (const [name, e] of Object.entries(EVALS)) fs.writeFileSync(path.join(seed, "eval", `${name}.json`), JSON.stringify(e));
+  fs.mkdirSync(path.join(seed, "step-dpo"));
+  fs.writeFileSync(path.join(seed, "step-dpo", "SKIPPED.json"), JSON.stringify({ reason: "no stepdpo pairs", pairs: "seed-1/pairs/stepdpo.jsonl" }));
   fs.writeFileSync(path.join(pipe, "config.json"), JSON.stringify({ seeds: 1, task: "builtin" }));
   fs.writeFileSync(path.join(pipe, "report.json"), JSON.stringify({
     variants: [{ name: "sft", accuracy: 0.25, ci95: [0.046, 0.699], maj_accuracy: 0.5, step_error_rate: 0.4 },

@@ -273,3 +273,39 @@ export function listPairFiles(dir: string): string[] {
   }
   return out;
 }
+
+/** Non-blank lines of a file (pairs in a pair file); 0 when it cannot be read. */
+export function countLines(file: string): number {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const line of text.split("\n")) if (line.trim()) n++;
+  return n;
+}
+
+export interface Skipped {
+  dir: string; // relative to the run: seed-1/dpo
+  reason: string;
+}
+
+/** Variants `stepwise run` skipped (seed-N/<variant>/SKIPPED.json), with the reason it wrote. */
+export function listSkipped(dir: string): Skipped[] {
+  const out: Skipped[] = [];
+  for (const s of seedDirs(dir).slice(1)) {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(s.dir).sort();
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const j = readJsonOrNull(path.join(s.dir, n, "SKIPPED.json")) as { reason?: unknown } | null;
+      if (j) out.push({ dir: `${s.seed}/${n}`, reason: typeof j.reason === "string" ? j.reason : "skipped" });
+    }
+  }
+  return out;
+}

@@ -3,7 +3,7 @@
 // the network; the page works offline.
 //
 // GET  /api/runs                                 every run: {root, runs: RunInfo[]}
-// GET  /api/runs/:id                             one run: {run, children, pair_files, credit: {model, ref, beta}}
+// GET  /api/runs/:id                             one run: {run, children, pair_files, pair_counts, skipped, credit}
 // GET  /api/runs/:id/metrics?since=N             metrics records after the first N: {records, next, reset}
 // GET  /api/runs/:id/evals                       {report, tables}
 // GET  /api/runs/:id/pairs                       {files}
@@ -25,7 +25,7 @@ import { credit, ModelCache } from "./credit.js";
 import { indexHtml } from "./page.js";
 import { readPairs } from "./pairs.js";
 import {
-  describeRun, discoverRuns, HttpError, isModelDir, listPairFiles, readEvals, readJsonOrNull, readMetrics, resolveInside, ROOT_ID,
+  countLines, describeRun, discoverRuns, HttpError, isModelDir, listPairFiles, listSkipped, readEvals, readJsonOrNull, readMetrics, resolveInside, ROOT_ID,
   runDir, type RunInfo,
 } from "./runs.js";
 
@@ -196,7 +196,12 @@ export class DashboardServer {
     const children = run.kind === "pipeline"
       ? discoverRuns(this.root).filter((r) => r.id !== id && (id === ROOT_ID || r.id.startsWith(`${id}/`)))
       : [];
-    return { run, children, pair_files: listPairFiles(dir), credit: this.creditDefaults(run, children) };
+    const pairFiles = listPairFiles(dir);
+    return {
+      run, children, pair_files: pairFiles,
+      pair_counts: Object.fromEntries(pairFiles.map((f) => [f, countLines(path.join(dir, ...f.split("/")))])),
+      skipped: listSkipped(dir), credit: this.creditDefaults(run, children),
+    };
   }
 
   /**

@@ -10,7 +10,9 @@ interface RunInfo {
   id: string; name: string; kind: "pipeline" | "training"; parent: string | null; isModel: boolean;
   steps: number; last: Record<string, number> | null; mtime: number; stage: string | null;
 }
-interface RunDetail { run: RunInfo; children: RunInfo[]; pair_files: string[]; credit: { model: string | null; ref: string | null; beta: number } }
+interface RunDetail {
+  run: RunInfo; children: RunInfo[]; pair_files: string[]; pair_counts: Record<string, number>; skipped: { dir: string; reason: string }[];
+  credit: { model: string | null; ref: string | null; beta: number } }
 interface MetricsChunk { records: Record<string, number>[]; next: number; reset: boolean }
 interface EvalTable {
   file: string; seed: string | null; variant: string; accuracy: number | null; n: number | null; ci95: [number, number] | null;
@@ -261,7 +263,8 @@ function pipelineOverview(body: HTMLElement, detail: RunDetail): () => void {
     numCell(fmt(c.last?.["rewards/margins"]), c.last?.["rewards/margins"])));
   body.append(el("div", { class: "card" }, el("h3", {}, "Training runs"), rows.length
     ? table(["run", "stage", "steps", "loss", "rewards/accuracies", "rewards/margins"], rows, { id: "children-table" })
-    : el("p", { class: "empty" }, "No training runs inside yet.")));
+    : el("p", { class: "empty" }, "No training runs inside yet."),
+    ...detail.skipped.map((k) => el("p", { class: "muted skipped" }, `skipped: ${k.dir} (${k.reason})`))));
   const evals = el("div");
   body.append(evals);
   void api<Evals>(runUrl(detail.run.id, "evals")).then((ev) => reportCard(evals, ev));
@@ -418,7 +421,9 @@ function pairsView(body: HTMLElement, detail: RunDetail): void {
     body.append(el("p", { class: "empty" }, "No pair files in this run (pairs/*.jsonl, seed-N/pairs/*.jsonl)."));
     return;
   }
-  const select = el("select", { id: "pair-file" }, ...detail.pair_files.map((f) => el("option", { value: f }, f)));
+  const select = el("select", { id: "pair-file" },
+    ...detail.pair_files.map((f) => el("option", { value: f }, `${f} (${detail.pair_counts[f] ?? "?"})`)));
+  select.value = detail.pair_files.find((f) => (detail.pair_counts[f] ?? 0) > 0) ?? detail.pair_files[0];
   const info = el("span", { class: "muted" });
   const prev = el("button", {}, "‹ prev");
   const next = el("button", {}, "next ›");
