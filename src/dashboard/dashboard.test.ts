@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -164,6 +165,14 @@ test("clear 400s, 404s and 405s; nothing outside --runs is read", async () => {
     assert.match(r.body.error, msg, url);
   }
   assert.equal((await get("/api/credit")).status, 405);
+  const port = new URL(base).port;
+  const rebound = await new Promise<number>((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port, path: "/api/runs", headers: { host: `evil.example:${port}` } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on("error", reject);
+  });
+  assert.equal(rebound, 403, "a foreign Host header is refused");
   assert.equal((await get("/api/runs", { method: "DELETE" })).status, 405);
 });
 

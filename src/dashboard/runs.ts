@@ -16,7 +16,7 @@ const SKIP_DIRS = new Set(["checkpoints", "node_modules"]);
 
 /** An HTTP-facing error: the server answers with `status` and `{"error": message}`. */
 export class HttpError extends Error {
-  constructor(readonly status: 400 | 404 | 405 | 413 | 500, message: string) {
+  constructor(readonly status: 400 | 403 | 404 | 405 | 413 | 500, message: string) {
     super(message);
   }
 }

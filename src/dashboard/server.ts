@@ -11,7 +11,9 @@
 // GET  /api/models                               model folders under the root (ids), for the credit view
 // POST /api/credit {model, ref, text, prompt?, beta?}   per-token implicit rewards (CreditResult)
 //
-// Ids and files come from requests and are resolved with resolveInside: nothing outside the root is read.
+// Ids and files come from requests and are resolved with resolveInside: nothing outside the root is read. Bound to
+// a loopback address, the server answers only requests whose Host is a loopback name (a web page elsewhere cannot
+// read the runs through DNS rebinding).
 
 import fs from "node:fs";
 import http from "node:http";
@@ -51,6 +53,14 @@ function staticFiles(): Map<string, [string, string]> {
   return m;
 }
 
+const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+/** The name part of a Host header ("127.0.0.1:8600" -> "127.0.0.1", "[::1]:80" -> "[::1]"). */
+function hostName(host: string | undefined): string {
+  if (!host) return "";
+  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.replace(/:\d+$/, "");
+}
+
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
@@ -86,6 +96,7 @@ export class DashboardServer {
   private readonly server: http.Server;
   private readonly statics = staticFiles();
   private readonly maxBody: number;
+  private loopbackOnly = true;
 
   constructor(opts: DashboardOptions) {
     this.root = path.resolve(opts.root);
@@ -101,6 +112,7 @@ export class DashboardServer {
 
   /** Starts listening; resolves to the base URL. */
   listen(port: number, host = "127.0.0.1"): Promise<string> {
+    this.loopbackOnly = LOOPBACK.has(host);
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(port, host, () => {
@@ -131,6 +143,9 @@ export class DashboardServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const method = req.method ?? "GET";
+    if (this.loopbackOnly && !LOOPBACK.has(hostName(req.headers.host))) {
+      throw new HttpError(403, `Host "${req.headers.host ?? ""}" refused: the dashboard answers on localhost only`);
+    }
     if (url.pathname === "/api/credit") {
       if (method !== "POST") throw new HttpError(405, "POST a JSON body {model, ref, text, prompt?, beta?} to /api/credit");
       sendJson(res, 200, this.credit(await readBody(req, this.maxBody)));
