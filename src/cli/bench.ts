@@ -8,7 +8,8 @@ import { benchServe } from "../bench/serve.js";
 import { benchTrain, type TrainBenchRow } from "../bench/train.js";
 import { benchVerify } from "../bench/verify.js";
 import { GENERATE_BENCH_MODELS, type GenerateBenchModel, type GenerateBenchRow, benchGenerateVsLlamaCpp } from "../bench/generate.js";
-import { intOption, type Command } from "./main.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
 import { Progress } from "./progress.js";
 
 const SUITES = ["engine", "generate", "train", "verify", "serve"] as const;

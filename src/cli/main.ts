@@ -96,11 +96,4 @@ function report(e: unknown, cmd: Command): number {
   return 1;
 }
 
-/** An integer option, or the default; a clear error names the flag otherwise. */
-export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1): number {
-  const v = values[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InputError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
-}
+export { intOption } from "./options.js";

@@ -10,7 +10,7 @@
 //   config.json                 the resolved config          data/train.jsonl, data/test.jsonl   problems
 //   seed-s/sft/                 SFT model folder (+ metrics.jsonl, checkpoints/)
 //   seed-s/samples.jsonl, verified.jsonl, sc-samples.jsonl, sc-verified.jsonl
-//   seed-s/pairs/{outcome,scdpo,stepdpo}.jsonl
+//   seed-s/pairs/{outcome,scdpo,stepdpo}.jsonl (+ variant-NAME.jsonl: the kinds a variant trains on together)
 //   seed-s/<variant>/           DPO model folders         seed-s/eval/<name>.json, .jsonl   evals
 //   report.json, report.html    .stages/                  stage records
 
@@ -218,7 +218,7 @@ export class Pipeline {
   private async train(v: VariantConfig, outDir: string, policy: { dir: string; key: string }, pairs: Map<string, { file: string; key: string }>, seed: number): Promise<string> {
     const c = this.config;
     const sources = v.pairs.map((k) => pairs.get(k)!);
-    const pairFile = sources.length === 1 ? sources[0].file : this.rel(path.dirname(outDir), "pairs", `${v.name}.jsonl`);
+    const pairFile = sources.length === 1 ? sources[0].file : this.rel(path.dirname(outDir), "pairs", `variant-${v.name}.jsonl`);
     const key = stageKey("dpo", policy.key, sources.map((s) => s.key), v, c.dpo, seed);
     return this.stage(outDir, key, [outDir, ...(sources.length > 1 ? [pairFile] : [])], async () => {
       if (sources.length > 1) {

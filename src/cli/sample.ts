@@ -25,21 +25,12 @@ import {
 } from "../sample/stepcontrol.js";
 import type { Completer, Completion, FinishReason } from "../sample/types.js";
 import { Progress } from "./progress.js";
+import { intOption } from "./options.js";
 import type { Command } from "./main.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
-/**
- * An integer flag, or the default. (main.ts has the same; this file and pairs.ts do not import main.ts at run time,
- * so that a test can import them without the command table's import cycle.)
- */
-export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1): number {
-  const v = values[name];
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InputError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
-}
+export { intOption } from "./options.js";
 
 // --- completers from flags (shared with `stepwise pairs`) ---
 

@@ -7,7 +7,8 @@ import { loadModel } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
 import { scoreTokens } from "../model/score.js";
 import { TextTokenizer } from "../model/tokenizer.js";
-import { intOption, type Command } from "./main.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
 
 export interface ScoredToken {
   id: number;

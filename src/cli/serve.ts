@@ -5,7 +5,8 @@ import { InputError } from "../core/errors.js";
 import { loadModel } from "../model/hub.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import { CompletionServer } from "../serve/server.js";
-import { intOption, type Command } from "./main.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
 
 export const serveCommand: Command = {
   name: "serve",

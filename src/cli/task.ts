@@ -4,7 +4,8 @@ import { InputError } from "../core/errors.js";
 import { writeJsonlAtomic } from "../data/jsonl.js";
 import { ALL_OPS, PRESETS, streamProblems, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskProblem } from "../data/task.js";
 import { Progress } from "./progress.js";
-import { intOption, type Command } from "./main.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
 
 /** "2-5" or "3" -> [2, 5] / [3, 3]. */
 function rangeOption(values: Record<string, unknown>, name: string, dflt: [number, number]): [number, number] {

@@ -7,7 +7,8 @@ import { AtomicJsonlWriter, readJsonl } from "../data/jsonl.js";
 import { detectSandbox, TASKS, verifyCodeRecord, verifyMathRecord, type VerifiedRecord } from "../verify/index.js";
 import type { Task } from "../verify/record.js";
 import { Progress } from "./progress.js";
-import { intOption, type Command } from "./main.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
 
 /** Newlines in a file, streamed: the progress bar's total. */
 async function countLines(file: string): Promise<number> {

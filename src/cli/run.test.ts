@@ -1,0 +1,107 @@
+// `stepwise run` end to end on a micro config: every stage runs, an interrupted run resumes without redoing
+// finished stages, a changed config reruns only what it changes, and the report has the contract's fields.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { resolveConfig } from "../run/config.js";
+import { Pipeline } from "./pipeline.js";
+import { writeReport } from "./run.js";
+import { main } from "./main.js";
+
+const MICRO = {
+  threads: 1,
+  task: { train: 48, test: 6 },
+  model: { vocab_size: 400 },
+  sft: { epochs: 1, batch_size: 16, max_length: 256 },
+  eval: { max_tokens: 40 },
+  sample: { problems: 6, n: 2, max_tokens: 40 },
+  pairs: { scdpo_n: 2, stepdpo_rollouts: 2 },
+  dpo: { batch_size: 4 },
+};
+
+function quietLog(lines: string[]) {
+  return (m: string) => lines.push(m);
+}
+
+test("run: all stages, resume after an interruption, cache, config change, report", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-e2e-"));
+  const config = resolveConfig(MICRO);
+  const origErr = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (() => true) as typeof process.stderr.write; // the stages' progress bars
+  try {
+    // interrupted after 3 stages (data, sft, eval-sft)
+    const first: string[] = [];
+    await new Pipeline(dir, config, { log: quietLog(first), stopAfter: 3 }).run();
+    assert.ok(first.some((l) => /stopped before/.test(l)), first.join("\n"));
+    assert.ok(fs.existsSync(path.join(dir, "seed-1", "sft", "model.safetensors")));
+    assert.ok(!fs.existsSync(path.join(dir, "seed-1", "samples.jsonl")));
+
+    // the same run again: finished stages are skipped, the rest runs
+    const second: string[] = [];
+    const r = await new Pipeline(dir, config, { log: quietLog(second) }).run();
+    for (const s of ["data", "seed-1/sft", "seed-1/eval-sft"]) assert.ok(second.includes(`stepwise run: ${s}: done (cached)`), s);
+    assert.ok(second.includes("stepwise run: seed-1/sample"));
+    assert.equal(r.evals[0].name, "sft");
+    const trained = r.evals.map((e) => e.name);
+    const skipped = r.skipped.map((s) => s.name);
+    assert.deepEqual([...trained.slice(1), ...skipped].sort(), ["dpo", "dpo-nll", "scdpo", "step-dpo"]);
+    for (const name of trained.slice(1)) {
+      assert.ok(fs.existsSync(path.join(dir, "seed-1", name, "metrics.jsonl")), name);
+      assert.ok(fs.existsSync(path.join(dir, "seed-1", "eval", `${name}.json`)), name);
+    }
+
+    // a third run does nothing; a changed beta reruns the DPO variants and their evals only
+    const third: string[] = [];
+    await new Pipeline(dir, config, { log: quietLog(third) }).run();
+    assert.ok(third.every((l) => /done \(cached\)/.test(l)), third.join("\n"));
+    const changed = resolveConfig({ ...MICRO, dpo: { ...MICRO.dpo, beta: 0.3 } });
+    const fourth: string[] = [];
+    await new Pipeline(dir, changed, { log: quietLog(fourth) }).run();
+    const ran = fourth.filter((l) => !/cached|accuracy|skipped/.test(l)).map((l) => l.replace("stepwise run: ", ""));
+    assert.deepEqual(ran, ["seed-1/dpo", "seed-1/dpo/eval", "seed-1/dpo-nll", "seed-1/dpo-nll/eval", "seed-1/scdpo", "seed-1/scdpo/eval", "seed-1/step-dpo", "seed-1/step-dpo/eval"]
+      .filter((s) => !skipped.some((k) => s.startsWith(`seed-1/${k}/`))));
+
+    const report = await writeReport(dir, changed, r.evals, r.skipped);
+    const json = JSON.parse(fs.readFileSync(path.join(dir, "report.json"), "utf8"));
+    assert.deepEqual(Object.keys(json.variants[0]).filter((k) => ["name", "accuracy", "ci95", "maj_accuracy", "step_error_rate"].includes(k)).sort(),
+      ["accuracy", "ci95", "maj_accuracy", "name", "step_error_rate"]);
+    assert.equal(json.seeds, 1);
+    assert.ok(json.seconds > 0);
+    assert.equal(json.config.dpo.beta, 0.3);
+    assert.equal(report.variants[0].name, "sft");
+    const html = fs.readFileSync(path.join(dir, "report.html"), "utf8");
+    assert.match(html, /<table id="comparison">/);
+    assert.match(html, /SFT loss/);
+  } finally {
+    process.stderr.write = origErr;
+  }
+});
+
+test("run: --print-default-config, bad config keys and bad flags exit 2 with the key named", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-cli-"));
+  const out: string[] = [];
+  const origLog = console.log;
+  const origOut = process.stdout.write.bind(process.stdout);
+  const origErr = console.error;
+  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
+  console.error = (...a: unknown[]) => out.push(a.join(" "));
+  try {
+    assert.equal(await main(["run", "--print-default-config"]), 0);
+    assert.match(out.join(""), /variants:/);
+    fs.writeFileSync(path.join(dir, "bad.yaml"), "sft:\n  lr: fast\n");
+    out.length = 0;
+    assert.equal(await main(["run", path.join(dir, "bad.yaml"), "--out", path.join(dir, "r")]), 2);
+    assert.match(out.join("\n"), /sft\.lr: expected a number/);
+    assert.match(out.join("\n"), /bad\.yaml/);
+    out.length = 0;
+    assert.equal(await main(["run", "--seeds", "0", "--out", path.join(dir, "r")]), 2);
+    assert.match(out.join("\n"), /--seeds must be an integer >= 1/);
+  } finally {
+    console.log = origLog;
+    console.error = origErr;
+    process.stdout.write = origOut;
+  }
+});
