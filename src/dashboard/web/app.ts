@@ -80,7 +80,8 @@ function table(head: string[], rows: HTMLTableRowElement[], attrs: Record<string
 // ---- state and routing ----
 
 let runs: RunInfo[] = [];
-let current: { id: string; tab: Tab; detail: RunDetail | null; stop: () => void } | null = null;
+let current: { id: string; tab: Tab; stop: () => void } | null = null;
+let routeSeq = 0; // the latest navigation; slower earlier ones are dropped
 /** Text the pair browser hands to the credit tab. */
 let creditRequest: { prompt: string; text: string } | null = null;
 
@@ -124,16 +125,18 @@ async function onRoute(): Promise<void> {
   if (id === null) return;
   if (current && current.id === id && current.tab === tab) return;
   current?.stop();
+  current = null;
+  const seq = ++routeSeq;
   const main = document.getElementById("main")!;
   let detail: RunDetail;
   try {
-    detail = current?.id === id && current.detail ? current.detail : await api<RunDetail>(runUrl(id));
+    detail = await api<RunDetail>(runUrl(id)); // fresh each time: a pipeline gains runs and pairs as it goes
   } catch (e) {
-    main.replaceChildren(el("p", { class: "error" }, `Cannot open run ${id}: ${(e as Error).message}`));
-    current = null;
+    if (seq === routeSeq) main.replaceChildren(el("p", { class: "error" }, `Cannot open run ${id}: ${(e as Error).message}`));
     return;
   }
-  current = { id, tab, detail, stop: () => {} };
+  if (seq !== routeSeq) return; // the user moved on while this loaded
+  current = { id, tab, stop: () => {} };
   renderRunList();
   const tabs = el("div", { class: "tabs" }, ...TABS.map((t) => {
     const b = el("button", { class: t === tab ? "active" : "", "data-tab": t }, t[0].toUpperCase() + t.slice(1));
