@@ -23,3 +23,8 @@ export { train } from "./train/trainer.js";
 export { sftObjective } from "./train/sft.js";
 export { dpoObjective, precomputeRefLogps, type TokenPair } from "./train/dpo.js";
 export { attachLora, loadAdapter, saveAdapter, mergeAndUnload, loraParams, type LoraOptions } from "./model/lora.js";
+export { trainBpeTokenizer, learnMerges } from "./model/bpe.js";
+export { evaluate, wilson, type EvalOptions, type EvalResult } from "./eval/eval.js";
+export { LocalCompleter } from "./sample/local.js";
+export { createHttpCompleter } from "./sample/http.js";
+export { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "./run/config.js";
