@@ -3,7 +3,8 @@
 import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { DashboardServer } from "../dashboard/server.js";
-import { intOption, type Command } from "./main.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
 
 export const dashboardCommand: Command = {
   name: "dashboard",
