@@ -28,6 +28,8 @@ import { type GgufMetadata, exportGguf, gguf, loadGgufTokenizer, permuteRotaryRo
 import { byteLevelAlphabet, byteLevelSpelling, ggufTokenizerMetadata, preTokenizerJson, tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import { Llama, type LlamaConfig } from "./llama.js";
 import { TextTokenizer, builtinTokenizer } from "./tokenizer.js";
+import { trainBpeTokenizer } from "./bpe.js";
+import { generateProblems, PRESETS as TASK_PRESETS } from "../data/task.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-gguf-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -162,6 +164,13 @@ const SPECS: Spec[] = [
     },
     tokenizer: builtinTokenizer,
     prompt: "Natalia sold 48 clips in April and half as many in May.",
+  },
+  {
+    name: "llama (the BPE tokenizer --init learns: smollm pre-tokenizer, digits never merged)",
+    config: { ...BASE, model_type: "llama", vocab_size: 448, bos_token_id: 1, eos_token_id: 2 },
+    tokenizer: () => trainBpeTokenizer(generateProblems(TASK_PRESETS.medium, { n: 300, seed: 5, split: "train" })
+      .map((p) => `${p.question}\n${p.answer}`), { vocabSize: 448 }),
+    prompt: "Ava has 49 stickers. She buys 12 more.\nNow she has 49 + 12 = <<49+12=61>>61 stickers.",
   },
   {
     name: "qwen2 (q/k/v biases, untied, linear rope scaling, byte-level BPE tokenizer)",
