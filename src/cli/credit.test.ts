@@ -92,6 +92,8 @@ test("stepwise credit --corrupt-eval: hit rates against chance, per-problem reco
   const recs = fs.readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number; reward_pick: number });
   assert.equal(recs.length, 5);
   assert.equal(s.implicit_reward_hit_rate, recs.filter((x) => x.reward_pick === x.step).length / 5);
+  const rec = cli(["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", problems, "--corrupt-mode", "recompute", "--json"]);
+  assert.equal(JSON.parse(rec.out).mode, "recompute");
   const text = cli(["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", problems, "--limit", "2"]);
   assert.match(text.out, /corrupted solutions: 2/);
 });
@@ -106,6 +108,7 @@ test("stepwise credit: missing flags, bad files and bad values exit 2 naming the
     [["--model", POLICY, "--ref", REF, "--text", "a", "--color", "sometimes"], /--color/],
     [["--model", POLICY, "--ref", REF, "--text", "a", "--html", "/nonexistent/dir/x.html"], /\/nonexistent\/dir\/x.html: cannot write/],
     [["--corrupt-eval", "--model", POLICY, "--ref", REF], /--problems FILE/],
+    [["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", "x", "--corrupt-mode", "x"], /--corrupt-mode must be keep or recompute/],
     [["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", "/nonexistent.jsonl"], /\/nonexistent.jsonl: cannot read/],
   ];
   const bad = path.join(dir, "bad.jsonl");

@@ -12,7 +12,7 @@ import { collect, loadMapped } from "../data/load.js";
 import { loadModel } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
 import { TextTokenizer } from "../model/tokenizer.js";
-import { corruptEval } from "../inspect/corrupt.js";
+import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
 import { scoreCredit } from "../inspect/credit.js";
 import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
 import { intOption, type Command } from "./main.js";
@@ -103,13 +103,15 @@ async function runCorruptEval(values: Values): Promise<number> {
   const beta = betaOption(values);
   const seed = intOption(values, "seed", 0, 0);
   const template = templateOption(values);
+  const mode = String(values["corrupt-mode"] ?? "keep") as CorruptMode;
+  if (mode !== "keep" && mode !== "recompute") throw new InputError(`--corrupt-mode must be keep or recompute, got "${mode}"`);
   const limit = intOption(values, "limit", Infinity);
   const problems = (await collect(loadMapped(values.problems))).slice(0, limit);
   if (problems.length === 0) throw new InputError("no problems", values.problems);
   const { model, ref, tokenizer } = loadPolicyAndRef(values, true);
   try {
     const bar = new Progress("credit corrupt-eval", { total: problems.length, unit: "solutions" });
-    const r = corruptEval(model, ref!, tokenizer, problems, { beta, seed, template, onProgress: (d) => bar.set(d) });
+    const r = corruptEval(model, ref!, tokenizer, problems, { beta, seed, template, mode, onProgress: (d) => bar.set(d) });
     bar.finish();
     const { records, ...summary } = r;
     if (typeof values.out === "string") await writeOutput(values.out, (f) => writeJsonlAtomic(f, records));
@@ -132,12 +134,12 @@ export const creditCommand: Command = {
   name: "credit",
   summary: "per-token implicit reward beta*log(pi/pi_ref) as a heatmap (terminal, HTML); --corrupt-eval measures it",
   usage: "stepwise credit --model DIR --ref DIR --text STR [--prompt STR | --question STR] [--html FILE] [--beta 0.1] " +
-    "[--json]\n       stepwise credit --corrupt-eval --model DIR --ref DIR --problems FILE [--seed 0] [--limit N] [--json]",
+    "[--json]\n       stepwise credit --corrupt-eval --model DIR --ref DIR --problems FILE [--corrupt-mode keep|recompute] [--seed 0] [--limit N] [--json]",
   options: {
     model: { type: "string" }, ref: { type: "string" }, text: { type: "string" }, prompt: { type: "string" },
     question: { type: "string" }, template: { type: "string" }, html: { type: "string" }, beta: { type: "string" },
     json: { type: "boolean" }, color: { type: "string" }, eos: { type: "boolean" },
-    "corrupt-eval": { type: "boolean" }, problems: { type: "string" }, seed: { type: "string" },
+    "corrupt-eval": { type: "boolean" }, "corrupt-mode": { type: "string" }, problems: { type: "string" }, seed: { type: "string" },
     limit: { type: "string" }, out: { type: "string" },
     backend: { type: "string" }, threads: { type: "string" },
   },
@@ -161,16 +163,19 @@ export const creditCommand: Command = {
     "                    \"ref_logprob\", \"reward\", \"step\"}], \"steps\": [{\"index\", \"text\", \"start\", \"end\", \"tokens\",",
     "                    \"reward\", \"logprob\", \"ref_logprob\"}], \"total_reward\", \"max_abs_reward\", \"html\"?}",
     "measurement (--corrupt-eval): each problem's reference solution gets one step's result changed (the number",
-    "after \"=\" and after \">>\" of one <<expr=N>> annotation, chosen by --seed; later steps kept as they are, so that",
-    "step is the only wrong one). Reports how often the step with the lowest summed implicit reward is the corrupted",
-    "one, against the reference model's lowest mean log-prob step and chance (mean of 1 / steps with an annotation):",
+    "after \"=\" and after \">>\" of one <<expr=N>> annotation, chosen by --seed). Reports how often the step with the",
+    "lowest summed implicit reward is the corrupted one, against the reference model's lowest mean log-prob step and",
+    "chance (mean of 1 / steps with an annotation):",
+    "  --corrupt-mode M  keep (default): later steps stay as they were (the final answer stays right; the next step",
+    "                    disagrees with the changed value); recompute: the wrong value is carried into later steps",
+    "                    and their results recomputed (consistent after the error; the final answer changes)",
     "  --problems FILE   {\"id\", \"question\", \"answer\"} with full solutions (as `stepwise task` writes)",
     "  --seed N          default 0",
     "  --limit N         the first N problems",
     "  --out FILE        per-problem records (corrupted step, each predictor's pick, step rewards), JSONL",
     "  --json            print {\"n\", \"implicit_reward_hit_rate\", \"ref_logprob_hit_rate\", \"chance\",",
     "                    \"implicit_reward_mean_hit_rate\", \"ref_logprob_sum_hit_rate\", \"policy_logprob_hit_rate\",",
-    "                    \"skipped\", \"beta\", \"seed\"}",
+    "                    \"skipped\", \"beta\", \"seed\", \"mode\"}",
     "  --backend B       native (default when built) or reference",
     "  --threads N       worker threads of the native backend",
   ].join("\n"),

@@ -59,6 +59,24 @@ test("corruptSolution: built-in task problems, decimals, several annotations in 
   }
 });
 
+test("corruptSolution recompute: the wrong value carried forward, later steps consistent, the answer changed", () => {
+  const three = SOLUTION.replace("#### 108", "She spends 108 / 4 = $<<108/4=27>>27.\n#### 27");
+  for (let seed = 0; seed < 20; seed++) {
+    const keep = corruptSolution(three, seed)!;
+    const c = corruptSolution(three, seed, "recompute")!;
+    assert.equal(c.step, keep.step);
+    assert.equal(c.corrupted, keep.corrupted);
+    const v = verifySolution(c.text, three, "arith");
+    assert.equal(v.first_error_step, c.step, c.text);
+    assert.equal(v.correct, false, c.text); // the final answer follows the error
+    v.steps.slice(c.step + 1, -1).forEach((s) => assert.notEqual(s.ok, false, c.text)); // later arithmetic holds
+    assert.equal(splitSteps(c.text).slice(0, c.step + 1).join(), splitSteps(keep.text).slice(0, c.step + 1).join());
+  }
+  const c = corruptSolution(SOLUTION, 0, "recompute")!;
+  if (c.step === 0) assert.ok(c.text.includes(`${c.corrupted} * 4 = $<<${c.corrupted}*4=${Number(c.corrupted) * 4}>>${Number(c.corrupted) * 4}.`), c.text);
+  assert.match(corruptSolution("a = <<7*2=14>>14\nb = 14 / 4 = <<14/4=3.5>>3.5\n#### 3.5", 2, "recompute")!.text, /#### \d+(\.\d+)?$/);
+});
+
 test("corruptEval: rates in [0, 1], chance = mean 1/candidates, model == ref hits whatever step 0 is", () => {
   const cfg: LlamaConfig = {
     vocab_size: 100, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2,
@@ -92,4 +110,7 @@ test("corruptEval: rates in [0, 1], chance = mean 1/candidates, model == ref hit
   assert.equal(self.implicit_reward_hit_rate, self.records.filter((rec) => rec.step === 0).length / self.n);
   assert.deepEqual(self.records.map((x) => x.step), r.records.map((x) => x.step)); // same seed, same corruptions
   assert.throws(() => corruptEval(policy, ref, tok, [{ id: "x", question: "q", answer: "42" }]), /no problem has a reference solution/);
+  const rec = corruptEval(policy, ref, tok, problems, { seed: 5, mode: "recompute" });
+  assert.equal(rec.mode, "recompute");
+  assert.deepEqual(rec.records.map((x) => x.step), r.records.map((x) => x.step));
 });

@@ -2,9 +2,15 @@
 //
 // corruptSolution takes a correct reference solution and changes the result of one calculator annotation of one
 // step (the number after the last "=" in `<<expr=N>>` and the same number written right after `>>`), chosen by
-// seed. Later steps are kept as they are: they still use the right value, so the corrupted step is the only one
-// the calculator verifier flags (verifySolution's first_error_step), and the final answer stays right. The error
-// is local, as in Step-DPO's rejected steps.
+// seed. What follows the corrupted step depends on the mode:
+// - keep (default): later steps are kept as they are. They still use the right value, so the corrupted step is the
+//   only one the calculator verifier flags (verifySolution's first_error_step) and the final answer stays right;
+//   but a model that copies values sees the next step disagree with the corrupted one.
+// - recompute: the wrong value is carried forward: in later steps every number equal to a changed result is
+//   replaced and each annotation's result recomputed from its expression (whole numbers as they are, others rounded
+//   to 2 decimals), so later steps are consistent with the error, the final answer changes, and the corrupted step
+//   is still the only one with an arithmetic error (a "#### n" step is then wrong too, by its answer), as in a
+//   Step-DPO rejected solution that goes wrong at one step and continues from there.
 //
 // corruptEval scores each corrupted solution with the policy against the reference and predicts the corrupted step
 // as the step with the lowest summed implicit reward; baselines: the reference (SFT) model's own lowest mean
@@ -17,6 +23,7 @@ import { completionText, promptText, type PromptTemplate } from "../data/format.
 import { sequenceSeed } from "../model/generate.js";
 import type { Llama } from "../model/llama.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
+import { evalString } from "../verify/expr.js";
 import { splitSteps } from "../verify/steps.js";
 import { scoreCredits, type StepCredit } from "./credit.js";
 
@@ -67,8 +74,65 @@ export function perturb(value: string, rng: Rng): string {
   return String(next) + (m[3] ?? "");
 }
 
+export type CorruptMode = "keep" | "recompute";
+
+function formatValue(text: string): string | null {
+  const v = evalString(text);
+  if (v === null) return null;
+  return v.isInteger() ? v.toString() : String(Math.round(v.toNumber() * 100) / 100);
+}
+
+/** `from` as a standalone number (not part of a longer one). */
+const numberRe = (from: string) => new RegExp(`(?<![\\d.])${from.replace(/[.-]/g, "\\$&")}(?!\\d|\\.\\d)`);
+
+/**
+ * A later step with changed values carried in and its annotations recomputed. A changed value is carried into the
+ * first later step that uses it, once: its first occurrence in the text before the first annotation and in the
+ * first annotation whose expression holds it; then it is consumed (so "11 - 10" after a changed 10 two steps back
+ * keeps its 10). New changes (recomputed results) are added to `changes`.
+ */
+function carryStep(step: string, changes: Map<string, string>): string {
+  const before = [...step.matchAll(ANNOTATION)].map((m) => m[2]);
+  let text = step;
+  for (const [from, to] of [...changes]) {
+    const re = numberRe(from);
+    const at = text.indexOf("<<");
+    const head = at < 0 ? text : text.slice(0, at);
+    const inHead = re.test(head);
+    let inAnnotation = false;
+    const tail = (at < 0 ? "" : text.slice(at)).replace(ANNOTATION, (all, lhs: string, n: string, sp: string) => {
+      if (inAnnotation || !re.test(lhs)) return all;
+      inAnnotation = true;
+      return `<<${lhs.replace(re, to)}${n}${sp}>>`;
+    });
+    if (!inHead && !inAnnotation) continue;
+    text = (inHead ? head.replace(re, to) : head) + tail;
+    changes.delete(from);
+  }
+  let i = 0;
+  return text.replace(new RegExp(ANNOTATION.source + "(-?\\d+(?:\\.\\d+)?)?", "g"),
+    (all, lhs: string, n: string, sp: string, written: string | undefined) => {
+      const orig = before[i++];
+      const value = formatValue(lhs.replace(/=\s*$/, ""));
+      if (value === null || value === n) return all;
+      if (value !== orig) changes.set(orig, value);
+      return `<<${lhs}${value}${sp}>>${written === n ? value : (written ?? "")}`;
+    });
+}
+
+/** The solution with the changes of step k carried into every later step (mode recompute). */
+function carryForward(solution: string, k: number, changes: Map<string, string>): string {
+  let text = solution;
+  for (let j = k + 1; ; j++) {
+    const spans = splitSteps(text);
+    if (j >= spans.length) return text;
+    const s = spans[j];
+    text = text.slice(0, s.start) + carryStep(s.text, changes) + text.slice(s.end);
+  }
+}
+
 /** One step's result changed (see the header), or null when no step has an annotation with a numeric result. */
-export function corruptSolution(solution: string, seed: number): Corruption | null {
+export function corruptSolution(solution: string, seed: number, mode: CorruptMode = "keep"): Corruption | null {
   const { sites, steps } = sitesOf(solution);
   if (sites.length === 0) return null;
   const rng = new Rng(seed);
@@ -81,6 +145,7 @@ export function corruptSolution(solution: string, seed: number): Corruption | nu
   if (site.written >= 0) edits.push({ at: site.written, len: site.value.length });
   let text = solution;
   for (const e of edits.reverse()) text = text.slice(0, e.at) + corrupted + text.slice(e.at + e.len); // later edit first
+  if (mode === "recompute") text = carryForward(text, step, new Map([[site.value, corrupted]]));
   return { text, step, steps, candidates, annotation: site.body, original: site.value, corrupted };
 }
 
@@ -93,6 +158,7 @@ export interface CorruptProblem {
 export interface CorruptEvalOptions {
   beta?: number; // default 0.1
   seed?: number; // problem i is corrupted with sequenceSeed(seed, i); default 0
+  mode?: CorruptMode; // what follows the corrupted step, default keep
   template?: PromptTemplate; // default plain
   batch?: number; // problems scored per batch, default 32
   onProgress?: (done: number, total: number) => void;
@@ -120,6 +186,7 @@ export interface CorruptEvalResult {
   skipped: number; // problems without a corruptible annotation
   beta: number;
   seed: number;
+  mode: CorruptMode;
   records: CorruptRecord[];
 }
 
@@ -146,7 +213,7 @@ export function corruptEval(policy: Llama, ref: Llama, tokenizer: TextTokenizer,
   const items: { p: CorruptProblem; c: Corruption }[] = [];
   let skipped = 0;
   problems.forEach((p, i) => {
-    const c = corruptSolution(completionText(p.answer), sequenceSeed(seed, i));
+    const c = corruptSolution(completionText(p.answer), sequenceSeed(seed, i), opts.mode);
     if (c && c.candidates.length > 0) items.push({ p, c });
     else skipped++;
   });
@@ -188,6 +255,6 @@ export function corruptEval(policy: Llama, ref: Llama, tokenizer: TextTokenizer,
     n, implicit_reward_hit_rate: rate("implicit_reward_hit_rate"), ref_logprob_hit_rate: rate("ref_logprob_hit_rate"),
     chance: n ? chance / n : 0, implicit_reward_mean_hit_rate: rate("implicit_reward_mean_hit_rate"),
     ref_logprob_sum_hit_rate: rate("ref_logprob_sum_hit_rate"), policy_logprob_hit_rate: rate("policy_logprob_hit_rate"),
-    skipped, beta, seed, records,
+    skipped, beta, seed, mode: opts.mode ?? "keep", records,
   };
 }
