@@ -14,7 +14,7 @@ import type { Llama } from "../model/llama.js";
 import { attachLora, mergeAndUnload } from "../model/lora.js";
 import type { Tensor } from "../engine/tensor.js";
 import { packExamples, paddingFraction, type Example } from "../train/batch.js";
-import { readPairsFile, readSftFile, type ReadOptions, type Skipped } from "../train/data.js";
+import { readPairsFile, readSftFile, readSftTexts, type ReadOptions, type Skipped } from "../train/data.js";
 import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference, type TokenPair } from "../train/dpo.js";
 import { parseLosses } from "../train/losses.js";
 import { dataOrder, totalSteps, type LoopConfig, type Objective } from "../train/loop.js";
@@ -22,7 +22,8 @@ import { METRICS } from "../train/metrics.js";
 import { parseSchedule } from "../train/schedule.js";
 import { packedSftObjective, sftObjective } from "../train/sft.js";
 import { train, type TrainResult } from "../train/trainer.js";
-import { intOption, type Command } from "./main.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
 import { Progress } from "./progress.js";
 
 type Values = Record<string, string | boolean | undefined>;
@@ -151,13 +152,18 @@ function finish(values: Values, kind: string, out: string, r: TrainResult, model
   return 0;
 }
 
-function loadPolicy(values: Values, warn: (m: string) => void): { model: Llama; tokenizer: TextTokenizer; fromScratch: boolean } {
+async function loadPolicy(values: Values, warn: (m: string) => void): Promise<{ model: Llama; tokenizer: TextTokenizer; fromScratch: boolean }> {
   const seed = intOption(values, "seed", 0, 0);
   if (typeof values.model === "string") {
     return { model: loadModel(values.model, { warn }), tokenizer: TextTokenizer.load(values.model), fromScratch: false };
   }
   if (typeof values.init === "string") {
-    const { model, tokenizer } = initModel(values.init, { seed });
+    const kind = String(values.tokenizer ?? "bpe");
+    if (kind !== "bpe" && kind !== "chars") throw new InputError(`--tokenizer must be bpe or chars, got "${kind}"`);
+    // A from-scratch built-in preset learns its BPE tokenizer from the training texts (digits stay single tokens).
+    const texts = kind === "bpe" && typeof values.data === "string" ? await readSftTexts(values.data, Boolean(values["skip-bad"])) : undefined;
+    const { model, tokenizer } = initModel(values.init, { seed, texts, tokenizer: texts ? "bpe" : "chars",
+      vocabSize: intOption(values, "vocab-size", 1024, 264) });
     if (!tokenizer) {
       model.dispose();
       throw new InputError(`--init ${values.init} has no built-in tokenizer`, undefined, "use --init tiny or small, or --model DIR");
@@ -172,10 +178,13 @@ export const sftCommand: Command = {
   summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
   options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" },
-    "eval-data": { type: "string" }, pack: { type: "boolean" }, bucket: { type: "boolean" }, "bucket-window": { type: "string" } },
+    "eval-data": { type: "string" }, pack: { type: "boolean" }, bucket: { type: "boolean" }, "bucket-window": { type: "string" }, tokenizer: { type: "string" }, "vocab-size": { type: "string" } },
   help: ["  --data FILE          JSONL of {question, answer} or {prompt, completion}",
     "  --eval-data FILE     held-out examples: eval/loss in metrics.jsonl",
     "  --model DIR          start from a Hugging Face model folder", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
+    "  --tokenizer K        with --init tiny|small: bpe (default: learned from --data; words become tokens, digits",
+    "                       stay single) or chars (the built-in character tokenizer)",
+    "  --vocab-size N       bpe: largest vocabulary (default 1024; fewer when the data has fewer frequent pairs)",
     "  --pack               pack whole examples into rows of up to --max-length tokens (first-fit decreasing);",
     "                       --batch-size then counts rows. Loss stays on completion tokens only, but attention",
     "                       crosses the examples of a row (no document mask): off by default",
@@ -187,7 +196,7 @@ export const sftCommand: Command = {
     const { out, warn } = setup(values);
     if (typeof values.data !== "string") throw new InputError("--data FILE is required");
     if (values["bucket-window"] !== undefined && !values.bucket) throw new InputError("--bucket-window needs --bucket");
-    const { model, tokenizer, fromScratch } = loadPolicy(values, warn);
+    const { model, tokenizer, fromScratch } = await loadPolicy(values, warn);
     const rng = maybeLora(values, model, intOption(values, "seed", 0, 0));
     const { examples, skipped } = await readSftFile(values.data, readOptions(values, tokenizer, warn));
     reportSkips(values.data, skipped, warn);
@@ -279,7 +288,7 @@ export const dpoCommand: Command = {
     if (labelSmoothing >= 0.5) throw new InputError(`--label-smoothing must be < 0.5, got ${labelSmoothing}`);
     const mode = String(values.reference ?? "precomputed");
     if (mode !== "precomputed" && mode !== "live") throw new InputError(`--reference must be precomputed or live, got "${mode}"`);
-    const { model, tokenizer } = loadPolicy(values, warn);
+    const { model, tokenizer } = await loadPolicy(values, warn);
     const rng = maybeLora(values, model, intOption(values, "seed", 0, 0));
     const { pairs, stepLevel, skipped } = await readPairsFile(values.pairs, readOptions(values, tokenizer, warn));
     reportSkips(values.pairs, skipped, warn);
