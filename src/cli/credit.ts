@@ -134,7 +134,8 @@ export const creditCommand: Command = {
   name: "credit",
   summary: "per-token implicit reward beta*log(pi/pi_ref) as a heatmap (terminal, HTML); --corrupt-eval measures it",
   usage: "stepwise credit --model DIR --ref DIR --text STR [--prompt STR | --question STR] [--html FILE] [--beta 0.1] " +
-    "[--json]\n       stepwise credit --corrupt-eval --model DIR --ref DIR --problems FILE [--corrupt-mode keep|recompute] [--seed 0] [--limit N] [--json]",
+    "[--json]\n       stepwise credit --corrupt-eval --model DIR --ref DIR --problems FILE [--corrupt-mode keep|recompute] " +
+    "[--seed 0] [--limit N] [--json]",
   options: {
     model: { type: "string" }, ref: { type: "string" }, text: { type: "string" }, prompt: { type: "string" },
     question: { type: "string" }, template: { type: "string" }, html: { type: "string" }, beta: { type: "string" },
