@@ -147,7 +147,7 @@ export class Pipeline {
         ...this.common(), data: this.abs("data/train.jsonl"), init: c.model.init, tokenizer: c.model.tokenizer,
         "vocab-size": String(c.model.vocab_size), out: this.abs(sftDir), epochs: String(c.sft.epochs),
         "batch-size": String(c.sft.batch_size), lr: String(c.sft.lr), "max-length": String(c.sft.max_length),
-        seed: String(seed), "save-every": "100", resume: true,
+        seed: String(seed), "save-every": "100", resume: true, bucket: c.sft.bucket,
       }, "sft"));
     await this.evaluate(`${base}/eval-sft`, sftKey, sftDir, this.rel(base, "eval", "sft"), "sft", seed, 1);
     // Each variant's chain: round 1 starts from SFT; round r samples with, and is referenced to, its round r-1 model.

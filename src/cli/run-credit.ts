@@ -1,6 +1,6 @@
 // Credit-assignment examples for the run report: a held-out reference solution with one step's result corrupted,
-// and the same solution intact, scored with the Step-DPO policy (or the first variant trained on Step-DPO pairs;
-// else the first variant) against its SFT reference, as heatmaps (the SCDPO and Step-DPO papers' figures).
+// and the same solution intact, scored with the first trained variant that used Step-DPO pairs (else the first
+// trained variant) against its SFT reference, as heatmaps (the SCDPO and Step-DPO papers' figures).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -15,16 +15,17 @@ import type { RunConfig } from "../run/config.js";
 const EXAMPLES = 2;
 
 export async function creditExamples(dir: string, config: RunConfig): Promise<{ title: string; html: string }[]> {
-  const variant = config.variants.find((v) => v.pairs.includes("stepdpo")) ?? config.variants[0];
-  const policyDir = path.join(dir, "seed-1", variant.name);
+  const trained = config.variants.filter((v) => fs.existsSync(path.join(dir, "seed-1", v.name, "config.json")));
+  const variant = trained.find((v) => v.pairs.includes("stepdpo")) ?? trained[0];
   const refDir = path.join(dir, "seed-1", "sft");
   const testFile = path.join(dir, "data", "test.jsonl");
-  if (![policyDir, refDir, testFile].every((p) => fs.existsSync(p)) || !fs.existsSync(path.join(policyDir, "config.json"))) return [];
+  if (!variant || !fs.existsSync(path.join(refDir, "config.json")) || !fs.existsSync(testFile)) return [];
+  const policyDir = path.join(dir, "seed-1", variant.name);
   const problems = fs.readFileSync(testFile, "utf8").split("\n").filter((l) => l.trim() !== "").slice(0, 50)
     .map((l) => JSON.parse(l) as { id: string; question: string; answer: string });
   const texts: { prompt: string; completion: string; title: string }[] = [];
   for (const p of problems) {
-    const c = corruptSolution(p.answer, texts.length + 1);
+    const c = corruptSolution(p.answer, texts.length + 1, "recompute"); // later steps follow the wrong value: one error
     if (!c || c.steps < 3) continue;
     const prompt = promptText(p.question, "plain");
     texts.push({ prompt, completion: c.text, title: `${p.id}: step ${c.step + 1} corrupted (${c.original} -> ${c.corrupted})` });

@@ -36,6 +36,7 @@ export interface RunConfig {
     batch_size: number;
     lr: number;
     max_length: number;
+    bucket: boolean; // length-bucketed batches (less padding)
   };
   eval: {
     max_tokens: number; // new tokens per greedy solution
@@ -69,7 +70,7 @@ export const DEFAULT_CONFIG: RunConfig = {
   threads: null,
   task: { preset: "easy", steps: null, max_value: null, train: 4000, test: 400, seed: 1 },
   model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
-  sft: { epochs: 2, batch_size: 16, lr: 2e-3, max_length: 512 },
+  sft: { epochs: 2, batch_size: 16, lr: 2e-3, max_length: 512, bucket: true },
   eval: { max_tokens: 160, maj: 0, temperature: 0.7 },
   sample: { problems: 1000, n: 8, temperature: 1.0, max_tokens: 160 },
   pairs: { max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 8 },
