@@ -80,6 +80,29 @@ test("run: all stages, resume after an interruption, cache, config change, repor
   }
 });
 
+test("run: two seeds and two rounds: round 2 samples with, and is referenced to, the round-1 model", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-rounds-"));
+  const config = resolveConfig({ ...MICRO, seeds: 2, rounds: 2, variants: [{ name: "sc", pairs: ["scdpo"] }] });
+  const origErr = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    const r = await new Pipeline(dir, config, { log: () => {} }).run();
+    assert.deepEqual(r.evals.map((e) => `${e.name}/${e.seed}`), ["sft/1", "sc/1", "sc-round2/1", "sft/2", "sc/2", "sc-round2/2"]);
+    const round2 = path.join(dir, "seed-1", "round-2", "sc");
+    const samples = JSON.parse(fs.readFileSync(path.join(round2, "sc-samples.jsonl.config.json"), "utf8"));
+    assert.equal(path.resolve(samples.model ?? samples.options?.model ?? ""), path.join(dir, "seed-1", "sc"), JSON.stringify(samples));
+    const train = JSON.parse(fs.readFileSync(path.join(round2, "sc", "train_config.json"), "utf8"));
+    assert.equal(path.resolve(train.model), path.join(dir, "seed-1", "sc"));
+    const report = await writeReport(dir, config, r.evals, r.skipped);
+    assert.equal(report.seeds, 2);
+    assert.deepEqual(report.variants.map((v) => v.name), ["sft", "sc", "sc-round2"]);
+    assert.equal(report.variants[0].per_seed.length, 2);
+    assert.notEqual(report.variants[0].spread, undefined);
+  } finally {
+    process.stderr.write = origErr;
+  }
+});
+
 test("run: --print-default-config, bad config keys and bad flags exit 2 with the key named", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-cli-"));
   const out: string[] = [];
