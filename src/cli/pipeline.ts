@@ -7,7 +7,8 @@
 // picks up where it stopped (training resumes from its last checkpoint, sampling from its last fsynced batch).
 //
 // Layout of a run directory (per seed s; round r > 1 nests under round-r/):
-//   config.json                 the resolved config          data/train.jsonl, data/test.jsonl   problems
+//   config.json                 the resolved config
+//   data/train.jsonl, test.jsonl  problems; data/sft.jsonl, sample.jsonl  what SFT trains on and the SFT model samples on
 //   seed-s/sft/                 SFT model folder (+ metrics.jsonl, checkpoints/)
 //   seed-s/samples.jsonl, verified.jsonl, sc-samples.jsonl, sc-verified.jsonl
 //   seed-s/pairs/{outcome,scdpo,stepdpo}.jsonl (+ variant-NAME.jsonl: the kinds a variant trains on together)
@@ -117,8 +118,8 @@ export class Pipeline {
     fs.mkdirSync(this.dir, { recursive: true });
     writeJsonAtomic(this.abs("config.json"), this.config);
     try {
-      const dataKey = await this.data();
-      for (let s = 1; s <= this.config.seeds; s++) await this.seed(s, dataKey);
+      const keys = await this.data();
+      for (let s = 1; s <= this.config.seeds; s++) await this.seed(s, keys);
     } catch (e) {
       if (e instanceof Stopped) this.log(`stepwise run: stopped before ${e.message}`);
       else throw e;
@@ -126,25 +127,36 @@ export class Pipeline {
     return { evals: this.evals, skipped: this.skipped, seconds: (performance.now() - t0) / 1000 };
   }
 
-  private async data(): Promise<string> {
+  private async data(): Promise<{ sft: string; sample: string }> {
     const t = this.config.task;
     const key = stageKey("data", t);
     const taskValues = (split: string, n: number, out: string): Values => ({
       preset: t.preset, steps: t.steps ?? undefined, "max-value": str(t.max_value), n: String(n), seed: String(t.seed), split, out,
     });
-    return this.stage("data", key, ["data/train.jsonl", "data/test.jsonl"], async () => {
+    const dataKey = await this.stage("data", key, ["data/train.jsonl", "data/test.jsonl"], async () => {
       await call(taskCommand, taskValues("train", t.train, this.abs("data/train.jsonl")), "data");
       await call(taskCommand, taskValues("test", t.test, this.abs("data/test.jsonl")), "data");
     });
+    // The problems SFT trains on and those the SFT model samples on: the same set, or disjoint halves of task.train.
+    const { problems, split } = this.config.sample;
+    const sftCount = split === "shared" ? t.train : t.train - problems;
+    const splitKey = await this.stage("split", stageKey("split", dataKey, problems, split), ["data/sft.jsonl", "data/sample.jsonl"], async () => {
+      const all: unknown[] = [];
+      for await (const { value } of readJsonl(this.abs("data/train.jsonl"))) all.push(value);
+      await writeJsonlAtomic(this.abs("data/sft.jsonl"), all.slice(0, sftCount));
+      await writeJsonlAtomic(this.abs("data/sample.jsonl"), split === "shared" ? all.slice(0, problems) : all.slice(t.train - problems));
+    });
+    // SFT depends on its own problems only, so a change of sample.problems alone does not retrain it.
+    return { sft: stageKey("sft-data", dataKey, sftCount), sample: splitKey };
   }
 
-  private async seed(seed: number, dataKey: string): Promise<void> {
+  private async seed(seed: number, data: { sft: string; sample: string }): Promise<void> {
     const c = this.config;
     const base = `seed-${seed}`;
     const sftDir = this.rel(base, "sft");
-    const sftKey = await this.stage(`${base}/sft`, stageKey("sft", dataKey, c.model, c.sft, seed), [sftDir], () =>
+    const sftKey = await this.stage(`${base}/sft`, stageKey("sft", data.sft, c.model, c.sft, seed), [sftDir], () =>
       call(sftCommand, {
-        ...this.common(), data: this.abs("data/train.jsonl"), init: c.model.init, tokenizer: c.model.tokenizer,
+        ...this.common(), data: this.abs("data/sft.jsonl"), init: c.model.init, tokenizer: c.model.tokenizer,
         "vocab-size": String(c.model.vocab_size), out: this.abs(sftDir), epochs: String(c.sft.epochs),
         "batch-size": String(c.sft.batch_size), lr: String(c.sft.lr), "max-length": String(c.sft.max_length),
         seed: String(seed), "save-every": "100", resume: true, bucket: c.sft.bucket,
@@ -159,7 +171,7 @@ export class Pipeline {
       for (const group of groups) {
         const policy = policies.get(group[0].name)!;
         const roundDir = round === 1 ? base : this.rel(base, `round-${round}`, group[0].name);
-        const pairs = await this.pairStages(roundDir, policy, seed, group);
+        const pairs = await this.pairStages(roundDir, policy, seed, group, data.sample);
         for (const v of group) {
           const outDir = round === 1 ? this.rel(base, v.name) : this.rel(roundDir, v.name);
           const key = await this.train(v, outDir, policy, pairs, seed);
@@ -173,16 +185,12 @@ export class Pipeline {
   }
 
   /** Samples, verifies and builds the pair kinds the group needs; returns each kind's file and key. */
-  private async pairStages(dir: string, policy: { dir: string; key: string }, seed: number, group: VariantConfig[]) {
+  private async pairStages(dir: string, policy: { dir: string; key: string }, seed: number, group: VariantConfig[], sampleKey: string) {
     const c = this.config;
     const kinds = new Set(group.flatMap((v) => v.pairs));
     const out = new Map<string, { file: string; key: string }>();
-    const problems = this.rel(dir, "problems.jsonl");
-    const probKey = await this.stage(`${dir}/problems`, stageKey("problems", policy.key, c.sample.problems), [problems], async () => {
-      const take: unknown[] = [];
-      for await (const { value } of readJsonl(this.abs("data/train.jsonl"))) if (take.length < c.sample.problems) take.push(value);
-      await writeJsonlAtomic(this.abs(problems), take);
-    });
+    const problems = "data/sample.jsonl";
+    const probKey = stageKey("problems", policy.key, sampleKey);
     const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), "max-tokens": String(c.sample.max_tokens), seed: String(seed) };
     if (kinds.has("outcome") || kinds.has("stepdpo")) {
       const samples = this.rel(dir, "samples.jsonl");

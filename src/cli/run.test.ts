@@ -32,9 +32,9 @@ test("run: all stages, resume after an interruption, cache, config change, repor
   const origErr = process.stderr.write.bind(process.stderr);
   process.stderr.write = (() => true) as typeof process.stderr.write; // the stages' progress bars
   try {
-    // interrupted after 3 stages (data, sft, eval-sft)
+    // interrupted after 4 stages (data, split, sft, eval-sft)
     const first: string[] = [];
-    await new Pipeline(dir, config, { log: quietLog(first), stopAfter: 3 }).run();
+    await new Pipeline(dir, config, { log: quietLog(first), stopAfter: 4 }).run();
     assert.ok(first.some((l) => /stopped before/.test(l)), first.join("\n"));
     assert.ok(fs.existsSync(path.join(dir, "seed-1", "sft", "model.safetensors")));
     assert.ok(!fs.existsSync(path.join(dir, "seed-1", "samples.jsonl")));
@@ -42,7 +42,7 @@ test("run: all stages, resume after an interruption, cache, config change, repor
     // the same run again: finished stages are skipped, the rest runs
     const second: string[] = [];
     const r = await new Pipeline(dir, config, { log: quietLog(second) }).run();
-    for (const s of ["data", "seed-1/sft", "seed-1/eval-sft"]) assert.ok(second.includes(`stepwise run: ${s}: done (cached)`), s);
+    for (const s of ["data", "split", "seed-1/sft", "seed-1/eval-sft"]) assert.ok(second.includes(`stepwise run: ${s}: done (cached)`), s);
     assert.ok(second.includes("stepwise run: seed-1/sample"));
     assert.equal(r.evals[0].name, "sft");
     const trained = r.evals.map((e) => e.name);

@@ -45,6 +45,8 @@ export interface RunConfig {
   };
   sample: {
     problems: number; // training problems the SFT model samples on
+    split: string; // "shared": the first `problems` of SFT's own problems (the blog found this better); "disjoint": the
+    // last `problems` of task.train, which SFT then does not train on
     n: number; // completions per problem
     temperature: number;
     max_tokens: number;
@@ -72,7 +74,7 @@ export const DEFAULT_CONFIG: RunConfig = {
   model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
   sft: { epochs: 2, batch_size: 16, lr: 2e-3, max_length: 512, bucket: true },
   eval: { max_tokens: 160, maj: 0, temperature: 0.7 },
-  sample: { problems: 1000, n: 8, temperature: 1.0, max_tokens: 160 },
+  sample: { problems: 1000, split: "shared", n: 8, temperature: 1.0, max_tokens: 160 },
   pairs: { max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 8 },
   dpo: { beta: 0.1, lr: 1e-4, epochs: 1, batch_size: 8 },
   variants: [
@@ -137,6 +139,10 @@ function checkRanges(c: RunConfig, file: string): void {
     ["dpo.epochs", c.dpo.epochs], ["dpo.batch_size", c.dpo.batch_size], ["eval.max_tokens", c.eval.max_tokens], ["sample.max_tokens", c.sample.max_tokens]];
   for (const [k, v] of positive) if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
   if (c.sample.problems > c.task.train) throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
+  if (c.sample.split !== "shared" && c.sample.split !== "disjoint") throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
+  if (c.sample.split === "disjoint" && c.sample.problems >= c.task.train) {
+    throw new InputError(`sample.split disjoint: sample.problems (${c.sample.problems}) leaves no SFT problems of task.train (${c.task.train})`, file);
+  }
   const names = new Set<string>();
   for (const v of c.variants) {
     if (names.has(v.name) || v.name === "sft") throw new InputError(`variants: the name "${v.name}" is used twice (or is "sft")`, file);
