@@ -32,6 +32,7 @@ export interface ProblemSamples {
   question: string;
   answer: string; // reference solution or final answer
   samples: VerifiedSample[];
+  unreachable?: boolean; // Step-DPO: no rollout from the bare question reached the answer
 }
 
 export interface Pair {

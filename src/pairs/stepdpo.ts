@@ -105,8 +105,10 @@ async function locateByRollouts(cases: Case[], o: StepDpoOptions, tally: Tally):
     active = active.filter((c, k) => {
       const good = got[k].filter((t) => reaches(c, prefixAt(c, j), t, o.task));
       if (good.length === 0) {
-        if (j === 0) tally.skip("incorrect samples from whose question no rollout reaches the answer");
-        else c.wrong = j - 1; // candidates hold the rollouts from prefix j - 1
+        if (j === 0) {
+          tally.skip("incorrect samples from whose question no rollout reaches the answer");
+          c.problem.unreachable = true; // its other samples would roll out from the same question: not tried
+        } else c.wrong = j - 1; // candidates hold the rollouts from prefix j - 1
         return false;
       }
       c.candidates = good;
@@ -216,6 +218,12 @@ export async function stepDpoPairs(problems: ProblemSamples[], o: StepDpoOptions
   const made = new Map<string, Pair[]>(problems.map((p) => [p.id, []]));
   const seen = new Set<string>();
   for (;;) {
+    for (const [id, q] of queues) {
+      if (q.length > 0 && q[0].problem.unreachable) {
+        tally.skip("incorrect samples of a problem no rollout from the question solves", q.length);
+        queues.set(id, []);
+      }
+    }
     const wave = [...queues].flatMap(([id, q]) => q.splice(0, Math.max(0, o.maxPairsPerProblem - made.get(id)!.length)));
     if (wave.length === 0) break;
     const located = await locate(wave, o, tally, stats);
