@@ -9,7 +9,7 @@ import { writeFileAtomic } from "../data/jsonl.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
 import { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "../run/config.js";
 import { StageCache } from "../run/stages.js";
-import { reportHtml, summarize, summaryTable, type Curve, type Report } from "../run/report.js";
+import { reportHtml, smooth, summarize, summaryTable, type Curve, type Report } from "../run/report.js";
 import { METRICS } from "../train/metrics.js";
 import type { Command } from "./main.js";
 import { Pipeline, type SkippedVariant } from "./pipeline.js";
@@ -66,12 +66,13 @@ export async function writeReport(dir: string, config: RunConfig, evals: Paramet
     format: 1, variants: summarize(evals), seeds: config.seeds, seconds, config, stages, skipped,
     pairs: Object.fromEntries(["outcome", "scdpo", "stepdpo"].map((k) => [k, countLines(path.join(seed1, "pairs", `${k}.jsonl`))])),
   };
-  const dpoCurve = (metric: string): Curve[] => config.variants.map((v) => ({ name: v.name, points: readCurve(path.join(seed1, v.name, "metrics.jsonl"), metric) }));
+  const dpoCurve = (metric: string): Curve[] => config.variants.map((v) => ({ name: v.name, points: smooth(readCurve(path.join(seed1, v.name, "metrics.jsonl"), metric)) }));
   const curves = [
-    { metric: "SFT loss", series: [{ name: "sft", points: readCurve(path.join(seed1, "sft", "metrics.jsonl"), METRICS.loss) }] },
-    { metric: "DPO loss", series: dpoCurve(METRICS.loss) },
-    { metric: "rewards/accuracies", series: dpoCurve(METRICS.rewardsAccuracies) },
-    { metric: "rewards/margins", series: dpoCurve(METRICS.rewardsMargins) },
+    { metric: "SFT loss", series: [{ name: "sft", points: smooth(readCurve(path.join(seed1, "sft", "metrics.jsonl"), METRICS.loss)) }] },
+    { metric: "DPO loss (moving average)", series: dpoCurve(METRICS.loss) },
+    { metric: "rewards/accuracies (moving average)", series: dpoCurve(METRICS.rewardsAccuracies) },
+    { metric: "rewards/margins (moving average)", series: dpoCurve(METRICS.rewardsMargins) },
+    { metric: "rewards/chosen (moving average)", series: dpoCurve(METRICS.rewardsChosen) },
   ];
   const credit = await creditExamples(dir, config);
   writeJsonAtomic(path.join(dir, "report.json"), report);

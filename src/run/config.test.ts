@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { InputError } from "../core/errors.js";
 import { DEFAULT_CONFIG, loadConfig, resolveConfig } from "./config.js";
 import { StageCache, stageKey } from "./stages.js";
-import { summarize, summaryTable, type SeedEval } from "./report.js";
+import { smooth, summarize, summaryTable, type SeedEval } from "./report.js";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-"));
 
@@ -88,4 +88,13 @@ test("summaries: means over seeds, pooled Wilson interval, spread, accuracy by s
   const table = summaryTable({ format: 1, variants: [sft, dpo], seeds: 2, seconds: 12, config: {} });
   assert.match(table, /dpo\s+70\.0/);
   assert.match(table, /\+30\.0/);
+});
+
+test("smooth: a trailing moving average over about 1/25 of the points", () => {
+  const pts: [number, number][] = Array.from({ length: 50 }, (_, i) => [i + 1, i % 2 === 0 ? 1 : 3]);
+  const s = smooth(pts);
+  assert.equal(s.length, 50);
+  assert.deepEqual(s[0], [1, 1]); // window 2: the first point alone
+  for (const [, y] of s.slice(1)) assert.equal(y, 2);
+  assert.deepEqual(smooth([[1, 5]]), [[1, 5]]);
 });

@@ -107,6 +107,16 @@ export interface Curve {
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const COLORS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"];
 
+/** A trailing moving average over about 1/25 of the points (per-step DPO metrics are noisy at batch size 8). */
+export function smooth(points: [number, number][], parts = 25): [number, number][] {
+  const w = Math.max(1, Math.round(points.length / parts));
+  let sum = 0;
+  return points.map(([x, y], i) => {
+    sum += y - (i >= w ? points[i - w][1] : 0);
+    return [x, sum / Math.min(i + 1, w)];
+  });
+}
+
 /** A line chart as inline SVG: one polyline per series, axes with min/max labels, a legend. */
 export function lineChart(title: string, series: Curve[], width = 420, height = 220): string {
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
