@@ -155,7 +155,7 @@ async function locate(all: Case[], o: StepDpoOptions, tally: Tally, stats: StepD
     else tally.skip("incorrect samples with no step the calculator flags (locating one needs rollouts: --model or --endpoint)");
   }
   await locateByRollouts(scan, o, tally);
-  stats.located.rollouts = scan.filter((c) => c.wrong !== null).length;
+  stats.located.rollouts += scan.filter((c) => c.wrong !== null).length; // summed over the waves
   return all.filter((c) => c.wrong !== null);
 }
 
