@@ -73,10 +73,10 @@ export const DEFAULT_CONFIG: RunConfig = {
   task: { preset: "easy", steps: "2-4", max_value: null, train: 24000, test: 400, seed: 1 },
   model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
   sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true },
-  eval: { max_tokens: 160, maj: 0, temperature: 0.7 },
+  eval: { max_tokens: 160, maj: 4, temperature: 0.7 },
   sample: { problems: 600, split: "shared", n: 8, temperature: 1.0, max_tokens: 160 },
   pairs: { max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 4 },
-  dpo: { beta: 0.1, lr: 1e-4, epochs: 1, batch_size: 8 },
+  dpo: { beta: 1.0, lr: 5e-5, epochs: 2, batch_size: 32 },
   variants: [
     { name: "dpo", pairs: ["outcome"], loss: "sigmoid", loss_weights: null, beta: null },
     { name: "dpo-nll", pairs: ["outcome"], loss: "sigmoid,sft", loss_weights: "1,0.2", beta: null },
