@@ -9,9 +9,7 @@
 
 import { InputError } from "../core/errors.js";
 import { byteLevelAlphabet, byteLevelSpelling, preTokenizerJson } from "./gguf-vocab.js";
-import { BUILTIN_CHAT_TEMPLATE, BUILTIN_SPECIALS, TextTokenizer } from "./tokenizer.js";
-
-type Json = Record<string, unknown>;
+import { BUILTIN_SPECIALS, builtinStyleFiles, TextTokenizer } from "./tokenizer.js";
 
 // GPT-2's split regex (the ByteLevel pre-tokenizer's use_regex), applied after digits are isolated.
 const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
@@ -70,49 +68,18 @@ export function learnMerges(texts: Iterable<string>, opts: BpeOptions): [string,
  * specials (<pad> <s> </s> <unk>), then the 256 byte tokens, then one token per merge. BOS is added as the
  * built-in tokenizer adds it, and the chat template is the built-in one.
  */
-export function trainBpeTokenizerFiles(texts: Iterable<string>, opts: BpeOptions): { json: Json; config: Json } {
+export function trainBpeTokenizerFiles(texts: Iterable<string>, opts: BpeOptions): ReturnType<typeof builtinStyleFiles> {
   const merges = learnMerges(texts, opts);
   const vocab: Record<string, number> = {};
   let next = 0;
   for (const s of BUILTIN_SPECIALS) vocab[s] = next++;
   for (const c of byteLevelAlphabet()) vocab[c] = next++;
   for (const [a, b] of merges) if (!(a + b in vocab)) vocab[a + b] = next++;
-  const added = BUILTIN_SPECIALS.map((content, id) => ({
-    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
-  }));
-  const json: Json = {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
+  return builtinStyleFiles({
     pre_tokenizer: preTokenizerJson("smollm"),
-    post_processor: {
-      type: "TemplateProcessing",
-      single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: "<s>", type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } }],
-      special_tokens: { "<s>": { id: "<s>", ids: [1], tokens: ["<s>"] } },
-    },
     decoder: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
-    },
-  };
-  const config: Json = {
-    tokenizer_class: "PreTrainedTokenizerFast",
-    bos_token: "<s>",
-    eos_token: "</s>",
-    pad_token: "<pad>",
-    unk_token: "<unk>",
-    add_bos_token: true,
-    add_eos_token: false,
-    clean_up_tokenization_spaces: false,
-    model_max_length: 1024,
-    chat_template: BUILTIN_CHAT_TEMPLATE,
-  };
-  return { json, config };
+    unk_token: null, vocab, merges,
+  });
 }
 
 /** A byte-level BPE tokenizer learned from `texts` (see trainBpeTokenizerFiles). */

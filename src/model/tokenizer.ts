@@ -204,7 +204,7 @@ export function builtinChars(): string[] {
   return chars;
 }
 
-export const BUILTIN_CHAT_TEMPLATE =
+const BUILTIN_CHAT_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'assistant' %}" +
   "{{ message['content'] }}{{ eos_token }}{% else %}{{ message['content'] }}\n{% endif %}{% endfor %}";
 
@@ -216,6 +216,16 @@ export const BUILTIN_CHAT_TEMPLATE =
 export function builtinTokenizerFiles(): { json: Json; config: Json } {
   const vocab: Record<string, number> = {};
   [...BUILTIN_SPECIALS, ...builtinChars()].forEach((t, i) => (vocab[t] = i));
+  return builtinStyleFiles({ pre_tokenizer: null, decoder: { type: "Fuse" }, unk_token: "<unk>", vocab, merges: [] });
+}
+
+/**
+ * tokenizer.json and tokenizer_config.json of a BPE tokenizer in the built-in style: the built-in specials at ids
+ * 0-3 (<pad> <s> </s> <unk>), BOS added by a TemplateProcessing post-processor, the built-in chat template.
+ * The character tokenizer and the BPE tokenizers `--init` learns (bpe.ts) differ only in the parts passed here.
+ */
+export function builtinStyleFiles(m: { pre_tokenizer: Json | null; decoder: Json; unk_token: string | null;
+  vocab: Record<string, number>; merges: unknown[] }): { json: Json; config: Json } {
   const added = BUILTIN_SPECIALS.map((content, id) => ({
     id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
   }));
@@ -225,7 +235,7 @@ export function builtinTokenizerFiles(): { json: Json; config: Json } {
     padding: null,
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: null,
+    pre_tokenizer: m.pre_tokenizer,
     post_processor: {
       type: "TemplateProcessing",
       single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
@@ -233,10 +243,10 @@ export function builtinTokenizerFiles(): { json: Json; config: Json } {
         { SpecialToken: { id: "<s>", type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } }],
       special_tokens: { "<s>": { id: "<s>", ids: [1], tokens: ["<s>"] } },
     },
-    decoder: { type: "Fuse" },
+    decoder: m.decoder,
     model: {
-      type: "BPE", dropout: null, unk_token: "<unk>", continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [],
+      type: "BPE", dropout: null, unk_token: m.unk_token, continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: m.vocab, merges: m.merges,
     },
   };
   const config: Json = {
