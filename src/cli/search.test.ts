@@ -7,30 +7,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { referenceBackend } from "../backend/index.js";
-import { saveModel } from "../model/hub.js";
-import { Llama, type LlamaConfig } from "../model/llama.js";
-import { builtinTokenizer } from "../model/tokenizer.js";
+import { BIN, microModelDir } from "./testkit.js";
 import type { SearchRecord } from "../inspect/search.js";
 
-const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
-const CFG: LlamaConfig = {
-  vocab_size: 100, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 256,
-  tie_word_embeddings: true, attention_bias: false, initializer_range: 0.3, bos_token_id: 1, eos_token_id: 2,
-};
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-search-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-function modelDir(name: string, seed: number): string {
-  const d = path.join(dir, name);
-  const m = new Llama(CFG, { seed, backend: referenceBackend() });
-  saveModel(m, d);
-  builtinTokenizer().save(d);
-  m.dispose();
-  return d;
-}
+const modelDir = (name: string, seed: number) => microModelDir(dir, name, seed, { max_position_embeddings: 256, initializer_range: 0.3 });
 const POLICY = modelDir("policy", 11);
 const REF = modelDir("ref", 12);
 const PROBLEMS = path.join(dir, "problems.jsonl");
