@@ -4,7 +4,7 @@ import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { DashboardServer } from "../dashboard/server.js";
 import type { Command } from "./main.js";
-import { intOption } from "./options.js";
+import { intOption, serveUntilSignal } from "./options.js";
 
 export const dashboardCommand: Command = {
   name: "dashboard",
@@ -39,22 +39,7 @@ export const dashboardCommand: Command = {
     const be = values.backend ? backendByName(String(values.backend)) : getBackend();
     if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
     const server = new DashboardServer({ root: values.runs, backend: be });
-    try {
-      const url = await server.listen(port, host);
-      console.log(`stepwise dashboard: ${server.root} on ${url}/ (Ctrl-C stops)`);
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", () => resolve());
-        process.once("SIGTERM", () => resolve());
-      });
-      return 0;
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-        throw new InputError(`cannot listen on ${host}:${port} (${code})`, undefined, "pick another --port or --host");
-      }
-      throw e;
-    } finally {
-      await server.close();
-    }
+    await serveUntilSignal(server, port, host, (url) => `stepwise dashboard: ${server.root} on ${url}/ (Ctrl-C stops)`);
+    return 0;
   },
 };

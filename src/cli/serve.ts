@@ -6,7 +6,7 @@ import { loadModel } from "../model/hub.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import { CompletionServer } from "../serve/server.js";
 import type { Command } from "./main.js";
-import { intOption } from "./options.js";
+import { intOption, serveUntilSignal } from "./options.js";
 
 export const serveCommand: Command = {
   name: "serve",
@@ -56,22 +56,10 @@ export const serveCommand: Command = {
       maxBatchRows: intOption(values, "max-batch", 32),
     });
     try {
-      const url = await server.listen(port, host);
-      console.log(`stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`);
-      await new Promise<void>((resolve) => {
-        process.once("SIGINT", () => resolve());
-        process.once("SIGTERM", () => resolve());
-      });
-      return 0;
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
-        throw new InputError(`cannot listen on ${host}:${port} (${code})`, undefined, "pick another --port or --host");
-      }
-      throw e;
+      await serveUntilSignal(server, port, host, (url) => `stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`);
     } finally {
-      await server.close();
       model.dispose();
     }
+    return 0;
   },
 };
