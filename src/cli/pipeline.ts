@@ -167,7 +167,8 @@ export class Pipeline {
     for (let round = 1; round <= c.rounds; round++) {
       const next = new Map<string, { dir: string; key: string }>();
       // In round 1 every variant shares the SFT model, so the data stages run once.
-      const groups = round === 1 ? [c.variants] : c.variants.map((v) => [v]);
+      // A chain whose variant had nothing to train on (skipped) ends there.
+      const groups = round === 1 ? [c.variants] : c.variants.filter((v) => policies.has(v.name)).map((v) => [v]);
       for (const group of groups) {
         const policy = policies.get(group[0].name)!;
         const roundDir = round === 1 ? base : this.rel(base, `round-${round}`, group[0].name);
@@ -177,7 +178,7 @@ export class Pipeline {
           const key = await this.train(v, outDir, policy, pairs, seed);
           const evalName = round === 1 ? v.name : `${v.name}-round${round}`;
           await this.evaluate(`${outDir}/eval`, key, outDir, this.rel(base, "eval", evalName), v.name, seed, round);
-          next.set(v.name, { dir: outDir, key });
+          if (!fs.existsSync(this.abs(path.join(outDir, SKIPPED)))) next.set(v.name, { dir: outDir, key });
         }
       }
       policies = next;
