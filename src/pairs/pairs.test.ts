@@ -153,6 +153,16 @@ test("stepdpo pairs without a model: calculator-located steps, chosen from corre
   });
 });
 
+test("stepdpo pairs: spaces before the wrong step go to both sides, never at the end of the prompt", async () => {
+  const wrong = "X = 6 / 2 = <<6/2=3>>3.\n Y = 3 + 7 = <<3+7=11>>11.\n#### 11";
+  const right = "X = 6 / 2 = <<6/2=3>>3.\nY = 3 + 7 = <<3+7=10>>10.\n#### 10";
+  const got = await build([verified("p2", Q2, REF2, 0, wrong), verified("p2", Q2, REF2, 1, right)], { kind: "stepdpo" });
+  assert.deepEqual(got.pairs.map(trl), [{
+    prompt: `${Q2}\nX = 6 / 2 = <<6/2=3>>3.\n`, chosen: " Y = 3 + 7 = <<3+7=10>>10.\n", rejected: " Y = 3 + 7 = <<3+7=11>>11.\n",
+    id: "p2", kind: "stepdpo",
+  }]);
+});
+
 /** Rollouts by table: the continuations listed for (question, prefix), or one wrong answer. */
 class TableCompleter implements Completer {
   readonly name = "table";

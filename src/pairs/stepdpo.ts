@@ -192,9 +192,12 @@ async function chooseSteps(cases: Case[], o: StepDpoOptions, stats: StepDpoStats
 function pairOf(c: Case, t: string, task: MathTask): Pair {
   const e = c.wrong!;
   const prefix = prefixAt(c, e);
+  // Spaces before the wrong step (a generated line that began with one) belong to both sides, not to the prompt:
+  // a prompt ending in a space would tokenize apart from the word after it.
+  const indent = /[ \t]*$/.exec(prefix)![0];
   return {
-    id: c.problem.id, kind: "stepdpo", question: c.problem.question, prefix,
-    chosen: stepText(splitSteps(t), 0), rejected: stepText(c.spans, e),
+    id: c.problem.id, kind: "stepdpo", question: c.problem.question, prefix: prefix.slice(0, prefix.length - indent.length),
+    chosen: indent + stepText(splitSteps(t), 0), rejected: indent + stepText(c.spans, e),
     fullChosen: completionText(prefix + t), fullRejected: completionText(c.s.completion),
     answer: referenceAnswer(c.problem.answer, styleOf(task)),
   };
