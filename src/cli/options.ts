@@ -40,3 +40,12 @@ export async function serveUntilSignal(server: Listener, port: number, host: str
     await server.close();
   }
 }
+
+/** A number option checked by `ok`, or the default; a clear error says what was expected (`what`). */
+export function numOption(values: Record<string, unknown>, name: string, dflt: number | undefined, ok: (x: number) => boolean, what: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (!Number.isFinite(x) || !ok(x)) throw new InputError(`--${name} must be ${what}, got "${v}"`);
+  return x;
+}

@@ -14,6 +14,7 @@ import { styleOf, type MathTask } from "../verify/record.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
+import { numOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -40,13 +41,6 @@ function choice<T extends string>(values: Values, name: string, allowed: readonl
   return v as T;
 }
 
-function num(values: Values, name: string, dflt: number | undefined, ok: (x: number) => boolean, what: string): number | undefined {
-  const v = values[name];
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (!Number.isFinite(x) || !ok(x)) throw new InputError(`--${name} must be ${what}, got "${v}"`);
-  return x;
-}
 
 /** The chat template needs a tokenizer: the --model folder's (the model itself is loaded only for rollouts). */
 function promptOf(values: Values, completer: Completer | null): (q: string) => string {
@@ -81,9 +75,9 @@ async function run(values: Values): Promise<PairsSummary> {
       kind, style: styleOf(task), task, balanceLengths: Boolean(values["balance-lengths"]),
       maxPairsPerProblem: intOption(values, "max-pairs-per-problem", 4),
       completer, rollouts: intOption(values, "rollouts", 8), seed, batchSize,
-      temperature: num(values, "temperature", 1, (x) => x >= 0, "a number >= 0")!,
-      topP: num(values, "top-p", undefined, (x) => x > 0 && x <= 1, "a number in (0, 1]"),
-      topK: num(values, "top-k", undefined, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
+      temperature: numOption(values, "temperature", 1, (x) => x >= 0, "a number >= 0")!,
+      topP: numOption(values, "top-p", undefined, (x) => x > 0 && x <= 1, "a number in (0, 1]"),
+      topK: numOption(values, "top-k", undefined, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
       maxTokens: intOption(values, "max-tokens", 256),
       promptOf: prompt,
       onRollouts: (n) => progress.tick(n),

@@ -25,7 +25,7 @@ import {
 } from "../sample/stepcontrol.js";
 import type { Completer, Completion, FinishReason } from "../sample/types.js";
 import { Progress } from "./progress.js";
-import { intOption } from "./options.js";
+import { intOption, numOption } from "./options.js";
 import type { Command } from "./main.js";
 
 type Values = Record<string, string | boolean | undefined>;
@@ -309,13 +309,6 @@ export async function runSample(completer: Completer, o: SampleOptions, config: 
 
 // --- the command ---
 
-function num(values: Values, name: string, dflt: number | undefined, ok: (x: number) => boolean, what: string): number | undefined {
-  const v = values[name];
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (!Number.isFinite(x) || !ok(x)) throw new InputError(`--${name} must be ${what}, got "${v}"`);
-  return x;
-}
 
 export function templateOption(values: Values): PromptTemplate {
   const t = String(values.template ?? "plain");
@@ -333,9 +326,9 @@ function sampleOptions(values: Values): SampleOptions {
   return {
     problems: values.problems, format, out: values.out,
     n: intOption(values, "n", 8),
-    temperature: num(values, "temperature", 1, (x) => x >= 0, "a number >= 0")!,
-    topP: num(values, "top-p", undefined, (x) => x > 0 && x <= 1, "a number in (0, 1]"),
-    topK: num(values, "top-k", undefined, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
+    temperature: numOption(values, "temperature", 1, (x) => x >= 0, "a number >= 0")!,
+    topP: numOption(values, "top-p", undefined, (x) => x > 0 && x <= 1, "a number in (0, 1]"),
+    topK: numOption(values, "top-k", undefined, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
     maxTokens: intOption(values, "max-tokens", 256),
     stop: stop && stop.length > 0 ? stop : undefined,
     seed: intOption(values, "seed", 0, 0),
