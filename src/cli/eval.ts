@@ -72,6 +72,10 @@ export function formatTable(r: EvalResult, about: string, maj?: number): string 
   rows.push(["time", `${r.seconds.toFixed(1)} s`]);
   const lines = [about, ...rows.map(([k, v]) => `  ${k.padEnd(12)} ${v}`), "  by reference steps:", "    steps      n  accuracy"];
   for (const g of r.by_steps) lines.push(`    ${String(g.steps).padStart(5)} ${String(g.n).padStart(6)}  ${pct(g.accuracy).padStart(8)}`);
+  if (r.by_level) {
+    lines.push("  by level:", "    level        n  accuracy");
+    for (const g of r.by_level) lines.push(`    ${g.level.padEnd(8)} ${String(g.n).padStart(5)}  ${pct(g.accuracy).padStart(8)}`);
+  }
   return lines.join("\n");
 }
 
@@ -91,7 +95,8 @@ export const evalCommand: Command = {
     "Generates one greedy (temperature 0) completion per problem, ending at EOS or --max-tokens, from the prompt SFT",
     "trains on, and verifies it. With --maj / --pass-k it also samples completions at --temperature.",
     "metrics (--json prints {\"accuracy\", \"n\", \"correct\", \"ci95\": [lo, hi], \"maj_accuracy\"?, \"pass_at_k\"?,",
-    "\"step_error_rate\"?, \"by_steps\": [{\"steps\", \"n\", \"accuracy\"}], \"seconds\", \"undecided\", \"samples\"?}):",
+    "\"step_error_rate\"?, \"by_steps\": [{\"steps\", \"n\", \"accuracy\"}], \"by_level\"?, \"seconds\", \"undecided\",",
+    "\"samples\"?}):",
     "  accuracy         greedy completions correct / n; an undecided verdict (an answer the verifier cannot",
     "                   compare) counts as not correct; ci95 is the Wilson score interval",
     "  maj_accuracy     the majority answer of K samples is correct: answers are grouped by the verifier's",
@@ -102,6 +107,8 @@ export const evalCommand: Command = {
     "                   that are false (the \"####\" step is false when the answer is wrong); absent if none decided",
     "  by_steps         greedy accuracy grouped by the problem's \"steps\" field, else by the number of lines of",
     "                   the reference solution before \"####\"",
+    "  by_level         greedy accuracy grouped by the problems' \"level\" field, when they have one (the parts of a",
+    "                   mixed built-in task, stepwise task --preset easy+medium)",
     "options:",
     COMPLETER_HELP,
     "  --problems FILE      problems: {\"id\", \"question\", \"answer\"} (a reference solution or just the final answer)",

@@ -2,7 +2,7 @@
 
 import { InputError } from "../core/errors.js";
 import { writeJsonlAtomic } from "../data/jsonl.js";
-import { ALL_OPS, PRESETS, streamProblems, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskProblem } from "../data/task.js";
+import { ALL_OPS, PRESETS, streamMixture, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskPart, type TaskProblem } from "../data/task.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
 import { intOption } from "./options.js";
@@ -17,10 +17,17 @@ function rangeOption(values: Record<string, unknown>, name: string, dflt: [numbe
   return [lo, m[2] === undefined ? lo : Number(m[2])];
 }
 
-function configFrom(values: Record<string, unknown>): TaskConfig {
-  const preset = String(values.preset ?? "medium");
-  if (!(preset in PRESETS)) throw new InputError(`--preset must be easy, medium or hard, got "${preset}"`);
-  const base = PRESETS[preset as keyof typeof PRESETS];
+/** The parts of `--preset`: one preset, or several joined by "+" (equal shares, interleaved); the knobs override each. */
+function partsFrom(values: Record<string, unknown>): TaskPart[] {
+  const names = String(values.preset ?? "medium").split("+").map((s) => s.trim());
+  for (const name of names) {
+    if (!(name in PRESETS)) throw new InputError(`--preset must be easy, medium or hard, or several joined by "+" (easy+medium), got "${values.preset}"`);
+  }
+  if (new Set(names).size !== names.length) throw new InputError(`--preset names a part twice: "${values.preset}"`);
+  return names.map((level) => ({ level, config: configFrom(PRESETS[level as keyof typeof PRESETS], values) }));
+}
+
+function configFrom(base: TaskConfig, values: Record<string, unknown>): TaskConfig {
   const ops = values.ops === undefined ? base.ops : String(values.ops).split(",").map((s) => s.trim()) as Op[];
   const bad = ops.find((o) => !ALL_OPS.includes(o));
   if (bad !== undefined) throw new InputError(`--ops: unknown operation "${bad}"`, undefined, `use a comma list of: ${ALL_OPS.join(" ")}`);
@@ -40,7 +47,7 @@ function configFrom(values: Record<string, unknown>): TaskConfig {
 export const taskCommand: Command = {
   name: "task",
   summary: "generate built-in multi-step arithmetic word problems (GSM8K format)",
-  usage: "stepwise task [--preset easy|medium|hard] [--steps 2-5] [--n 1000] [--seed 1] [--split train|test] [--out FILE]",
+  usage: "stepwise task [--preset easy|medium|hard|easy+medium] [--steps 2-5] [--n 1000] [--seed 1] [--split train|test] [--out FILE]",
   options: {
     preset: { type: "string" },
     steps: { type: "string" },
@@ -61,7 +68,9 @@ export const taskCommand: Command = {
     "line a step with a <<expr=value>> annotation and ends with \"#### n\". Train and test never share a problem.",
     "options:",
     "  --preset P      easy (2-3 steps, + -, values <= 100), medium (default: 2-4 steps, + - * /, <= 1000),",
-    "                  hard (3-6 steps, + - * / mod, <= 10000); the options below override the preset",
+    "                  hard (3-6 steps, + - * / mod, <= 10000); several joined by \"+\" (easy+medium) mix them in",
+    "                  equal shares, interleaved, each problem labelled with its \"level\"; the options below",
+    "                  override every part",
     "  --steps A-B     answer lines per problem",
     "  --n N           number of problems (default 1000)",
     "  --seed S        random seed (default 1); the same seed and options give the same file",
@@ -76,7 +85,7 @@ export const taskCommand: Command = {
     "  --json          print a JSON summary {\"n\", \"split\", \"seed\", \"out\", \"config\"} on stdout",
   ].join("\n"),
   async run(values) {
-    const cfg = configFrom(values);
+    const parts = partsFrom(values);
     const n = intOption(values, "n", 1000, 0);
     const seed = intOption(values, "seed", 1, 0);
     const split = String(values.split ?? "train");
@@ -87,7 +96,7 @@ export const taskCommand: Command = {
     function* limited(): Generator<TaskProblem> {
       let i = 0;
       if (n === 0) return;
-      for (const p of streamProblems(cfg, { seed, split: split as Split })) {
+      for (const p of streamMixture(parts, { seed, split: split as Split })) {
         yield p;
         progress.tick();
         if (++i >= n) return;
@@ -99,7 +108,7 @@ export const taskCommand: Command = {
       for (const p of limited()) process.stdout.write(JSON.stringify(p) + "\n");
     }
     progress.finish();
-    if (values.json) console.log(JSON.stringify({ n, split, seed, out: out ?? null, config: cfg }));
+    if (values.json) console.log(JSON.stringify({ n, split, seed, out: out ?? null, config: parts.length === 1 ? parts[0].config : Object.fromEntries(parts.map((p) => [p.level, p.config])) }));
     return 0;
   },
 };

@@ -36,6 +36,17 @@ test("stepwise task writes the same file for the same seed, and a JSON summary",
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /steps/);
   assert.match(stepwise("task", "--help").stdout, /usage: stepwise task/);
+  // a mixed task: --preset easy+medium, the knobs apply to every part, each record names its level
+  const mix = stepwise("task", "--preset", "easy+medium", "--steps", "2-4", "--n", "10", "--out", "mix.jsonl", "--json");
+  assert.equal(mix.code, 0, mix.stderr);
+  assert.deepEqual(Object.keys(JSON.parse(mix.stdout).config), ["easy", "medium"]);
+  assert.deepEqual(lines("mix.jsonl").map((r) => r.level), Array.from({ length: 10 }, (_, i) => (i % 2 ? "medium" : "easy")));
+  assert.ok(lines("mix.jsonl").every((r) => (r.steps as number) <= 4));
+  for (const preset of ["easy+nope", "easy+easy"]) {
+    const r = stepwise("task", "--preset", preset, "--n", "2");
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--preset/);
+  }
 });
 
 test("stepwise verify labels arithmetic completions and counts", () => {

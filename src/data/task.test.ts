@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { InputError } from "../core/errors.js";
 import { checkStep } from "../verify/calculator.js";
 import { verifySolution } from "../verify/record.js";
-import { fnv1a, generateProblems, PRESETS, skeletonKey, splitOfKey, TEST_FRACTION, type TaskConfig } from "./task.js";
+import { fnv1a, generateProblems, PRESETS, skeletonKey, splitOfKey, TEST_FRACTION, type TaskConfig, type TaskPart } from "./task.js";
 
 test("same config and seed give the same problems; another seed gives others", () => {
   const a = generateProblems(PRESETS.medium, { n: 200, seed: 7, split: "train" });
@@ -77,6 +77,31 @@ test("knobs: steps, ops and value ranges are respected", () => {
   const mods = generateProblems({ ...PRESETS.hard, ops: ["+", "mod"] }, { n: 50, seed: 1, split: "test" });
   assert.ok(mods.some((p) => p.answer.includes("mod")));
   assert.ok(mods.some((p) => p.ops.includes("mod")));
+});
+
+test("a mixed task: equal interleaved shares, each part's knobs, labelled, deterministic, splits disjoint", () => {
+  const easy4 = { ...PRESETS.easy, steps: [2, 4] as [number, number] };
+  const parts: TaskPart[] = [{ level: "easy", config: easy4 }, { level: "medium", config: PRESETS.medium }];
+  const a = generateProblems(parts, { n: 400, seed: 5, split: "train" });
+  assert.deepEqual(a, generateProblems(parts, { n: 400, seed: 5, split: "train" }));
+  assert.deepEqual(a.map((p) => p.level), a.map((_, i) => (i % 2 === 0 ? "easy" : "medium")));
+  assert.equal(new Set(a.map((p) => p.id)).size, 400, "no skeleton twice across parts");
+  for (const p of a) {
+    const values = [...p.answer.matchAll(/<<[^=]+=(\d+)>>/g)].map((m) => Number(m[1]));
+    if (p.level === "easy") {
+      assert.ok(p.ops.every((o) => o === "+" || o === "-") && values.every((v) => v <= 100), p.answer);
+      assert.ok(p.steps >= 2 && p.steps <= 4);
+    } else {
+      assert.ok(values.every((v) => v <= 1000), p.answer);
+    }
+  }
+  assert.ok(a.some((p) => p.level === "medium" && p.ops.some((o) => o === "*" || o === "/")));
+  const test = new Set(generateProblems(parts, { n: 2000, seed: 5, split: "test" }).map((p) => p.id));
+  for (const seed of [5, 6]) for (const p of generateProblems(parts, { n: 4000, seed, split: "train" })) assert.ok(!test.has(p.id));
+  // one part is the plain stream: same problems, no level field
+  assert.deepEqual(generateProblems([{ level: "easy", config: easy4 }], { n: 50, seed: 5, split: "test" }),
+    generateProblems(easy4, { n: 50, seed: 5, split: "test" }));
+  assert.throws(() => generateProblems([], { n: 1, seed: 1, split: "train" }), /at least one part/);
 });
 
 test("bad knobs and too-small problem spaces are InputErrors", () => {

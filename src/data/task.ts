@@ -53,6 +53,8 @@ export interface TaskProblem {
   split: Split;
   scenario: string;
   ops: Op[];
+  /** The part of a mixed task (`streamMixture`) this problem came from, e.g. "easy"; absent for a single config. */
+  level?: string;
 }
 
 /** One move of the chain. `k` is set for a compound move: the operand is k * n. */
@@ -270,11 +272,40 @@ export function* streamProblems(cfg: TaskConfig, opts: GenerateOptions): Generat
     "widen the number ranges or the steps range, or allow more operations");
 }
 
-/** The first `n` problems of streamProblems. */
-export function generateProblems(cfg: TaskConfig, opts: GenerateOptions & { n: number }): TaskProblem[] {
+/** One part of a mixed task: a name for the `level` field and its config. */
+export interface TaskPart {
+  level: string;
+  config: TaskConfig;
+}
+
+/**
+ * Problems from several configs in equal shares, interleaved (problem i comes from part i mod k): a task with a
+ * spread of difficulty, as GSM8K has. A small model then learns the easy part fully and the hard part partly, so its
+ * accuracy depends less on where one seed's abrupt learning of arithmetic happens to fall. Each part streams from
+ * its own seed (derived from `seed` and its index); a skeleton another part already gave is skipped, so ids stay
+ * unique. Every problem carries its part's name as `level`. One part is streamProblems itself, without `level`.
+ */
+export function* streamMixture(parts: readonly TaskPart[], opts: GenerateOptions): Generator<TaskProblem> {
+  if (parts.length === 0) throw new InputError("a mixed task needs at least one part");
+  if (parts.length === 1) {
+    yield* streamProblems(parts[0].config, opts);
+    return;
+  }
+  const streams = parts.map((p, i) => streamProblems(p.config, { ...opts, seed: (opts.seed * 1000 + i + 1) >>> 0 }));
+  const seen = new Set<string>();
+  for (let i = 0; ; i = (i + 1) % parts.length) {
+    let p = streams[i].next().value as TaskProblem;
+    while (seen.has(p.id)) p = streams[i].next().value as TaskProblem;
+    seen.add(p.id);
+    yield { ...p, level: parts[i].level };
+  }
+}
+
+/** The first `n` problems of streamProblems (a config) or streamMixture (parts). */
+export function generateProblems(cfg: TaskConfig | readonly TaskPart[], opts: GenerateOptions & { n: number }): TaskProblem[] {
   const out: TaskProblem[] = [];
   if (opts.n <= 0) return out;
-  for (const p of streamProblems(cfg, opts)) {
+  for (const p of Array.isArray(cfg) ? streamMixture(cfg, opts) : streamProblems(cfg as TaskConfig, opts)) {
     out.push(p);
     if (out.length >= opts.n) break;
   }

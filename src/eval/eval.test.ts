@@ -92,7 +92,7 @@ class ScriptedCompleter implements Completer {
 
 const PROBLEMS: MathProblem[] = [
   { id: "a", question: "A?", answer: "2 + 3 = <<2+3=5>>5\n5 * 2 = <<5*2=10>>10\n#### 10", steps: 2, level: "easy" },
-  { id: "b", question: "B?", answer: "10 * 100 = <<10*100=1000>>1000\n#### 1000" },
+  { id: "b", question: "B?", answer: "10 * 100 = <<10*100=1000>>1000\n#### 1000", level: "hard" },
   { id: "c", question: "C?", answer: "4 * 3 = <<4*3=12>>12\n#### 12" },
   { id: "d", question: "D?", answer: "#### 12" },
 ];
@@ -126,6 +126,7 @@ test("evaluate on scripted completions: every metric exactly known", async () =>
     maj_accuracy: 0.5,
     step_error_rate: 2 / 5, // decided greedy steps: a's 3 right, b's 2 wrong; c's and d's undecided
     by_steps: [{ steps: 0, n: 1, accuracy: 0 }, { steps: 1, n: 2, accuracy: 0 }, { steps: 2, n: 1, accuracy: 1 }],
+    by_level: [{ level: "easy", n: 1, accuracy: 1 }, { level: "hard", n: 1, accuracy: 0 }], // c and d have none
     undecided: 1, samples: 4,
   });
   // 4 greedy + 16 sampled completions, in chunks of 3

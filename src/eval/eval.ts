@@ -51,6 +51,8 @@ export interface EvalResult {
   pass_at_k?: Record<string, number>;
   step_error_rate?: number;
   by_steps: { steps: number; n: number; accuracy: number }[];
+  /** Accuracy by the problems' `level` field (a mixed built-in task's parts), when they have one. */
+  by_level?: { level: string; n: number; accuracy: number }[];
   seconds: number;
   /** Greedy verdicts that were undecided (counted as not correct). */
   undecided?: number;
@@ -151,6 +153,20 @@ function bySteps(problems: MathProblem[], ok: boolean[]): EvalResult["by_steps"]
   return [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([steps, g]) => ({ steps, n: g.n, accuracy: g.correct / g.n }));
 }
 
+/** Accuracy grouped by the problems' string `level` field, in first-seen order; undefined when none has one. */
+function byLevel(problems: MathProblem[], ok: boolean[]): EvalResult["by_level"] {
+  const groups = new Map<string, { n: number; correct: number }>();
+  problems.forEach((p, i) => {
+    if (typeof p.level !== "string") return;
+    const g = groups.get(p.level) ?? { n: 0, correct: 0 };
+    g.n++;
+    if (ok[i]) g.correct++;
+    groups.set(p.level, g);
+  });
+  if (groups.size === 0) return undefined;
+  return [...groups.entries()].map(([level, g]) => ({ level, n: g.n, accuracy: g.correct / g.n }));
+}
+
 /** The share of decided steps (ok true or false) that are false, or undefined when none was decided. */
 function stepErrorRate(verdicts: Verdict[]): number | undefined {
   let decided = 0;
@@ -214,11 +230,13 @@ export async function evaluate(completer: Completer, problems: MathProblem[], op
   const ok = greedy.map((v) => v.correct === true);
   const correct = ok.filter(Boolean).length;
   const stepErr = stepErrorRate(greedy);
+  const levels = byLevel(problems, ok);
   const result: EvalResult = {
     accuracy: correct / n, n, correct, ci95: wilson(correct, n),
     ...(r.samples > 0 ? sampleMetrics(sampled, r) : {}),
     ...(stepErr !== undefined ? { step_error_rate: stepErr } : {}),
     by_steps: bySteps(problems, ok),
+    ...(levels ? { by_level: levels } : {}),
     seconds: Math.round(performance.now() - t0) / 1000,
     undecided: greedy.filter((v) => v.correct === null).length,
     ...(r.samples > 0 ? { samples: r.samples } : {}),

@@ -29,6 +29,8 @@ test("unknown keys and wrong types are errors naming the key", () => {
   err({ variants: [{ name: "x", pairs: ["outcome"], lr: 1 }] }, /unknown key "variants\[0\]\.lr"/);
   err({ variants: [{ name: "a b", pairs: ["outcome"] }] }, /variants\[0\]\.name/);
   err({ variants: [{ name: "x", pairs: ["outcome"] }, { name: "x", pairs: ["scdpo"] }] }, /used twice/);
+  err({ task: { preset: "easy+expert" } }, /task\.preset: expected easy, medium or hard.*"easy\+expert"/);
+  assert.equal(resolveConfig({ task: { preset: "easy + hard" } }).task.preset, "easy + hard");
   err({ sample: { problems: 10 }, task: { train: 5 } }, /sample\.problems \(10\) is more than task\.train \(5\)/);
   assert.equal(resolveConfig({ threads: null, variants: [{ name: "v", pairs: ["stepdpo"], beta: 0.5 }] }).variants[0].beta, 0.5);
 });

@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../core/errors.js";
+import { PRESETS as TASK_PRESETS } from "../data/task.js";
 
 export interface VariantConfig {
   name: string; // directory and report name
@@ -19,7 +20,7 @@ export interface RunConfig {
   rounds: number; // iterative rounds: a round's trained policy samples and is the reference of the next
   threads: number | null; // native backend threads, null = all cores
   task: {
-    preset: string; // easy | medium | hard: the built-in task's difficulty (see `stepwise task --help`)
+    preset: string; // easy | medium | hard, or a mix like easy+medium: the built-in task (see `stepwise task --help`)
     steps: string | null; // answer lines per problem, e.g. "2-4"; null = the preset's
     max_value: number | null; // largest intermediate value; null = the preset's
     train: number; // training problems (SFT and DPO use the same problem set, as the blog recommends)
@@ -138,6 +139,10 @@ function checkRanges(c: RunConfig, file: string): void {
     ["sft.epochs", c.sft.epochs], ["sft.batch_size", c.sft.batch_size], ["sample.problems", c.sample.problems], ["sample.n", c.sample.n],
     ["dpo.epochs", c.dpo.epochs], ["dpo.batch_size", c.dpo.batch_size], ["eval.max_tokens", c.eval.max_tokens], ["sample.max_tokens", c.sample.max_tokens]];
   for (const [k, v] of positive) if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
+  const parts = c.task.preset.split("+").map((s) => s.trim());
+  if (parts.some((p) => !(p in TASK_PRESETS)) || new Set(parts).size !== parts.length) {
+    throw new InputError(`task.preset: expected easy, medium or hard, or several joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`, file);
+  }
   if (c.sample.problems > c.task.train) throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
   if (c.sample.split !== "shared" && c.sample.split !== "disjoint") throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
   if (c.sample.split === "disjoint" && c.sample.problems >= c.task.train) {

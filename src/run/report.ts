@@ -18,6 +18,7 @@ export interface SeedEval {
   maj_accuracy?: number;
   step_error_rate?: number;
   by_steps: { steps: number; n: number; accuracy: number }[];
+  by_level?: { level: string; n: number; accuracy: number }[];
 }
 
 export interface VariantSummary {
@@ -29,6 +30,7 @@ export interface VariantSummary {
   spread: number | null; // standard deviation over seeds (null with one seed)
   per_seed: { seed: number; accuracy: number }[];
   by_steps: { steps: number; n: number; accuracy: number }[];
+  by_level?: { level: string; n: number; accuracy: number }[]; // a mixed task's parts
   n: number; // problems per seed
 }
 
@@ -51,6 +53,18 @@ function std(xs: number[]): number | null {
 }
 const optMean = (xs: (number | undefined)[]) => (xs.every((x) => x !== undefined) && xs.length > 0 ? mean(xs as number[]) : null);
 
+/** Groups pooled over seeds: per key, the problems of every seed together and their accuracy. */
+function pool<K>(groups: { key: K; n: number; accuracy: number }[]): { key: K; n: number; accuracy: number }[] {
+  const out = new Map<K, { n: number; correct: number }>();
+  for (const g of groups) {
+    const o = out.get(g.key) ?? { n: 0, correct: 0 };
+    o.n += g.n;
+    o.correct += g.accuracy * g.n;
+    out.set(g.key, o);
+  }
+  return [...out.entries()].map(([key, o]) => ({ key, n: o.n, accuracy: o.n === 0 ? 0 : o.correct / o.n }));
+}
+
 /** One summary per variant name, in the order the evals first name them (SFT first). */
 export function summarize(evals: SeedEval[]): VariantSummary[] {
   const names = [...new Set(evals.map((e) => e.name))];
@@ -58,12 +72,9 @@ export function summarize(evals: SeedEval[]): VariantSummary[] {
     const es = evals.filter((e) => e.name === name).sort((a, b) => a.seed - b.seed);
     const correct = es.reduce((a, e) => a + e.correct, 0);
     const total = es.reduce((a, e) => a + e.n, 0);
-    const steps = [...new Set(es.flatMap((e) => e.by_steps.map((b) => b.steps)))].sort((a, b) => a - b);
-    const by_steps = steps.map((s) => {
-      const rows = es.flatMap((e) => e.by_steps.filter((b) => b.steps === s));
-      const n = rows.reduce((a, b) => a + b.n, 0);
-      return { steps: s, n, accuracy: n === 0 ? 0 : rows.reduce((a, b) => a + b.accuracy * b.n, 0) / n };
-    });
+    const by_steps = pool(es.flatMap((e) => e.by_steps.map((b) => ({ ...b, key: b.steps }))))
+      .sort((a, b) => a.key - b.key).map(({ key, n, accuracy }) => ({ steps: key, n, accuracy }));
+    const levels = es.flatMap((e) => (e.by_level ?? []).map((b) => ({ ...b, key: b.level })));
     return {
       name,
       accuracy: mean(es.map((e) => e.accuracy)),
@@ -73,6 +84,7 @@ export function summarize(evals: SeedEval[]): VariantSummary[] {
       spread: std(es.map((e) => e.accuracy)),
       per_seed: es.map((e) => ({ seed: e.seed, accuracy: e.accuracy })),
       by_steps,
+      ...(levels.length > 0 ? { by_level: pool(levels).map(({ key, n, accuracy }) => ({ level: key, n, accuracy })) } : {}),
       n: es[0].n,
     };
   });
@@ -177,6 +189,13 @@ ${steps.map((s) => `<tr><td>${s}</td>${vs.map((v) => {
     const b = v.by_steps.find((x) => x.steps === s);
     return `<td>${b ? `${pct(b.accuracy)} <small>(n=${b.n})</small>` : "-"}</td>`;
   }).join("")}</tr>`).join("\n")}</tbody></table>`;
+  const levels = [...new Set(vs.flatMap((v) => (v.by_level ?? []).map((b) => b.level)))];
+  const byLevel = levels.length === 0 ? "" : `<h2>Accuracy by level</h2>
+<table id="by-level"><thead><tr><th>level</th>${vs.map((v) => `<th>${esc(v.name)}</th>`).join("")}</tr></thead><tbody>
+${levels.map((l) => `<tr><td>${esc(l)}</td>${vs.map((v) => {
+    const b = v.by_level?.find((x) => x.level === l);
+    return `<td>${b ? `${pct(b.accuracy)} <small>(n=${b.n})</small>` : "-"}</td>`;
+  }).join("")}</tr>`).join("\n")}</tbody></table>`;
   const charts = parts.curves.map((c) => lineChart(c.metric, c.series)).join("\n");
   const credit = (parts.credit ?? []).map((c) => `<section class="credit"><h3>${esc(c.title)}</h3>${c.html}</section>`).join("\n");
   const pairs = report.pairs ? `<p>Pairs (seed 1): ${Object.entries(report.pairs).map(([k, n]) => `${esc(k)} ${n}`).join(", ")}.</p>` : "";
@@ -200,6 +219,7 @@ ${accuracyBars(vs)}
 <div class="charts">${charts}</div>
 <h2>Accuracy by number of steps</h2>
 ${byStep}
+${byLevel}
 ${credit ? `<h2>Credit assignment</h2><p>Per-token implicit reward beta*log(pi/pi_ref) of the Step-DPO policy against its SFT reference; red is blamed, green credited.</p>${credit}` : ""}
 <h2>Config</h2>
 <pre>${esc(JSON.stringify(report.config, null, 2))}</pre>
