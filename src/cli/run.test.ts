@@ -15,7 +15,7 @@ const MICRO = {
   threads: 1,
   task: { train: 48, test: 6 },
   model: { vocab_size: 400 },
-  sft: { epochs: 1, batch_size: 16, max_length: 256 },
+  sft: { epochs: 1, batch_size: 16 },
   eval: { max_tokens: 40 },
   sample: { problems: 6, n: 2, max_tokens: 40 },
   pairs: { scdpo_n: 2, stepdpo_rollouts: 2 },
@@ -72,8 +72,11 @@ test("run: all stages, resume after an interruption, cache, config change, repor
     assert.ok(json.seconds > 0);
     assert.equal(json.config.dpo.beta, 0.3);
     assert.equal(report.variants[0].name, "sft");
+    // the default task mixes easy and medium problems: accuracy by level, the 6 test problems split 3 + 3
+    assert.deepEqual(json.variants[0].by_level.map((l: { level: string; n: number }) => [l.level, l.n]), [["easy", 3], ["medium", 3]]);
     const html = fs.readFileSync(path.join(dir, "report.html"), "utf8");
     assert.match(html, /<table id="comparison">/);
+    assert.match(html, /<table id="by-level">/);
     assert.match(html, /SFT loss/);
   } finally {
     process.stderr.write = origErr;

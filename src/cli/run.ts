@@ -92,7 +92,8 @@ export const runCommand: Command = {
     "print-default-config": { type: "boolean" },
   },
   help: [
-    "With no config, runs the built-in default: a tiny model trained from scratch on the built-in arithmetic task,",
+    "With no config, runs the built-in default: a tiny model trained from scratch on the built-in arithmetic task",
+    "(easy and medium problems, half each),",
     "then SFT, eval, sampling, verification, outcome / SCDPO / Step-DPO pairs, one DPO run per variant from the",
     "same SFT model (dpo, dpo-nll, scdpo, step-dpo) and an eval of each on held-out problems.",
     "A config (YAML or JSON) overrides any part of the default; print it with --print-default-config. Unknown",

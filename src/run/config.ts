@@ -71,7 +71,7 @@ export const DEFAULT_CONFIG: RunConfig = {
   seeds: 1,
   rounds: 1,
   threads: null,
-  task: { preset: "easy", steps: "2-4", max_value: null, train: 24000, test: 400, seed: 1 },
+  task: { preset: "easy+medium", steps: "2-4", max_value: null, train: 48000, test: 400, seed: 1 },
   model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
   sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true },
   eval: { max_tokens: 160, maj: 4, temperature: 0.7 },
