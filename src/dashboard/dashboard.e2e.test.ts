@@ -120,6 +120,7 @@ test("the pipeline's report and eval tables match report.json and eval/*.json", 
   }
   assert.equal(await page.textContent('#report-table tr[data-variant="dpo"] td.num'), "75.0%");
   assert.ok(await page.$("#by-steps-table"));
+  assert.deepEqual(await page.$$eval("#by-level-table th", (ths) => ths.map((th) => th.textContent)), ["seed", "variant", "easy", "medium"]);
   await shot("pipeline-evals");
 });
 

@@ -132,8 +132,9 @@ test("GET evals and pairs", async () => {
   assert.deepEqual(ev.body.report.variants.map((v: { name: string }) => v.name), ["sft", "dpo"]);
   const sft = ev.body.tables.find((t: { variant: string }) => t.variant === "sft");
   const want = EVALS.sft as Record<string, unknown>;
-  assert.deepEqual([sft.seed, sft.file, sft.accuracy, sft.n, sft.ci95, sft.by_steps],
-    ["seed-1", "seed-1/eval/sft.json", want.accuracy, want.n, want.ci95, want.by_steps]);
+  assert.deepEqual([sft.seed, sft.file, sft.accuracy, sft.n, sft.ci95, sft.by_steps, sft.by_level],
+    ["seed-1", "seed-1/eval/sft.json", want.accuracy, want.n, want.ci95, want.by_steps, want.by_level]);
+  assert.deepEqual(ev.body.tables.find((t: { variant: string }) => t.variant === "dpo").by_level, []); // none in its eval
 
   const page = await get(`/api/runs/pipe/pairs?file=${encodeURIComponent("seed-1/pairs/outcome.jsonl")}&offset=1&limit=5`);
   assert.equal(page.status, 200);

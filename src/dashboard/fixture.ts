@@ -30,7 +30,8 @@ export const STEP_PAIR = {
 
 export const EVALS: Record<string, unknown> = {
   sft: { accuracy: 0.25, n: 4, ci95: [0.046, 0.699], maj_accuracy: 0.5, step_error_rate: 0.4,
-    by_steps: [{ steps: 1, n: 3, accuracy: 0.3333 }, { steps: 2, n: 1, accuracy: 0 }] },
+    by_steps: [{ steps: 1, n: 3, accuracy: 0.3333 }, { steps: 2, n: 1, accuracy: 0 }],
+    by_level: [{ level: "easy", n: 2, accuracy: 0.5 }, { level: "medium", n: 2, accuracy: 0 }] },
   dpo: { accuracy: 0.75, n: 4, ci95: [0.301, 0.954], by_steps: [{ steps: 1, n: 3, accuracy: 1 }, { steps: 2, n: 1, accuracy: 0 }] },
 };
 

@@ -202,6 +202,7 @@ export interface EvalTable {
   maj_accuracy: number | null;
   step_error_rate: number | null;
   by_steps: { steps: number; n: number; accuracy: number }[];
+  by_level: { level: string; n: number; accuracy: number }[]; // a mixed task's parts; empty otherwise
 }
 
 const num = (x: unknown): number | null => (typeof x === "number" && Number.isFinite(x) ? x : null);
@@ -212,6 +213,8 @@ function evalTable(runDirPath: string, file: string, seed: string | null): EvalT
   const ci = Array.isArray(j.ci95) && j.ci95.length === 2 && j.ci95.every((x) => num(x) !== null) ? j.ci95 as [number, number] : null;
   const bySteps = Array.isArray(j.by_steps) ? j.by_steps.filter((r): r is { steps: number; n: number; accuracy: number } =>
     !!r && typeof r === "object" && num(r.steps) !== null && num(r.n) !== null && num(r.accuracy) !== null) : [];
+  const byLevel = Array.isArray(j.by_level) ? j.by_level.filter((r): r is { level: string; n: number; accuracy: number } =>
+    !!r && typeof r === "object" && typeof r.level === "string" && num(r.n) !== null && num(r.accuracy) !== null) : [];
   return {
     file: path.relative(runDirPath, file).split(path.sep).join("/"),
     seed,
@@ -222,6 +225,7 @@ function evalTable(runDirPath: string, file: string, seed: string | null): EvalT
     maj_accuracy: num(j.maj_accuracy),
     step_error_rate: num(j.step_error_rate),
     by_steps: bySteps,
+    by_level: byLevel,
   };
 }
 

@@ -17,6 +17,7 @@ interface MetricsChunk { records: Record<string, number>[]; next: number; reset:
 interface EvalTable {
   file: string; seed: string | null; variant: string; accuracy: number | null; n: number | null; ci95: [number, number] | null;
   maj_accuracy: number | null; step_error_rate: number | null; by_steps: { steps: number; n: number; accuracy: number }[];
+  by_level: { level: string; n: number; accuracy: number }[];
 }
 interface ReportVariant {
   name?: unknown; accuracy?: unknown; n?: unknown; ci95?: unknown; spread?: unknown; maj_accuracy?: unknown; step_error_rate?: unknown;
@@ -369,6 +370,16 @@ function evalsView(body: HTMLElement, detail: RunDetail): void {
           })));
         body.append(el("div", { class: "card" }, el("h3", {}, "Accuracy by number of steps"),
           table(["seed", "variant", ...steps.map((s) => `${s} steps`)], srows, { id: "by-steps-table" })));
+      }
+      const levels = [...new Set(ev.tables.flatMap((t) => t.by_level.map((b) => b.level)))];
+      if (levels.length > 0) {
+        const lrows = ev.tables.map((t) => el("tr", {}, el("td", {}, t.seed ?? ""), el("td", {}, t.variant),
+          ...levels.map((l) => {
+            const b = t.by_level.find((x) => x.level === l);
+            return numCell(b ? `${pct(b.accuracy)} (${b.n})` : "", b?.accuracy);
+          })));
+        body.append(el("div", { class: "card" }, el("h3", {}, "Accuracy by level"),
+          table(["seed", "variant", ...levels], lrows, { id: "by-level-table" })));
       }
     }
     if (detail.run.kind === "training") trainingEvalCard(body, detail);
