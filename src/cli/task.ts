@@ -64,7 +64,7 @@ export const taskCommand: Command = {
     json: { type: "boolean" },
   },
   help: [
-    "Each record: {\"id\", \"question\", \"answer\", \"final\", \"steps\", \"split\", \"scenario\", \"ops\"}; the answer has one",
+    "Each record: {\"id\", \"question\", \"answer\", \"final\", \"steps\", \"split\", \"scenario\", \"ops\", \"level\"?}; the answer has one",
     "line a step with a <<expr=value>> annotation and ends with \"#### n\". Train and test never share a problem.",
     "options:",
     "  --preset P      easy (2-3 steps, + -, values <= 100), medium (default: 2-4 steps, + - * /, <= 1000),",
