@@ -361,30 +361,27 @@ function evalsView(body: HTMLElement, detail: RunDetail): void {
         numCell(pct(t.maj_accuracy), t.maj_accuracy), numCell(pct(t.step_error_rate), t.step_error_rate)));
       body.append(el("div", { class: "card" }, el("h3", {}, "Evaluations"),
         table(["seed", "variant", "accuracy", "n", "95% CI", "maj@k", "step error rate"], rows, { id: "eval-table" })));
-      const steps = [...new Set(ev.tables.flatMap((t) => t.by_steps.map((b) => b.steps)))].sort((a, b) => a - b);
-      if (steps.length > 0) {
-        const srows = ev.tables.map((t) => el("tr", {}, el("td", {}, t.seed ?? ""), el("td", {}, t.variant),
-          ...steps.map((s) => {
-            const b = t.by_steps.find((x) => x.steps === s);
-            return numCell(b ? `${pct(b.accuracy)} (${b.n})` : "", b?.accuracy);
-          })));
-        body.append(el("div", { class: "card" }, el("h3", {}, "Accuracy by number of steps"),
-          table(["seed", "variant", ...steps.map((s) => `${s} steps`)], srows, { id: "by-steps-table" })));
-      }
-      const levels = [...new Set(ev.tables.flatMap((t) => t.by_level.map((b) => b.level)))];
-      if (levels.length > 0) {
-        const lrows = ev.tables.map((t) => el("tr", {}, el("td", {}, t.seed ?? ""), el("td", {}, t.variant),
-          ...levels.map((l) => {
-            const b = t.by_level.find((x) => x.level === l);
-            return numCell(b ? `${pct(b.accuracy)} (${b.n})` : "", b?.accuracy);
-          })));
-        body.append(el("div", { class: "card" }, el("h3", {}, "Accuracy by level"),
-          table(["seed", "variant", ...levels], lrows, { id: "by-level-table" })));
-      }
+      groupCard(body, ev.tables, "Accuracy by number of steps", "by-steps-table",
+        (t) => t.by_steps.map((b) => ({ ...b, key: b.steps })), (k) => `${k} steps`);
+      groupCard(body, ev.tables, "Accuracy by level", "by-level-table", (t) => t.by_level.map((b) => ({ ...b, key: b.level })), String);
     }
     if (detail.run.kind === "training") trainingEvalCard(body, detail);
     else if (!ev.report && ev.tables.length === 0) body.append(el("p", { class: "empty" }, "No evaluations in this run."));
   }).catch((e) => body.replaceChildren(el("p", { class: "error" }, (e as Error).message)));
+}
+
+/** One row per eval, one column per group (steps, level) with its accuracy and count; nothing when no eval has groups. */
+function groupCard<K extends string | number>(body: HTMLElement, tables: EvalTable[], title: string, id: string,
+  groups: (t: EvalTable) => { key: K; n: number; accuracy: number }[], label: (k: K) => string): void {
+  const keys = [...new Set(tables.flatMap((t) => groups(t).map((g) => g.key)))];
+  if (keys.length === 0) return;
+  if (keys.every((k) => typeof k === "number")) keys.sort((a, b) => (a as number) - (b as number));
+  const rows = tables.map((t) => el("tr", {}, el("td", {}, t.seed ?? ""), el("td", {}, t.variant),
+    ...keys.map((k) => {
+      const g = groups(t).find((x) => x.key === k);
+      return numCell(g ? `${pct(g.accuracy)} (${g.n})` : "", g?.accuracy);
+    })));
+  body.append(el("div", { class: "card" }, el("h3", {}, title), table(["seed", "variant", ...keys.map(label)], rows, { id })));
 }
 
 /** Held-out eval/ metrics logged during training, one row per evaluation. */
