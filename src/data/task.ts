@@ -15,8 +15,8 @@
 // Calibration (measured: tiny preset, learned BPE, batch 32, lr 3e-3, one epoch, 400 held-out problems, seeds
 // 1/2/3): a tiny model learns a single preset's arithmetic abruptly, at a step that depends on the seed, so
 // accuracy at a fixed budget scatters (easy 2-4 steps: 24k problems 39/12/18%, 32k 75/77/85%; 48k with 3-5 steps
-// 98/96%). The mix easy (2-4 steps) + medium at 48k problems lands at 61/55/51%: the easy half is learned (77-93%),
-// the medium half partly (24-28%). That is `stepwise run`'s default task.
+// 98/96%). The mix easy (2-4 steps) + medium at 48k problems lands mid-band on every seed: 64/57/48% in
+// `stepwise run --seeds 3`, the easy half learned (71-95%), the medium half partly (26-33%). It is that run's default.
 //
 // Splits are disjoint by construction: a problem's split is a hash of its arithmetic skeleton (start value and
 // moves, not names or wording), so the train split can never produce a test problem, whatever the seeds or sizes.
