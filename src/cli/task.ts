@@ -2,7 +2,7 @@
 
 import { InputError } from "../core/errors.js";
 import { writeJsonlAtomic } from "../data/jsonl.js";
-import { ALL_OPS, PRESETS, streamMixture, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskPart, type TaskProblem } from "../data/task.js";
+import { ALL_OPS, PRESETS, presetNames, streamMixture, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskPart, type TaskProblem } from "../data/task.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
 import { intOption } from "./options.js";
@@ -19,12 +19,9 @@ function rangeOption(values: Record<string, unknown>, name: string, dflt: [numbe
 
 /** The parts of `--preset`: one preset, or several joined by "+" (equal shares, interleaved); the knobs override each. */
 function partsFrom(values: Record<string, unknown>): TaskPart[] {
-  const names = String(values.preset ?? "medium").split("+").map((s) => s.trim());
-  for (const name of names) {
-    if (!(name in PRESETS)) throw new InputError(`--preset must be easy, medium or hard, or several joined by "+" (easy+medium), got "${values.preset}"`);
-  }
-  if (new Set(names).size !== names.length) throw new InputError(`--preset names a part twice: "${values.preset}"`);
-  return names.map((level) => ({ level, config: configFrom(PRESETS[level as keyof typeof PRESETS], values) }));
+  const names = presetNames(String(values.preset ?? "medium"));
+  if (!names) throw new InputError(`--preset must be easy, medium or hard, or several different ones joined by "+" (easy+medium), got "${values.preset}"`);
+  return names.map((level) => ({ level, config: configFrom(PRESETS[level], values) }));
 }
 
 function configFrom(base: TaskConfig, values: Record<string, unknown>): TaskConfig {

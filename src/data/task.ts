@@ -45,6 +45,13 @@ export const PRESETS: Record<"easy" | "medium" | "hard", TaskConfig> = {
   hard: { steps: [3, 6], ops: ["+", "-", "*", "/", "mod"], start: [10, 200], addend: [5, 200], factor: [2, 12], maxValue: 10000, compound: 0.3 },
 };
 
+/** The presets a spec names: "medium", or several joined by "+" ("easy+medium"); null if one is unknown or repeated. */
+export function presetNames(spec: string): (keyof typeof PRESETS)[] | null {
+  const names = spec.split("+").map((s) => s.trim());
+  if (names.some((n) => !(n in PRESETS)) || new Set(names).size !== names.length) return null;
+  return names as (keyof typeof PRESETS)[];
+}
+
 /** Share of all skeletons that belong to the test split. A constant: changing it would break disjointness. */
 export const TEST_FRACTION = 0.2;
 

@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../core/errors.js";
-import { PRESETS as TASK_PRESETS } from "../data/task.js";
+import { presetNames } from "../data/task.js";
 
 export interface VariantConfig {
   name: string; // directory and report name
@@ -139,9 +139,8 @@ function checkRanges(c: RunConfig, file: string): void {
     ["sft.epochs", c.sft.epochs], ["sft.batch_size", c.sft.batch_size], ["sample.problems", c.sample.problems], ["sample.n", c.sample.n],
     ["dpo.epochs", c.dpo.epochs], ["dpo.batch_size", c.dpo.batch_size], ["eval.max_tokens", c.eval.max_tokens], ["sample.max_tokens", c.sample.max_tokens]];
   for (const [k, v] of positive) if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
-  const parts = c.task.preset.split("+").map((s) => s.trim());
-  if (parts.some((p) => !(p in TASK_PRESETS)) || new Set(parts).size !== parts.length) {
-    throw new InputError(`task.preset: expected easy, medium or hard, or several joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`, file);
+  if (!presetNames(c.task.preset)) {
+    throw new InputError(`task.preset: expected easy, medium or hard, or several different ones joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`, file);
   }
   if (c.sample.problems > c.task.train) throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
   if (c.sample.split !== "shared" && c.sample.split !== "disjoint") throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
