@@ -140,31 +140,29 @@ function record(p: MathProblem, c: Completion, v: Verdict): VerifiedRecord {
   return { id, sample: 0, question, answer, completion: c.text, finish_reason: c.finishReason, ...extra, ...v };
 }
 
-/** Accuracy grouped by the number of reference steps, fewest first. */
-function bySteps(problems: MathProblem[], ok: boolean[]): EvalResult["by_steps"] {
-  const groups = new Map<number, { n: number; correct: number }>();
+/** Greedy accuracy per key, in first-seen order; problems whose key is undefined are left out. */
+function accuracyBy<K>(problems: MathProblem[], ok: boolean[], key: (p: MathProblem) => K | undefined): { key: K; n: number; accuracy: number }[] {
+  const groups = new Map<K, { n: number; correct: number }>();
   problems.forEach((p, i) => {
-    const s = referenceSteps(p);
-    const g = groups.get(s) ?? { n: 0, correct: 0 };
+    const k = key(p);
+    if (k === undefined) return;
+    const g = groups.get(k) ?? { n: 0, correct: 0 };
     g.n++;
     if (ok[i]) g.correct++;
-    groups.set(s, g);
+    groups.set(k, g);
   });
-  return [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([steps, g]) => ({ steps, n: g.n, accuracy: g.correct / g.n }));
+  return [...groups.entries()].map(([k, g]) => ({ key: k, n: g.n, accuracy: g.correct / g.n }));
+}
+
+/** Accuracy grouped by the number of reference steps, fewest first. */
+function bySteps(problems: MathProblem[], ok: boolean[]): EvalResult["by_steps"] {
+  return accuracyBy(problems, ok, referenceSteps).sort((a, b) => a.key - b.key).map(({ key, n, accuracy }) => ({ steps: key, n, accuracy }));
 }
 
 /** Accuracy grouped by the problems' string `level` field, in first-seen order; undefined when none has one. */
 function byLevel(problems: MathProblem[], ok: boolean[]): EvalResult["by_level"] {
-  const groups = new Map<string, { n: number; correct: number }>();
-  problems.forEach((p, i) => {
-    if (typeof p.level !== "string") return;
-    const g = groups.get(p.level) ?? { n: 0, correct: 0 };
-    g.n++;
-    if (ok[i]) g.correct++;
-    groups.set(p.level, g);
-  });
-  if (groups.size === 0) return undefined;
-  return [...groups.entries()].map(([level, g]) => ({ level, n: g.n, accuracy: g.correct / g.n }));
+  const groups = accuracyBy(problems, ok, (p) => (typeof p.level === "string" ? p.level : undefined));
+  return groups.length === 0 ? undefined : groups.map(({ key, n, accuracy }) => ({ level: key, n, accuracy }));
 }
 
 /** The share of decided steps (ok true or false) that are false, or undefined when none was decided. */
