@@ -12,6 +12,7 @@ import { scoreCommand } from "./score.js";
 import { creditCommand } from "./credit.js";
 import { searchCommand } from "./search.js";
 import { exportCommand } from "./export.js";
+import { importCommand } from "./import.js";
 import { sampleCommand } from "./sample.js";
 import { pairsCommand } from "./pairs.js";
 import { serveCommand } from "./serve.js";
@@ -29,7 +30,7 @@ export interface Command {
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
 }
 
-const COMMANDS: Command[] = [runCommand, benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, serveCommand, dashboardCommand];
+const COMMANDS: Command[] = [runCommand, benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, importCommand, serveCommand, dashboardCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

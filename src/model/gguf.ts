@@ -1,5 +1,6 @@
 // GGUF files: llama.cpp's single-file model format, written from a Llama (export for llama.cpp / Ollama) and read
-// back (metadata and tensor directory) for checks and for tokenizers shipped as vocab-only GGUFs.
+// back: metadata, the tensor directory and (dequantized, gguf-quants.ts) tensors, for import (gguf-import.ts), for
+// checks and for tokenizers shipped as vocab-only GGUFs.
 //
 // Layout (version 3, little-endian): magic "GGUF", u32 version, u64 tensor count, u64 metadata count; metadata as
 // (string key, u32 value type, value); tensor infos as (string name, u32 n_dims, u64 ne[n_dims], u32 ggml type,
@@ -20,6 +21,7 @@ import type { HostArray } from "../backend/backend.js";
 import { InputError } from "../core/errors.js";
 import { bf16ToF32, f16ToF32, f32ToF16 } from "../core/half.js";
 import type { Tensor } from "../engine/tensor.js";
+import { DEQUANTIZABLE, dequantize, ggmlTensorBytes, ggmlTypeName } from "./gguf-quants.js";
 import { ggufTokenizerMetadata, tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import { type Llama, ropeInvFreq } from "./llama.js";
 import { atomicWrite, writeAllSync } from "./safetensors.js";
@@ -368,7 +370,7 @@ export function readGguf(file: string): GgufFile {
     }
     const dataOffset = padded(r.pos, alignment);
     for (const t of tensors) {
-      const bytes = t.type === 0 || t.type === 1 ? t.shape.reduce((p, s) => p * s, 1) * (t.type === 0 ? 4 : 2) : 0;
+      const bytes = DEQUANTIZABLE.includes(ggmlTypeName(t.type)) ? ggmlTensorBytes(t.type, t.shape, t.name, file) : 0;
       if (dataOffset + t.offset + bytes > r.size) {
         throw new InputError(`tensor "${t.name}" runs past the end of the ${r.size}-byte file`, file, "the file is truncated");
       }
@@ -379,22 +381,29 @@ export function readGguf(file: string): GgufFile {
   }
 }
 
-/** Reads one F32 or F16 tensor of a GGUF file as float32 (for checks; models are not loaded from GGUF). */
-export function readGgufTensor(g: GgufFile, name: string): Float32Array {
-  const t = g.tensors.find((x) => x.name === name);
-  if (!t) throw new InputError(`no tensor "${name}"`, g.file);
-  if (t.type !== 0 && t.type !== 1) throw new InputError(`tensor "${name}" has ggml type ${t.type}; only F32 and F16 are read`, g.file);
-  const n = t.shape.reduce((p, s) => p * s, 1);
-  const bytes = Buffer.alloc(n * (t.type === 0 ? 4 : 2));
+/** The raw bytes of one tensor of a GGUF file (any type import reads; see gguf-quants.ts). */
+export function readGgufTensorBytes(g: GgufFile, t: GgufTensorInfo): Uint8Array {
+  const bytes = new Uint8Array(ggmlTensorBytes(t.type, t.shape, t.name, g.file));
   const fd = fs.openSync(g.file, "r");
   try {
-    fs.readSync(fd, bytes, 0, bytes.length, g.dataOffset + t.offset);
+    let done = 0;
+    while (done < bytes.length) {
+      const got = fs.readSync(fd, bytes, done, bytes.length - done, g.dataOffset + t.offset + done);
+      if (got === 0) throw new InputError(`tensor "${t.name}": short read`, g.file, "the file is truncated");
+      done += got;
+    }
   } finally {
     fs.closeSync(fd);
   }
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = t.type === 0 ? bytes.readFloatLE(4 * i) : f16ToF32(bytes.readUInt16LE(2 * i));
-  return out;
+  return bytes;
+}
+
+/** Reads one tensor of a GGUF file as float32, dequantizing it (F32, F16, BF16, Q4_0 ... Q6_K). */
+export function readGgufTensor(g: GgufFile, name: string): Float32Array {
+  const t = g.tensors.find((x) => x.name === name);
+  if (!t) throw new InputError(`no tensor "${name}"`, g.file);
+  const n = t.shape.reduce((p, s) => p * s, 1);
+  return dequantize(t.type, readGgufTensorBytes(g, t), n, t.name, g.file);
 }
 
 /** The tokenizer of a GGUF file's vocabulary (a model, or a vocab-only GGUF): llama.cpp's ids, as a TextTokenizer. */
@@ -485,6 +494,22 @@ export function permuteRotaryRows(src: ArrayLike<number>, heads: number, D: numb
       for (let i = 0; i < half; i++) {
         const from = (h * D + s * half + i) * cols;
         const to = (h * D + 2 * i + s) * cols;
+        for (let j = 0; j < cols; j++) out[to + j] = src[from + j];
+      }
+    }
+  }
+  return out;
+}
+
+/** The inverse of permuteRotaryRows: llama.cpp "llama" layout -> Hugging Face rotary layout (for import). */
+export function unpermuteRotaryRows(src: ArrayLike<number>, heads: number, D: number, cols: number): Float32Array {
+  const out = new Float32Array(heads * D * cols);
+  const half = D / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let s = 0; s < 2; s++) {
+      for (let i = 0; i < half; i++) {
+        const from = (h * D + 2 * i + s) * cols;
+        const to = (h * D + s * half + i) * cols;
         for (let j = 0; j < cols; j++) out[to + j] = src[from + j];
       }
     }

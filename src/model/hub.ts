@@ -7,6 +7,9 @@
 // LoRA (lora.ts): a folder with adapter_config.json is an adapter. With config.json beside it, the folder holds its
 // own base weights (what saveModel writes for a model with an unmerged adapter); without, the base is the folder
 // named by base_model_name_or_path. Either way loadModel returns the base with the adapter attached, unmerged.
+//
+// A `.gguf` path (a llama.cpp model file) loads in memory through the importer (gguf-import.ts), no folder needed;
+// loadModelTokenizer gives its vocabulary's tokenizer.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -15,9 +18,12 @@ import { getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { noGrad } from "../engine/tensor.js";
 import { parseHfConfig, toHfConfig } from "./config.js";
+import { loadGgufTokenizer } from "./gguf.js";
+import { loadGgufModel } from "./gguf-import.js";
 import { Llama, type LlamaConfig } from "./llama.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isLoraParam, loadAdapter, readAdapterConfig, saveAdapter } from "./lora.js";
 import { Checkpoint, type StDType, type TensorToWrite, writeCheckpoint, writeJsonAtomic } from "./safetensors.js";
+import { TextTokenizer } from "./tokenizer.js";
 
 /** Tensors some checkpoints carry that are not parameters (rotary caches of older transformers). */
 const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
@@ -48,11 +54,22 @@ function stderrWarn(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
 
+/** Whether a --model argument names a GGUF file rather than a folder. */
+export function isGgufPath(where: string): boolean {
+  return /\.gguf$/i.test(where);
+}
+
+/** The tokenizer of a model folder (tokenizer.json), or of a GGUF file's vocabulary. */
+export function loadModelTokenizer(where: string): TextTokenizer {
+  return isGgufPath(where) ? loadGgufTokenizer(where) : TextTokenizer.load(where);
+}
+
 /**
  * Loads a Hugging Face model folder (config.json + safetensors) into a Llama; an adapter folder (adapter_config.json)
- * loads as its base with the adapter attached (see the top of this file).
+ * loads as its base with the adapter attached (see the top of this file); a .gguf file through the importer.
  */
 export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
+  if (isGgufPath(dir)) return loadGgufModel(dir, opts);
   const isAdapter = opts.adapter !== false && fs.existsSync(path.join(dir, ADAPTER_CONFIG));
   const baseDir = isAdapter && !fs.existsSync(path.join(dir, "config.json")) ? adapterBase(dir) : dir;
   const { config, raw } = readConfig(baseDir);

@@ -6,7 +6,7 @@
 import { InputError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
 import { generate, sequenceSeed, type GenerateRequest } from "../model/generate.js";
-import { loadModel, type LoadOptions } from "../model/hub.js";
+import { loadModel, loadModelTokenizer, type LoadOptions } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import type { Completer, Completion, CompletionParams, CompletionRequest } from "./types.js";
@@ -30,9 +30,9 @@ export class LocalCompleter implements Completer {
     this.name = opts.name ?? `local:${model.source ?? "model"}`;
   }
 
-  /** A completer over a Hugging Face model folder (config.json, safetensors, tokenizer.json). */
+  /** A completer over a Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file. */
   static load(dir: string, opts: LocalCompleterOptions & LoadOptions = {}): LocalCompleter {
-    const tokenizer = TextTokenizer.load(dir);
+    const tokenizer = loadModelTokenizer(dir);
     return new LocalCompleter(loadModel(dir, opts), tokenizer, { ...opts, name: `local:${dir}` });
   }
 

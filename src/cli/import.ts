@@ -1,0 +1,57 @@
+// `stepwise import gguf`: a GGUF model file (llama.cpp / Ollama; F32, F16, BF16, legacy and K-quants) as a Hugging
+// Face model folder that transformers loads unchanged. argv -> options -> importGguf (model/gguf-import.ts).
+
+import { InputError } from "../core/errors.js";
+import { importGguf } from "../model/gguf-import.js";
+import { DEQUANTIZABLE } from "../model/gguf-quants.js";
+import type { Command } from "./main.js";
+import { Progress } from "./progress.js";
+
+export const importCommand: Command = {
+  name: "import",
+  summary: "import a model from another format (gguf: a llama.cpp model file) as a Hugging Face folder",
+  usage: "stepwise import gguf FILE --out DIR [--dtype f32|bf16] [--json]",
+  options: {
+    out: { type: "string" },
+    dtype: { type: "string" },
+    json: { type: "boolean" },
+  },
+  help: [
+    "formats:",
+    "  gguf         a GGUF model file of arch \"llama\" (Llama, SmolLM2, Mistral) or \"qwen2\"; tensors dequantized",
+    `               from ${DEQUANTIZABLE.join(", ")}`,
+    "options:",
+    "  FILE         the .gguf file",
+    "  --out DIR    the folder to write: config.json, model.safetensors, tokenizer.json, tokenizer_config.json,",
+    "               generation_config.json (each atomically; config.json last)",
+    "  --dtype      f32 (default) or bf16 safetensors",
+    "  --json       print {\"out\", \"arch\", \"dtype\", \"tensors\", \"params\", \"types\"} when done",
+    "",
+    "Any --model option also takes a .gguf file directly (imported in memory).",
+  ].join("\n"),
+  async run(values, positionals) {
+    const [format, file, ...rest] = positionals;
+    if (format !== "gguf") throw new InputError(`unknown import format "${format ?? ""}"`, undefined, "use: stepwise import gguf FILE --out DIR");
+    if (typeof file !== "string") throw new InputError("the GGUF FILE is required", undefined, "stepwise import gguf FILE --out DIR");
+    if (rest.length > 0) throw new InputError(`unexpected argument "${rest[0]}"`);
+    const out = values.out;
+    if (typeof out !== "string") throw new InputError("--out DIR is required");
+    const dtype = String(values.dtype ?? "f32");
+    if (dtype !== "f32" && dtype !== "bf16") throw new InputError(`--dtype must be f32 or bf16, got "${dtype}"`);
+    let bar: Progress | null = null;
+    const result = importGguf(file, out, {
+      dtype,
+      progress: (done, total) => {
+        bar ??= new Progress("import gguf", { total, unit: "tensors" });
+        bar.set(done);
+      },
+    });
+    (bar as Progress | null)?.finish();
+    if (values.json) console.log(JSON.stringify(result));
+    else {
+      const types = Object.entries(result.types).map(([t, n]) => `${n} ${t}`).join(", ");
+      console.log(`wrote ${out}: arch ${result.arch}, ${(result.params / 1e6).toFixed(1)}M parameters as ${dtype} (from ${types})`);
+    }
+    return 0;
+  },
+};
