@@ -1,0 +1,259 @@
+"""Writes src/verify/fixtures/math_verify.json: Hugging Face Math-Verify's verdicts on (gold, prediction) cases.
+
+The cases are written here (none are taken from another suite): every answer notation the math checker claims to
+handle (numbers, fractions, surds, pi, symbolic expressions, intervals, sets, tuples, unordered lists, equations and
+inequalities, matrices, percentages, units and text, degrees, scientific notation, LaTeX spacing and sizing), wrong
+answers close to right ones, and free-form outputs: long solutions with the answer at the end, several boxed
+answers, "final answer is", "####", answers in words, multiple-choice letters.
+
+Each case carries `expect`, the verdict its author intended, next to `mv`, Math-Verify's verdict; the TypeScript test
+(src/verify/math_verify.test.ts) measures agreement with `mv` and prints the disagreements.
+
+Usage (PyPI `math-verify`; the versions used are recorded in the fixture):
+    pip install math-verify==0.9.0
+    python reference/make_math_verify_fixtures.py
+"""
+
+import json
+import os
+from importlib.metadata import version
+
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "src", "verify", "fixtures", "math_verify.json")
+
+# Extraction modes, as the TypeScript checker names them: which Math-Verify extraction configs parse the prediction.
+MODES = {
+    "latex+expr": [LatexExtractionConfig(), ExprExtractionConfig()],
+    "latex": [LatexExtractionConfig()],
+    "expr": [ExprExtractionConfig()],
+    "string": [StringExtractionConfig()],
+}
+
+CASES = []
+
+
+def case(category, gold, pred, expect, mode="latex+expr"):
+    CASES.append({"category": category, "gold": gold, "pred": pred, "expect": expect, "mode": mode})
+
+
+def boxed(category, rows):
+    """Bare answers compared both as "$pred$" in a sentence and inside \\boxed{}."""
+    for gold, pred, expect in rows:
+        case(category, gold, f"The final answer is ${pred}$.", expect)
+        case(category, gold, f"So we get $\\boxed{{{pred}}}$", expect)
+
+
+boxed("integer", [
+    ("72", "72", True), ("72", "072", True), ("5", "+5", True), ("-5", "-5", True), ("5", "6", False),
+    ("72", "720", False), ("-5", "5", False), ("1080", "1,080", True), ("1080", "108", False), ("0", "-0", True),
+    ("1000000", "1,000,000", True), ("1000", "1{,}000", True), ("18000", "18\\,000", True), ("42", "41", False),
+])
+boxed("decimal", [
+    ("72", "72.0", True), ("0.5", ".5", True), ("0.25", "0.250", True), ("0.5", "0.05", False),
+    ("3.14", "3.1416", False), ("1.5", "1.50", True), ("2.5", "2.4", False), ("0.1", "\\frac{1}{10}", True),
+])
+boxed("fraction", [
+    ("\\frac{1}{2}", "0.5", True), ("\\frac{1}{2}", "\\dfrac{1}{2}", True), ("\\frac{3}{4}", "\\tfrac{3}{4}", True),
+    ("\\frac{1}{2}", "\\frac12", True), ("-\\frac{3}{4}", "\\frac{-3}{4}", True), ("\\frac{3}{4}", "\\frac{6}{8}", True),
+    ("\\frac{1}{3}", "2/6", True), ("\\frac{1}{2}", "\\frac{1}{3}", False), ("\\frac{3}{4}", "0.7", False),
+    ("\\frac{1}{3}", "0.333", False), ("\\frac{7}{4}", "1.75", True), ("\\frac{5}{2}", "\\dfrac{10}{4}", True),
+    ("\\frac{2}{3}", "\\frac{3}{2}", False), ("-\\frac{7}{2}", "-3.5", True), ("\\frac{1}{4}", "\\frac{1}{4}+0", True),
+    ("\\frac{9}{7}", "\\frac{9}{8}", False), ("\\frac{1}{6}", "0.1666667", True), ("\\frac{1}{6}", "0.17", False),
+])
+boxed("surd", [
+    ("2\\sqrt{3}", "\\sqrt{12}", True), ("\\sqrt{8}", "2\\sqrt{2}", True), ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", True),
+    ("\\sqrt{2}", "\\sqrt{3}", False), ("2\\sqrt{3}", "\\sqrt{6}", False), ("1+\\sqrt{2}", "1-\\sqrt{2}", False),
+    ("3\\sqrt{2}", "\\sqrt{18}", True), ("\\sqrt{5}+1", "1+\\sqrt{5}", True), ("\\sqrt[3]{8}", "2", True),
+    ("\\sqrt[3]{2}", "2^{1/3}", True), ("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}", True), ("\\sqrt{2}", "1.414", False),
+    ("4\\sqrt{3}", "4\\sqrt3", True), ("\\frac{3+\\sqrt{5}}{2}", "\\frac{3-\\sqrt{5}}{2}", False),
+    ("\\frac{1+\\sqrt{5}}{2}", "\\frac{2}{\\sqrt{5}-1}", True), ("5\\sqrt{2}", "\\sqrt{50}", True),
+])
+boxed("constant", [
+    ("2\\pi", "2\\pi", True), ("2\\pi", "\\pi \\cdot 2", True), ("\\frac{\\pi}{4}", "\\frac{1}{4}\\pi", True),
+    ("\\pi", "3.14", False), ("4\\pi", "2\\pi", False), ("\\frac{\\pi}{3}", "60", False), ("e^2", "e\\cdot e", True),
+    ("\\pi r^2", "r^2\\pi", True), ("\\frac{8\\pi}{3}", "\\frac{8}{3}\\pi", True), ("9\\pi", "9 \\pi", True),
+    ("\\ln 2", "\\log 2", True), ("\\infty", "\\infty", True), ("-\\infty", "\\infty", False),
+])
+boxed("symbolic", [
+    ("x^2+2x+1", "(x+1)^2", True), ("x^2-1", "(x-1)(x+1)", True), ("2x+3", "3+2x", True), ("x^2+1", "x^2-1", False),
+    ("\\frac{x}{2}", "0.5x", True), ("a+b", "b+a", True), ("2a", "a+a", True), ("x^3", "x^2", False),
+    ("\\frac{1}{x+1}", "(x+1)^{-1}", True), ("3x-2", "3x+2", False), ("\\sin^2 x + \\cos^2 x", "1", True),
+    ("n(n+1)/2", "\\frac{n^2+n}{2}", True), ("2^{n}", "2^{n+1}", False), ("x^2+y^2", "y^2+x^2", True),
+    ("\\frac{a}{b}", "\\frac{b}{a}", False), ("4x^2-9", "(2x-3)(2x+3)", True),
+])
+boxed("interval", [
+    ("[1,2]", "[1, 2]", True), ("[0,1)", "[0,1)", True), ("[0,1)", "(0,1)", False), ("(-\\infty, 3]", "(-\\infty,3]", True),
+    ("(2,\\infty)", "(2, \\infty)", True), ("(2,\\infty)", "[2,\\infty)", False), ("[1,2]", "[1,3]", False),
+    ("\\left[\\frac{1}{2}, 3\\right)", "[0.5,3)", True), ("(-\\infty,0)\\cup(1,\\infty)", "(-\\infty,0)\\cup(1,\\infty)", True),
+    ("(-\\infty,0)\\cup(1,\\infty)", "(1,\\infty)\\cup(-\\infty,0)", True), ("(-\\infty,0)\\cup(1,\\infty)", "(-\\infty,1)", False),
+    ("[-2,5]", "\\left[ -2, 5 \\right]", True), ("(-1, 1)", "(-1, 2)", False),
+])
+boxed("set", [
+    ("\\{1,2\\}", "\\{2,1\\}", True), ("\\{1,2,3\\}", "\\{1,2\\}", False), ("\\{-1, 3\\}", "\\{3, -1\\}", True),
+    ("\\{\\frac{1}{2}, 2\\}", "\\{2, 0.5\\}", True), ("\\{1,2\\}", "\\{1,3\\}", False), ("\\{0\\}", "\\{0\\}", True),
+])
+boxed("tuple", [
+    ("(1,2)", "(1, 2)", True), ("(1,2)", "(2,1)", False), ("(1,2)", "(1,3)", False), ("(1,2)", "(1,2,3)", False),
+    ("(0.5, 3)", "(\\frac{1}{2}, 3)", True), ("\\left(1,2\\right)", "(1,2)", True), ("(3,-4)", "(3, -4)", True),
+    ("(\\sqrt{2}, \\pi)", "(\\sqrt 2, \\pi)", True), ("(2, 3, 4)", "(2, 4, 3)", False), ("(-1, 0)", "(1, 0)", False),
+])
+boxed("list", [
+    ("1, 2", "2, 1", True), ("-3, 4", "4, -3", True), ("1, 2, 3", "1, 2", False), ("1, 2", "1, 3", False),
+    ("2, -2", "-2, 2", True), ("\\frac{1}{2}, 1", "1, 0.5", True), ("3, 5", "3", False),
+])
+boxed("equation", [
+    ("3", "x=3", True), ("x=3", "3", True), ("x=3", "x=3", True), ("y=2x+1", "y=1+2x", True), ("3", "x=4", False),
+    ("x=3", "4", False), ("2x+1", "y=2x+1", True), ("y=2x+1", "y=2x-1", False), ("x=2", "x = 2", True),
+    ("x^2+y^2=4", "y^2+x^2=4", True), ("x=1, x=2", "1, 2", True),
+])
+boxed("inequality", [
+    ("[1,2]", "1\\le x\\le 2", True), ("1\\le x\\le 2", "[1,2]", True), ("(3,\\infty)", "x>3", True),
+    ("x>3", "(3,\\infty)", True), ("x\\ge 3", "x \\geq 3", True), ("x<3", "x\\le 3", False), ("(1,2)", "1<x<2", True),
+    ("x > 3", "x > 4", False), ("(-\\infty, 5)", "x < 5", True), ("[1,2]", "1<x<2", False),
+])
+boxed("matrix", [
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", True),
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}", False),
+    ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", True),
+    ("\\begin{pmatrix}\\frac{1}{2}&0\\\\0&1\\end{pmatrix}", "\\begin{pmatrix}0.5&0\\\\0&1\\end{pmatrix}", True),
+    ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&5\\end{pmatrix}", False),
+    ("\\begin{pmatrix}2\\\\-1\\end{pmatrix}", "\\begin{pmatrix}-1\\\\2\\end{pmatrix}", False),
+])
+boxed("percent", [
+    ("50", "50\\%", True), ("0.5", "50\\%", True), ("12.5", "12.5\\%", True), ("50", "5\\%", False),
+    ("25\\%", "25", True), ("25\\%", "0.25", True), ("30", "40\\%", False), ("100\\%", "100", True),
+])
+boxed("unit", [
+    ("10", "10\\text{ cm}", True), ("10", "10 \\text{cm}", True), ("5", "5\\text{ apples}", True), ("10", "11\\text{ cm}", False),
+    ("12", "12\\mbox{ inches}", True), ("30", "30^\\circ", True), ("30", "30^{\\circ}", True), ("45", "40^\\circ", False),
+    ("18", "\\$18", True), ("18", "\\$18.00", True), ("7", "7\\text{ meters}", True), ("90", "90^\\circ", True),
+    ("4", "4 \\mathrm{cm}^2", True), ("20", "\\text{20 dollars}", True),
+])
+boxed("scientific", [
+    ("300000", "3\\times 10^{5}", True), ("3\\times10^5", "300000", True), ("0.001", "10^{-3}", True),
+    ("1000", "10^3", True), ("1000", "10^4", False), ("2.5\\times 10^{3}", "2500", True), ("1.2\\times10^{-2}", "0.012", True),
+    ("6.02\\times10^{23}", "6.02\\times10^{22}", False), ("1024", "2^{10}", True),
+])
+boxed("spacing", [
+    ("\\frac{1}{2}", "\\left(\\frac{1}{2}\\right)", True), ("12", "\\, 12", True), ("\\frac{1}{2}", "\\displaystyle\\frac{1}{2}", True),
+    ("(1,2)", "\\left( 1 , 2 \\right)", True), ("5", "\\! 5", True), ("3", "\\;3\\;", True), ("7", "{7}", True),
+    ("\\frac{3}{2}", "\\dfrac{3}{2}\\,", True), ("2", "\\left|-2\\right|", True), ("-2", "|-2|", False),
+])
+boxed("text", [
+    ("\\text{(B)}", "\\text{(B)}", True), ("\\text{yes}", "\\text{yes}", True), ("\\text{odd}", "\\text{even}", False),
+])
+
+# Free-form outputs: where the answer sits decides what is extracted.
+LONG = ("Let us compute step by step. First, the area of the square is $4^2 = 16$. Then the triangle has area "
+        "$\\frac{1}{2}\\cdot 4 \\cdot 3 = 6$. Adding them gives $16 + 6 = 22$.")
+for gold, tail, expect in [
+    ("22", " Therefore the answer is $\\boxed{22}$.", True),
+    ("22", " Therefore the answer is $\\boxed{21}$.", False),
+    ("22", "\n\nThe final answer is $22$.", True),
+    ("22", "\n\nThe final answer is 22.", True),
+    ("22", "\n\nFinal answer: 22", True),
+    ("22", "\n#### 22", True),
+    ("22", "\n#### 23", False),
+    ("22", " So the total area is 22.", True),
+    ("22", " So the total area is 23.", False),
+    ("6", " Hence $\\boxed{22}$.", False),
+    ("16", " The answer is 22.", False),
+    ("22", " The answer is $22$ square units.", True),
+    ("22", " So the answer is \\(22\\).", True),
+    ("22", " So the answer is \\[22\\]", True),
+    ("22", " Answer: $\\boxed{22}$", True),
+    ("22", " The answer is $\\fbox{22}$.", True),
+]:
+    case("long", gold, LONG + tail, expect)
+
+for gold, pred, expect in [
+    ("5", "First I thought $\\boxed{3}$, but checking again the answer is $\\boxed{5}$.", True),
+    ("3", "First I thought $\\boxed{3}$, but checking again the answer is $\\boxed{5}$.", False),
+    ("2, 5", "The roots are $\\boxed{2}$ and $\\boxed{5}$.", True),
+    ("7", "We have $x=\\boxed{7}$ and also $\\boxed{7}$ again.", True),
+    ("\\frac{1}{2}", "The probability is $\\boxed{\\dfrac{1}{2}}$. Some checking: $1-\\frac12 = \\frac12$.", True),
+    ("10", "Answer $\\boxed{10}$. Note that 11 is not possible.", True),
+]:
+    case("several_boxed", gold, pred, expect)
+
+for gold, pred, expect in [
+    ("5", "The answer is five.", True),
+    ("12", "There are twelve apples.", True),
+    ("3", "She has three cats left.", True),
+    ("2", "The answer is one.", False),
+    ("0.5", "The answer is one half.", True),
+    ("20", "twenty", True),
+]:
+    case("words", gold, pred, expect)
+
+for gold, pred, expect in [
+    ("x=5", "Solving gives $2x = 10$, so $x = 5$.", True),
+    ("5", "Solving gives $2x = 10$, so $x = 5$.", True),
+    ("10", "Solving gives $2x = 10$, so $x = 5$.", False),
+    ("\\frac{3}{4}", "The probability is 3/4.", True),
+    ("\\frac{3}{4}", "The probability is $3/4$.", True),
+    ("0.75", "The probability is 75%.", True),
+    ("\\sqrt{2}", "The side length is $\\sqrt{2}$ units.", True),
+    ("\\sqrt{2}", "The side length is $\\sqrt{3}$ units.", False),
+    ("(1,2)", "The point is $(1, 2)$.", True),
+    ("(1,2)", "The point is $(2, 1)$.", False),
+    ("[1,2]", "So $x \\in [1, 2]$.", True),
+    ("3.5", "The mean is 3.5 and the median is 3.", False),
+    ("42", "We compute 6*7 = 42", True),
+    ("1000", "The result is 1e3.", True),
+    ("-4", "So the minimum value is $-4$.", True),
+    ("12", "The result is $$12$$", True),
+    ("\\frac{5}{2}", "which simplifies to $\\frac{5}{2}$, i.e. $2.5$.", True),
+    ("7", "$7$ is the answer, not $8$.", False),
+    ("-1", "No real answer other than $x = -1$.", True),
+]:
+    case("free_form", gold, pred, expect)
+
+# Extraction modes: only LaTeX, only plain expressions, only multiple-choice letters.
+for gold, pred, mode, expect in [
+    ("\\frac{1}{2}", "The answer is $\\frac{1}{2}$.", "latex", True),
+    ("\\frac{1}{2}", "The answer is 1/2.", "latex", False),
+    ("\\frac{1}{2}", "The answer is 1/2.", "expr", True),
+    ("\\frac{1}{2}", "The answer is $\\frac{1}{2}$.", "expr", False),
+    ("3", "So the answer is 3.", "expr", True),
+    ("3", "So the answer is 4.", "expr", False),
+    ("3", "So the answer is $\\boxed{3}$.", "latex", True),
+    ("0.25", "Thus 1/4 of them", "expr", True),
+    ("B", "The answer is (B).", "string", True),
+    ("B", "The answer is B.", "string", True),
+    ("C", "The answer is B.", "string", False),
+    ("A", "I think the correct choice is A", "string", True),
+    ("D", "Answer: C", "string", False),
+    ("B", "The answer is $\\boxed{B}$", "latex+expr", True),
+    ("B", "The answer is $\\boxed{C}$", "latex+expr", False),
+]:
+    case("mode", gold, pred, expect, mode)
+
+
+def gold_parsed(gold, mode):
+    if mode == "string":
+        return parse(gold, extraction_config=MODES[mode])
+    return parse(f"${gold}$", extraction_config=[LatexExtractionConfig()])
+
+
+def main():
+    out = []
+    for i, c in enumerate(CASES):
+        g = gold_parsed(c["gold"], c["mode"])
+        p = parse(c["pred"], extraction_config=MODES[c["mode"]])
+        mv = bool(verify(g, p)) if g and p else False
+        out.append({"id": i, **c, "mv": mv, "mv_pred": str(p[-1]) if p else None})
+    meta = {"format": 1, "math_verify": version("math-verify"), "latex2sympy2_extended": version("latex2sympy2_extended"),
+            "sympy": version("sympy"), "gold": "parse('$' + gold + '$', [LatexExtractionConfig()])",
+            "pred": "parse(pred, MODES[mode])", "verdict": "verify(gold, pred) with defaults"}
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        json.dump({"meta": meta, "modes": list(MODES), "cases": out}, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    agree = sum(c["mv"] == c["expect"] for c in out)
+    print(f"{len(out)} cases, math-verify agrees with the intended verdict on {agree}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+// Final answers from free-form model output (MATH-style solutions), in order of evidence:
+//   1. the last \boxed{} / \fbox{} (with the boxed answers right before it joined into a list when only "and", ","
+//      or "or" separate them: "the roots are \boxed{2} and \boxed{5}" answers "2, 5");
+//   2. the rest of the sentence after the last "final answer is" / "the answer is" / "answer:";
+//   3. the rest of the line after the first "####";
+//   4. whichever comes later in the text: the last LaTeX math span ($...$, $$...$$, \(...\), \[...\]; of a
+//      chain "16 + 6 = 22" or "x = 2 + 3 = 5" its last side, while an equation "x = 5" stays whole) or the last
+//      plain number or fraction outside math spans ("3/4", "75%").
+// What each step may return depends on the extraction targets, as Math-Verify's extraction configs do: "latex"
+// (boxed answers and math spans), "expr" (plain numbers and fractions), "string" (multiple-choice letters).
+// Number words ("five") are never read: an answer in words counts as no answer.
+
+export type ExtractionTarget = "latex" | "expr" | "string";
+export type PredSource = "boxed" | "answer_is" | "hash" | "latex" | "expr" | "string";
+
+export interface Extracted {
+  text: string;
+  source: PredSource;
+  /** Offset in the output where the answer was found (to locate the step that states it). */
+  at: number;
+}
+
+export interface ExtractOptions {
+  /** Which kinds of answer to look for; default ["latex", "expr"] (Math-Verify's default configs). */
+  targets?: readonly ExtractionTarget[];
+  /** The choice letters the "string" target looks for; default A-D. */
+  choices?: readonly string[];
+}
+
+export const DEFAULT_TARGETS: readonly ExtractionTarget[] = ["latex", "expr"];
+
+/** The final answer of a free-form output, or null when none is found for the targets asked for. */
+export function extractFinal(text: string, opts: ExtractOptions = {}): Extracted | null {
+  const targets = opts.targets ?? DEFAULT_TARGETS;
+  const choices = opts.choices ?? ["A", "B", "C", "D"];
+  const latex = targets.includes("latex");
+  if (latex) {
+    const b = boxedAnswer(text);
+    if (b) return b;
+  }
+  const anchored = afterAnchor(text, targets, choices);
+  if (anchored) return anchored;
+  const hash = hashAnswer(text);
+  if (hash) return hash;
+  const candidates = [
+    latex ? lastMathSpan(text) : null,
+    targets.includes("expr") ? lastNumber(text) : null,
+    targets.includes("string") ? lastChoice(text, choices, 0) : null,
+  ].filter((c): c is Extracted => c !== null);
+  return candidates.sort((a, b) => b.at - a.at)[0] ?? null;
+}
+
+interface Box {
+  inner: string;
+  start: number;
+  end: number;
+}
+
+/** Every \boxed{...} / \fbox{...} (nested braces allowed) or "\boxed 5", in order. */
+export function boxes(text: string): Box[] {
+  const out: Box[] = [];
+  for (const m of text.matchAll(/\\(?:boxed|fbox)\s*/g)) {
+    let i = m.index + m[0].length;
+    if (text[i] !== "{") {
+      const bare = /^[^\s$]+/.exec(text.slice(i));
+      if (bare) out.push({ inner: bare[0], start: m.index, end: i + bare[0].length });
+      continue;
+    }
+    const from = ++i;
+    for (let depth = 1; i < text.length; i++) {
+      if (text[i] === "\\") { i++; continue; }
+      if (text[i] === "{") depth++;
+      else if (text[i] === "}" && --depth === 0) break;
+    }
+    if (i < text.length) out.push({ inner: text.slice(from, i).trim(), start: m.index, end: i + 1 });
+  }
+  return out.filter((b) => b.inner !== "");
+}
+
+const JOINER = /^[\s$,;]*(?:(?:and|or)[\s$,;]*)?$/;
+
+function boxedAnswer(text: string): Extracted | null {
+  const all = boxes(text);
+  if (all.length === 0) return null;
+  const group = [all[all.length - 1]];
+  for (let k = all.length - 2; k >= 0 && JOINER.test(text.slice(all[k].end, group[0].start)); k--) group.unshift(all[k]);
+  const parts = [...new Set(group.map((b) => b.inner))];
+  return { text: parts.join(", "), source: "boxed", at: group[0].start };
+}
+
+const ANCHOR = /(?:final\s+answer|answer)\s*(?:is|:)\s*:?\s*|(?:correct\s+)?(?:choice|option)\s+is\s*/gi;
+const SPAN = /\$\$([\s\S]+?)\$\$|(?<!\\)\$((?:\\[\s\S]|[^$\\])+)\$|\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
+
+function afterAnchor(text: string, targets: readonly ExtractionTarget[], choices: readonly string[]): Extracted | null {
+  const m = [...text.matchAll(ANCHOR)].pop();
+  if (!m) return null;
+  const at = m.index + m[0].length;
+  const tail = sentence(text.slice(at));
+  if (targets.includes("latex")) {
+    SPAN.lastIndex = 0;
+    const s = SPAN.exec(tail);
+    if (s) return { text: lastSide(spanContent(s)), source: "answer_is", at: at + s.index };
+  }
+  const plain = tail.replace(/^\*\*|\*\*$/g, "").trim();
+  if (targets.includes("expr")) {
+    const n = /^[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*\/\s*\d+)?\s*%?/.exec(plain);
+    if (n && !/^[a-zA-Z]/.test(plain.slice(n[0].length))) return { text: n[0].trim(), source: "answer_is", at };
+  }
+  if (targets.includes("string")) {
+    const c = lastChoice(plain, choices, at);
+    if (c) return { ...c, source: "answer_is" };
+  }
+  return null;
+}
+
+/** Text up to the end of its sentence: a period followed by a space or the end, or a line break. */
+function sentence(s: string): string {
+  const end = /\.(?=\s|$)|\n/.exec(s.replace(/\$[^$]*\$/g, (x) => " ".repeat(x.length)));
+  return end ? s.slice(0, end.index) : s;
+}
+
+function hashAnswer(text: string): Extracted | null {
+  const at = text.indexOf("####");
+  if (at < 0) return null;
+  const line = text.slice(at + 4).split("\n")[0].trim();
+  return line === "" ? null : { text: line, source: "hash", at };
+}
+
+function spanContent(m: RegExpExecArray): string {
+  return (m[1] ?? m[2] ?? m[3] ?? m[4]).trim();
+}
+
+function lastMathSpan(text: string): Extracted | null {
+  const m = [...text.matchAll(SPAN)].pop();
+  return m ? { text: lastSide(spanContent(m)), source: "latex", at: m.index } : null;
+}
+
+/** "16 + 6 = 22" and "x = 2 + 3 = 5" -> the last side; an equation "x = 5", "x^2 + y^2 = 4" stays whole. */
+function lastSide(s: string): string {
+  const sides = s.split(/(?<![<>!\\])=(?!=)/);
+  if (sides.length < 2) return s;
+  if (sides.length === 2 && /[a-zA-Z]/.test(sides[0].replace(/\\[a-zA-Z]+/g, ""))) return s;
+  return sides[sides.length - 1].trim() || s;
+}
+
+/** The last number, fraction or percentage outside math spans ("3/4", "-2.5", "75%", "1,080"). */
+function lastNumber(text: string): Extracted | null {
+  const masked = text.replace(SPAN, (x) => " ".repeat(x.length));
+  const re = /(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*\/\s*\d+)?%?(?![\w])/g;
+  const m = [...masked.matchAll(re)].pop();
+  return m ? { text: m[0].replace(/\s+/g, ""), source: "expr", at: m.index } : null;
+}
+
+function lastChoice(text: string, choices: readonly string[], offset: number): Extracted | null {
+  let best: Extracted | null = null;
+  for (const c of choices) {
+    const esc = c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const m = [...text.matchAll(new RegExp(`(?<![A-Za-z])${esc}(?![A-Za-z])`, "g"))].pop();
+    if (m && (!best || offset + m.index > best.at)) best = { text: c, source: "string", at: offset + m.index };
+  }
+  return best;
+}

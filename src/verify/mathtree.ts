@@ -1,0 +1,176 @@
+// A final answer as a typed value: LaTeX is cleaned (dollar signs, \boxed, degrees, currency, thousands separators,
+// a trailing period; a trailing "%" is remembered), parsed to MathJSON by the LaTeX parser of
+// @cortex-js/compute-engine (its `latex-syntax` module only: the parser, without the symbolic engine), then read
+// into one of the answer kinds the comparison knows: a scalar expression, a tuple "(a, b)", a bracketed list
+// "[a, b]", a bare list "a, b", a set, an interval, a union of intervals, a relation (an equation or a chain of
+// inequalities), a matrix, or text. Unit text after a number ("5\text{ apples}", "4 \mathrm{cm}^2") is dropped.
+// The parser is loaded on first use (about 40 ms), so that commands which check no LaTeX never pay for it.
+
+import { createRequire } from "node:module";
+import { Undecidable, type Node } from "./scalar.js";
+
+export type RelOp = "Equal" | "Less" | "LessEqual";
+
+export type Value =
+  | { k: "scalar"; n: Node; percent: boolean }
+  | { k: "tuple" | "bracket" | "list" | "set"; items: Value[] }
+  | { k: "interval"; lo: Node; hi: Node; loOpen: boolean; hiOpen: boolean }
+  | { k: "union"; parts: Value[] }
+  | { k: "rel"; ops: RelOp[]; args: Value[] }
+  | { k: "matrix"; rows: Value[][] }
+  | { k: "text"; s: string };
+
+type Json = number | string | { num?: string; sym?: string; str?: string; fn?: Json[] } | Json[];
+
+let parser: ((latex: string) => Json) | null = null;
+
+function parseLatex(latex: string): Json {
+  if (!parser) {
+    const mod = createRequire(import.meta.url)("@cortex-js/compute-engine/latex-syntax") as { parse(s: string): Json };
+    parser = (s) => mod.parse(s);
+  }
+  return parser(latex);
+}
+
+/** Answers longer than this are not parsed (undecided): the parser's time grows with the input. */
+export const MAX_ANSWER_CHARS = 2000;
+
+/** Cleans an answer's LaTeX; `percent` tells whether a trailing "%" was removed. */
+export function cleanAnswer(raw: string): { latex: string; percent: boolean } {
+  let s = raw.trim();
+  s = s.replace(/^\$+([\s\S]*?)\$+$/, "$1").replace(/^\\\(([\s\S]*)\\\)$/, "$1").replace(/^\\\[([\s\S]*)\\\]$/, "$1");
+  const boxed = /^\\(?:boxed|fbox)\s*\{([\s\S]*)\}$/.exec(s.trim());
+  if (boxed) s = boxed[1];
+  s = s.replace(/\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])/g, "")
+    .replace(/\\\$|\\textdollar(?![a-zA-Z])/g, "").replace(/\{,\}/g, "")
+    .replace(/\\(?:displaystyle|[!])/g, "").replace(/[\u2212\u2013]/g, "-")
+    .trim().replace(/(?:\\[,;: ]|\s|\.(?!\d))+$/, "").trim();
+  if (/^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
+  const pct = /^([\s\S]*?)\s*\\?%$/.exec(s);
+  return pct && pct[1] !== "" ? { latex: pct[1], percent: true } : { latex: s, percent: false };
+}
+
+/** The value of an answer; throws Undecidable when it cannot be parsed. */
+export function readAnswer(raw: string): Value {
+  if (raw.length > MAX_ANSWER_CHARS) throw new Undecidable("answer too long to parse");
+  const { latex, percent } = cleanAnswer(raw);
+  if (latex === "") throw new Undecidable("empty answer");
+  let json: Json;
+  try {
+    json = parseLatex(latex);
+  } catch (e) {
+    throw new Undecidable(`LaTeX parser failed: ${(e as Error).message}`);
+  }
+  const v = toValue(toNode(json));
+  return percent && v.k === "scalar" ? { ...v, percent: true } : v;
+}
+
+/** MathJSON (any of its spellings) to Node; a parse error anywhere throws Undecidable. */
+function toNode(j: Json): Node {
+  if (typeof j === "number") return { t: "num", s: String(j) };
+  if (typeof j === "string") {
+    if (/^'[\s\S]*'$/.test(j)) return { t: "str", s: j.slice(1, -1) };
+    return { t: "sym", name: j };
+  }
+  if (Array.isArray(j)) return fnNode(j);
+  if (j.num !== undefined) return { t: "num", s: j.num };
+  if (j.sym !== undefined) return { t: "sym", name: j.sym };
+  if (j.str !== undefined) return { t: "str", s: j.str };
+  if (j.fn !== undefined) return fnNode(j.fn);
+  throw new Undecidable("unknown MathJSON");
+}
+
+function fnNode(j: Json[]): Node {
+  const head = typeof j[0] === "string" ? j[0] : null;
+  if (head === null || head === "Error") throw new Undecidable("LaTeX did not parse");
+  const args = j.slice(1).map(toNode).filter((a) => !(a.t === "fn" && a.head === "HorizontalSpacing"));
+  if (head === "InvisibleOperator") return productWithoutUnits(args);
+  return { t: "fn", head, args };
+}
+
+/** "5\text{ apples}" = InvisibleOperator(5, 'apples'): the unit text after a number is dropped. */
+function productWithoutUnits(args: Node[]): Node {
+  const isUnit = (a: Node) => a.t === "str" || (a.t === "fn" && a.head === "__unit__");
+  const kept = args.filter((a) => !isUnit(a));
+  if (kept.length === 0 || (kept.length < args.length && !isUnit(args[args.length - 1]))) {
+    throw new Undecidable("text inside an expression");
+  }
+  return kept.length === 1 ? kept[0] : { t: "fn", head: "InvisibleOperator", args: kept };
+}
+
+const REL: Record<string, { op: RelOp; flip: boolean }> = {
+  Equal: { op: "Equal", flip: false }, Less: { op: "Less", flip: false }, LessEqual: { op: "LessEqual", flip: false },
+  Greater: { op: "Less", flip: true }, GreaterEqual: { op: "LessEqual", flip: true },
+};
+
+function toValue(n: Node): Value {
+  if (n.t === "str") return { k: "text", s: n.s };
+  if (n.t !== "fn") return scalar(n);
+  const items = () => n.args.map(toValue);
+  switch (n.head) {
+    case "Delimiter": return delimited(n);
+    case "Sequence": return { k: "list", items: items() };
+    case "List": return { k: "bracket", items: items() };
+    case "Tuple": return { k: "tuple", items: items() };
+    case "Set": return { k: "set", items: items() };
+    case "Interval": return interval(n.args);
+    case "Union": return { k: "union", parts: items() };
+    case "Element": return toValue(n.args[1]);
+    case "Matrix": return matrix(n.args[0]);
+    case "Text": return { k: "text", s: n.args.map((a) => (a.t === "str" ? a.s : "")).join("") };
+  }
+  if (n.head in REL) return relation(n);
+  return scalar(n);
+}
+
+function scalar(n: Node): Value {
+  return { k: "scalar", n, percent: false };
+}
+
+/** Delimiter(Sequence(...), "(,)") is a tuple, Delimiter(Sequence(...), ",") a bare list, Delimiter(x) is x. */
+function delimited(n: Node & { t: "fn" }): Value {
+  const [body, style] = n.args;
+  const fence = style?.t === "str" ? style.s : "(,)";
+  const parts = body.t === "fn" && body.head === "Sequence" ? body.args : [body];
+  if (parts.length === 1 && fence.length > 1) return toValue(parts[0]);
+  const items = parts.map(toValue);
+  if (fence === "," || fence === ";") return { k: "list", items };
+  if (fence.startsWith("[")) return { k: "bracket", items };
+  if (fence.startsWith("{") || fence.startsWith("\\{")) return { k: "set", items };
+  return { k: "tuple", items };
+}
+
+function interval(args: Node[]): Value {
+  const end = (a: Node): [Node, boolean] => (a.t === "fn" && a.head === "Open" ? [a.args[0], true] : [a, false]);
+  if (args.length !== 2) throw new Undecidable("interval without two ends");
+  const [lo, loOpen] = end(args[0]);
+  const [hi, hiOpen] = end(args[1]);
+  return { k: "interval", lo, hi, loOpen, hiOpen };
+}
+
+function matrix(rows: Node | undefined): Value {
+  if (!rows || rows.t !== "fn" || rows.head !== "List") throw new Undecidable("matrix");
+  return {
+    k: "matrix",
+    rows: rows.args.map((r) => (r.t === "fn" && r.head === "List" ? r.args.map(toValue) : [toValue(r)])),
+  };
+}
+
+/** Equal / Less / Greater chains, nested ones ("1 < x \le 2" = LessEqual(Less(1, x), 2)) flattened. */
+function relation(n: Node & { t: "fn" }): Value {
+  const { op, flip } = REL[n.head];
+  let ops: RelOp[] = [];
+  let args: Value[] = [];
+  const first = n.args[0];
+  if (first.t === "fn" && first.head in REL && op !== "Equal" && REL[first.head].flip === flip) {
+    const inner = relation(first) as Value & { k: "rel" };
+    if (flip) throw new Undecidable("mixed chain");
+    ops = inner.ops;
+    args = inner.args;
+    n = { ...n, args: n.args.slice(1) };
+  }
+  args.push(...n.args.map(toValue));
+  while (ops.length < args.length - 1) ops.push(op);
+  if (flip) { args.reverse(); ops.reverse(); }
+  return { k: "rel", ops, args };
+}
