@@ -1,13 +1,13 @@
 // GGUF import (gguf-import.ts):
 // - the rotary row permutation and its inverse are inverses, both ways;
 // - round trip: random llama (GQA, tied, built-in tokenizer; MQA + head_dim != C/H + q/k/v/o biases + linear rope
-//   scaling, untied) and qwen2 (q/k/v biases, untied, byte-level BPE) models exported by our own exporter (F32)
+//   scaling, untied; llama3 rope scaling, recovered from rope_freqs) and qwen2 (q/k/v biases, untied, byte-level BPE) models exported by our own exporter (F32)
 //   and imported back give the original config and the original weights exactly (F16 exports: to f16 rounding),
 //   through the folder (`stepwise import gguf`, loaded by loadModel) and in memory (loadModel on the .gguf);
 //   the folder's tokenizer gives the original ids;
 // - quantized tensors in a GGUF file (fixture bytes of gguf-quants.test.ts) read back as the gguf package's values;
 // - errors: unknown architecture, an unknown quant type (naming the tensor and type), a tensor the model does
-//   not use, a vocab-only file.
+//   not use, rope_freqs that are not llama3 scaling, a vocab-only file.
 
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -18,7 +18,7 @@ import { after, test } from "node:test";
 import { referenceBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
-import { main } from "../cli/main.js";
+import { importCommand } from "../cli/import.js";
 import { parseHfConfig } from "./config.js";
 import { type GgufMetadata, exportGguf, gguf, permuteRotaryRows, readGguf, readGgufTensor, unpermuteRotaryRows,
   writeGguf } from "./gguf.js";
@@ -89,6 +89,14 @@ const SPECS: { name: string; config: LlamaConfig; tokenizer: () => TextTokenizer
     tokenizer: builtinTokenizer,
   },
   {
+    // head_dim 32 with theta 1e4: three frequencies fall in the blended band, so rope_freqs determines the scaling.
+    name: "llama (head_dim 32, llama3 rope scaling from rope_freqs)",
+    config: { ...BASE, model_type: "llama", vocab_size: 100, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 32,
+      rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 400 },
+      bos_token_id: 1, eos_token_id: 2 },
+    tokenizer: builtinTokenizer,
+  },
+  {
     name: "qwen2 (q/k/v biases, untied, byte-level BPE)",
     config: { ...BASE, model_type: "qwen2", vocab_size: 270, attention_bias: true, tie_word_embeddings: false, rope_theta: 1e6 },
     tokenizer: tinyByteLevelTokenizer,
@@ -136,13 +144,13 @@ for (const spec of SPECS) {
       if (key === "initializer_range") continue; // not in GGUF
       assert.deepEqual(plan.config[key] ?? null, spec.config[key] ?? null, `config ${key}`);
     }
-    // Through a folder, written by the CLI and read by loadModel.
+    // Through a folder, written by `stepwise import gguf FILE --out DIR --json` and read by loadModel.
     const dir = path.join(tmp, `hf-${spec.config.model_type}-${spec.config.vocab_size}`);
     const log = console.log;
     let printed = "";
     console.log = (s: string) => void (printed += s);
     try {
-      assert.equal(await main(["import", "gguf", file, "--out", dir, "--json"]), 0);
+      assert.equal(await importCommand.run({ out: dir, json: true }, ["gguf", file]), 0);
     } finally {
       console.log = log;
     }
@@ -230,7 +238,7 @@ function tinyGguf(file: string, edit: (m: GgufMetadata) => void = () => {}): voi
   writeGguf(file, g.metadata, g.tensors.map((t) => ({ name: t.name, shape: t.shape, type: "F32" as const, data: () => readGgufTensor(g, t.name) })));
 }
 
-test("import errors: unknown architecture, unknown quant type, unused tensor, vocab-only file", () => {
+test("import errors: unknown architecture, unknown quant type, unused tensor, non-llama3 rope_freqs, vocab-only file", () => {
   const bad = (fn: () => unknown, ...parts: string[]) =>
     assert.throws(fn, (e: unknown) => e instanceof InputError && parts.every((p) => e.message.includes(p)), parts.join(" | "));
   const arch = path.join(tmp, "arch.gguf");
@@ -252,6 +260,15 @@ test("import errors: unknown architecture, unknown quant type, unused tensor, vo
     { name: "blk.0.attn_rot_embd", shape: [4], type: "F32" as const, data: () => new Float32Array(4) }]);
   model.dispose();
   bad(() => planGgufImport(extra), "blk.0.attn_rot_embd", "does not use");
+
+  const rope = path.join(tmp, "rope.gguf");
+  const llama3 = randomModel(SPECS[2].config);
+  exportGguf(llama3, builtinTokenizer(), rope);
+  llama3.dispose();
+  const gr = readGguf(rope);
+  writeGguf(rope, gr.metadata, gr.tensors.map((t) => ({ name: t.name, shape: t.shape, type: "F32" as const,
+    data: () => (t.name === "rope_freqs.weight" ? Float32Array.from({ length: 16 }, (_, i) => 1 + (i % 3)) : readGgufTensor(gr, t.name)) })));
+  bad(() => planGgufImport(rope), "rope_freqs.weight", "llama3");
 
   const vocabOnly = path.join(tmp, "vocab.gguf");
   const vm: GgufMetadata = new Map([["general.architecture", gguf.str("llama")], ...ggufTokenizerMetadata(builtinTokenizer(), 100)]);

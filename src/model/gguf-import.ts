@@ -8,7 +8,8 @@
 //
 // Names (N a layer): token_embd -> model.embed_tokens, blk.N.attn_norm -> model.layers.N.input_layernorm,
 // blk.N.attn_q/k/v/output -> self_attn.q/k/v/o_proj (weight and bias), blk.N.ffn_norm -> post_attention_layernorm,
-// blk.N.ffn_gate/up/down -> mlp.gate/up/down_proj, output_norm -> model.norm, output -> lm_head (absent: tied).
+// blk.N.ffn_gate/up/down -> mlp.gate/up/down_proj, output_norm -> model.norm, output -> lm_head (absent: tied);
+// rope_freqs (llama.cpp's per-frequency divisors) becomes config.json's llama3 rope_scaling.
 //
 // Legend: C hidden size, H heads, Hkv key/value heads, D head size, F MLP size, V vocab.
 
@@ -22,7 +23,7 @@ import { type GgufArch, type GgufFile, type GgufTensorInfo, readGguf, readGgufTe
 import { ggmlTypeName } from "./gguf-quants.js";
 import { tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import type { LoadOptions } from "./hub.js";
-import { Llama, type LlamaConfig } from "./llama.js";
+import { Llama, type LlamaConfig, ropeInvFreq } from "./llama.js";
 import { type StDType, type TensorToWrite, writeCheckpoint, writeJsonAtomic } from "./safetensors.js";
 
 type Json = Record<string, unknown>;
@@ -88,6 +89,43 @@ function ropeScaling(g: GgufFile, arch: GgufArch): LlamaConfig["rope_scaling"] {
   throw new InputError(`metadata "${arch}.rope.scaling.type" is "${type}"`, g.file, "supported: none, linear");
 }
 
+/**
+ * Llama 3 rope scaling from llama.cpp's rope_freqs tensor (one divisor r_i per frequency f_i = theta^(-2i/D)).
+ * Hugging Face's llama3 rule: r = 1 where the wavelength 2pi/f < old/high, r = factor where it is > old/low, and
+ * between, 1/r = (1 - s)/factor + s with s = (old * f/2pi - low) / (high - low), linear in f. So factor = max r,
+ * and a least-squares line s = A*f/2pi + B through the blended frequencies gives old/(high - low) = A and
+ * -low/(high - low) = B. Only the ratios are determined (scaling old, low, high together changes nothing), so low
+ * is taken as 1, as Llama 3.x ships: high = 1 - 1/B, old = -A/B. The result is checked against every divisor.
+ */
+function llama3Scaling(g: GgufFile, theta: number, D: number): LlamaConfig["rope_scaling"] {
+  const r = readGgufTensor(g, "rope_freqs.weight");
+  const where = `${g.file}: tensor "rope_freqs.weight"`;
+  if (r.length !== D / 2) throw new InputError(`has ${r.length} values, the head size ${D} needs ${D / 2}`, where);
+  const factor = Math.max(...r);
+  if (Math.abs(factor - 1) < 1e-6) return null; // no scaling at all
+  const points: [number, number][] = []; // (f / 2pi, s) of the blended frequencies
+  r.forEach((ri, i) => {
+    if (ri > 1 + 1e-5 && ri < factor * (1 - 1e-5)) {
+      points.push([theta ** ((-2 * i) / D) / (2 * Math.PI), (1 / ri - 1 / factor) / (1 - 1 / factor)]);
+    }
+  });
+  const fail = (why: string) => new InputError(`divisors ${why}`, where, "only llama3-style rope scaling is supported");
+  if (points.length < 2) throw fail(`blend ${points.length} frequencies between 1 and ${factor}: the llama3 parameters are not determined`);
+  const n = points.length;
+  const [mx, my] = [points.reduce((a, p) => a + p[0], 0) / n, points.reduce((a, p) => a + p[1], 0) / n];
+  const A = points.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
+  const B = my - A * mx;
+  const scaling = {
+    rope_type: "llama3" as const, factor: shortestF32(factor), low_freq_factor: 1,
+    high_freq_factor: Number((1 - 1 / B).toPrecision(6)), original_max_position_embeddings: Math.round(-A / B),
+  };
+  const base = ropeInvFreq({ rope_theta: theta }, D);
+  const scaled = ropeInvFreq({ rope_theta: theta, rope_scaling: scaling }, D);
+  const worst = Math.max(...r.map((ri, i) => Math.abs(base[i] / scaled[i] - ri) / ri));
+  if (!(worst < 1e-4)) throw fail(`do not follow llama3 scaling (best fit ${JSON.stringify(scaling)} is off by ${worst.toExponential(1)})`);
+  return scaling;
+}
+
 function tokenId(g: GgufFile, key: string): number | null {
   const v = g.metadata.get(`tokenizer.ggml.${key}`);
   return v !== undefined && typeof v.value === "number" ? v.value : null;
@@ -107,9 +145,6 @@ function configFromGguf(g: GgufFile, arch: GgufArch): LlamaConfig {
   }
   const rot = get("rope.dimension_count", D);
   if (rot !== D) throw new InputError(`${arch}.rope.dimension_count ${rot} != head size ${D}`, g.file, "partial rotary embeddings are not supported");
-  if (has("rope_freqs.weight")) {
-    throw new InputError('tensor "rope_freqs.weight" (llama3-style rope scaling) cannot be imported yet', g.file);
-  }
   const qBias = has("blk.0.attn_q.bias");
   const config: LlamaConfig = {
     model_type: arch,
@@ -121,7 +156,7 @@ function configFromGguf(g: GgufFile, arch: GgufArch): LlamaConfig {
     num_key_value_heads: get("attention.head_count_kv", H),
     rms_norm_eps: get("attention.layer_norm_rms_epsilon"),
     rope_theta: get("rope.freq_base", 10000),
-    rope_scaling: ropeScaling(g, arch),
+    rope_scaling: has("rope_freqs.weight") ? llama3Scaling(g, get("rope.freq_base", 10000), D) : ropeScaling(g, arch),
     max_position_embeddings: get("context_length"),
     tie_word_embeddings: !has("output.weight"),
     attention_bias: arch === "qwen2" ? true : qBias,
@@ -183,6 +218,7 @@ function tensorPlan(g: GgufFile, c: LlamaConfig, arch: GgufArch): ImportTensor[]
     byName.delete(gguf);
     return { name: hf, shape, source, rotaryHeads: rotary };
   });
+  if (arch === "llama") byName.delete("rope_freqs.weight"); // read into the config's rope_scaling
   if (byName.size > 0) {
     const [t] = byName.values();
     throw new InputError(`${byName.size} tensor(s) the ${arch} model does not use, e.g. "${t.name}" (${ggmlTypeName(t.type)})`,
