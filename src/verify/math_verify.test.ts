@@ -19,6 +19,7 @@ interface Case {
   mode: string;
   mv: boolean;
   mv_pred: string | null;
+  held_out: boolean;
 }
 
 const FILE = fileURLToPath(new URL("../../src/verify/fixtures/math_verify.json", import.meta.url));
@@ -28,25 +29,41 @@ function targets(mode: string): ExtractionTarget[] {
   return mode.split("+") as ExtractionTarget[];
 }
 
-test("agrees with Math-Verify on the committed fixtures", () => {
-  const cases = fixture.cases;
-  let agree = 0;
-  let falseAccepts = 0;
-  let undecided = 0;
-  const lines: string[] = [];
+interface Tally {
+  n: number;
+  agree: number;
+  falseAccepts: number;
+  undecided: number;
+  lines: string[];
+}
+
+function tally(cases: Case[]): Tally {
+  const t: Tally = { n: cases.length, agree: 0, falseAccepts: 0, undecided: 0, lines: [] };
   for (const c of cases) {
     const v = checkMathAnswer(c.pred, c.gold, { targets: targets(c.mode) });
-    if (v.correct === null) undecided++;
+    if (v.correct === null) t.undecided++;
     const ours = v.correct === true;
-    if (ours === c.mv) { agree++; continue; }
-    if (ours) falseAccepts++;
-    lines.push(`  #${c.id} ${c.category} [${c.mode}] gold=${JSON.stringify(c.gold)} pred=${JSON.stringify(c.pred.slice(-70))}` +
-      ` -> ours ${v.correct} (${v.pred_source}: ${JSON.stringify(v.pred)}), math-verify ${c.mv} (${JSON.stringify(c.mv_pred)})`);
+    if (ours === c.mv) { t.agree++; continue; }
+    if (ours) t.falseAccepts++;
+    const pred = JSON.stringify(c.pred.slice(-70));
+    t.lines.push(`  #${c.id} ${c.category} [${c.mode}] gold=${JSON.stringify(c.gold)} pred=${pred}\n` +
+      `      ours ${v.correct} (${v.pred_source}: ${JSON.stringify(v.pred)}), math-verify ${c.mv} (${JSON.stringify(c.mv_pred)})`);
   }
-  const n = cases.length;
-  console.log(`math-verify fixtures: n=${n} agree=${agree} (${((100 * agree) / n).toFixed(1)}%) ` +
-    `false_accepts=${falseAccepts} (${((100 * falseAccepts) / n).toFixed(2)}%) undecided=${undecided}`);
-  if (lines.length) console.log(`disagreements:\n${lines.join("\n")}`);
+  return t;
+}
+
+function summary(name: string, t: Tally): string {
+  const pct = (k: number) => ((100 * k) / t.n).toFixed(1);
+  return `${name}: n=${t.n} agree=${t.agree} (${pct(t.agree)}%)` +
+    ` false_accepts=${t.falseAccepts} (${pct(t.falseAccepts)}%) undecided=${t.undecided}`;
+}
+
+test("agrees with Math-Verify on the committed fixtures", () => {
+  const all = tally(fixture.cases);
+  console.log(summary("math-verify fixtures, all", all));
+  console.log(summary("math-verify fixtures, held out", tally(fixture.cases.filter((c) => c.held_out))));
+  if (all.lines.length) console.log(`disagreements:\n${all.lines.join("\n")}`);
+  const { n, agree, falseAccepts } = all;
   assert.ok(n >= 300, `expected a few hundred cases, got ${n}`);
   assert.ok(agree >= 0.95 * n, `agreement ${agree}/${n} is below 95%`);
   assert.ok(falseAccepts <= 0.01 * n, `${falseAccepts} false accepts exceed 1% of ${n}`);

@@ -3,7 +3,8 @@
 // @cortex-js/compute-engine (its `latex-syntax` module only: the parser, without the symbolic engine), then read
 // into one of the answer kinds the comparison knows: a scalar expression, a tuple "(a, b)", a bracketed list
 // "[a, b]", a bare list "a, b", a set, an interval, a union of intervals, a relation (an equation or a chain of
-// inequalities), a matrix, or text. Unit text after a number ("5\text{ apples}", "4 \mathrm{cm}^2") is dropped.
+// inequalities), a matrix, or text. Unit text after a number ("5\text{ apples}", "4 \mathrm{cm}^2") is dropped; a
+// whole number before a proper fraction is a mixed number (2\frac{1}{3} = 7/3).
 // The parser is loaded on first use (about 40 ms), so that commands which check no LaTeX never pay for it.
 
 import { createRequire } from "node:module";
@@ -95,7 +96,17 @@ function productWithoutUnits(args: Node[]): Node {
   if (kept.length === 0 || (kept.length < args.length && !isUnit(args[args.length - 1]))) {
     throw new Undecidable("text inside an expression");
   }
-  return kept.length === 1 ? kept[0] : { t: "fn", head: "InvisibleOperator", args: kept };
+  if (kept.length === 1) return kept[0];
+  return mixedNumber(kept) ?? { t: "fn", head: "InvisibleOperator", args: kept };
+}
+
+/** "2\frac{1}{3}" = 7/3: a whole number followed by a proper fraction of whole numbers. */
+function mixedNumber(args: Node[]): Node | null {
+  const [w, f] = args;
+  if (args.length !== 2 || w.t !== "num" || !/^\d+$/.test(w.s) || f.t !== "fn" || f.head !== "Divide") return null;
+  const [a, b] = f.args;
+  if (a?.t !== "num" || b?.t !== "num" || !/^\d+$/.test(a.s) || !/^\d+$/.test(b.s) || BigInt(a.s) >= BigInt(b.s)) return null;
+  return { t: "fn", head: "Add", args: [w, f] };
 }
 
 const REL: Record<string, { op: RelOp; flip: boolean }> = {

@@ -4,9 +4,13 @@
 // (no answer at all is false; an answer that cannot be compared is null). Each step's `ok` is the calculator verdict;
 // the step that states the final answer (the "####" line, or the step holding \boxed / "The answer is") is wrong if
 // the answer is wrong. `first_error_step` is the first step with ok === false.
+// The math task reads free-form output and compares answers as expressions (math.ts); `pred_source` tells how the
+// answer was found ("boxed", "answer_is", "hash", "latex", "expr", "string").
 
 import { answersEqual, extractAnswerIs, extractBoxed, extractHashAnswer, referenceAnswer, type AnswerStyle } from "./answer.js";
 import { checkStep } from "./calculator.js";
+import type { PredSource } from "./extract.js";
+import { checkMathAnswer } from "./math.js";
 import { splitSteps, type StepSpan } from "./steps.js";
 
 export type MathTask = "arith" | "gsm8k" | "math";
@@ -20,6 +24,8 @@ export interface StepVerdict {
 export interface Verdict {
   correct: boolean | null;
   pred: string | null;
+  /** How the math task found `pred` (absent for the other tasks). */
+  pred_source?: PredSource | null;
   steps: StepVerdict[];
   first_error_step: number | null;
 }
@@ -59,13 +65,25 @@ function locateAnswer(steps: StepSpan[], style: AnswerStyle): Located {
 export function verifySolution(completion: string, reference: string, task: MathTask): Verdict {
   const style = styleOf(task);
   const spans = splitSteps(completion);
+  if (task === "math") return verifyMathSolution(completion, referenceAnswer(reference, style), spans);
   const pred = locateAnswer(spans, style);
   const correct = pred.text === null ? false : answersEqual(pred.text, referenceAnswer(reference, style));
+  return finish(spans, pred.step, correct, { correct, pred: pred.text });
+}
+
+function verifyMathSolution(completion: string, gold: string, spans: StepSpan[]): Verdict {
+  const v = checkMathAnswer(completion, gold);
+  const step = v.at < 0 ? -1 : spans.findIndex((s) => v.at >= s.start && v.at < s.end);
+  return finish(spans, step, v.correct, { correct: v.correct, pred: v.pred, pred_source: v.pred_source });
+}
+
+/** Per-step calculator verdicts; the step stating the answer takes the answer's verdict unless its arithmetic is wrong. */
+function finish(spans: StepSpan[], answerStep: number, correct: boolean | null, head: Omit<Verdict, "steps" | "first_error_step">): Verdict {
   const steps = spans.map((s, i): StepVerdict => {
     const calc = checkStep(s.text).ok;
-    if (i !== pred.step || calc === false) return { text: s.text, ok: calc };
+    if (i !== answerStep || calc === false) return { text: s.text, ok: calc };
     return { text: s.text, ok: correct };
   });
   const first = steps.findIndex((s) => s.ok === false);
-  return { correct, pred: pred.text, steps, first_error_step: first < 0 ? null : first };
+  return { ...head, steps, first_error_step: first < 0 ? null : first };
 }
