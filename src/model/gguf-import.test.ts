@@ -6,6 +6,8 @@
 //   through the folder (`stepwise import gguf`, loaded by loadModel) and in memory (loadModel on the .gguf);
 //   the folder's tokenizer gives the original ids;
 // - quantized tensors in a GGUF file (fixture bytes of gguf-quants.test.ts) read back as the gguf package's values;
+// - an independent oracle: a tiny llama GGUF written by the gguf package itself, one quant type per matrix
+//   (reference/make_gguf_import_fixtures.py), imported here gives the logits transformers computes from that file;
 // - errors: unknown architecture, an unknown quant type (naming the tensor and type), a tensor the model does
 //   not use, rope_freqs that are not llama3 scaling, a vocab-only file.
 
@@ -24,11 +26,13 @@ import { type GgufMetadata, exportGguf, gguf, permuteRotaryRows, readGguf, readG
   writeGguf } from "./gguf.js";
 import { loadGgufModel, planGgufImport, shortestF32 } from "./gguf-import.js";
 import { GGML_TYPE_CODES } from "./gguf-quants.js";
+import { tensor, tidy } from "../engine/tensor.js";
 import { ggufTokenizerMetadata, byteLevelAlphabet, preTokenizerJson } from "./gguf-vocab.js";
 import { loadModel, loadModelTokenizer } from "./hub.js";
 import { Llama, type LlamaConfig } from "./llama.js";
 import { TextTokenizer, builtinTokenizer } from "./tokenizer.js";
 
+const GGML_NAMES = new Map<number, string>(Object.entries(GGML_TYPE_CODES).map(([k, v]) => [v, k]));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-gguf-import-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -224,6 +228,36 @@ test("quantized tensors in a GGUF file read back as the gguf package's values (e
     const b = Buffer.from(t.cases[0].values, "base64");
     const want = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     assert.deepEqual(readGgufTensor(g, name), want, name);
+  }
+});
+
+// --- an independent oracle: transformers' own GGUF loader ---
+
+test("a tiny GGUF written by the gguf package (every quant type once): our import gives transformers' logits", (t) => {
+  const dir = fileURLToPath(new URL("../../src/model/fixtures/gguf-tiny/", import.meta.url));
+  const fx = JSON.parse(fs.readFileSync(path.join(dir, "logits.json"), "utf8")) as { generator: string; types: Record<string, string>;
+    input_ids: number[][]; logits: string };
+  const file = path.join(dir, "tiny-llama.gguf");
+  const plan = planGgufImport(file);
+  assert.deepEqual(Object.fromEntries(plan.tensors.map((x) => [x.source.name, GGML_NAMES.get(x.source.type)])), fx.types);
+  const model = loadModel(file, { backend: referenceBackend(), dtype: "f64" });
+  try {
+    const [B, T] = [fx.input_ids.length, fx.input_ids[0].length];
+    const V = model.config.vocab_size;
+    const ours = tidy(() => model.forward(tensor(fx.input_ids.flat(), [B, T], "i32", referenceBackend())).toArray()); // (B, T, V)
+    const b = Buffer.from(fx.logits, "base64");
+    const want = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); // (B, T, V)
+    assert.equal(want.length, B * T * V);
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < want.length; i++) {
+      diff = Math.max(diff, Math.abs(ours[i] - want[i]));
+      scale = Math.max(scale, Math.abs(want[i]));
+    }
+    t.diagnostic(`${fx.generator}: max |logit diff| ${diff.toExponential(2)} (logits up to ${scale.toFixed(2)}), ${B}x${T}x${V}`);
+    assert.ok(diff < 1e-4, `max |logit diff| ${diff}`);
+  } finally {
+    model.dispose();
   }
 });
 
