@@ -62,7 +62,7 @@ export function boxes(text: string): Box[] {
   for (const m of text.matchAll(/\\(?:boxed|fbox)\s*/g)) {
     let i = m.index + m[0].length;
     if (text[i] !== "{") {
-      const bare = /^[^\s$]+/.exec(text.slice(i));
+      const bare = /^[^\s$]+?(?=[.,;]*(?:[\s$]|$))/.exec(text.slice(i)); // "\boxed 4." is 4
       if (bare) out.push({ inner: bare[0], start: m.index, end: i + bare[0].length });
       continue;
     }

@@ -15,7 +15,7 @@
 //   - matrices compare entry by entry; text compares without case and spaces.
 
 import { extractFinal, type ExtractOptions, type PredSource } from "./extract.js";
-import { readAnswer, type RelOp, type Value } from "./mathtree.js";
+import { cleanAnswer, readAnswer, type RelOp, type Value } from "./mathtree.js";
 import { Rational } from "./rational.js";
 import { Undecidable, scalarsEqual, type Node } from "./scalar.js";
 
@@ -39,6 +39,7 @@ export function checkMathAnswer(output: string, gold: string, opts: MathCheckOpt
   return { correct: mathAnswersEqual(gold, ex.text, opts), pred: ex.text, pred_source: ex.source, at: ex.at };
 }
 
+/** A plain decimal number (after cleanAnswer): compared exactly without the LaTeX parser. */
 const PLAIN = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 
 /** Whether a predicted final answer equals the reference final answer: true, false, or null (undecided). */
@@ -47,11 +48,12 @@ export function mathAnswersEqual(gold: string, pred: string, opts: { timeMs?: nu
   const p = pred.trim();
   if (g === "" || p === "") return null;
   if (g === p) return true;
-  if (PLAIN.test(g) && PLAIN.test(p)) return plainEqual(g, p); // fast path: no parser
+  const [cg, cp] = [cleanAnswer(g), cleanAnswer(p)];
+  if (!cg.percent && !cp.percent && PLAIN.test(cg.latex) && PLAIN.test(cp.latex)) return plainEqual(cg.latex, cp.latex);
   const deadline = Date.now() + (opts.timeMs ?? 1000);
   try {
     const gv = cachedRead(g);
-    const pv = cachedRead(p);
+    const pv = readAnswer(p);
     return equal(gv, pv, deadline);
   } catch (e) {
     if (e instanceof Undecidable || e instanceof RangeError) return null;
@@ -69,7 +71,7 @@ function plainEqual(a: string, b: string): boolean {
 const CACHE_SIZE = 512;
 const cache = new Map<string, Value | Undecidable>();
 
-/** References repeat across the N samples of a problem: parsed values are kept (least recently used out). */
+/** References repeat across the N samples of a problem: their parsed values are kept (least recently used out). */
 function cachedRead(s: string): Value {
   let v = cache.get(s);
   if (v === undefined) {

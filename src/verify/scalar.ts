@@ -155,9 +155,21 @@ function round6(x: number): number {
 }
 
 function close(a: number, b: number, rounded: boolean): boolean {
-  if (!Number.isFinite(a) || !Number.isFinite(b)) return a === b;
   if (Math.abs(a - b) <= REL_TOL * Math.max(1, Math.abs(a), Math.abs(b))) return true;
   return rounded && round6(a) === round6(b);
+}
+
+function hasInfinity(n: Node): boolean {
+  if (n.t === "sym") return n.name === "PositiveInfinity" || n.name === "NegativeInfinity";
+  return n.t === "fn" && n.args.some(hasInfinity);
+}
+
+/** An infinite value from an overflow (2^{10^6}) decides nothing; one written as \infty equals only the same \infty. */
+function infinitiesEqual(a: Node, x: number, b: Node, y: number): boolean {
+  if ((!Number.isFinite(x) && !hasInfinity(a)) || (!Number.isFinite(y) && !hasInfinity(b))) {
+    throw new Undecidable("overflow");
+  }
+  return x === y;
 }
 
 /** Whether two scalars are equal (rules at the top of this file); throws Undecidable. */
@@ -178,6 +190,7 @@ export function scalarsEqual(a: Node, b: Node, deadline: number): boolean {
     const env = new Map(vars.map((v, i) => [v, sample(p, i)] as const));
     const [x, y] = [numericValue(a, env), numericValue(b, env)];
     if (Number.isNaN(x) || Number.isNaN(y)) continue;
+    if (!Number.isFinite(x) || !Number.isFinite(y)) return infinitiesEqual(a, x, b, y);
     if (!close(x, y, rounded)) return false;
     defined++;
   }

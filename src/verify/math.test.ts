@@ -1,0 +1,98 @@
+// The MATH checker: extraction order and targets, equivalence by kind (equal, unequal and undecided rows), the
+// guards against false accepts (overflow, undefined sample points, time limit, long input), and the verify record.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { extractFinal } from "./extract.js";
+import { checkMathAnswer, mathAnswersEqual } from "./math.js";
+import { verifySolution } from "./record.js";
+
+test("extraction follows the order of evidence and records its source", () => {
+  const rows: [string, string | null, string | null][] = [
+    ["so $x = \\boxed{7}$. Then the answer is 8.", "7", "boxed"],
+    ["First $\\boxed{3}$, but the answer is $\\boxed{5}$.", "5", "boxed"],
+    ["The roots are $\\boxed{2}$ and $\\boxed{5}$.", "2, 5", "boxed"],
+    ["Both give $\\boxed{4}$, or $\\boxed{4}$.", "4", "boxed"],
+    ["The answer is \\boxed 4.", "4", "boxed"],
+    ["We get $16 + 6 = 22$. The final answer is $22$ square units.", "22", "answer_is"],
+    ["Final answer: 12.5", "12.5", "answer_is"],
+    ["We get $x = 3$.\n#### 3", "3", "hash"],
+    ["Solving gives $2x = 10$, so $x = 5$.", "x = 5", "latex"],
+    ["Adding, $16 + 6 = 22$", "22", "latex"],
+    ["Adding, $16 + 6 = 22$. So the area is 23.", "23", "expr"],
+    ["The probability is 3/4.", "3/4", "expr"],
+    ["About 75% of them.", "75%", "expr"],
+    ["There are five cats.", null, null],
+    ["No numbers at all.", null, null],
+  ];
+  for (const [text, pred, source] of rows) {
+    const got = extractFinal(text);
+    assert.equal(got?.text ?? null, pred, text);
+    assert.equal(got?.source ?? null, source, text);
+  }
+});
+
+test("extraction targets limit what is read, as Math-Verify's extraction configs do", () => {
+  assert.equal(extractFinal("The answer is 1/2.", { targets: ["latex"] }), null);
+  assert.equal(extractFinal("The answer is $\\frac{1}{2}$.", { targets: ["expr"] }), null);
+  assert.equal(extractFinal("The answer is 1/2.", { targets: ["expr"] })?.text, "1/2");
+  assert.equal(extractFinal("I think the correct choice is C", { targets: ["string"] })?.text, "C");
+  assert.equal(extractFinal("Answer: (B)", { targets: ["string"] })?.text, "B");
+  assert.equal(extractFinal("The answer is E", { targets: ["string"], choices: ["D", "E"] })?.text, "E");
+});
+
+type Row = [gold: string, pred: string, expected: boolean | null];
+
+const ROWS: Row[] = [
+  // numbers, exact and rounded to 6 decimals where a decimal is written
+  ["1080", "1,080", true], ["0.5", ".5", true], ["72", "72.0", true], ["\\frac{1}{6}", "0.166667", true],
+  ["\\frac{1}{6}", "0.1667", false], ["\\frac{1}{3}", "0.333", false], ["5", "6", false], ["-5", "5", false],
+  ["123456789012345678901", "123456789012345678902", false], ["\\pi", "3.141593", true], ["\\pi", "3.14", false],
+  // fractions, surds, constants, expressions
+  ["\\frac{1}{2}", "\\dfrac{2}{4}", true], ["2\\sqrt{3}", "\\sqrt{12}", true], ["\\frac{1+\\sqrt5}{2}", "\\frac{2}{\\sqrt5-1}", true],
+  ["\\sqrt{2}", "1.414", false], ["2\\frac{1}{3}", "\\frac{7}{3}", true], ["\\sqrt[3]{-8}", "-2", true],
+  ["x^2+2x+1", "(x+1)^2", true], ["x^2+1", "(x+1)^2", false], ["2x", "2y", false], ["\\sin^2 x+\\cos^2 x", "1", true],
+  ["a+b+c+d+e_1", "e_1+d+c+b+a", true], ["a+b+c+d", "a+b+c+a", false], ["\\ln 2", "\\log 2", false],
+  // structures
+  ["(1,2)", "\\left(1, 2\\right)", true], ["(1,2)", "(2,1)", false], ["1, 2", "2, 1", true], ["\\{1,2\\}", "\\{2,1\\}", true],
+  ["[0,1)", "[0, 1)", true], ["[0,1)", "(0,1)", false], ["(2,\\infty)", "(2, \\infty)", true], ["(2,\\infty)", "[2,\\infty)", false],
+  ["(-\\infty,0)\\cup(1,\\infty)", "(1,\\infty)\\cup(-\\infty,0)", true],
+  ["\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", true],
+  ["\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}", false],
+  // relations: assignments either way, inequalities in the reference only
+  ["3", "x=3", true], ["x=3", "3", true], ["x=3", "4", false], ["y=2x+1", "y=1+2x", true], ["x^2+y^2=4", "4=x^2+y^2", true],
+  ["1\\le x\\le 2", "[1,2]", true], ["x>3", "(3,\\infty)", true], ["1<x\\le 2", "(1,2]", true], ["[1,2]", "1\\le x\\le 2", false],
+  // percent, units, degrees, currency, text
+  ["0.5", "50\\%", true], ["50", "50\\%", true], ["12.5", "12.5\\%", false], ["0.125", "12.5\\%", true],
+  ["10", "10\\text{ cm}", true], ["4", "4\\mathrm{cm}^2", true], ["30", "30^\\circ", true], ["18", "\\$18.00", true],
+  ["20", "\\text{20 dollars}", false], ["\\text{yes}", "\\text{Yes}", true], ["\\text{odd}", "\\text{even}", false],
+  // undecided: no parse, unknown functions, overflow, undefined at every sample point
+  ["\\frac12", "\\int_0^1 x\\,dx", null], ["2^{1000000}", "2^{1000001}", null], ["\\infty", "2^{1000000}", null],
+  ["1", "(-1)^{n}", null], ["3", "\\frac{d}{dx}", null], ["3", "", null],
+];
+
+test("equivalence: equal, unequal and undecided answers", () => {
+  for (const [gold, pred, expected] of ROWS) {
+    assert.equal(mathAnswersEqual(gold, pred), expected, `gold ${gold} vs pred ${pred}`);
+  }
+});
+
+test("a comparison past its time limit, or an answer too long to parse, is undecided", () => {
+  assert.equal(mathAnswersEqual("x^2", "x \\cdot x", { timeMs: -1 }), null);
+  assert.equal(mathAnswersEqual("x^2", "x \\cdot x"), true);
+  const long = Array.from({ length: 800 }, (_, i) => `${i}`).join("+");
+  assert.equal(mathAnswersEqual("1", long), null);
+});
+
+test("verify --task math: pred, pred_source and the step that states the answer", () => {
+  const v = verifySolution("Step 1: $2x = 8$.\nStep 2: so $x = \\boxed{4}$.", "\\boxed{4}", "math");
+  assert.equal(v.correct, true);
+  assert.equal(v.pred, "4");
+  assert.equal(v.pred_source, "boxed");
+  assert.deepEqual(v.steps.map((s) => s.ok), [null, true]);
+  const w = verifySolution("Step 1: $2x = 8$.\nStep 2: so $x = \\boxed{5}$.", "4", "math");
+  assert.equal(w.correct, false);
+  assert.equal(w.first_error_step, 1);
+  const none = checkMathAnswer("I do not know.", "4");
+  assert.deepEqual([none.correct, none.pred, none.pred_source], [false, null, null]);
+});
