@@ -8,10 +8,12 @@
 // - quantized tensors in a GGUF file (fixture bytes of gguf-quants.test.ts) read back as the gguf package's values;
 // - an independent oracle: a tiny llama GGUF written by the gguf package itself, one quant type per matrix
 //   (reference/make_gguf_import_fixtures.py), imported here gives the logits transformers computes from that file;
+//   and transformers loads the folder we import it into unchanged, with the same logits (skipped without torch);
 // - errors: unknown architecture, an unknown quant type (naming the tensor and type), a tensor the model does
 //   not use, rope_freqs that are not llama3 scaling, a vocab-only file.
 
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,7 +26,7 @@ import { importCommand } from "../cli/import.js";
 import { parseHfConfig } from "./config.js";
 import { type GgufMetadata, exportGguf, gguf, permuteRotaryRows, readGguf, readGgufTensor, unpermuteRotaryRows,
   writeGguf } from "./gguf.js";
-import { loadGgufModel, planGgufImport, shortestF32 } from "./gguf-import.js";
+import { importGguf, loadGgufModel, planGgufImport, shortestF32 } from "./gguf-import.js";
 import { GGML_TYPE_CODES } from "./gguf-quants.js";
 import { tensor, tidy } from "../engine/tensor.js";
 import { ggufTokenizerMetadata, byteLevelAlphabet, preTokenizerJson } from "./gguf-vocab.js";
@@ -32,6 +34,8 @@ import { loadModel, loadModelTokenizer } from "./hub.js";
 import { Llama, type LlamaConfig } from "./llama.js";
 import { TextTokenizer, builtinTokenizer } from "./tokenizer.js";
 
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
+const TINY = path.join(REPO, "src/model/fixtures/gguf-tiny");
 const GGML_NAMES = new Map<number, string>(Object.entries(GGML_TYPE_CODES).map(([k, v]) => [v, k]));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-gguf-import-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -234,10 +238,9 @@ test("quantized tensors in a GGUF file read back as the gguf package's values (e
 // --- an independent oracle: transformers' own GGUF loader ---
 
 test("a tiny GGUF written by the gguf package (every quant type once): our import gives transformers' logits", (t) => {
-  const dir = fileURLToPath(new URL("../../src/model/fixtures/gguf-tiny/", import.meta.url));
-  const fx = JSON.parse(fs.readFileSync(path.join(dir, "logits.json"), "utf8")) as { generator: string; types: Record<string, string>;
+  const fx = JSON.parse(fs.readFileSync(path.join(TINY, "logits.json"), "utf8")) as { generator: string; types: Record<string, string>;
     input_ids: number[][]; logits: string };
-  const file = path.join(dir, "tiny-llama.gguf");
+  const file = path.join(TINY, "tiny-llama.gguf");
   const plan = planGgufImport(file);
   assert.deepEqual(Object.fromEntries(plan.tensors.map((x) => [x.source.name, GGML_NAMES.get(x.source.type)])), fx.types);
   const model = loadModel(file, { backend: referenceBackend(), dtype: "f64" });
@@ -259,6 +262,25 @@ test("a tiny GGUF written by the gguf package (every quant type once): our impor
   } finally {
     model.dispose();
   }
+});
+
+test("transformers loads the folder `import gguf` writes unchanged: the same logits as from the GGUF itself", { timeout: 120_000 }, (t) => {
+  if (spawnSync("python3", ["-c", "import torch, transformers"], { stdio: "ignore" }).status !== 0) {
+    return t.skip("python3 with torch and transformers is not installed");
+  }
+  const fx = JSON.parse(fs.readFileSync(path.join(TINY, "logits.json"), "utf8")) as { input_ids: number[][]; logits: string };
+  const dir = path.join(tmp, "hf-tiny");
+  importGguf(path.join(TINY, "tiny-llama.gguf"), dir);
+  const r = spawnSync("python3", [path.join(REPO, "reference/hf_logits.py"), JSON.stringify({ input_ids: fx.input_ids }), dir],
+    { encoding: "utf8", maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, `transformers failed to load the imported folder:\n${r.stderr.slice(-2000)}`);
+  const theirs = Float64Array.from((JSON.parse(r.stdout).results[0].logits as number[][][]).flat(2));
+  const b = Buffer.from(fx.logits, "base64");
+  const want = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  let diff = 0;
+  for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(theirs[i] - want[i]));
+  t.diagnostic(`transformers on our folder vs on the GGUF: max |logit diff| ${diff.toExponential(2)}`);
+  assert.ok(diff < 1e-5, `${diff}`);
 });
 
 // --- errors ---
