@@ -5,7 +5,7 @@ import { promptText } from "../data/format.js";
 import { writeJsonlAtomic } from "../data/jsonl.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import {
-  buildPairs, formatPair, pairsPerProblem, PAIR_FORMATS, PAIR_KINDS, readVerified, Tally,
+  buildPairs, CHOSEN_RULES, formatPair, pairsPerProblem, PAIR_FORMATS, PAIR_KINDS, readVerified, REJECTED_RULES, STEP_CHOSEN, Tally,
   type PairFormat, type PairKind, type PairsPerProblem, type StepDpoStats,
 } from "../pairs/index.js";
 import { LocalCompleter } from "../sample/local.js";
@@ -73,6 +73,9 @@ async function run(values: Values): Promise<PairsSummary> {
   try {
     const built = await buildPairs(problems, {
       kind, style: styleOf(task), task, balanceLengths: Boolean(values["balance-lengths"]),
+      chosen: choice(values, "chosen", CHOSEN_RULES, "sound"),
+      rejected: choice(values, "rejected", REJECTED_RULES, "full"),
+      chosenStep: choice(values, "stepdpo-chosen", STEP_CHOSEN, "rollout"),
       maxPairsPerProblem: intOption(values, "max-pairs-per-problem", 4),
       completer, rollouts: intOption(values, "rollouts", 8), seed, batchSize,
       temperature: numOption(values, "temperature", 1, (x) => x >= 0, "a number >= 0")!,
@@ -100,12 +103,14 @@ export const pairsCommand: Command = {
   name: "pairs",
   summary: "build preference pairs (outcome, SCDPO, Step-DPO) from verified samples",
   usage: "stepwise pairs --kind outcome|scdpo|stepdpo --in FILE --out FILE [--format trl|stepdpo] " +
-    "[--max-pairs-per-problem 4] [--balance-lengths] [--model DIR | --endpoint URL] [--rollouts 8] [--json]",
+    "[--max-pairs-per-problem 4] [--balance-lengths] [--chosen sound|answer] [--rejected full|first_error] " +
+    "[--stepdpo-chosen rollout|corrected|both] [--model DIR | --endpoint URL] [--rollouts 8] [--json]",
   options: {
     ...COMPLETER_OPTIONS,
     kind: { type: "string" }, in: { type: "string" }, out: { type: "string" }, format: { type: "string" },
     template: { type: "string" }, task: { type: "string" }, "max-pairs-per-problem": { type: "string" },
-    "balance-lengths": { type: "boolean" }, rollouts: { type: "string" }, temperature: { type: "string" },
+    "balance-lengths": { type: "boolean" }, chosen: { type: "string" }, rejected: { type: "string" },
+    "stepdpo-chosen": { type: "string" }, rollouts: { type: "string" }, temperature: { type: "string" },
     "top-p": { type: "string" }, "top-k": { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" },
     "batch-size": { type: "string" }, "skip-bad": { type: "boolean" }, json: { type: "boolean" },
   },
@@ -128,6 +133,13 @@ export const pairsCommand: Command = {
     "  --template T              plain (default) or chat (needs --model for the tokenizer); as in sft/dpo",
     "  --max-pairs-per-problem N default 4; identical pairs and identical completions count once",
     "  --balance-lengths         outcome: prefer pairs whose two sides are closest in length",
+    "  --chosen R                outcome: sound (default: the right answer and no step the calculator finds wrong)",
+    "                            or answer (the right final answer is enough)",
+    "  --rejected R              outcome, scdpo: full (default: the whole wrong completion, EOS after it) or",
+    "                            first_error (cut after its first wrong step, no EOS; \"rejected_eos\": false)",
+    "  --stepdpo-chosen S        stepdpo: rollout (default: a self-generated correct step), corrected (where the",
+    "                            calculator located the wrong step, that line with its arithmetic corrected: a",
+    "                            minimal pair; else a rollout) or both (a pair of each)",
     "stepdpo rollouts (without --model/--endpoint only calculator-flagged steps and shared prefixes are used):",
     COMPLETER_HELP,
     "  --rollouts M              continuations per prefix, default 8",

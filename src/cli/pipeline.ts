@@ -20,6 +20,7 @@ import path from "node:path";
 import { InputError } from "../core/errors.js";
 import { readJsonl, writeJsonlAtomic, writeFileAtomic } from "../data/jsonl.js";
 import type { MathProblem } from "../data/load.js";
+import { noisyAnswer } from "../data/noise.js";
 import { evaluate, type EvalResult } from "../eval/eval.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
 import type { RunConfig, VariantConfig } from "../run/config.js";
@@ -63,6 +64,15 @@ export interface PipelineOptions {
 }
 
 class Stopped extends Error {}
+
+/** One pair set: a kind built with given options; `name` is its file name in pairs/. */
+interface PairSpec {
+  kind: string;
+  chosen: string;
+  rejected: string;
+  stepChosen: string;
+  name: string;
+}
 
 /** Runs one command in process; a non-zero exit is an error naming the stage. */
 async function call(cmd: Command, values: Values, stage: string): Promise<void> {
@@ -141,10 +151,20 @@ export class Pipeline {
     const { problems, split } = this.config.sample;
     const sftCount = split === "shared" ? t.train : t.train - problems;
     const splitKey = await this.stage("split", stageKey("split", dataKey, problems, split), ["data/sft.jsonl", "data/sample.jsonl"], async () => {
-      const all: unknown[] = [];
+      const all: Record<string, unknown>[] = [];
       for await (const { value } of readJsonl(this.abs("data/train.jsonl"))) all.push(value);
-      await writeJsonlAtomic(this.abs("data/sft.jsonl"), all.slice(0, sftCount));
+      // What SFT trains on may carry flawed reasoning (task.noise); the problems the SFT model samples on stay clean.
+      let noisy = 0;
+      const sft = all.slice(0, sftCount).map((p) => {
+        const answer = noisyAnswer(String(p.answer), String(p.id), t.noise, t.seed);
+        if (answer === p.answer) return p;
+        noisy++;
+        return { ...p, answer, clean_answer: p.answer };
+      });
+      await writeJsonlAtomic(this.abs("data/sft.jsonl"), sft);
       await writeJsonlAtomic(this.abs("data/sample.jsonl"), split === "shared" ? all.slice(0, problems) : all.slice(t.train - problems));
+      if (t.noise.kind !== "none") this.log(`stepwise run: task.noise ${t.noise.kind} changed ${noisy} of ${sft.length} SFT solutions`);
+      return { noisy_sft_solutions: noisy };
     });
     // SFT depends on its own problems only, so a change of sample.problems alone does not retrain it.
     return { sft: stageKey("sft-data", dataKey, sftCount), sample: splitKey };
@@ -185,48 +205,97 @@ export class Pipeline {
     }
   }
 
-  /** Samples, verifies and builds the pair kinds the group needs; returns each kind's file and key. */
+  /** The pair set a variant trains on for one kind: the kind and the builder options the variant overrides. */
+  private spec(v: VariantConfig, kind: string): PairSpec {
+    const p = this.config.pairs;
+    const chosen = v.chosen ?? p.chosen;
+    const rejected = v.rejected ?? p.rejected;
+    const stepChosen = v.stepdpo_chosen ?? p.stepdpo_chosen;
+    // Only the options the kind's builder reads name its file: outcome.first_error.jsonl, stepdpo.corrected.jsonl.
+    const opts = kind === "outcome" ? [chosen === "sound" ? "" : chosen, rejected === "full" ? "" : rejected]
+      : kind === "scdpo" ? [rejected === "full" ? "" : rejected] : [stepChosen === "rollout" ? "" : stepChosen];
+    return { kind, chosen, rejected, stepChosen, name: [kind, ...opts.filter(Boolean)].join(".") };
+  }
+
+  /** Samples, verifies and builds the pair sets the group needs; returns each set's file and key, by spec name. */
   private async pairStages(dir: string, policy: { dir: string; key: string }, seed: number, group: VariantConfig[], sampleKey: string) {
     const c = this.config;
-    const kinds = new Set(group.flatMap((v) => v.pairs));
+    const specs = new Map(group.flatMap((v) => v.pairs.map((k) => this.spec(v, k))).map((s) => [s.name, s]));
+    const kinds = new Set([...specs.values()].map((s) => s.kind));
     const out = new Map<string, { file: string; key: string }>();
     const problems = "data/sample.jsonl";
     const probKey = stageKey("problems", policy.key, sampleKey);
     const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), "max-tokens": String(c.sample.max_tokens), seed: String(seed) };
     if (kinds.has("outcome") || kinds.has("stepdpo")) {
-      const samples = this.rel(dir, "samples.jsonl");
-      const verified = this.rel(dir, "verified.jsonl");
-      const sKey = await this.stage(`${dir}/sample`, stageKey("sample", probKey, c.sample, seed), [samples, `${samples}.config.json`], () =>
-        call(sampleCommand, { ...this.common(), ...sampling, n: String(c.sample.n), temperature: String(c.sample.temperature), out: this.abs(samples) }, "sample"));
-      const vKey = await this.stage(`${dir}/verify`, stageKey("verify", sKey), [verified], () =>
-        call(verifyCommand, { task: "arith", in: this.abs(samples), out: this.abs(verified) }, "verify"));
-      for (const kind of ["outcome", "stepdpo"] as const) {
-        if (!kinds.has(kind)) continue;
-        const file = this.rel(dir, "pairs", `${kind}.jsonl`);
-        const extra: Values = kind === "stepdpo" ? { ...this.common(), model: this.abs(policy.dir), rollouts: String(c.pairs.stepdpo_rollouts), seed: String(seed), "max-tokens": String(c.sample.max_tokens) } : {};
-        const key = await this.stage(`${dir}/pairs-${kind}`, stageKey("pairs", kind, vKey, c.pairs, seed), [file], () =>
-          call(pairsCommand, { ...extra, kind, task: "arith", in: this.abs(verified), out: this.abs(file), "max-pairs-per-problem": String(c.pairs.max_per_problem) }, `pairs ${kind}`));
-        out.set(kind, { file, key });
+      const vKey = await this.sampleAndVerify(dir, probKey, sampling, seed);
+      for (const spec of specs.values()) {
+        if (spec.kind === "scdpo") continue;
+        const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
+        const extra: Values = spec.kind === "stepdpo" ? { ...this.common(), model: this.abs(policy.dir), rollouts: String(c.pairs.stepdpo_rollouts), seed: String(seed), "max-tokens": String(c.sample.max_tokens) } : {};
+        const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem, c.pairs.stepdpo_rollouts, seed), [file], () =>
+          call(pairsCommand, { ...extra, ...this.pairOptions(spec), in: this.abs(this.rel(dir, "verified.jsonl")), out: this.abs(file) }, `pairs ${spec.name}`));
+        out.set(spec.name, { file, key });
       }
     }
     if (kinds.has("scdpo")) {
       const samples = this.rel(dir, "sc-samples.jsonl");
       const verified = this.rel(dir, "sc-verified.jsonl");
-      const file = this.rel(dir, "pairs", "scdpo.jsonl");
       const sKey = await this.stage(`${dir}/sample-sc`, stageKey("sample-sc", probKey, c.sample.max_tokens, c.pairs.scdpo_n, c.pairs.scdpo_schedule, seed), [samples, `${samples}.config.json`], () =>
         call(sampleCommand, { ...this.common(), ...sampling, n: String(c.pairs.scdpo_n), "step-temperature": c.pairs.scdpo_schedule, cut: "random", out: this.abs(samples) }, "sample (step-controlled)"));
       const vKey = await this.stage(`${dir}/verify-sc`, stageKey("verify", sKey), [verified], () =>
         call(verifyCommand, { task: "arith", in: this.abs(samples), out: this.abs(verified) }, "verify (step-controlled)"));
-      const key = await this.stage(`${dir}/pairs-scdpo`, stageKey("pairs", "scdpo", vKey, c.pairs.max_per_problem), [file], () =>
-        call(pairsCommand, { kind: "scdpo", task: "arith", in: this.abs(verified), out: this.abs(file), "max-pairs-per-problem": String(c.pairs.max_per_problem) }, "pairs scdpo"));
-      out.set("scdpo", { file, key });
+      for (const spec of specs.values()) {
+        if (spec.kind !== "scdpo") continue;
+        const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
+        const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem), [file], () =>
+          call(pairsCommand, { ...this.pairOptions(spec), in: this.abs(verified), out: this.abs(file) }, `pairs ${spec.name}`));
+        out.set(spec.name, { file, key });
+      }
     }
     return out;
   }
 
+  private pairOptions(spec: PairSpec): Values {
+    return { kind: spec.kind, task: "arith", "max-pairs-per-problem": String(this.config.pairs.max_per_problem),
+      chosen: spec.chosen, rejected: spec.rejected, "stepdpo-chosen": spec.stepChosen };
+  }
+
+  /**
+   * The policy's samples of the sampling problems (plus its greedy solution of each with sample.greedy), verified;
+   * returns the verify stage's key.
+   */
+  private async sampleAndVerify(dir: string, probKey: string, sampling: Values, seed: number): Promise<string> {
+    const c = this.config;
+    const samples = this.rel(dir, "samples.jsonl");
+    const verified = this.rel(dir, "verified.jsonl");
+    const { greedy, ...sampleConfig } = c.sample; // a default greedy: false keeps earlier runs' keys
+    const sKey = await this.stage(`${dir}/sample`, stageKey("sample", probKey, sampleConfig, seed), [samples, `${samples}.config.json`], () =>
+      call(sampleCommand, { ...this.common(), ...sampling, n: String(c.sample.n), temperature: String(c.sample.temperature), out: this.abs(samples) }, "sample"));
+    const inputs = [samples];
+    let gKey: string | null = null;
+    if (greedy) {
+      const g = this.rel(dir, "greedy-samples.jsonl");
+      gKey = await this.stage(`${dir}/sample-greedy`, stageKey("sample-greedy", probKey, c.sample.max_tokens), [g, `${g}.config.json`], () =>
+        call(sampleCommand, { ...this.common(), ...sampling, n: "1", temperature: "0", out: this.abs(g) }, "sample (greedy)"));
+      inputs.push(g);
+    }
+    return this.stage(`${dir}/verify`, stageKey("verify", sKey, ...(gKey ? [gKey] : [])), [verified], async () => {
+      let input = this.abs(samples);
+      if (gKey) {
+        // The greedy solution joins each problem's samples as sample n (after the n sampled ones).
+        const all: Record<string, unknown>[] = [];
+        for await (const { value } of readJsonl(this.abs(samples))) all.push(value);
+        for await (const { value } of readJsonl(this.abs(inputs[1]))) all.push({ ...value, sample: c.sample.n, greedy: true });
+        input = this.abs(this.rel(dir, "all-samples.jsonl"));
+        await writeJsonlAtomic(input, all);
+      }
+      await call(verifyCommand, { task: "arith", in: input, out: this.abs(verified) }, "verify");
+    });
+  }
+
   private async train(v: VariantConfig, outDir: string, policy: { dir: string; key: string }, pairs: Map<string, { file: string; key: string }>, seed: number): Promise<string> {
     const c = this.config;
-    const sources = v.pairs.map((k) => pairs.get(k)!);
+    const sources = v.pairs.map((k) => pairs.get(this.spec(v, k).name)!);
     const pairFile = sources.length === 1 ? sources[0].file : this.rel(path.dirname(outDir), "pairs", `variant-${v.name}.jsonl`);
     const key = stageKey("dpo", policy.key, sources.map((s) => s.key), v, c.dpo, seed);
     return this.stage(outDir, key, [outDir, ...(sources.length > 1 ? [pairFile] : [])], async () => {
@@ -244,8 +313,8 @@ export class Pipeline {
       }
       await call(dpoCommand, {
         ...this.common(), model: this.abs(policy.dir), pairs: this.abs(pairFile), out: this.abs(outDir), loss: v.loss,
-        "loss-weights": v.loss_weights ?? undefined, beta: String(v.beta ?? c.dpo.beta), lr: String(c.dpo.lr),
-        epochs: String(c.dpo.epochs), "batch-size": String(c.dpo.batch_size), seed: String(seed), "save-every": "50", resume: true,
+        "loss-weights": v.loss_weights ?? undefined, beta: String(v.beta ?? c.dpo.beta), lr: String(v.lr ?? c.dpo.lr),
+        epochs: String(v.epochs ?? c.dpo.epochs), "label-smoothing": str(v.label_smoothing), "dpop-lambda": str(v.dpop_lambda), "batch-size": String(c.dpo.batch_size), seed: String(seed), "save-every": "50", resume: true,
         "max-length": String(c.sft.max_length),
       }, `dpo ${v.name}`);
     });

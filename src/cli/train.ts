@@ -266,13 +266,14 @@ export const dpoCommand: Command = {
   usage: "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",
   options: { ...TRAIN_OPTIONS, model: { type: "string" }, pairs: { type: "string" }, loss: { type: "string" },
     "loss-weights": { type: "string" }, beta: { type: "string" }, "label-smoothing": { type: "string" },
-    ref: { type: "string" }, reference: { type: "string" }, "eval-pairs": { type: "string" } },
+    "dpop-lambda": { type: "string" }, ref: { type: "string" }, reference: { type: "string" }, "eval-pairs": { type: "string" } },
   help: ["  --model DIR          the policy to train (usually the SFT model); also the reference unless --ref",
     "  --pairs FILE         JSONL pairs in TRL {prompt, chosen, rejected} or Step-DPO format",
-    "  --loss L[,L...]      sigmoid (default), robust, hinge, ipo, sigmoid_norm, apo_zero, sft",
+    "  --loss L[,L...]      sigmoid (default), robust, hinge, ipo, sigmoid_norm, apo_zero, dpop, sft",
     "  --loss-weights W,... one weight per loss (default 1 each); sigmoid,sft with 1,0.2 is Iterative RPO",
     "  --beta X             inverse temperature of the implicit reward (default 0.1)",
     "  --label-smoothing X  noise rate for sigmoid (cDPO) and robust (default 0)",
+    "  --dpop-lambda X      dpop: weight of the penalty on a chosen log-prob below the reference's (default 50)",
     "  --ref DIR            a reference model other than --model",
     "  --reference MODE     precomputed (default: one batched pass, cached in --out) or live",
     "  --eval-pairs FILE    held-out pairs: eval/loss, eval/rewards/... in metrics.jsonl",
@@ -286,6 +287,8 @@ export const dpoCommand: Command = {
     const labelSmoothing = num(values, "label-smoothing", 0);
     if (beta <= 0) throw new InputError(`--beta must be > 0, got ${beta}`);
     if (labelSmoothing >= 0.5) throw new InputError(`--label-smoothing must be < 0.5, got ${labelSmoothing}`);
+    const dpopLambda = num(values, "dpop-lambda", 50);
+    if (!(dpopLambda >= 0)) throw new InputError(`--dpop-lambda must be >= 0, got ${dpopLambda}`);
     const mode = String(values.reference ?? "precomputed");
     if (mode !== "precomputed" && mode !== "live") throw new InputError(`--reference must be precomputed or live, got "${mode}"`);
     const { model, tokenizer } = await loadPolicy(values, warn);
@@ -295,7 +298,7 @@ export const dpoCommand: Command = {
     const loop = loopConfig(values, 1e-6);
     const refDir = typeof values.ref === "string" ? values.ref : values.model;
     const config = { stage: "dpo", pairs: path.resolve(values.pairs), model: path.resolve(values.model), ref: path.resolve(refDir),
-      losses, beta, labelSmoothing, reference: mode, loop, template: template(values), maxLength: intOption(values, "max-length", 1024),
+      losses, beta, labelSmoothing, ...(losses.some((l) => l.name === "dpop") ? { dpopLambda } : {}), reference: mode, loop, template: template(values), maxLength: intOption(values, "max-length", 1024),
       lora: values.lora === undefined ? null : { r: values.lora, alpha: values["lora-alpha"] ?? null, dropout: values["lora-dropout"] ?? null, targets: values["lora-targets"] ?? null } };
     // With adapters the reference is the frozen base itself, adapters off: no second copy of the weights.
     const sameModel = refDir === values.model;
@@ -319,7 +322,7 @@ export const dpoCommand: Command = {
       }) };
     };
     const reference = refFor(pairs, "ref_logps.json", config.pairs);
-    const options = { beta, labelSmoothing, losses, padId };
+    const options = { beta, labelSmoothing, dpopLambda, losses, padId };
     const evaluation = evalPairs.length === 0 ? undefined : {
       items: evalPairs, every: intOption(values, "eval-every", 0, 0), batchSize: loop.batchSize,
       objective: dpoObjective(model, refFor(evalPairs, "ref_logps_eval.json", path.resolve(String(values["eval-pairs"]))), options),

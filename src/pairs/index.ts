@@ -3,18 +3,20 @@
 
 import type { AnswerStyle } from "../verify/answer.js";
 import { outcomePairs } from "./outcome.js";
-import { Tally, type Pair, type PairKind, type ProblemSamples } from "./records.js";
+import { Tally, type ChosenRule, type Pair, type PairKind, type ProblemSamples, type RejectedRule } from "./records.js";
 import { scdpoPairs } from "./scdpo.js";
 import { stepDpoPairs, type StepDpoOptions, type StepDpoStats } from "./stepdpo.js";
 
 export * from "./records.js";
 export { outcomePairs, pickPairs, type OutcomeOptions } from "./outcome.js";
 export { scdpoPairs, type ScdpoOptions } from "./scdpo.js";
-export { stepDpoPairs, type StepDpoOptions, type StepDpoStats } from "./stepdpo.js";
+export { correctedStep, STEP_CHOSEN, stepDpoPairs, type StepChosen, type StepDpoOptions, type StepDpoStats } from "./stepdpo.js";
 
 export interface BuildOptions extends StepDpoOptions {
   kind: PairKind;
   balanceLengths: boolean; // outcome
+  chosen: ChosenRule; // outcome: which correct samples may be chosen
+  rejected: RejectedRule; // outcome, scdpo: whole rejected sides or cut after the first wrong step
   style: AnswerStyle;
 }
 

@@ -5,19 +5,23 @@
 
 import { completionText } from "../data/format.js";
 import { referenceAnswer, type AnswerStyle } from "../verify/answer.js";
-import { capPairs, Tally, type Pair, type ProblemSamples, type VerifiedSample } from "./records.js";
+import {
+  acceptable, capPairs, rejectedSide, Tally, type ChosenRule, type Pair, type ProblemSamples, type RejectedRule, type VerifiedSample,
+} from "./records.js";
 
 export interface OutcomeOptions {
   maxPairsPerProblem: number;
+  chosen: ChosenRule; // sound (default): a chosen side must also pass the step verifier
+  rejected: RejectedRule; // full (default) or first_error: rejected sides cut after their first wrong step
   balanceLengths: boolean;
   style: AnswerStyle; // how the final answer is read from "answer"
 }
 
-/** The distinct completion texts of samples (first occurrence kept), counting the duplicates. */
-function distinct(samples: VerifiedSample[], tally: Tally): string[] {
-  const texts = samples.map((s) => completionText(s.completion));
-  const out = [...new Set(texts)];
-  tally.skip("duplicate completions", texts.length - out.length);
+/** The distinct sides of samples (first occurrence kept), counting the duplicates. */
+function distinct<T extends { text: string }>(sides: T[], tally: Tally): T[] {
+  const seen = new Set<string>();
+  const out = sides.filter((s) => !seen.has(s.text) && seen.add(s.text));
+  tally.skip("duplicate completions", sides.length - out.length);
   return out;
 }
 
@@ -57,14 +61,21 @@ export function outcomePairs(problems: ProblemSamples[], o: OutcomeOptions, tall
   const pairs: Pair[] = [];
   for (const p of problems) {
     tally.skip("undecided samples (correct: null)", p.samples.filter((s) => s.correct === null).length);
-    const chosen = distinct(p.samples.filter((s) => s.correct === true), tally);
-    const rejected = distinct(p.samples.filter((s) => s.correct === false), tally);
+    const right = p.samples.filter((s) => s.correct === true);
+    const good = right.filter((s) => acceptable(s, o.chosen));
+    tally.skip("correct samples with a wrong step (not chosen: pairs.chosen sound)", right.length - good.length);
+    const chosen = distinct(good.map((s) => ({ text: completionText(s.completion) })), tally).map((s) => s.text);
+    const wrong = distinct(p.samples.filter((s) => s.correct === false).map((s) => {
+      const side = rejectedSide(s, 0, o.rejected, tally);
+      return { ...side, text: side.eos ? completionText(side.text) : side.text, full: completionText(s.completion) };
+    }), tally);
+    const rejected = wrong.map((s) => s.text);
     if (chosen.length === 0) tally.skip("problems without a correct sample");
     else if (rejected.length === 0) tally.skip("problems without an incorrect sample");
     const answer = referenceAnswer(p.answer, o.style);
     for (const [i, j] of pickPairs(chosen, rejected, o.maxPairsPerProblem, o.balanceLengths)) {
       pairs.push({ id: p.id, kind: "outcome", question: p.question, prefix: "", chosen: chosen[i], rejected: rejected[j],
-        fullChosen: chosen[i], fullRejected: rejected[j], answer });
+        fullChosen: chosen[i], fullRejected: wrong[j].full, answer, rejectedEos: wrong[j].eos });
     }
   }
   return capPairs(pairs, o.maxPairsPerProblem, tally);

@@ -13,7 +13,7 @@ import { builtinTokenizer } from "../model/tokenizer.js";
 import type { Completer, Completion, CompletionRequest } from "../sample/types.js";
 import { readPairsFile } from "../train/data.js";
 import { verifyMathRecord } from "../verify/index.js";
-import { buildPairs, formatPair, pairsPerProblem, pickPairs, readVerified, Tally, type BuildOptions, type PairKind } from "./index.js";
+import { buildPairs, correctedStep, formatPair, pairsPerProblem, pickPairs, readVerified, Tally, type BuildOptions, type PairKind } from "./index.js";
 
 const Q1 = "A is 2 plus 3. B is A times 4. C is B minus 6. What is C?";
 const REF1 = "A = 2 + 3 = <<2+3=5>>5.\nB = 5 * 4 = <<5*4=20>>20.\nC = 20 - 6 = <<20-6=14>>14.\n#### 14";
@@ -41,7 +41,7 @@ async function build(records: Rec[], o: Partial<BuildOptions> & { kind: PairKind
   const { problems, records: n } = await readVerified(file, false, tally);
   const built = await buildPairs(problems, {
     completer: null, rollouts: 2, temperature: 1, maxTokens: 64, seed: 0, task: "gsm8k", style: "gsm8k",
-    promptOf: (q) => promptText(q), maxPairsPerProblem: 4, batchSize: 4, balanceLengths: false, ...o,
+    promptOf: (q) => promptText(q), maxPairsPerProblem: 4, batchSize: 4, balanceLengths: false, chosen: "sound", rejected: "full", ...o,
   }, tally);
   fs.rmSync(dir, { recursive: true, force: true });
   return { ...built, problems, records: n, skipped: tally.skipped };
@@ -146,7 +146,7 @@ test("stepdpo pairs without a model: calculator-located steps, chosen from corre
     { prompt: Q1, initial_reason_steps: "", chosen: A, rejected: "A = 2 + 3 = <<2+3=6>>6.\n",
       full_chosen: REF1, full_rejected: W_CALC0, answer: "14", id: "p1", kind: "stepdpo" },
   ]);
-  assert.deepEqual(got.stepdpo, { located: { calculator: 3, rollouts: 0 }, chosen_from: { samples: 2, rollouts: 0 } });
+  assert.deepEqual(got.stepdpo, { located: { calculator: 3, rollouts: 0 }, chosen_from: { samples: 2, rollouts: 0, corrected: 0 } });
   assert.deepEqual(got.skipped, {
     "incorrect samples with no step the calculator flags (locating one needs rollouts: --model or --endpoint)": 2,
     "incorrect samples with no correct sample sharing the prefix before the wrong step (rollouts need --model or --endpoint)": 1,
@@ -202,7 +202,7 @@ test("stepdpo pairs with rollouts: the earliest step after which no rollout reac
     // W2: no correct sample at all; a rollout from X reaches 10, none from after "Y = 3 * 7"
     { prompt: `${p2}${X}`, chosen: "Y = 3 + 7 = <<3+7=10>>10.\n", rejected: "Y = 3 * 7 = <<3*7=21>>21.\n", id: "p2", kind: "stepdpo" },
   ]);
-  assert.deepEqual(got.stepdpo, { located: { calculator: 3, rollouts: 2 }, chosen_from: { samples: 3, rollouts: 2 } });
+  assert.deepEqual(got.stepdpo, { located: { calculator: 3, rollouts: 2 }, chosen_from: { samples: 3, rollouts: 2, corrected: 0 } });
   assert.deepEqual(got.skipped, {});
   assert.ok(completer.prompts.every((p) => p.startsWith(p1) || p.startsWith(p2)));
   // Capped: the pairs of p1 stop at the cap, in sample order, and its other samples cost nothing.
@@ -236,4 +236,56 @@ test("what stepwise dpo reads back: TRL prompts as written, Step-DPO prompts reb
   assert.equal(back.pairs[0].chosen.at(-1), tok.eosId);
   assert.deepEqual(back.pairs[0].prompt, tok.encode(promptText(Q1)));
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// A lucky guess: the right final answer after a wrong step (24 - 6 written as 14).
+const LUCKY1 = "A = 2 + 3 = <<2+3=5>>5.\nB = 5 * 4 = <<5*4=24>>24.\nC = 24 - 6 = <<24-6=14>>14.\n#### 14";
+
+test("outcome pairs: chosen sides must be step-sound unless --chosen answer", async () => {
+  const recs = [verified("p1", Q1, REF1, 0, LUCKY1), verified("p1", Q1, REF1, 1, W_LOGIC), verified("p1", Q1, REF1, 2, REF1)];
+  const sound = await build(recs, { kind: "outcome" });
+  assert.deepEqual(sound.pairs.map((p) => p.chosen), [REF1]);
+  assert.equal(sound.skipped["correct samples with a wrong step (not chosen: pairs.chosen sound)"], 1);
+  const answer = await build(recs, { kind: "outcome", chosen: "answer" });
+  assert.deepEqual(answer.pairs.map((p) => p.chosen).sort(), [LUCKY1, REF1].sort());
+});
+
+test("rejected first_error: cut after the first wrong step with no EOS; whole where no step is located", async () => {
+  const recs = [verified("p1", Q1, REF1, 0, REF1), verified("p1", Q1, REF1, 1, W_CALC1), verified("p1", Q1, REF1, 2, W_LOGIC),
+    verified("p1", Q1, REF1, 3, W_CALC0, { finish_reason: "length" })];
+  const got = await build(recs, { kind: "outcome", rejected: "first_error" });
+  const cut1 = "A = 2 + 3 = <<2+3=5>>5.\nB = 5 * 4 = <<5*4=24>>24.\n";
+  assert.deepEqual(got.pairs.map((p) => [p.rejected, p.rejectedEos]), [[cut1, false], [W_LOGIC, true], ["A = 2 + 3 = <<2+3=6>>6.\n", false]]);
+  assert.equal(got.pairs[0].fullRejected, W_CALC1);
+  assert.deepEqual(trl(got.pairs[0]), { prompt: `${Q1}\n`, chosen: REF1, rejected: cut1, id: "p1", kind: "outcome", rejected_eos: false });
+  // full: a sample cut off by the token limit never produced an EOS, so its rejected side gets none
+  const full = await build(recs, { kind: "outcome" });
+  assert.deepEqual(full.pairs.map((p) => p.rejectedEos), [true, true, false]);
+  // read back: the cut rejected side ends without EOS, the chosen one with it
+  const tok = builtinTokenizer();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-pairs-cut-"));
+  const file = path.join(dir, "p.jsonl");
+  await writeJsonlAtomic(file, got.pairs.map(trl));
+  const back = await readPairsFile(file, { tokenizer: tok, template: "plain", maxLength: 1024, skipBad: false });
+  assert.equal(tok.decode(back.pairs[0].rejected), cut1);
+  assert.notEqual(back.pairs[0].rejected.at(-1), tok.eosId);
+  assert.equal(back.pairs[0].chosen.at(-1), tok.eosId);
+  assert.equal(back.pairs[1].rejected.at(-1), tok.eosId);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("stepdpo --stepdpo-chosen corrected: the wrong line with its arithmetic fixed (a minimal pair)", async () => {
+  assert.equal(correctedStep("B = 5 * 4 = <<5*4=24>>24."), "B = 5 * 4 = <<5*4=20>>20.");
+  assert.equal(correctedStep("He pays 3 * 12 = $<<3*12=38>>38 in all."), "He pays 3 * 12 = $<<3*12=36>>36 in all.");
+  assert.equal(correctedStep("B = 5 * 4 = <<5*4=20>>20."), null, "nothing to correct");
+  assert.equal(correctedStep("B = 5 * 4 = <<5*3=15>>15."), null, "an operand copied wrong is not an arithmetic slip");
+  const recs = [verified("p1", Q1, REF1, 0, W_CALC1), verified("p1", Q1, REF1, 1, W_LOGIC)];
+  const got = await build(recs, { kind: "stepdpo", chosenStep: "corrected" });
+  assert.deepEqual(got.pairs.map(trl), [{
+    prompt: `${Q1}\nA = 2 + 3 = <<2+3=5>>5.\n`, chosen: "B = 5 * 4 = <<5*4=20>>20.\n", rejected: "B = 5 * 4 = <<5*4=24>>24.\n",
+    id: "p1", kind: "stepdpo",
+  }]);
+  assert.deepEqual(got.stepdpo!.chosen_from, { samples: 0, rollouts: 0, corrected: 1 });
+  // rollout (the default) finds no correct sample sharing the prefix here, so no pair without a model
+  assert.equal((await build(recs, { kind: "stepdpo" })).pairs.length, 0);
 });

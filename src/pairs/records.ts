@@ -10,6 +10,7 @@
 
 import { InputError } from "../core/errors.js";
 import { readJsonl } from "../data/jsonl.js";
+import { splitSteps } from "../verify/steps.js";
 
 export type PairKind = "outcome" | "scdpo" | "stepdpo";
 export const PAIR_KINDS: readonly PairKind[] = ["outcome", "scdpo", "stepdpo"];
@@ -25,6 +26,7 @@ export interface VerifiedSample {
   firstErrorStep: number | null;
   cut: number | null; // step-controlled samples: steps kept from the reference solution
   prefix: string | null;
+  finishReason: string | null; // "length": cut off by the token limit, so it never produced an EOS
 }
 
 export interface ProblemSamples {
@@ -45,6 +47,43 @@ export interface Pair {
   fullChosen: string; // the whole chosen solution (prefix included)
   fullRejected: string;
   answer: string; // the final answer
+  rejectedEos?: boolean; // false: the rejected side ends without EOS (cut after its first wrong step, or cut off by
+  // the token limit); whole-solution pairs otherwise end both sides with EOS. Step-DPO pairs never have one.
+}
+
+/** Which chosen sides count: "sound" = the right answer and no step the verifier finds wrong; "answer" = the right answer. */
+export type ChosenRule = "sound" | "answer";
+export const CHOSEN_RULES: readonly ChosenRule[] = ["sound", "answer"];
+/** What a rejected side holds: the whole wrong completion, or only up to its first wrong step (no EOS). */
+export type RejectedRule = "full" | "first_error";
+export const REJECTED_RULES: readonly RejectedRule[] = ["full", "first_error"];
+
+/** A correct sample that passes the chosen rule. */
+export function acceptable(s: VerifiedSample, rule: ChosenRule): boolean {
+  if (s.correct !== true) return false;
+  return rule === "answer" || (s.firstErrorStep === null && !(s.steps ?? []).some((x) => x.ok === false));
+}
+
+/**
+ * The rejected side of a wrong completion `text` that starts at offset `from` of the sample's completion: the
+ * whole rest, or (first_error) the rest up to the end of the sample's first wrong step (its line break included).
+ * `eos` is false when the side was cut, or when the sample itself was cut off by the token limit.
+ */
+export function rejectedSide(s: VerifiedSample, from: number, rule: RejectedRule, tally: Tally): { text: string; eos: boolean } {
+  const whole = s.completion.slice(from);
+  const eos = s.finishReason !== "length";
+  if (rule === "full") return { text: whole, eos };
+  const e = s.firstErrorStep;
+  const spans = e === null ? [] : splitSteps(s.completion);
+  if (e === null || e >= spans.length || spans[e].start < from) {
+    tally.skip("rejected sides kept whole: no located wrong step after the prefix");
+    return { text: whole, eos };
+  }
+  let end = spans[e].end;
+  if (s.completion[end] === "\n") end++;
+  if (end >= s.completion.length) return { text: whole, eos }; // the wrong step is the last: nothing to cut
+  tally.skip("rejected sides cut after their first wrong step (not skipped: counted)");
+  return { text: s.completion.slice(from, end), eos: false };
 }
 
 /** Counts of what was left out, by reason. */
@@ -85,6 +124,7 @@ function parseSample(v: Record<string, unknown>, where: string): { id: string; q
   const s: VerifiedSample = {
     where, sample: intOrNull(v.sample), completion: completion!, correct: v.correct, steps: stepsOf(v.steps, where),
     firstErrorStep: intOrNull(v.first_error_step), cut: intOrNull(v.cut), prefix: typeof v.prefix === "string" ? v.prefix : null,
+    finishReason: typeof v.finish_reason === "string" ? v.finish_reason : null,
   };
   return { id: id!, question: question!, answer: answer!, s };
 }
@@ -116,10 +156,11 @@ export async function readVerified(file: string, skipBad: boolean, tally: Tally)
 
 /** A pair in TRL or Step-DPO format; promptOf is promptText with the run's template. */
 export function formatPair(p: Pair, format: PairFormat, promptOf: (question: string) => string): Record<string, unknown> {
-  if (format === "trl") return { prompt: promptOf(p.question) + p.prefix, chosen: p.chosen, rejected: p.rejected, id: p.id, kind: p.kind };
+  const eos = p.rejectedEos === false && p.kind !== "stepdpo" ? { rejected_eos: false } : {};
+  if (format === "trl") return { prompt: promptOf(p.question) + p.prefix, chosen: p.chosen, rejected: p.rejected, id: p.id, kind: p.kind, ...eos };
   return {
     prompt: p.question, initial_reason_steps: p.prefix, chosen: p.chosen, rejected: p.rejected,
-    full_chosen: p.fullChosen, full_rejected: p.fullRejected, answer: p.answer, id: p.id, kind: p.kind,
+    full_chosen: p.fullChosen, full_rejected: p.fullRejected, answer: p.answer, id: p.id, kind: p.kind, ...eos,
   };
 }
 

@@ -6,10 +6,11 @@
 import { completionText } from "../data/format.js";
 import { referenceAnswer, type AnswerStyle } from "../verify/answer.js";
 import { splitSteps } from "../verify/steps.js";
-import { capPairs, Tally, type Pair, type ProblemSamples, type VerifiedSample } from "./records.js";
+import { capPairs, rejectedSide, Tally, type Pair, type ProblemSamples, type RejectedRule, type VerifiedSample } from "./records.js";
 
 export interface ScdpoOptions {
   maxPairsPerProblem: number;
+  rejected: RejectedRule; // full (default) or first_error: the continuation cut after its first wrong step
   style: AnswerStyle;
 }
 
@@ -46,10 +47,11 @@ export function scdpoPairs(problems: ProblemSamples[], o: ScdpoOptions, tally: T
       }
       const prefix = s.prefix!;
       const chosen = solution.slice(spans[s.cut!].start);
-      const rejected = completionText(s.completion.slice(prefix.length));
+      const side = rejectedSide(s, prefix.length, o.rejected, tally);
+      const rejected = side.eos ? completionText(side.text) : side.text;
       const list = byCut.get(s.cut!) ?? [];
       list.push({ id: p.id, kind: "scdpo", question: p.question, prefix, chosen, rejected,
-        fullChosen: prefix + chosen, fullRejected: completionText(s.completion), answer });
+        fullChosen: prefix + chosen, fullRejected: completionText(s.completion), answer, rejectedEos: side.eos });
       byCut.set(s.cut!, list);
     }
     pairs.push(...roundRobin([...byCut.entries()].sort((a, b) => a[0] - b[0]).map(([, l]) => l)));

@@ -17,7 +17,7 @@ import { fnv1a } from "../data/task.js";
 import { sequenceSeed } from "../model/generate.js";
 import type { Completer, CompletionRequest } from "../sample/types.js";
 import { referenceAnswer } from "../verify/answer.js";
-import { checkStep } from "../verify/calculator.js";
+import { checkAnnotation, checkStep } from "../verify/calculator.js";
 import { styleOf, verifySolution, type MathTask } from "../verify/record.js";
 import { splitSteps, type StepSpan } from "../verify/steps.js";
 import { Tally, type Pair, type ProblemSamples, type VerifiedSample } from "./records.js";
@@ -33,13 +33,33 @@ export interface StepDpoOptions {
   task: MathTask; // how answers are checked
   promptOf: (question: string) => string; // promptText with the run's template
   maxPairsPerProblem: number;
+  chosenStep?: StepChosen; // rollout (default): a self-generated correct step; corrected: where the calculator
+  // located the wrong step, that step with its arithmetic corrected (a minimal pair), else a rollout; both: each
   batchSize: number; // requests per completer call
   onRollouts?: (requests: number) => void;
 }
 
+export type StepChosen = "rollout" | "corrected" | "both";
+export const STEP_CHOSEN: readonly StepChosen[] = ["rollout", "corrected", "both"];
+
 export interface StepDpoStats {
   located: { calculator: number; rollouts: number };
-  chosen_from: { samples: number; rollouts: number };
+  chosen_from: { samples: number; rollouts: number; corrected: number };
+}
+
+/**
+ * A step with every wrong `<<expr=value>>` (and the number written after it) set to the exact value of expr: the
+ * same words with the right result. Null when nothing changes or the calculator still finds the step wrong (an
+ * operand copied wrong is not an arithmetic slip and is not corrected).
+ */
+export function correctedStep(step: string): string | null {
+  const fixed = step.replace(/<<([^<>=]*)=([^<>]*)>>(\$?)(-?\d[\d,]*(?:\.\d+)?)?/g, (m, lhs: string, rhs: string, money: string, written?: string) => {
+    const c = checkAnnotation(`${lhs}=${rhs}`);
+    const value = c.ok === false ? c.expected : c.ok === true ? rhs : undefined;
+    if (value === undefined) return m;
+    return `<<${lhs}=${value}>>${money}${written !== undefined ? value : ""}`;
+  });
+  return fixed !== step && checkStep(fixed).ok === true ? fixed : null;
 }
 
 /** One incorrect sample on its way to a pair. */
@@ -188,8 +208,8 @@ async function chooseSteps(cases: Case[], o: StepDpoOptions, stats: StepDpoStats
   return chosen;
 }
 
-/** The pair of a located case with its chosen continuation t. */
-function pairOf(c: Case, t: string, task: MathTask): Pair {
+/** The pair of a located case with its chosen step (and the solution it starts, for fullChosen). */
+function pairOf(c: Case, step: string, t: string, task: MathTask): Pair {
   const e = c.wrong!;
   const prefix = prefixAt(c, e);
   // Spaces before the wrong step (a generated line that began with one) belong to both sides, not to the prompt:
@@ -197,10 +217,19 @@ function pairOf(c: Case, t: string, task: MathTask): Pair {
   const indent = /[ \t]*$/.exec(prefix)![0];
   return {
     id: c.problem.id, kind: "stepdpo", question: c.problem.question, prefix: prefix.slice(0, prefix.length - indent.length),
-    chosen: indent + stepText(splitSteps(t), 0), rejected: indent + stepText(c.spans, e),
+    chosen: indent + step, rejected: indent + stepText(c.spans, e),
     fullChosen: completionText(prefix + t), fullRejected: completionText(c.s.completion),
     answer: referenceAnswer(c.problem.answer, styleOf(task)),
   };
+}
+
+/** The minimal pair of a calculator-located case: its wrong step corrected in place, or null. */
+function correctedPair(c: Case, task: MathTask): Pair | null {
+  const e = c.wrong!;
+  const fixed = correctedStep(c.spans[e].text);
+  if (fixed === null) return null;
+  const more = e < c.spans.length - 1 ? "\n" : "";
+  return pairOf(c, fixed + more, fixed + more, task);
 }
 
 /**
@@ -208,7 +237,8 @@ function pairOf(c: Case, t: string, task: MathTask): Pair {
  * incorrect samples as it still lacks pairs.
  */
 export async function stepDpoPairs(problems: ProblemSamples[], o: StepDpoOptions, tally: Tally): Promise<{ pairs: Pair[]; stats: StepDpoStats }> {
-  const stats: StepDpoStats = { located: { calculator: 0, rollouts: 0 }, chosen_from: { samples: 0, rollouts: 0 } };
+  const stats: StepDpoStats = { located: { calculator: 0, rollouts: 0 }, chosen_from: { samples: 0, rollouts: 0, corrected: 0 } };
+  const mode = o.chosenStep ?? "rollout";
   const queues = new Map<string, Case[]>(); // each problem's incorrect samples with steps, in input order
   for (const problem of problems) {
     tally.skip("undecided samples (correct: null)", problem.samples.filter((s) => s.correct === null).length);
@@ -230,21 +260,35 @@ export async function stepDpoPairs(problems: ProblemSamples[], o: StepDpoOptions
     const wave = [...queues].flatMap(([id, q]) => q.splice(0, Math.max(0, o.maxPairsPerProblem - made.get(id)!.length)));
     if (wave.length === 0) break;
     const located = await locate(wave, o, tally, stats);
-    const chosen = await chooseSteps(located, o, stats);
-    for (const c of located) {
-      const t = chosen.get(c);
-      if (t === undefined) {
-        tally.skip(o.completer ? "incorrect samples with no correct continuation of the prefix before the wrong step"
-          : "incorrect samples with no correct sample sharing the prefix before the wrong step (rollouts need --model or --endpoint)");
-        continue;
+    const minimal = new Map<Case, Pair>();
+    if (mode !== "rollout") {
+      for (const c of located) {
+        const p = c.candidates.length === 0 ? correctedPair(c, o.task) : null; // calculator-located cases only
+        if (p) minimal.set(c, p);
       }
-      const pair = pairOf(c, t, o.task);
+    }
+    const chosen = await chooseSteps(mode === "corrected" ? located.filter((c) => !minimal.has(c)) : located, o, stats);
+    const add = (pair: Pair): boolean => {
       const key = JSON.stringify([pair.id, pair.prefix, pair.chosen, pair.rejected]);
       if (seen.has(key)) tally.skip("duplicate pairs");
+      else if (made.get(pair.id)!.length >= o.maxPairsPerProblem) tally.skip("pairs over --max-pairs-per-problem");
       else {
         seen.add(key);
         made.get(pair.id)!.push(pair);
+        return true;
       }
+      return false;
+    };
+    for (const c of located) {
+      const m = minimal.get(c);
+      if (m && add(m)) stats.chosen_from.corrected++;
+      const t = chosen.get(c);
+      if (t === undefined) {
+        if (!m) tally.skip(o.completer ? "incorrect samples with no correct continuation of the prefix before the wrong step"
+          : "incorrect samples with no correct sample sharing the prefix before the wrong step (rollouts need --model or --endpoint)");
+        continue;
+      }
+      add(pairOf(c, stepText(splitSteps(t), 0), t, o.task));
     }
   }
   for (const q of queues.values()) tally.skip("incorrect samples not needed (their problem has --max-pairs-per-problem pairs)", q.length);

@@ -26,7 +26,20 @@ test("unknown keys and wrong types are errors naming the key", () => {
   err({ seeds: 0 }, /seeds: expected an integer >= 1/);
   err({ sft: 3 }, /sft: expected a mapping/);
   err({ variants: [{ name: "x", pairs: ["outcome", "bogus"] }] }, /variants\[0\]\.pairs: unknown pair kind "bogus"/);
-  err({ variants: [{ name: "x", pairs: ["outcome"], lr: 1 }] }, /unknown key "variants\[0\]\.lr"/);
+  err({ variants: [{ name: "x", pairs: ["outcome"], learning_rate: 1 }] }, /unknown key "variants\[0\]\.learning_rate"/);
+  // every variant knob is checked before the first stage runs
+  err({ variants: [{ name: "x", pairs: ["outcome"], loss: "sigmoid,bogus" }] }, /variants\[0\]\.loss: unknown loss "bogus"/);
+  err({ variants: [{ name: "x", pairs: ["outcome"], loss: "sigmoid,sft", loss_weights: "1" }] }, /variants\[0\]\.loss: --loss-weights/);
+  err({ variants: [{ name: "x", pairs: ["outcome"], beta: 0 }] }, /variants\[0\]\.beta: expected a number > 0/);
+  err({ variants: [{ name: "x", pairs: ["outcome"], epochs: 1.5 }] }, /variants\[0\]\.epochs: expected an integer >= 1/);
+  err({ variants: [{ name: "x", pairs: ["outcome"], rejected: "half" }] }, /variants\[0\]\.rejected: expected full or first_error/);
+  err({ variants: [{ name: "x", pairs: ["stepdpo"], stepdpo_chosen: "x" }] }, /variants\[0\]\.stepdpo_chosen/);
+  err({ pairs: { chosen: "lucky" } }, /pairs\.chosen: expected sound or answer/);
+  err({ dpo: { beta: -1 } }, /dpo\.beta: expected a number > 0/);
+  err({ task: { noise: { kind: "borrow", rate: 1.5 } } }, /task\.noise\.rate/);
+  err({ task: { noise: { kind: "typo" } } }, /task\.noise\.kind/);
+  const v = resolveConfig({ variants: [{ name: "x", pairs: ["outcome"], lr: 1e-4, rejected: "first_error" }] }).variants[0];
+  assert.deepEqual([v.lr, v.rejected, v.epochs], [1e-4, "first_error", null]);
   err({ variants: [{ name: "a b", pairs: ["outcome"] }] }, /variants\[0\]\.name/);
   err({ variants: [{ name: "x", pairs: ["outcome"] }, { name: "x", pairs: ["scdpo"] }] }, /used twice/);
   err({ task: { preset: "easy+expert" } }, /task\.preset: expected easy, medium or hard.*"easy\+expert"/);

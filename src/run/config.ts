@@ -5,14 +5,24 @@
 import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../core/errors.js";
+import { NO_NOISE, validateNoise, type NoiseConfig } from "../data/noise.js";
 import { presetNames } from "../data/task.js";
+import { parseLosses } from "../train/losses.js";
 
 export interface VariantConfig {
   name: string; // directory and report name
   pairs: string[]; // pair sets trained on together: outcome, scdpo, stepdpo
-  loss: string; // DPO loss list, as `stepwise dpo --loss`
+  loss: string; // DPO loss list, as `stepwise dpo --loss` (sft alone: the sft-more control, SFT on the chosen sides)
   loss_weights: string | null; // as `--loss-weights`, null = 1 each
   beta: number | null; // null = dpo.beta
+  // Per-variant overrides, null = the run's value (so an ablation is one config file):
+  lr: number | null; // dpo.lr
+  epochs: number | null; // dpo.epochs
+  label_smoothing: number | null; // 0 (cDPO / robust noise rate)
+  dpop_lambda: number | null; // 50 (dpop)
+  chosen: string | null; // pairs.chosen
+  rejected: string | null; // pairs.rejected
+  stepdpo_chosen: string | null; // pairs.stepdpo_chosen
 }
 
 export interface RunConfig {
@@ -26,6 +36,7 @@ export interface RunConfig {
     train: number; // training problems (SFT and DPO use the same problem set, as the blog recommends)
     test: number; // held-out problems for every eval
     seed: number; // problem generation (the same problems for every seed)
+    noise: NoiseConfig; // flawed reasoning in what SFT trains on (src/data/noise.ts); sampling and evals stay clean
   };
   model: {
     init: string; // tiny | small | a config.json: a model from scratch
@@ -51,12 +62,16 @@ export interface RunConfig {
     n: number; // completions per problem
     temperature: number;
     max_tokens: number;
+    greedy: boolean; // add the greedy completion to each problem's samples (its own mistakes become rejected sides)
   };
   pairs: {
     max_per_problem: number; // pairs kept per problem and kind
     scdpo_n: number; // step-controlled continuations per correct solution
     scdpo_schedule: string; // temperature of generated step i: gsm8k = min(1.1+0.1i, 1.4), math, blog, or "a+b*i<=c"
     stepdpo_rollouts: number; // continuations per prefix when a wrong step is located by rollouts
+    chosen: string; // outcome chosen sides: sound (right answer and every step checks) | answer (right answer)
+    rejected: string; // outcome and SCDPO rejected sides: full | first_error (cut after the first wrong step, no EOS)
+    stepdpo_chosen: string; // Step-DPO chosen step: rollout | corrected (the wrong line with its arithmetic fixed) | both
   };
   dpo: {
     beta: number;
@@ -67,31 +82,49 @@ export interface RunConfig {
   variants: VariantConfig[];
 }
 
+const VARIANT_DEFAULT: VariantConfig = {
+  name: "", pairs: [], loss: "sigmoid", loss_weights: null, beta: null, lr: null, epochs: null, label_smoothing: null,
+  dpop_lambda: null, chosen: null, rejected: null, stepdpo_chosen: null,
+};
+/** A variant with every unnamed knob at its default (the run's value). */
+function variant(v: Partial<VariantConfig> & { name: string; pairs: string[] }): VariantConfig {
+  return { ...VARIANT_DEFAULT, ...v };
+}
+
 export const DEFAULT_CONFIG: RunConfig = {
   seeds: 1,
   rounds: 1,
   threads: null,
-  task: { preset: "easy+medium", steps: "2-4", max_value: null, train: 48000, test: 400, seed: 1 },
+  task: { preset: "easy+medium", steps: "2-4", max_value: null, train: 48000, test: 400, seed: 1, noise: { ...NO_NOISE } },
   model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
   sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true },
   eval: { max_tokens: 160, maj: 4, temperature: 0.7 },
-  sample: { problems: 600, split: "shared", n: 8, temperature: 1.0, max_tokens: 160 },
-  pairs: { max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 4 },
+  sample: { problems: 600, split: "shared", n: 8, temperature: 1.0, max_tokens: 160, greedy: false },
+  pairs: {
+    max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 4,
+    chosen: "sound", rejected: "full", stepdpo_chosen: "rollout",
+  },
   dpo: { beta: 1.0, lr: 5e-5, epochs: 2, batch_size: 32 },
   variants: [
-    { name: "dpo", pairs: ["outcome"], loss: "sigmoid", loss_weights: null, beta: null },
-    { name: "dpo-nll", pairs: ["outcome"], loss: "sigmoid,sft", loss_weights: "1,0.2", beta: null },
-    { name: "scdpo", pairs: ["outcome", "scdpo"], loss: "sigmoid", loss_weights: null, beta: null },
-    { name: "step-dpo", pairs: ["stepdpo"], loss: "sigmoid", loss_weights: null, beta: null },
+    variant({ name: "dpo", pairs: ["outcome"] }),
+    variant({ name: "dpo-nll", pairs: ["outcome"], loss: "sigmoid,sft", loss_weights: "1,0.2" }),
+    variant({ name: "scdpo", pairs: ["outcome", "scdpo"] }),
+    variant({ name: "step-dpo", pairs: ["stepdpo"] }),
   ],
 };
 
 export const PAIR_KINDS = ["outcome", "scdpo", "stepdpo"] as const;
+export const CHOSEN_RULES = ["sound", "answer"] as const;
+export const REJECTED_RULES = ["full", "first_error"] as const;
+export const STEPDPO_CHOSEN = ["rollout", "corrected", "both"] as const;
 
 // Keys whose value may be null besides their default's type.
-const NULLABLE = new Set(["threads", "task.steps", "task.max_value", "variants.loss_weights", "variants.beta"]);
-const VARIANT_DEFAULT: VariantConfig = { name: "", pairs: [], loss: "sigmoid", loss_weights: null, beta: null };
-const NUMBER_TYPES: Record<string, "string" | "number"> = { "variants.beta": "number", "task.max_value": "number", threads: "number" };
+const VARIANT_NUMBERS = ["beta", "lr", "epochs", "label_smoothing", "dpop_lambda"];
+const NULLABLE = new Set(["threads", "task.steps", "task.max_value",
+  ...Object.keys(VARIANT_DEFAULT).filter((k) => k !== "name" && k !== "pairs" && k !== "loss").map((k) => `variants.${k}`)]);
+const NUMBER_TYPES: Record<string, "string" | "number"> = {
+  "task.max_value": "number", threads: "number", ...Object.fromEntries(VARIANT_NUMBERS.map((k) => [`variants.${k}`, "number" as const])),
+};
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -130,7 +163,24 @@ function checkVariant(raw: unknown, where: string, file: string): VariantConfig 
   for (const p of v.pairs) {
     if (!(PAIR_KINDS as readonly string[]).includes(p as string)) throw new InputError(`${where}.pairs: unknown pair kind ${JSON.stringify(p)}`, file, `use ${PAIR_KINDS.join(", ")}`);
   }
+  try {
+    parseLosses(v.loss, v.loss_weights ?? undefined);
+  } catch (e) {
+    throw new InputError(`${where}.loss: ${(e as Error).message}`, file);
+  }
+  if (v.beta !== null && !(v.beta > 0)) throw new InputError(`${where}.beta: expected a number > 0, got ${v.beta}`, file);
+  if (v.lr !== null && !(v.lr >= 0)) throw new InputError(`${where}.lr: expected a number >= 0, got ${v.lr}`, file);
+  if (v.epochs !== null && !(Number.isInteger(v.epochs) && v.epochs >= 1)) throw new InputError(`${where}.epochs: expected an integer >= 1, got ${v.epochs}`, file);
+  if (v.label_smoothing !== null && !(v.label_smoothing >= 0 && v.label_smoothing < 0.5)) throw new InputError(`${where}.label_smoothing: expected a number in [0, 0.5), got ${v.label_smoothing}`, file);
+  if (v.dpop_lambda !== null && !(v.dpop_lambda >= 0)) throw new InputError(`${where}.dpop_lambda: expected a number >= 0, got ${v.dpop_lambda}`, file);
+  oneOf(v.chosen, CHOSEN_RULES, `${where}.chosen`, file);
+  oneOf(v.rejected, REJECTED_RULES, `${where}.rejected`, file);
+  oneOf(v.stepdpo_chosen, STEPDPO_CHOSEN, `${where}.stepdpo_chosen`, file);
   return v;
+}
+
+function oneOf(v: string | null, allowed: readonly string[], key: string, file: string): void {
+  if (v !== null && !allowed.includes(v)) throw new InputError(`${key}: expected ${allowed.join(" or ")}, got ${JSON.stringify(v)}`, file);
 }
 
 /** Semantic checks the types cannot express. */
@@ -142,11 +192,20 @@ function checkRanges(c: RunConfig, file: string): void {
   if (!presetNames(c.task.preset)) {
     throw new InputError(`task.preset: expected easy, medium or hard, or several different ones joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`, file);
   }
+  try {
+    validateNoise(c.task.noise, "task.noise");
+  } catch (e) {
+    throw new InputError((e as Error).message, file);
+  }
   if (c.sample.problems > c.task.train) throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
   if (c.sample.split !== "shared" && c.sample.split !== "disjoint") throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
   if (c.sample.split === "disjoint" && c.sample.problems >= c.task.train) {
     throw new InputError(`sample.split disjoint: sample.problems (${c.sample.problems}) leaves no SFT problems of task.train (${c.task.train})`, file);
   }
+  oneOf(c.pairs.chosen, CHOSEN_RULES, "pairs.chosen", file);
+  oneOf(c.pairs.rejected, REJECTED_RULES, "pairs.rejected", file);
+  oneOf(c.pairs.stepdpo_chosen, STEPDPO_CHOSEN, "pairs.stepdpo_chosen", file);
+  if (!(c.dpo.beta > 0)) throw new InputError(`dpo.beta: expected a number > 0, got ${c.dpo.beta}`, file);
   const names = new Set<string>();
   for (const v of c.variants) {
     if (names.has(v.name) || v.name === "sft") throw new InputError(`variants: the name "${v.name}" is used twice (or is "sft")`, file);

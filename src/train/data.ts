@@ -94,7 +94,8 @@ export async function readPairsFile(file: string, o: ReadOptions): Promise<{ pai
     // A Step-DPO record's prompt is the question; plain prompts are used as they are.
     const head = steps !== null ? promptText(prompt!, o.template, o.tokenizer) + steps : prompt!;
     const c = encode(o, head, chosen!, !isStep);
-    const r = encode(o, head, rejected!, !isStep);
+    // "rejected_eos": false marks a rejected side cut before its end (after its first wrong step): no EOS follows it
+    const r = encode(o, head, rejected!, !isStep && value.rejected_eos !== false);
     if (c.prompt.length !== r.prompt.length || c.prompt.some((t, i) => t !== r.prompt[i])) {
       o.warn?.(`${where}: the prompt tokenizes differently before chosen and rejected; using the chosen one's`);
     }

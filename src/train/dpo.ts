@@ -31,6 +31,7 @@ export interface RefLogps {
 export interface DpoOptions {
   beta: number;
   labelSmoothing: number;
+  dpopLambda?: number; // dpop's lambda (losses.ts)
   losses: { name: LossName; weight: number }[];
   padId: number;
 }
@@ -87,7 +88,7 @@ export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): O
       rejectedLen: tensor(lengths.slice(P), [P], dtype),
     };
     const perPair = o.losses
-      .map(({ name, weight: w }) => scale(LOSSES[name](x, { beta: o.beta, labelSmoothing: o.labelSmoothing }), w))
+      .map(({ name, weight: w }) => scale(LOSSES[name](x, { beta: o.beta, labelSmoothing: o.labelSmoothing, dpopLambda: o.dpopLambda }), w))
       .reduce((a, b) => add(a, b)); // (P)
     const loss = scale(sumAll(perPair), weight);
     if (train) backward(loss);

@@ -45,11 +45,23 @@ test("closed forms at a random margin", () => {
       sigmoid_norm: -ls(beta * hn),
       apo_zero: 1 - s(beta * (c - rc)) + s(beta * (r - rr)),
       sft: -c / lc,
+      dpop: -ls(beta * h), // the chosen log-prob is above the reference's: no penalty
     };
     for (const name of LOSS_NAMES) {
       const got = LOSSES[name](x, { beta, labelSmoothing: eps }).item();
       assert.ok(Math.abs(got - want[name]) < 1e-12, `${name}: ${got} vs ${want[name]}`);
     }
+  });
+});
+
+test("dpop: the penalty lambda * (ref_w - pi_w) once the chosen log-prob falls below the reference's", () => {
+  tidy(() => {
+    const [c, r, rc, rr, beta, lambda] = [-7.0, -9.1, -6.0, -8.0, 0.3, 5];
+    const ls = (z: number) => -Math.log1p(Math.exp(-z));
+    const h = c - rc - (r - rr);
+    const got = LOSSES.dpop(pairs([c], [r], [rc], [rr], [4], [7]), { beta, labelSmoothing: 0, dpopLambda: lambda }).item();
+    const want = -ls(beta * (h - lambda * (rc - c)));
+    assert.ok(Math.abs(got - want) < 1e-12, `${got} vs ${want}`);
   });
 });
 

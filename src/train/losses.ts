@@ -22,6 +22,7 @@ export interface PairLogps {
 export interface LossOptions {
   beta: number;
   labelSmoothing: number; // eps in [0, 0.5)
+  dpopLambda?: number; // lambda of dpop (default 50, the paper's)
 }
 
 export type LossFn = (x: PairLogps, o: LossOptions) => Tensor;
@@ -65,6 +66,13 @@ export const LOSSES = {
   apo_zero: (x, { beta }) => {
     const up = addScalar(neg(sigmoid(scale(sub(x.chosen, x.refChosen), beta))), 1);
     return add(up, sigmoid(scale(sub(x.rejected, x.refRejected), beta)));
+  },
+
+  // DPO-Positive (DPOP), Pal et al. 2024, eq. 3: a penalty once the chosen log-prob falls below the reference's.
+  //   L = -log s(beta (h - lambda max(0, ref_w - pi_w)))
+  dpop: (x, { beta, dpopLambda = 50 }) => {
+    const fall = relu(sub(x.refChosen, x.chosen));
+    return neg(logsigmoid(scale(sub(logRatioMargin(x), scale(fall, dpopLambda)), beta)));
   },
 
   // NLL on the chosen completion, per token (with sigmoid: Iterative RPO, Pang et al. 2024, eq. 3). Averaged per
