@@ -4,7 +4,8 @@ The cases are written here (none are taken from another suite): every answer not
 handle (numbers, fractions, surds, pi, symbolic expressions, intervals, sets, tuples, unordered lists, equations and
 inequalities, matrices, percentages, units and text, degrees, scientific notation, LaTeX spacing and sizing), wrong
 answers close to right ones, and free-form outputs: long solutions with the answer at the end, several boxed
-answers, "final answer is", "####", answers in words, multiple-choice letters.
+answers, "final answer is", "####", answers in words, multiple-choice letters; and real prose: GSM8K test solutions
+without their "#### n" line.
 
 Each case carries `expect`, the verdict its author intended, next to `mv`, Math-Verify's verdict; the TypeScript test
 (src/verify/math_verify.test.ts) measures agreement with `mv` and prints the disagreements. Cases marked `held_out`
@@ -18,6 +19,7 @@ Usage (PyPI `math-verify`; the versions used are recorded in the fixture):
 
 import json
 import os
+import re
 from importlib.metadata import version
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
@@ -348,6 +350,27 @@ for gold, pred, expect in [
     held("output", gold, pred, expect)
 
 
+# Real prose: GSM8K test solutions (../shared/data/gsm8k, MIT) with their calculator annotations and "#### n" line
+# removed, so that the answer must be found in the text; each against its answer and against a wrong one (n + 1).
+GSM8K = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k", "test.jsonl")
+
+
+def gsm8k_cases(every=13, limit=100):
+    if not os.path.exists(GSM8K):
+        return []
+    out = []
+    with open(GSM8K) as f:
+        rows = [json.loads(line) for line in f]
+    for row in rows[::every][:limit]:
+        body, answer = row["answer"].rsplit("####", 1)
+        text = re.sub(r"<<[^>]*>>", "", body).strip()
+        gold = answer.strip().replace(",", "")
+        wrong = str(int(gold) + 1) if re.fullmatch(r"-?\d+", gold) else gold + "1"
+        out.append({"category": "gsm8k_prose", "gold": gold, "pred": text, "expect": True, "mode": "latex+expr"})
+        out.append({"category": "gsm8k_prose", "gold": wrong, "pred": text, "expect": False, "mode": "latex+expr"})
+    return out
+
+
 def gold_parsed(gold, mode):
     if mode == "string":
         return parse(gold, extraction_config=MODES[mode])
@@ -356,7 +379,8 @@ def gold_parsed(gold, mode):
 
 def main():
     out = []
-    for i, c in enumerate([{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD]):
+    cases = [{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD + gsm8k_cases()]
+    for i, c in enumerate(cases):
         g = gold_parsed(c["gold"], c["mode"])
         p = parse(c["pred"], extraction_config=MODES[c["mode"]])
         mv = bool(verify(g, p)) if g and p else False

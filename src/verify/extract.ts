@@ -146,7 +146,7 @@ function lastSide(s: string): string {
 /** The last number, fraction or percentage outside math spans ("3/4", "-2.5", "75%", "1,080"). */
 function lastNumber(text: string): Extracted | null {
   const masked = text.replace(SPAN, (x) => " ".repeat(x.length));
-  const re = /(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*\/\s*\d+)?%?(?![\w])/g;
+  const re = /(?<![\w.:])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*\/\s*\d+)?%?(?![\w])/g;
   const m = [...masked.matchAll(re)].pop();
   return m ? { text: m[0].replace(/\s+/g, ""), source: "expr", at: m.index } : null;
 }

@@ -62,6 +62,7 @@ test("agrees with Math-Verify on the committed fixtures", () => {
   const all = tally(fixture.cases);
   console.log(summary("math-verify fixtures, all", all));
   console.log(summary("math-verify fixtures, held out", tally(fixture.cases.filter((c) => c.held_out))));
+  console.log(summary("math-verify fixtures, GSM8K prose", tally(fixture.cases.filter((c) => c.category === "gsm8k_prose"))));
   if (all.lines.length) console.log(`disagreements:\n${all.lines.join("\n")}`);
   const { n, agree, falseAccepts } = all;
   assert.ok(n >= 300, `expected a few hundred cases, got ${n}`);
