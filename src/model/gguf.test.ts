@@ -18,15 +18,15 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type TestContext, after, before, describe, test } from "node:test";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
-import type { Llama as LlamaCpp, LlamaModel as LlamaCppModel } from "node-llama-cpp";
 import { referenceBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
-import { tensor, tidy } from "../engine/tensor.js";
 import { type GgufMetadata, exportGguf, gguf, loadGgufTokenizer, permuteRotaryRows, readGguf, readGgufTensor,
   writeGguf } from "./gguf.js";
 import { byteLevelAlphabet, byteLevelSpelling, ggufTokenizerMetadata, preTokenizerJson, tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import { Llama, type LlamaConfig } from "./llama.js";
+import { type LlamaCpp, type LlamaCppModel, argmax, llamaCppLogprobs, loadLlamaCpp, maxLogprobDiff, ourLogprobs,
+  withSequence } from "./llamacpp.testkit.js";
 import { TextTokenizer, builtinTokenizer } from "./tokenizer.js";
 import { trainBpeTokenizer } from "./bpe.js";
 import { generateProblems, PRESETS as TASK_PRESETS } from "../data/task.js";
@@ -220,24 +220,6 @@ function randomModel(spec: Spec): Llama {
   return model;
 }
 
-/** Our next-token log-probs at every position of ids (T, V), float64 log-softmax of the logits. */
-function ourLogprobs(model: Llama, ids: number[]): Float64Array[] {
-  const V = model.config.vocab_size;
-  const logits = tidy(() => model.forward(tensor(ids, [1, ids.length], "i32", referenceBackend())).toArray()); // (1, T, V)
-  return ids.map((_, t) => {
-    const row = Float64Array.from(logits.subarray(t * V, (t + 1) * V));
-    const max = Math.max(...row);
-    const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
-    return row.map((x) => x - lse);
-  });
-}
-
-function argmax(a: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
-
 /** Our greedy continuation: a full forward per new token (slow, obviously right). */
 function ourGreedy(model: Llama, prompt: number[], n: number): number[] {
   const ids = [...prompt];
@@ -248,49 +230,10 @@ function ourGreedy(model: Llama, prompt: number[], n: number): number[] {
 let llama: LlamaCpp | null = null;
 let skipReason = "";
 
-async function loadLlamaCpp(): Promise<void> {
-  try {
-    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-    // Loading a vocab-only GGUF logs a failed full load (node-llama-cpp probes memory use first): not an error.
-    const expected = /missing tensor 'token_embd\.weight'|failed to load model|Failed simulating model resource usage/;
-    llama = await getLlama({ gpu: false, build: "never", usePrebuiltBinaries: true, skipDownload: true,
-      progressLogs: false, logLevel: LlamaLogLevel.error,
-      logger: (level, message) => void (expected.test(message) || process.stderr.write(`[llama.cpp ${level}] ${message}\n`)) });
-  } catch (e) {
-    skipReason = `node-llama-cpp could not load llama.cpp: ${(e as Error).message.split("\n")[0]}`;
-  }
-}
-
-type Sequence = ReturnType<Awaited<ReturnType<LlamaCppModel["createContext"]>>["getSequence"]>;
-
-/** llama.cpp's next-token log-probs (V) after each of ids, evaluated as one batch on the sequence's cache. */
-async function evaluate(seq: Sequence, ids: number[], V: number): Promise<Float64Array[]> {
-  const out = await seq.controlledEvaluate(ids.map((t) => [t as never, { generateNext: { probabilities: true } }]));
-  return out.map((r) => {
-    const p = r?.next.probabilities;
-    assert.ok(p && p.size === V, `llama.cpp gave ${p?.size} probabilities, vocabulary ${V}`);
-    const lp = new Float64Array(V);
-    for (const [tok, prob] of p) lp[tok as number] = Math.log(prob);
-    return lp;
-  });
-}
-
-/** Runs fn on a fresh single-sequence llama.cpp context set up for exact comparisons. */
-async function withSequence<T>(model: LlamaCppModel, fn: (seq: Sequence) => Promise<T>): Promise<T> {
-  const ctx = await model.createContext({ contextSize: 256, batchSize: 256, sequences: 1, threads: 1,
-    flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
-  try {
-    return await fn(ctx.getSequence());
-  } finally {
-    await ctx.dispose();
-  }
-}
-
-function maxAbsDiff(a: Float64Array[], b: Float64Array[]): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  a.forEach((row, t) => row.forEach((x, v) => (d = Math.max(d, Math.abs(x - b[t][v])))));
-  return d;
+async function loadLlama(): Promise<void> {
+  const got = await loadLlamaCpp();
+  if ("skip" in got) skipReason = got.skip;
+  else llama = got.llama;
 }
 
 const GREEDY_TOKENS = 16;
@@ -353,7 +296,7 @@ function ggufEncoder(file: string, t: TestContext): { tok: TextTokenizer | null;
 }
 
 describe("llama.cpp ground truth (node-llama-cpp 3.21.1)", () => {
-  before(loadLlamaCpp);
+  before(loadLlama);
   after(async () => llama?.dispose());
 
   for (const spec of SPECS) {
@@ -378,14 +321,14 @@ describe("llama.cpp ground truth (node-llama-cpp 3.21.1)", () => {
           // F32: llama.cpp generates on its own (prompt as one batch, then one token at a time on its KV cache).
           // F16: it scores our sequence, since its greedy may leave ours where two tokens are close.
           const theirs: Float64Array[] = await withSequence(cm, async (seq) => {
-            if (dtype === "f16") return evaluate(seq, forced, V);
-            const lp = await evaluate(seq, prompt, V);
-            for (let i = 0; i < GREEDY_TOKENS - 1; i++) lp.push(...(await evaluate(seq, [argmax(lp.at(-1)!)], V)));
+            if (dtype === "f16") return llamaCppLogprobs(seq, forced, V);
+            const lp = await llamaCppLogprobs(seq, prompt, V);
+            for (let i = 0; i < GREEDY_TOKENS - 1; i++) lp.push(...(await llamaCppLogprobs(seq, [argmax(lp.at(-1)!)], V)));
             return lp;
           });
           const theirGreedy: number[] = theirs.slice(prompt.length - 1).map(argmax);
           const same = theirGreedy.filter((x, i) => x === greedy[i]).length;
-          const diff = maxAbsDiff(theirs, ours);
+          const diff = maxLogprobDiff(theirs, ours);
           t.diagnostic(`${dtype}: max |logprob diff| ${diff.toExponential(2)} over ${ours.length} positions x ${V} ` +
             `tokens; greedy ${same}/${GREEDY_TOKENS} tokens equal`);
           if (dtype === "f32") assert.deepEqual(theirGreedy, greedy);
