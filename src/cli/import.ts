@@ -31,8 +31,9 @@ export const importCommand: Command = {
   ].join("\n"),
   async run(values, positionals) {
     const [format, file, ...rest] = positionals;
-    if (format !== "gguf") throw new InputError(`unknown import format "${format ?? ""}"`, undefined, "use: stepwise import gguf FILE --out DIR");
-    if (typeof file !== "string") throw new InputError("the GGUF FILE is required", undefined, "stepwise import gguf FILE --out DIR");
+    const usage = "stepwise import gguf FILE --out DIR";
+    if (format !== "gguf") throw new InputError(`unknown import format "${format ?? ""}"`, undefined, `use: ${usage}`);
+    if (typeof file !== "string") throw new InputError("the GGUF FILE is required", undefined, usage);
     if (rest.length > 0) throw new InputError(`unexpected argument "${rest[0]}"`);
     const out = values.out;
     if (typeof out !== "string") throw new InputError("--out DIR is required");
@@ -50,7 +51,8 @@ export const importCommand: Command = {
     if (values.json) console.log(JSON.stringify(result));
     else {
       const types = Object.entries(result.types).map(([t, n]) => `${n} ${t}`).join(", ");
-      console.log(`wrote ${out}: arch ${result.arch}, ${(result.params / 1e6).toFixed(1)}M parameters as ${dtype} (from ${types})`);
+      const params = `${(result.params / 1e6).toFixed(1)}M parameters`;
+      console.log(`wrote ${out}: arch ${result.arch}, ${params} as ${dtype} (from ${types})`);
     }
     return 0;
   },

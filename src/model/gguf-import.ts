@@ -69,7 +69,8 @@ function hyper(g: GgufFile, arch: GgufArch) {
         "per-layer head counts or sizes are not supported");
     }
     if (v === undefined || typeof v.value !== "number") {
-      throw new InputError(`metadata "${arch}.${key}" is missing or not a number`, g.file, "is this a model GGUF (not vocab-only)?");
+      throw new InputError(`metadata "${arch}.${key}" is missing or not a number`, g.file,
+        "is this a model GGUF (not vocab-only)?");
     }
     return v.type === "f32" ? shortestF32(v.value) : v.value;
   };
@@ -110,7 +111,9 @@ function llama3Scaling(g: GgufFile, theta: number, D: number): LlamaConfig["rope
     }
   });
   const fail = (why: string) => new InputError(`divisors ${why}`, where, "only llama3-style rope scaling is supported");
-  if (points.length < 2) throw fail(`blend ${points.length} frequencies between 1 and ${factor}: the llama3 parameters are not determined`);
+  if (points.length < 2) {
+    throw fail(`blend ${points.length} frequencies between 1 and ${factor}: the llama3 parameters are not determined`);
+  }
   const n = points.length;
   const [mx, my] = [points.reduce((a, p) => a + p[0], 0) / n, points.reduce((a, p) => a + p[1], 0) / n];
   const A = points.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
@@ -122,7 +125,9 @@ function llama3Scaling(g: GgufFile, theta: number, D: number): LlamaConfig["rope
   const base = ropeInvFreq({ rope_theta: theta }, D);
   const scaled = ropeInvFreq({ rope_theta: theta, rope_scaling: scaling }, D);
   const worst = Math.max(...r.map((ri, i) => Math.abs(base[i] / scaled[i] - ri) / ri));
-  if (!(worst < 1e-4)) throw fail(`do not follow llama3 scaling (best fit ${JSON.stringify(scaling)} is off by ${worst.toExponential(1)})`);
+  if (!(worst < 1e-4)) {
+    throw fail(`do not follow llama3 scaling (best fit ${JSON.stringify(scaling)} is off by ${worst.toExponential(1)})`);
+  }
   return scaling;
 }
 
@@ -144,7 +149,9 @@ function configFromGguf(g: GgufFile, arch: GgufArch): LlamaConfig {
     throw new InputError(`${arch}.attention.value_length ${get("attention.value_length")} != key_length ${D}`, g.file);
   }
   const rot = get("rope.dimension_count", D);
-  if (rot !== D) throw new InputError(`${arch}.rope.dimension_count ${rot} != head size ${D}`, g.file, "partial rotary embeddings are not supported");
+  if (rot !== D) {
+    throw new InputError(`${arch}.rope.dimension_count ${rot} != head size ${D}`, g.file, "partial rotary embeddings are not supported");
+  }
   const qBias = has("blk.0.attn_q.bias");
   const config: LlamaConfig = {
     model_type: arch,
@@ -182,7 +189,8 @@ function tensorNames(c: LlamaConfig, arch: GgufArch): { hf: string; gguf: string
   const out = [{ hf: "model.embed_tokens.weight", gguf: "token_embd.weight", shape: [c.vocab_size, C], rotary: 0 }];
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const [p, b] = [`model.layers.${i}.`, `blk.${i}.`];
-    const add = (hf: string, gguf: string, shape: number[], rotary = 0) => out.push({ hf: p + hf, gguf: b + gguf, shape, rotary });
+    const add = (hf: string, gguf: string, shape: number[], rotary = 0) =>
+      out.push({ hf: p + hf, gguf: b + gguf, shape, rotary });
     add("input_layernorm.weight", "attn_norm.weight", [C]);
     add("self_attn.q_proj.weight", "attn_q.weight", [H * D, C], rope(H));
     add("self_attn.k_proj.weight", "attn_k.weight", [Hkv * D, C], rope(Hkv));

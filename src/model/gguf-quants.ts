@@ -51,7 +51,9 @@ const F16 = (() => {
     const sign = h & 0x8000 ? -1 : 1;
     const exp = (h >>> 10) & 0x1f;
     const mant = h & 0x3ff;
-    t[h] = exp === 0 ? sign * mant * 2 ** -24 : exp === 0x1f ? (mant ? NaN : sign * Infinity) : sign * (1 + mant / 1024) * 2 ** (exp - 15);
+    if (exp === 0) t[h] = sign * mant * 2 ** -24; // subnormal
+    else if (exp === 0x1f) t[h] = mant ? NaN : sign * Infinity;
+    else t[h] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
   }
   return t;
 })();
@@ -138,7 +140,7 @@ const q2_K: BlockDecoder = (b, at, y, yo) => {
         const sc = b[at + k++];
         const dl = d * (sc & 0xf);
         const ml = dmin * (sc >> 4);
-        for (let l = 0; l < 16; l++) y[yo + 128 * half + 32 * s + 16 * sub + l] = dl * ((b[qs + 16 * sub + l] >> (2 * s)) & 3) - ml;
+        for (let l = 16 * sub; l < 16 * sub + 16; l++) y[yo + 128 * half + 32 * s + l] = dl * ((b[qs + l] >> (2 * s)) & 3) - ml;
       }
     }
   }
