@@ -83,7 +83,10 @@ function boxedAnswer(text: string): Extracted | null {
   const all = boxes(text);
   if (all.length === 0) return null;
   const group = [all[all.length - 1]];
-  for (let k = all.length - 2; k >= 0 && JOINER.test(text.slice(all[k].end, group[0].start)); k--) group.unshift(all[k]);
+  for (let k = all.length - 2; k >= 0; k--) {
+    if (!JOINER.test(text.slice(all[k].end, group[0].start))) break;
+    group.unshift(all[k]);
+  }
   const parts = [...new Set(group.map((b) => b.inner))];
   return { text: parts.join(", "), source: "boxed", at: group[0].start };
 }

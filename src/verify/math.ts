@@ -17,7 +17,7 @@
 import { extractFinal, type ExtractOptions, type PredSource } from "./extract.js";
 import { cleanAnswer, readAnswer, type RelOp, type Value } from "./mathtree.js";
 import { Rational } from "./rational.js";
-import { Undecidable, scalarsEqual, type Node } from "./scalar.js";
+import { Undecidable, freeVars, scalarsEqual, type Node } from "./scalar.js";
 
 export interface MathCheckOptions extends ExtractOptions {
   /** Time limit per comparison in milliseconds (parsing included); default 1000. */
@@ -95,8 +95,12 @@ function equal(g: Value, p: Value, deadline: number): boolean {
   if (isIntervalLike(g) && isIntervalLike(p) && (g.k === "interval" || p.k === "interval")) {
     return intervalsEqual(asInterval(g), asInterval(p), deadline);
   }
-  if (g.k === "scalar" && p.k === "scalar") return percentReadings(g).some((a) => percentReadings(p).some((b) => scalarsEqual(a, b, deadline)));
-  if ((g.k === "set" || g.k === "list") && (p.k === "set" || p.k === "list")) return unorderedEqual(g.items, p.items, deadline);
+  if (g.k === "scalar" && p.k === "scalar") {
+    return percentReadings(g).some((a) => percentReadings(p).some((b) => scalarsEqual(a, b, deadline)));
+  }
+  if ((g.k === "set" || g.k === "list") && (p.k === "set" || p.k === "list")) {
+    return unorderedEqual(g.items, p.items, deadline);
+  }
   if (g.k === "union" && p.k === "union") return unorderedEqual(g.parts, p.parts, deadline);
   if (g.k !== p.k) return false;
   if (g.k === "tuple" || g.k === "bracket") return orderedEqual(g.items, (p as typeof g).items, deadline);
@@ -132,7 +136,8 @@ function matrixEqual(a: Value[][], b: Value[][], deadline: number): boolean {
 type Interval = Value & { k: "interval" };
 
 function isIntervalLike(v: Value): boolean {
-  return v.k === "interval" || ((v.k === "tuple" || v.k === "bracket") && v.items.length === 2 && v.items.every((x) => x.k === "scalar"));
+  if (v.k === "interval") return true;
+  return (v.k === "tuple" || v.k === "bracket") && v.items.length === 2 && v.items.every((x) => x.k === "scalar");
 }
 
 function asInterval(v: Value): Interval {
@@ -143,7 +148,8 @@ function asInterval(v: Value): Interval {
 }
 
 function intervalsEqual(a: Interval, b: Interval, deadline: number): boolean {
-  return a.loOpen === b.loOpen && a.hiOpen === b.hiOpen && scalarsEqual(a.lo, b.lo, deadline) && scalarsEqual(a.hi, b.hi, deadline);
+  if (a.loOpen !== b.loOpen || a.hiOpen !== b.hiOpen) return false;
+  return scalarsEqual(a.lo, b.lo, deadline) && scalarsEqual(a.hi, b.hi, deadline);
 }
 
 type Relation = Value & { k: "rel" };
@@ -170,9 +176,11 @@ function assignedValue(r: Relation): Value | null {
 /** "a < x <= b", "x > a", "x \le b" over one variable: the interval of x, else null. */
 function inequalityInterval(r: Relation): Interval | null {
   if (r.ops.includes("Equal")) return null;
-  const idx = r.args.findIndex((a) => a.k === "scalar" && a.n.t === "sym" && !/^(?:Pi|e|ExponentialE|PositiveInfinity)$/.test(a.n.name));
+  const isVar = (a: Value) => a.k === "scalar" && a.n.t === "sym" && freeVars(a.n).size === 1;
+  const idx = r.args.findIndex(isVar);
   if (idx < 0 || r.args.length > 3 || r.args.some((a) => a.k !== "scalar")) return null;
-  const inf = (sign: string): Node => (sign === "-" ? { t: "fn", head: "Negate", args: [{ t: "sym", name: "PositiveInfinity" }] } : { t: "sym", name: "PositiveInfinity" });
+  const infinity: Node = { t: "sym", name: "PositiveInfinity" };
+  const inf = (sign: string): Node => (sign === "-" ? { t: "fn", head: "Negate", args: [infinity] } : infinity);
   const node = (i: number) => (r.args[i] as Value & { k: "scalar" }).n;
   const lo = idx > 0 ? node(idx - 1) : inf("-");
   const hi = idx < r.args.length - 1 ? node(idx + 1) : inf("+");

@@ -46,8 +46,9 @@ function tally(cases: Case[]): Tally {
     if (ours === c.mv) { t.agree++; continue; }
     if (ours) t.falseAccepts++;
     const pred = JSON.stringify(c.pred.slice(-70));
+    const said = `ours ${v.correct} (${v.pred_source}: ${JSON.stringify(v.pred)})`;
     t.lines.push(`  #${c.id} ${c.category} [${c.mode}] gold=${JSON.stringify(c.gold)} pred=${pred}\n` +
-      `      ours ${v.correct} (${v.pred_source}: ${JSON.stringify(v.pred)}), math-verify ${c.mv} (${JSON.stringify(c.mv_pred)})`);
+      `      ${said}, math-verify ${c.mv} (${JSON.stringify(c.mv_pred)})`);
   }
   return t;
 }
@@ -62,7 +63,8 @@ test("agrees with Math-Verify on the committed fixtures", () => {
   const all = tally(fixture.cases);
   console.log(summary("math-verify fixtures, all", all));
   console.log(summary("math-verify fixtures, held out", tally(fixture.cases.filter((c) => c.held_out))));
-  console.log(summary("math-verify fixtures, GSM8K prose", tally(fixture.cases.filter((c) => c.category === "gsm8k_prose"))));
+  const prose = fixture.cases.filter((c) => c.category === "gsm8k_prose");
+  console.log(summary("math-verify fixtures, GSM8K prose", tally(prose)));
   if (all.lines.length) console.log(`disagreements:\n${all.lines.join("\n")}`);
   const { n, agree, falseAccepts } = all;
   assert.ok(n >= 300, `expected a few hundred cases, got ${n}`);

@@ -105,7 +105,8 @@ function mixedNumber(args: Node[]): Node | null {
   const [w, f] = args;
   if (args.length !== 2 || w.t !== "num" || !/^\d+$/.test(w.s) || f.t !== "fn" || f.head !== "Divide") return null;
   const [a, b] = f.args;
-  if (a?.t !== "num" || b?.t !== "num" || !/^\d+$/.test(a.s) || !/^\d+$/.test(b.s) || BigInt(a.s) >= BigInt(b.s)) return null;
+  const whole = (x: Node | undefined): x is Node & { t: "num" } => x?.t === "num" && /^\d+$/.test(x.s);
+  if (!whole(a) || !whole(b) || BigInt(a.s) >= BigInt(b.s)) return null;
   return { t: "fn", head: "Add", args: [w, f] };
 }
 

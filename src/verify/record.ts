@@ -77,8 +77,10 @@ function verifyMathSolution(completion: string, gold: string, spans: StepSpan[])
   return finish(spans, step, v.correct, { correct: v.correct, pred: v.pred, pred_source: v.pred_source });
 }
 
-/** Per-step calculator verdicts; the step stating the answer takes the answer's verdict unless its arithmetic is wrong. */
-function finish(spans: StepSpan[], answerStep: number, correct: boolean | null, head: Omit<Verdict, "steps" | "first_error_step">): Verdict {
+type Head = Omit<Verdict, "steps" | "first_error_step">;
+
+/** Per-step calculator verdicts; the step that states the answer takes its verdict unless its arithmetic is wrong. */
+function finish(spans: StepSpan[], answerStep: number, correct: boolean | null, head: Head): Verdict {
   const steps = spans.map((s, i): StepVerdict => {
     const calc = checkStep(s.text).ok;
     if (i !== answerStep || calc === false) return { text: s.text, ok: calc };

@@ -5,8 +5,9 @@
 // Two scalars are equal when:
 //   - both are exact: their exact values are equal; or, when either is written with a decimal point, they agree
 //     after rounding both to 6 decimal places (1/6 = 0.166667, as Math-Verify's float_rounding=6);
-//   - otherwise, at every sample point (6 fixed pseudo-random points, distinct values for each variable) the float64 values agree to
-//     a relative 1e-9 (or after rounding to 6 places where a decimal is written); at least 3 points must be defined.
+//   - otherwise, at every sample point (6 fixed pseudo-random points, distinct values for each variable) the float64
+//     values agree to a relative 1e-9 (or after rounding to 6 places where a decimal is written); at least 3 points
+//     must be defined, and a value that overflows to infinity decides nothing.
 // Anything this module cannot evaluate (an unknown function, complex numbers, repeating decimals) throws
 // Undecidable, which the caller reports as null.
 
