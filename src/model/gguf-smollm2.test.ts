@@ -5,6 +5,7 @@
 // - log-probs: the imported folder (loaded by loadModel, f32) exported as F32 GGUF and run by llama.cpp gives our
 //   full-vocabulary next-token log-probs within 1e-3 at every position of a few short texts;
 // - greedy: llama.cpp's greedy continuation of a chat prompt on that file equals ours;
+// - loadModel on the .gguf itself (what --model FILE.gguf does) gives the folder's log-probs exactly;
 // - the original Q4_1 file in llama.cpp against our import (llama.cpp rounds activations to 8 bits inside Q4_1
 //   matmuls, so this is looser): a diagnostic with a bound.
 // Needs the fetched model (scripts/fetch-smollm2.sh puts it in .cache/smollm2, or $STEPWISE_SMOLLM2_DIR); without
@@ -129,6 +130,16 @@ describe("SmolLM2-135M-Instruct: import vs llama.cpp", { skip: MISSING ?? false 
     } finally {
       await cm.dispose();
       fs.rmSync(file, { force: true });
+    }
+  });
+
+  test("the .gguf file as --model (in-memory import) gives the folder's log-probs exactly", () => {
+    const direct = loadModel(GGUF);
+    try {
+      const ids = tok.encode(TEXTS[1]);
+      assert.equal(maxLogprobDiff(ourLogprobs(direct, ids), ourLogprobs(model, ids)), 0);
+    } finally {
+      direct.dispose();
     }
   });
 
