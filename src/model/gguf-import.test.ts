@@ -4,7 +4,7 @@
 //   scaling, untied; llama3 rope scaling, recovered from rope_freqs) and qwen2 (q/k/v biases, untied, byte-level BPE) models exported by our own exporter (F32)
 //   and imported back give the original config and the original weights exactly (F16 exports: to f16 rounding),
 //   through the folder (`stepwise import gguf`, loaded by loadModel) and in memory (loadModel on the .gguf);
-//   the folder's tokenizer gives the original ids;
+//   the folder's tokenizer gives the original ids; a LoRA adapter saved on a .gguf base loads back onto it;
 // - quantized tensors in a GGUF file (fixture bytes of gguf-quants.test.ts) read back as the gguf package's values;
 // - an independent oracle: a tiny llama GGUF written by the gguf package itself, one quant type per matrix
 //   (reference/make_gguf_import_fixtures.py), imported here gives the logits transformers computes from that file;
@@ -32,6 +32,7 @@ import { tensor, tidy } from "../engine/tensor.js";
 import { ggufTokenizerMetadata, byteLevelAlphabet, preTokenizerJson } from "./gguf-vocab.js";
 import { loadModel, loadModelTokenizer } from "./hub.js";
 import { Llama, type LlamaConfig } from "./llama.js";
+import { attachLora, loraParams, saveAdapter } from "./lora.js";
 import { TextTokenizer, builtinTokenizer } from "./tokenizer.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
@@ -192,6 +193,27 @@ for (const spec of SPECS) {
     }
   });
 }
+
+test("a LoRA adapter whose base_model_name_or_path is a .gguf file loads onto the in-memory import", () => {
+  const file = path.join(tmp, "lora-base.gguf");
+  const base = randomModel(SPECS[0].config);
+  exportGguf(base, builtinTokenizer(), file);
+  base.dispose();
+  const model = loadModel(file, { backend: referenceBackend() });
+  attachLora(model, { r: 2, seed: 4 });
+  for (const p of loraParams(model).values()) p.backend.write(p.buf, Float32Array.from({ length: p.size }, (_, i) => Math.sin(i)));
+  const dir = path.join(tmp, "lora-on-gguf");
+  saveAdapter(model, dir); // base_model_name_or_path: the model's source, the .gguf file
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "adapter_config.json"), "utf8")).base_model_name_or_path, file);
+  const back = loadModel(dir, { backend: referenceBackend() });
+  try {
+    assert.ok(back.lora);
+    assert.equal(maxParamDiff(model, back).diff, 0);
+  } finally {
+    model.dispose();
+    back.dispose();
+  }
+});
 
 // --- quantized tensors in a file ---
 

@@ -72,6 +72,7 @@ export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
   if (isGgufPath(dir)) return loadGgufModel(dir, opts);
   const isAdapter = opts.adapter !== false && fs.existsSync(path.join(dir, ADAPTER_CONFIG));
   const baseDir = isAdapter && !fs.existsSync(path.join(dir, "config.json")) ? adapterBase(dir) : dir;
+  if (isGgufPath(baseDir)) return withAdapter(loadGgufModel(baseDir, opts), dir); // an adapter on a .gguf base
   const { config, raw } = readConfig(baseDir);
   const model = new Llama(config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), init: "none",
     maxPositions: opts.maxPositions });
@@ -87,13 +88,27 @@ export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
   return model;
 }
 
-/** The base model folder of an adapter folder: base_model_name_or_path, relative to the adapter folder or the cwd. */
+/** Attaches the adapter of folder `dir` to a loaded base (freeing the base if that fails). */
+function withAdapter(model: Llama, dir: string): Llama {
+  try {
+    loadAdapter(model, dir);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
+
+/**
+ * The base model of an adapter folder: base_model_name_or_path (a folder or a .gguf file), relative to the adapter
+ * folder or the cwd.
+ */
 function adapterBase(dir: string): string {
   const name = readAdapterConfig(dir).options.baseModel ?? "";
   const where = path.join(dir, ADAPTER_CONFIG);
   if (!name) throw new InputError("the adapter names no base model (base_model_name_or_path is empty)", where);
   const tried = [...new Set([path.resolve(dir, name), path.resolve(name)])];
-  const found = tried.find((d) => fs.existsSync(path.join(d, "config.json")));
+  const found = tried.find((d) => fs.existsSync(isGgufPath(d) ? d : path.join(d, "config.json")));
   if (!found) {
     throw new InputError(`base model "${name}" not found (looked in ${tried.join(", ")})`, where,
       "base_model_name_or_path must be a local model folder (nothing is downloaded); edit it or copy the base there");
