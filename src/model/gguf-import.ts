@@ -24,6 +24,7 @@ import { ggmlTypeName } from "./gguf-quants.js";
 import { tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import type { LoadOptions } from "./hub.js";
 import { Llama, type LlamaConfig, ropeInvFreq } from "./llama.js";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "./lora.js";
 import { type StDType, type TensorToWrite, writeCheckpoint, writeJsonAtomic } from "./safetensors.js";
 
 type Json = Record<string, unknown>;
@@ -289,7 +290,7 @@ const ST_DTYPES: Record<"f32" | "bf16", { st: StDType; torch: string }> = {
 
 /**
  * Writes a GGUF model as a Hugging Face folder, each file atomically: the weights first, then the tokenizer
- * files, generation_config.json, and config.json last (a folder with config.json is complete).
+ * files, generation_config.json, and config.json last; adapter files of an earlier save there are removed.
  */
 export function importGguf(file: string, outDir: string, opts: ImportOptions = {}): ImportResult {
   const dtype = opts.dtype ?? "f32";
@@ -313,6 +314,7 @@ export function importGguf(file: string, outDir: string, opts: ImportOptions = {
   writeJsonAtomic(path.join(outDir, "tokenizer_config.json"), tokenizer.config);
   writeJsonAtomic(path.join(outDir, "generation_config.json"), generationConfig(plan.config));
   writeJsonAtomic(path.join(outDir, "config.json"), hfConfig);
+  for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) fs.rmSync(path.join(outDir, f), { force: true }); // a stale adapter
   const types: Record<string, number> = {};
   for (const t of plan.gguf.tensors) types[ggmlTypeName(t.type)] = (types[ggmlTypeName(t.type)] ?? 0) + 1;
   const params = plan.tensors.reduce((s, t) => s + t.shape.reduce((p, d) => p * d, 1), 0);
