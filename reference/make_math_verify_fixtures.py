@@ -5,7 +5,8 @@ handle (numbers, fractions, surds, pi, symbolic expressions, intervals, sets, tu
 inequalities, matrices, percentages, units and text, degrees, scientific notation, LaTeX spacing and sizing), wrong
 answers close to right ones, and free-form outputs: long solutions with the answer at the end, several boxed
 answers, "final answer is", "####", answers in words, multiple-choice letters; and real prose: GSM8K test solutions
-without their "#### n" line.
+without their "#### n" line; and 300 pairs of two different answers of one category (`expect` null: no verdict was
+intended), a search for false accepts.
 
 Each case carries `expect`, the verdict its author intended, next to `mv`, Math-Verify's verdict; the TypeScript test
 (src/verify/math_verify.test.ts) measures agreement with `mv` and prints the disagreements. Cases marked `held_out`
@@ -19,6 +20,7 @@ Usage (PyPI `math-verify`; the versions used are recorded in the fixture):
 
 import json
 import os
+import random
 import re
 from importlib.metadata import version
 
@@ -371,6 +373,22 @@ def gsm8k_cases(every=13, limit=100):
     return out
 
 
+def cross_cases(n=300):
+    """Answers of one category against another answer of the same category: mostly unequal, some equal by accident."""
+    rng = random.Random(19)
+    by_cat = {}
+    for c in CASES + HELD:
+        if c["mode"] == "latex+expr" and c["category"] not in ("long", "several_boxed", "words", "free_form", "output"):
+            by_cat.setdefault(c["category"], set()).add(c["gold"])
+    pools = [sorted(v) for v in by_cat.values() if len(v) > 2]
+    out = []
+    while len(out) < n:
+        pool = rng.choice(pools)
+        g, p = rng.sample(pool, 2)
+        out.append({"category": "cross", "gold": g, "pred": f"The answer is ${p}$.", "expect": None, "mode": "latex+expr"})
+    return out
+
+
 def gold_parsed(gold, mode):
     if mode == "string":
         return parse(gold, extraction_config=MODES[mode])
@@ -379,7 +397,7 @@ def gold_parsed(gold, mode):
 
 def main():
     out = []
-    cases = [{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD + gsm8k_cases()]
+    cases = [{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD + gsm8k_cases() + cross_cases()]
     for i, c in enumerate(cases):
         g = gold_parsed(c["gold"], c["mode"])
         p = parse(c["pred"], extraction_config=MODES[c["mode"]])
@@ -392,7 +410,7 @@ def main():
     with open(OUT, "w") as f:
         json.dump({"meta": meta, "modes": list(MODES), "cases": out}, f, indent=1, ensure_ascii=False)
         f.write("\n")
-    agree = sum(c["mv"] == c["expect"] for c in out)
+    agree = sum(c["mv"] == c["expect"] for c in out if c["expect"] is not None)
     held_out = sum(c["held_out"] for c in out)
     print(f"{len(out)} cases ({held_out} held out), math-verify agrees with the intended verdict on {agree}")
 

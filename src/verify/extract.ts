@@ -138,8 +138,12 @@ function lastMathSpan(text: string): Extracted | null {
   return m ? { text: lastSide(spanContent(m)), source: "latex", at: m.index } : null;
 }
 
-/** "16 + 6 = 22" and "x = 2 + 3 = 5" -> the last side; an equation "x = 5", "x^2 + y^2 = 4" stays whole. */
+/**
+ * "16 + 6 = 22" and "x = 2 + 3 = 5" -> the last side; an equation "x = 5", "x^2 + y^2 = 4" and a list of them
+ * ("x = 1, x = 2", "x = 1 \text{ or } x = 2") stay whole.
+ */
 function lastSide(s: string): string {
+  if (/[,;]|\\text|\\q?quad|\\(?:text)?(?:or|and)\b/.test(s)) return s;
   const sides = s.split(/(?<![<>!\\])=(?!=)/);
   if (sides.length < 2) return s;
   if (sides.length === 2 && /[a-zA-Z]/.test(sides[0].replace(/\\[a-zA-Z]+/g, ""))) return s;

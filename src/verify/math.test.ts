@@ -18,6 +18,7 @@ test("extraction follows the order of evidence and records its source", () => {
     ["Final answer: 12.5", "12.5", "answer_is"],
     ["We get $x = 3$.\n#### 3", "3", "hash"],
     ["Solving gives $2x = 10$, so $x = 5$.", "x = 5", "latex"],
+    ["So $x = 1, x = 2$.", "x = 1, x = 2", "latex"],
     ["Adding, $16 + 6 = 22$", "22", "latex"],
     ["Adding, $16 + 6 = 22$. So the area is 23.", "23", "expr"],
     ["The probability is 3/4.", "3/4", "expr"],

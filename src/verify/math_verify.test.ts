@@ -15,7 +15,7 @@ interface Case {
   category: string;
   gold: string;
   pred: string;
-  expect: boolean;
+  expect: boolean | null;
   mode: string;
   mv: boolean;
   mv_pred: string | null;
@@ -65,6 +65,7 @@ test("agrees with Math-Verify on the committed fixtures", () => {
   console.log(summary("math-verify fixtures, held out", tally(fixture.cases.filter((c) => c.held_out))));
   const prose = fixture.cases.filter((c) => c.category === "gsm8k_prose");
   console.log(summary("math-verify fixtures, GSM8K prose", tally(prose)));
+  console.log(summary("math-verify fixtures, cross pairs", tally(fixture.cases.filter((c) => c.category === "cross"))));
   if (all.lines.length) console.log(`disagreements:\n${all.lines.join("\n")}`);
   const { n, agree, falseAccepts } = all;
   assert.ok(n >= 300, `expected a few hundred cases, got ${n}`);
