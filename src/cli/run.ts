@@ -8,6 +8,7 @@ import { InputError } from "../core/errors.js";
 import { writeFileAtomic } from "../data/jsonl.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
 import { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "../run/config.js";
+import { diagnose } from "../run/diagnostics.js";
 import { StageCache } from "../run/stages.js";
 import { reportHtml, smooth, summarize, summaryTable, type Curve, type Report } from "../run/report.js";
 import { METRICS } from "../train/metrics.js";
@@ -65,6 +66,7 @@ export async function writeReport(dir: string, config: RunConfig, evals: Paramet
   const report: Report = {
     format: 1, variants: summarize(evals), seeds: config.seeds, seconds, config, stages, skipped,
     pairs: Object.fromEntries(["outcome", "scdpo", "stepdpo"].map((k) => [k, countLines(path.join(seed1, "pairs", `${k}.jsonl`))])),
+    diagnostics: diagnose(dir, config.seeds),
   };
   const dpoCurve = (metric: string): Curve[] => config.variants.map((v) => ({ name: v.name, points: smooth(readCurve(path.join(seed1, v.name, "metrics.jsonl"), metric)) }));
   const curves = [
@@ -73,6 +75,9 @@ export async function writeReport(dir: string, config: RunConfig, evals: Paramet
     { metric: "rewards/accuracies (moving average)", series: dpoCurve(METRICS.rewardsAccuracies) },
     { metric: "rewards/margins (moving average)", series: dpoCurve(METRICS.rewardsMargins) },
     { metric: "rewards/chosen (moving average)", series: dpoCurve(METRICS.rewardsChosen) },
+    // likelihood displacement: a chosen log-prob that falls while the margin grows
+    { metric: "logps/chosen (moving average)", series: dpoCurve(METRICS.logpsChosen) },
+    { metric: "logps/rejected (moving average)", series: dpoCurve(METRICS.logpsRejected) },
   ];
   const credit = await creditExamples(dir, config);
   writeJsonAtomic(path.join(dir, "report.json"), report);

@@ -3,6 +3,7 @@
 import { InputError } from "../core/errors.js";
 import { writeJsonlAtomic } from "../data/jsonl.js";
 import { ALL_OPS, PRESETS, presetNames, streamMixture, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskPart, type TaskProblem } from "../data/task.js";
+import { NO_NOISE, noisyAnswer, validateNoise, type NoiseConfig } from "../data/noise.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
 import { intOption } from "./options.js";
@@ -41,6 +42,18 @@ function configFrom(base: TaskConfig, values: Record<string, unknown>): TaskConf
   });
 }
 
+/** "--noise borrow:0.7" or "slip:0.2:keep". */
+function noiseOption(v: unknown): NoiseConfig {
+  if (v === undefined) return NO_NOISE;
+  const m = /^(borrow|slip):([0-9.]+)(?::(keep|recompute))?$/.exec(String(v));
+  if (!m) throw new InputError(`--noise must be borrow:RATE or slip:RATE, optionally :keep, got "${v}"`);
+  try {
+    return validateNoise({ kind: m[1] as NoiseConfig["kind"], rate: Number(m[2]), answer: (m[3] ?? "recompute") as NoiseConfig["answer"] }, "--noise");
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
+}
+
 export const taskCommand: Command = {
   name: "task",
   summary: "generate built-in multi-step arithmetic word problems (GSM8K format)",
@@ -58,6 +71,7 @@ export const taskCommand: Command = {
     factor: { type: "string" },
     "max-value": { type: "string" },
     compound: { type: "string" },
+    noise: { type: "string" },
     json: { type: "boolean" },
   },
   help: [
@@ -79,6 +93,11 @@ export const taskCommand: Command = {
     "  --factor A-B    range of multipliers, divisors and moduli (>= 2)",
     "  --max-value N   largest intermediate value",
     "  --compound P    probability that an add/subtract step first multiplies two numbers (\"3 packs of 12\")",
+    "  --noise K:R[:keep]  flawed solutions for SFT data (questions and the \"final\" field stay true): K",
+    "                  borrow (a subtraction needing a borrow forgets it, rate R per such line) or slip (one line",
+    "                  off by 1-9, rate R per solution); later lines are recomputed from the wrong value, or with",
+    "                  :keep use the right one (the final answer stays right). A changed record keeps its",
+    "                  original as \"clean_answer\". Sample and evaluate on files made without --noise",
     "  --json          print a JSON summary {\"n\", \"split\", \"seed\", \"out\", \"config\"} on stdout",
   ].join("\n"),
   async run(values) {
@@ -89,12 +108,14 @@ export const taskCommand: Command = {
     if (split !== "train" && split !== "test") throw new InputError(`--split must be train or test, got "${split}"`);
     const out = values.out === undefined ? undefined : String(values.out);
     if (values.json && !out) throw new InputError("--json needs --out (stdout carries the problems otherwise)");
+    const noise = noiseOption(values.noise);
     const progress = new Progress(`task ${split}`, { total: n, unit: "problems" });
-    function* limited(): Generator<TaskProblem> {
+    function* limited(): Generator<TaskProblem & { clean_answer?: string }> {
       let i = 0;
       if (n === 0) return;
       for (const p of streamMixture(parts, { seed, split: split as Split })) {
-        yield p;
+        const answer = noisyAnswer(p.answer, p.id, noise, seed);
+        yield answer === p.answer ? p : { ...p, answer, clean_answer: p.answer };
         progress.tick();
         if (++i >= n) return;
       }

@@ -49,6 +49,26 @@ test("stepwise task writes the same file for the same seed, and a JSON summary",
   }
 });
 
+test("stepwise task --noise: flawed SFT solutions beside the clean ones; the same problems otherwise", () => {
+  assert.equal(stepwise("task", "--preset", "easy", "--n", "40", "--out", "clean.jsonl").code, 0);
+  assert.equal(stepwise("task", "--preset", "easy", "--n", "40", "--noise", "borrow:1", "--out", "noisy.jsonl").code, 0);
+  const clean = lines("clean.jsonl");
+  const noisy = lines("noisy.jsonl");
+  assert.deepEqual(noisy.map((r) => r.id), clean.map((r) => r.id));
+  const changed = noisy.filter((r) => r.clean_answer !== undefined);
+  assert.ok(changed.length > 3 && changed.length < 40, `${changed.length} changed`);
+  for (const r of changed) {
+    const c = clean.find((x) => x.id === r.id)!;
+    assert.equal(r.clean_answer, c.answer);
+    assert.equal(r.final, c.final); // the true final answer stays
+    assert.notEqual(r.answer, c.answer);
+  }
+  const bad = stepwise("task", "--noise", "borrow:2", "--n", "1");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--noise\.rate/);
+  assert.match(stepwise("task", "--noise", "typo", "--n", "1").stderr, /--noise must be/);
+});
+
 test("stepwise verify labels arithmetic completions and counts", () => {
   assert.equal(stepwise("task", "--n", "20", "--seed", "3", "--out", "p.jsonl").code, 0);
   const samples = lines("p.jsonl").flatMap((p, i) => [

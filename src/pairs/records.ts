@@ -82,7 +82,6 @@ export function rejectedSide(s: VerifiedSample, from: number, rule: RejectedRule
   let end = spans[e].end;
   if (s.completion[end] === "\n") end++;
   if (end >= s.completion.length) return { text: whole, eos }; // the wrong step is the last: nothing to cut
-  tally.skip("rejected sides cut after their first wrong step (not skipped: counted)");
   return { text: s.completion.slice(from, end), eos: false };
 }
 

@@ -113,3 +113,10 @@ test("smooth: a trailing moving average over about 1/25 of the points", () => {
   for (const [, y] of s.slice(1)) assert.equal(y, 2);
   assert.deepEqual(smooth([[1, 5]]), [[1, 5]]);
 });
+
+test("the shipped examples/ablations.yaml is a valid config: every variant differs from dpo in what it says", () => {
+  const c = loadConfig(new URL("../../examples/ablations.yaml", import.meta.url).pathname);
+  assert.equal(c.task.noise.kind, "borrow");
+  assert.deepEqual(c.variants.map((v) => v.name), ["dpo", "dpo-answer", "dpo-cut", "dpo-nll", "step-dpo", "step-dpo-min", "scdpo", "scdpo-cut", "sft-more"]);
+  assert.equal(c.variants.find((v) => v.name === "sft-more")!.loss, "sft");
+});

@@ -6,6 +6,7 @@
 // standard deviation, and `ci95` the Wilson interval of the pooled counts (every seed's problems together).
 
 import { wilson } from "../eval/stats.js";
+import { diagnosticsHtml, type SeedDiagnostics } from "./diagnostics.js";
 
 export interface SeedEval {
   name: string;
@@ -43,6 +44,7 @@ export interface Report {
   stages?: { name: string; seconds: number }[];
   skipped?: { name: string; seed: number; round: number; reason: string }[]; // variants with nothing to train on
   pairs?: Record<string, number>; // pairs per kind (seed 1, round 1)
+  diagnostics?: SeedDiagnostics[]; // headroom and pair audit per seed (diagnostics.ts)
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -215,6 +217,7 @@ ${(report.skipped ?? []).map((s) => `<p class="skipped">Skipped: ${esc(s.name)} 
 <h2>Comparison</h2>
 ${table}
 ${accuracyBars(vs)}
+${diagnosticsHtml(report.diagnostics ?? [])}
 <h2>Training curves</h2>
 <div class="charts">${charts}</div>
 <h2>Accuracy by number of steps</h2>
