@@ -6,7 +6,7 @@ inequalities, matrices, percentages, units and text, degrees, scientific notatio
 answers close to right ones, and free-form outputs: long solutions with the answer at the end, several boxed
 answers, "final answer is", "####", answers in words, multiple-choice letters; and real prose: GSM8K test solutions
 without their "#### n" line; and 300 pairs of two different answers of one category (`expect` null: no verdict was
-intended), a search for false accepts.
+intended), and 300 references against a small change of themselves, a search for false accepts.
 
 Each case carries `expect`, the verdict its author intended, next to `mv`, Math-Verify's verdict; the TypeScript test
 (src/verify/math_verify.test.ts) measures agreement with `mv` and prints the disagreements. Cases marked `held_out`
@@ -389,6 +389,23 @@ def cross_cases(n=300):
     return out
 
 
+def perturbed_cases(n=300):
+    """Each scalar reference against a small change of itself (doubled, negated, plus one, inverted, squared)."""
+    rng = random.Random(7)
+    golds = sorted({c["gold"] for c in CASES + HELD if c["category"] in (
+        "integer", "decimal", "fraction", "surd", "constant", "symbolic", "scientific", "notation", "solution")})
+    golds = [g for g in golds if not re.search(r"[=<>,]|\\le|\\ge|\\in|\\text|matrix|\\infty|\\\{|\[|\(.*,", g)]
+    changes = ["2\\left({g}\\right)", "-\\left({g}\\right)", "\\left({g}\\right)+1", "\\frac{{1}}{{{g}}}",
+               "\\left({g}\\right)^2", "\\left({g}\\right)-\\frac{{1}}{{1000}}", "\\left({g}\\right)\\cdot 1.01"]
+    out = []
+    while len(out) < n:
+        g = rng.choice(golds)
+        p = rng.choice(changes).format(g=g)
+        out.append({"category": "perturbed", "gold": g, "pred": f"So the answer is $\\boxed{{{p}}}$.", "expect": None,
+                    "mode": "latex+expr"})
+    return out
+
+
 def gold_parsed(gold, mode):
     if mode == "string":
         return parse(gold, extraction_config=MODES[mode])
@@ -397,7 +414,7 @@ def gold_parsed(gold, mode):
 
 def main():
     out = []
-    cases = [{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD + gsm8k_cases() + cross_cases()]
+    cases = [{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD + gsm8k_cases() + cross_cases() + perturbed_cases()]
     for i, c in enumerate(cases):
         g = gold_parsed(c["gold"], c["mode"])
         p = parse(c["pred"], extraction_config=MODES[c["mode"]])

@@ -65,7 +65,9 @@ test("agrees with Math-Verify on the committed fixtures", () => {
   console.log(summary("math-verify fixtures, held out", tally(fixture.cases.filter((c) => c.held_out))));
   const prose = fixture.cases.filter((c) => c.category === "gsm8k_prose");
   console.log(summary("math-verify fixtures, GSM8K prose", tally(prose)));
-  console.log(summary("math-verify fixtures, cross pairs", tally(fixture.cases.filter((c) => c.category === "cross"))));
+  for (const cat of ["cross", "perturbed"]) {
+    console.log(summary(`math-verify fixtures, ${cat}`, tally(fixture.cases.filter((c) => c.category === cat))));
+  }
   if (all.lines.length) console.log(`disagreements:\n${all.lines.join("\n")}`);
   const { n, agree, falseAccepts } = all;
   assert.ok(n >= 300, `expected a few hundred cases, got ${n}`);

@@ -42,7 +42,7 @@ export function cleanAnswer(raw: string): { latex: string; percent: boolean } {
   s = s.replace(/^\$+([\s\S]*?)\$+$/, "$1").replace(/^\\\(([\s\S]*)\\\)$/, "$1").replace(/^\\\[([\s\S]*)\\\]$/, "$1");
   const boxed = /^\\(?:boxed|fbox)\s*\{([\s\S]*)\}$/.exec(s.trim());
   if (boxed) s = boxed[1];
-  s = s.replace(/\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])/g, "")
+  s = s.replace(/\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![a-zA-Z])/g, "")
     .replace(/\\\$|\\textdollar(?![a-zA-Z])/g, "").replace(/\{,\}/g, "")
     .replace(/\\(?:displaystyle|[!])/g, "").replace(/[\u2212\u2013]/g, "-")
     .trim().replace(/(?:\\[,;: ]|\s|\.(?!\d))+$/, "").trim();
