@@ -4,6 +4,7 @@
 // block size); a block of `block` values takes `bytes` bytes. Every multi-byte field is little-endian; d, dmin and m
 // are IEEE f16. Legend per block: y the block's values (block), q the small integer codes.
 //
+// Plain floats: F32, F16, BF16 (the top 16 bits of an f32), one value a "block".
 // Legacy quants (32 values a block; element j < 16 in the low nibble of qs[j], element j + 16 in the high one):
 //   Q4_0 (18 B): d, qs[16]                       y = d * (q - 8)
 //   Q4_1 (20 B): d, m, qs[16]                    y = d * q + m
@@ -38,13 +39,13 @@ export function ggmlTypeName(code: number): string {
 /** Decodes one block: bytes b[at, at + bytes) -> y[yo, yo + block). */
 type BlockDecoder = (b: Uint8Array, at: number, y: Float32Array, yo: number) => void;
 
-interface Dequantizer {
-  block: number; // values a block
-  bytes: number; // bytes a block
-  decode: BlockDecoder;
-}
+/** Decodes a whole tensor of n values (plain float types). */
+type BulkDecoder = (b: Uint8Array, n: number) => Float32Array;
 
-// f16 and bf16 through lookup tables: a model has millions of scales.
+/** A type's block size (values, bytes) and its decoder: block by block, or a whole tensor at once. */
+type Dequantizer = { block: number; bytes: number } & ({ decode: BlockDecoder } | { bulk: BulkDecoder });
+
+// f16 through a lookup table: a model has millions of f16 scales.
 const F16 = (() => {
   const t = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {
@@ -59,19 +60,24 @@ const F16 = (() => {
 })();
 const f16 = (b: Uint8Array, at: number) => F16[b[at] | (b[at + 1] << 8)];
 const i8 = (x: number) => (x << 24) >> 24;
-const F32_VIEW = new Float32Array(1);
-const U32_VIEW = new Uint32Array(F32_VIEW.buffer);
 
-// --- plain floats ---
+// --- plain floats (decoded a whole tensor at a time: a call per value would dominate) ---
 
-const f32Block: BlockDecoder = (b, at, y, yo) => {
-  U32_VIEW[0] = (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
-  y[yo] = F32_VIEW[0];
+const f32All: BulkDecoder = (b, n) => {
+  const y = new Float32Array(n);
+  new Uint8Array(y.buffer).set(b.subarray(0, 4 * n)); // the file is little-endian, as every platform Node runs on
+  return y;
 };
-const f16Block: BlockDecoder = (b, at, y, yo) => void (y[yo] = f16(b, at));
-const bf16Block: BlockDecoder = (b, at, y, yo) => {
-  U32_VIEW[0] = ((b[at] << 16) | (b[at + 1] << 24)) >>> 0; // bf16 is the top half of an f32
-  y[yo] = F32_VIEW[0];
+const f16All: BulkDecoder = (b, n) => {
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) y[i] = F16[b[2 * i] | (b[2 * i + 1] << 8)];
+  return y;
+};
+const bf16All: BulkDecoder = (b, n) => {
+  const y = new Float32Array(n);
+  const bits = new Uint32Array(y.buffer);
+  for (let i = 0; i < n; i++) bits[i] = ((b[2 * i] << 16) | (b[2 * i + 1] << 24)) >>> 0; // bf16: an f32's top half
+  return y;
 };
 
 // --- legacy quants (32 a block) ---
@@ -251,9 +257,9 @@ const q6_K: BlockDecoder = (b, at, y, yo) => {
 
 /** Every type import can read, by code. */
 const DEQUANT = new Map<number, Dequantizer>([
-  [GGML_TYPE_CODES.F32, { block: 1, bytes: 4, decode: f32Block }],
-  [GGML_TYPE_CODES.F16, { block: 1, bytes: 2, decode: f16Block }],
-  [GGML_TYPE_CODES.BF16, { block: 1, bytes: 2, decode: bf16Block }],
+  [GGML_TYPE_CODES.F32, { block: 1, bytes: 4, bulk: f32All }],
+  [GGML_TYPE_CODES.F16, { block: 1, bytes: 2, bulk: f16All }],
+  [GGML_TYPE_CODES.BF16, { block: 1, bytes: 2, bulk: bf16All }],
   [GGML_TYPE_CODES.Q4_0, { block: 32, bytes: 18, decode: q4_0 }],
   [GGML_TYPE_CODES.Q4_1, { block: 32, bytes: 20, decode: q4_1 }],
   [GGML_TYPE_CODES.Q5_0, { block: 32, bytes: 22, decode: q5_0 }],
@@ -299,6 +305,7 @@ export function dequantize(type: number, bytes: Uint8Array, n: number, tensor = 
   if (n % dq.block !== 0 || bytes.length < (n / dq.block) * dq.bytes) {
     throw new InputError(`tensor "${tensor}" (${ggmlTypeName(type)}): ${bytes.length} bytes cannot hold ${n} values`, where);
   }
+  if ("bulk" in dq) return dq.bulk(bytes, n);
   const y = new Float32Array(n);
   for (let k = 0, at = 0; k < n; k += dq.block, at += dq.bytes) dq.decode(bytes, at, y, k);
   return y;
