@@ -8,6 +8,7 @@ import { intOption, serveUntilSignal } from "./options.js";
 
 export const dashboardCommand: Command = {
   name: "dashboard",
+  ownsSignals: true,
   summary: "local web dashboard over run directories: metrics charts, evals, pair browser, credit heatmaps",
   usage: "stepwise dashboard --runs DIR [--port 8600] [--host 127.0.0.1]",
   options: {

@@ -3,7 +3,8 @@
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { readFileSync } from "node:fs";
-import { StepwiseError, InputError } from "../core/errors.js";
+import { StepwiseError, InputError, InterruptedError } from "../core/errors.js";
+import { requestStop, signalExitCode, type StopSignal } from "../core/interrupt.js";
 import { benchCommand } from "./bench.js";
 import { taskCommand } from "./task.js";
 import { verifyCommand } from "./verify.js";
@@ -28,6 +29,10 @@ export interface Command {
   /** Extra help text: each option's meaning. */
   help: string;
   run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+  /** The flag a rerun needs to continue interrupted work ("--resume"); absent: the same command line resumes. */
+  resumeFlag?: string;
+  /** The command waits for SIGINT/SIGTERM itself (a server): the boundary installs no handler. */
+  ownsSignals?: boolean;
 }
 
 const COMMANDS: Command[] = [runCommand, benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, importCommand, serveCommand, dashboardCommand];
@@ -77,13 +82,56 @@ export async function main(argv: string[]): Promise<number> {
       console.log(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`);
       return 0;
     }
-    return await cmd.run(values as Record<string, string | boolean | undefined>, positionals);
+    const release = cmd.ownsSignals ? () => {} : installSignalHandlers(cmd, argv);
+    try {
+      return await cmd.run(values as Record<string, string | boolean | undefined>, positionals);
+    } finally {
+      release();
+    }
   } catch (e) {
-    return report(e, cmd);
+    return report(e, cmd, argv);
   }
 }
 
-function report(e: unknown, cmd: Command): number {
+/** The command line that continues interrupted work: the same one, plus the command's resume flag. */
+function resumeLine(cmd: Command, argv: string[]): string {
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`);
+  const flag = cmd.resumeFlag && !argv.includes(cmd.resumeFlag) ? ` ${cmd.resumeFlag}` : "";
+  return `stepwise ${argv.map(quote).join(" ")}${flag}`;
+}
+
+/**
+ * Ctrl-C and SIGTERM while a command runs. Cooperative work (training, sampling) stops by itself at its next safe
+ * point and throws InterruptedError; anything else ends here at once with 128 + the signal number (outputs are
+ * written atomically, so nothing half-written stays). A second signal always ends the process at once.
+ */
+function installSignalHandlers(cmd: Command, argv: string[]): () => void {
+  let seen = 0;
+  const on = (signal: StopSignal) => {
+    seen++;
+    if (seen === 1 && requestStop(signal)) {
+      process.stderr.write(`\nstepwise ${cmd.name}: ${signal}: stopping after the current step (again to quit at once)\n`);
+      return;
+    }
+    process.stderr.write(`\nstepwise ${cmd.name}: interrupted by ${signal}; finished outputs are kept, partial ones ` +
+      `were never renamed into place\n  to go on: ${resumeLine(cmd, argv)}\n`);
+    process.exit(signalExitCode(signal));
+  };
+  const onInt = () => on("SIGINT");
+  const onTerm = () => on("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  return () => {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+  };
+}
+
+function report(e: unknown, cmd: Command, argv: string[]): number {
+  if (e instanceof InterruptedError) {
+    console.error(`stepwise ${cmd.name}: ${e.message}\n  to resume: ${resumeLine(cmd, argv)}`);
+    return e.exitCode;
+  }
   if (e instanceof StepwiseError) {
     console.error(`stepwise ${cmd.name}: ${e.message}`);
     return e instanceof InputError ? 2 : 1;

@@ -9,11 +9,17 @@ export interface ProgressOptions {
   tty?: boolean;
   /** Unit word after the counts ("lines", "problems"). */
   unit?: string;
+  /** Items already done before this process started (a resumed run): the rate and ETA count only what follows. */
+  start?: number;
+  /** Milliseconds clock (default performance.now); tests pass their own. */
+  now?: () => number;
 }
 
 export class Progress {
-  private done = 0;
-  private readonly t0 = performance.now();
+  private done: number;
+  private readonly start: number;
+  private readonly now: () => number;
+  private readonly t0: number;
   private lastDraw = -Infinity;
   private finished = false;
   private readonly stream: NodeJS.WriteStream;
@@ -26,6 +32,10 @@ export class Progress {
     this.tty = opts.tty ?? Boolean(this.stream.isTTY);
     this.total = opts.total !== undefined && opts.total > 0 ? opts.total : undefined;
     this.unit = opts.unit ?? "";
+    this.start = opts.start ?? 0;
+    this.done = this.start;
+    this.now = opts.now ?? (() => performance.now());
+    this.t0 = this.now();
   }
 
   private extra = "";
@@ -41,7 +51,7 @@ export class Progress {
 
   set(done: number): void {
     this.done = done;
-    const now = performance.now();
+    const now = this.now();
     if (now - this.lastDraw < (this.tty ? 100 : 10_000)) return;
     this.lastDraw = now;
     this.draw(false);
@@ -56,8 +66,8 @@ export class Progress {
 
   /** The status text without terminal control codes (also what plain mode prints). */
   line(): string {
-    const secs = (performance.now() - this.t0) / 1000;
-    const rate = secs > 0 ? this.done / secs : 0;
+    const secs = (this.now() - this.t0) / 1000;
+    const rate = secs > 0 ? (this.done - this.start) / secs : 0;
     const unit = this.unit ? ` ${this.unit}` : "";
     const parts = [this.label];
     if (this.extra) parts.push(this.extra);

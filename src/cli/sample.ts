@@ -11,7 +11,8 @@ import fs from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
 import { backendByName, getBackend, setBackend } from "../backend/index.js";
-import { InputError } from "../core/errors.js";
+import { InputError, InterruptedError } from "../core/errors.js";
+import { cooperative, stopRequested } from "../core/interrupt.js";
 import { Rng } from "../core/rng.js";
 import { promptText, completionText, type PromptTemplate } from "../data/format.js";
 import { loadCode, loadGsm8k, loadMapped, loadMath, newStats } from "../data/load.js";
@@ -299,6 +300,10 @@ export async function runSample(completer: Completer, o: SampleOptions, config: 
       for (const c of got) summary.finish_reasons[c.finishReason]++;
       summary.written += batch.length;
       progress.tick(batch.length);
+      const signal = stopRequested();
+      if (signal && i + o.batchSize < todo.length) {
+        throw new InterruptedError(signal, `${summary.present + summary.written} of ${summary.samples} samples are in ${o.out} (fsynced)`);
+      }
     }
   } finally {
     await fh.close();
@@ -411,7 +416,7 @@ export const sampleCommand: Command = {
     const completer = await completerFrom(values, { batchSize: o.batchSize, seed: o.seed });
     let summary: SampleSummary;
     try {
-      summary = await runSample(completer!, o, decisive(o, values));
+      summary = await cooperative(() => runSample(completer!, o, decisive(o, values)));
     } finally {
       await completer!.close?.();
     }

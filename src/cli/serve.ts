@@ -10,6 +10,7 @@ import { intOption, serveUntilSignal } from "./options.js";
 
 export const serveCommand: Command = {
   name: "serve",
+  ownsSignals: true,
   summary: "serve a model on an OpenAI-compatible API (/v1/completions, /v1/chat/completions, /v1/models)",
   usage: "stepwise serve --model DIR --port P [--host 127.0.0.1] [--max-tokens-limit N] [--max-body-bytes N]",
   options: {

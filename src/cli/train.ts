@@ -3,7 +3,8 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { InputError } from "../core/errors.js";
+import { InputError, InterruptedError } from "../core/errors.js";
+import { cooperative, stopRequested } from "../core/interrupt.js";
 import { backendByName, getBackend, setBackend } from "../backend/index.js";
 import type { PromptTemplate } from "../data/format.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
@@ -117,26 +118,35 @@ function reportSkips(file: string, s: Skipped, warn: (m: string) => void): void 
   warn(`${file}: skipped ${s.count} lines (${why})`);
 }
 
-/** Runs training with a progress bar that shows loss, reward accuracy, tokens/s and ETA. */
-function runWithProgress<T>(label: string, run: Parameters<typeof train<T>>[0]): TrainResult {
-  const bar = new Progress(label, { total: totalSteps(run.items.length, run.loop), unit: " steps" });
-  let stop = false;
-  const onSignal = () => (stop = true);
-  process.once("SIGINT", onSignal);
+/**
+ * Runs training with a progress bar that shows loss, reward accuracy, tokens/s and ETA (counted from the step it
+ * starts at, so a resumed run's ETA is honest). Ctrl-C or SIGTERM stops it after the current step, with a
+ * checkpoint of that step saved: an InterruptedError that says what exists.
+ */
+async function runWithProgress<T>(label: string, run: Parameters<typeof train<T>>[0]): Promise<TrainResult> {
+  let bar: Progress | null = null;
   try {
-    return train({
+    const r = await cooperative(() => train({
       ...run,
-      shouldStop: () => stop,
+      shouldStop: () => stopRequested() !== null,
+      onStart(state, total) {
+        bar = new Progress(label, { total, start: state.step, unit: " steps" });
+      },
       onStep(record, state) {
         const acc = record[METRICS.rewardsAccuracies];
-        bar.note(`loss ${record[METRICS.loss].toFixed(4)}${acc === undefined ? "" : ` acc ${acc.toFixed(2)}`} ` +
+        bar?.note(`loss ${record[METRICS.loss].toFixed(4)}${acc === undefined ? "" : ` acc ${acc.toFixed(2)}`} ` +
           `${Math.round(record[METRICS.tokensPerSecond])} tok/s`);
-        bar.set(state.step);
+        bar?.set(state.step);
       },
-    });
+    }));
+    const signal = stopRequested();
+    if (r.stopped && signal) {
+      throw new InterruptedError(signal, `${label} stopped after step ${r.state.step} of ${r.total}; ` +
+        (r.checkpoint ? `checkpoint ${r.checkpoint} holds it` : "no step had finished, so no checkpoint exists"));
+    }
+    return r;
   } finally {
-    process.off("SIGINT", onSignal);
-    bar.finish();
+    (bar as Progress | null)?.finish();
   }
 }
 
@@ -175,6 +185,7 @@ async function loadPolicy(values: Values, warn: (m: string) => void): Promise<{ 
 
 export const sftCommand: Command = {
   name: "sft",
+  resumeFlag: "--resume",
   summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
   options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" },
@@ -221,9 +232,9 @@ export const sftCommand: Command = {
     const packed = packedSftObjective(model, padId);
     const r = rows
       // Held-out loss is on unpacked examples (one a row) either way: exact, and comparable between the two.
-      ? runWithProgress<Example[]>("sft", { ...common, items: rows, objective: packed,
+      ? await runWithProgress<Example[]>("sft", { ...common, items: rows, objective: packed,
         evaluation: { items: evalItems.map((e) => [e]), objective: packed, every, batchSize: loop.batchSize } })
-      : runWithProgress<Example>("sft", { ...common, items: examples, objective,
+      : await runWithProgress<Example>("sft", { ...common, items: examples, objective,
         evaluation: { items: evalItems, objective, every, batchSize: loop.batchSize } });
     const padding = rows ? epochPadding(rows, loop, packed) : epochPadding(examples, loop, objective);
     if (!values.json) warn(`padding: ${(100 * padding).toFixed(1)}% of batch positions (first epoch's batches)`);
@@ -262,6 +273,7 @@ function trainable(model: Llama) {
 
 export const dpoCommand: Command = {
   name: "dpo",
+  resumeFlag: "--resume",
   summary: "DPO-family training on preference pairs (outcome, SCDPO or Step-DPO)",
   usage: "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",
   options: { ...TRAIN_OPTIONS, model: { type: "string" }, pairs: { type: "string" }, loss: { type: "string" },
@@ -328,7 +340,7 @@ export const dpoCommand: Command = {
       objective: dpoObjective(model, refFor(evalPairs, "ref_logps_eval.json", path.resolve(String(values["eval-pairs"]))), options),
     };
     try {
-      const r = runWithProgress("dpo", {
+      const r = await runWithProgress("dpo", {
         outDir: out, kind: "dpo", items: pairs, params: trainable(model),
         objective: dpoObjective(model, reference, options), loop, evaluation, rng,
         saveEvery: intOption(values, "save-every", 0, 0), keepLast: intOption(values, "keep-checkpoints", 2),

@@ -39,3 +39,15 @@ export class InputError extends StepwiseError {
 
 /** The native backend was asked for but is not available. */
 export class BackendError extends StepwiseError {}
+
+/** A run stopped on SIGINT or SIGTERM at a safe point; `resume` says what exists and how to go on. */
+export class InterruptedError extends StepwiseError {
+  constructor(readonly signal: "SIGINT" | "SIGTERM", readonly detail: string, hint?: string) {
+    super(`interrupted by ${signal}: ${detail}`, hint);
+  }
+
+  /** The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM). */
+  get exitCode(): number {
+    return this.signal === "SIGINT" ? 130 : 143;
+  }
+}

@@ -3,6 +3,7 @@
 // The objective is a function of one micro-batch; it never knows about steps, schedules or files.
 
 import { NonFiniteError } from "../core/errors.js";
+import { yieldToEventLoop } from "../core/interrupt.js";
 import { Rng } from "../core/rng.js";
 import { AdamW, clipGradNorm, zeroGrad } from "../engine/optim.js";
 import type { Tensor } from "../engine/tensor.js";
@@ -124,6 +125,30 @@ export function totalSteps(n: number, c: LoopConfig): number {
  */
 export function runLoop<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, objective: Objective<T>,
   tidy: <R>(fn: () => R) => R, state: LoopState, hooks: LoopHooks = {}): LoopState {
+  const it = loopSteps(items, params, opt, c, objective, tidy, state, hooks);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * runLoop that gives the event loop a turn after every optimizer step, so that a signal handler (Ctrl-C) can run
+ * and ask shouldStop to end the loop within a step. Same steps, same numbers.
+ */
+export async function runLoopAsync<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, objective: Objective<T>,
+  tidy: <R>(fn: () => R) => R, state: LoopState, hooks: LoopHooks = {}): Promise<LoopState> {
+  const it = loopSteps(items, params, opt, c, objective, tidy, state, hooks);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+    await yieldToEventLoop();
+  }
+}
+
+/** The loop itself, one optimizer step per iteration: yields the state after each step, returns the last. */
+function* loopSteps<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, objective: Objective<T>,
+  tidy: <R>(fn: () => R) => R, state: LoopState, hooks: LoopHooks): Generator<LoopState, LoopState> {
   const total = totalSteps(items.length, c);
   const warmup = Math.round(c.warmupRatio * total);
   const perStep = c.batchSize * c.gradAccum;
@@ -169,6 +194,7 @@ export function runLoop<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConf
       [METRICS.tokensPerSecond]: tokens / seconds,
     };
     hooks.onStep?.(record, s);
+    yield s;
   }
   return s;
 }

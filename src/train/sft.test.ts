@@ -199,15 +199,15 @@ test("runLoop with bucket reads micro-batches in bucketed order; without it, as 
   });
 });
 
-test("resume with --pack and --bucket is bit-identical to an uninterrupted run", () => {
+test("resume with --pack and --bucket is bit-identical to an uninterrupted run", async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-sft-resume-"));
   try {
     const rows = packExamples(examples(60, 7), 24);
     const loop: LoopConfig = { ...LOOP, epochs: 2, batchSize: 2, gradAccum: 2, bucket: 3, maxGradNorm: 1, seed: 11 };
-    const go = (out: string, resume: boolean, stopAfter: number | null) => {
+    const go = async (out: string, resume: boolean, stopAfter: number | null) => {
       const m = new Llama(CFG, { seed: 5 });
       let steps = 0;
-      const r = train<Example[]>({
+      const r = await train<Example[]>({
         outDir: out, kind: "sft", items: rows, params: m.params, objective: packedSftObjective(m, 0), loop,
         saveEvery: 2, keepLast: 2, resume, config: { loop, pack: true },
         onStep: () => steps++, shouldStop: () => stopAfter !== null && steps >= stopAfter,
@@ -216,13 +216,13 @@ test("resume with --pack and --bucket is bit-identical to an uninterrupted run",
       m.dispose();
       return { w, step: r.state.step, total: r.total };
     };
-    const whole = go(path.join(root, "whole"), false, null);
+    const whole = await go(path.join(root, "whole"), false, null);
     const cut = path.join(root, "cut");
-    const first = go(cut, false, 3);
+    const first = await go(cut, false, 3);
     assert.equal(first.step, 3);
-    const second = go(cut, true, 4); // resumes at 3, stops again within the second epoch
+    const second = await go(cut, true, 4); // resumes at 3, stops again within the second epoch
     assert.ok(second.step > 3 && second.step < whole.total);
-    const end = go(cut, true, null);
+    const end = await go(cut, true, null);
     assert.equal(end.step, whole.total);
     assert.ok(whole.total > Math.ceil(rows.length / 4), "the run crosses an epoch boundary");
     assert.ok(end.w.equals(whole.w), "final weights differ");

@@ -7,7 +7,7 @@ import path from "node:path";
 import { AdamW } from "../engine/optim.js";
 import { tidy, type Tensor } from "../engine/tensor.js";
 import { CHECKPOINT_FORMAT, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
-import { evaluateAll, runLoop, totalSteps, type LoopConfig, type LoopState, type Objective, type StepRecord } from "./loop.js";
+import { evaluateAll, runLoopAsync, totalSteps, type LoopConfig, type LoopState, type Objective, type StepRecord } from "./loop.js";
 import { METRICS } from "./metrics.js";
 
 export interface TrainRun<T> {
@@ -23,6 +23,8 @@ export interface TrainRun<T> {
   config: unknown; // the resolved configuration; its hash guards resumes
   /** Held-out data scored without gradients every `every` steps and at the end ("eval/..." metrics). */
   evaluation?: { items: T[]; objective: Objective<T>; every: number; batchSize: number };
+  /** Once, before the first step: the state it starts from (after a resume, the checkpoint's) and the total. */
+  onStart?(state: LoopState, total: number): void;
   onStep?(record: StepRecord, state: LoopState, total: number): void;
   warn?(message: string): void;
   /** Random state beyond the data order (LoRA dropout): saved in checkpoints and restored on resume. */
@@ -35,6 +37,10 @@ export interface TrainResult {
   total: number;
   resumedFrom: number | null;
   last: StepRecord | null;
+  /** shouldStop ended the run before `total` steps (a checkpoint of the last finished step was saved). */
+  stopped: boolean;
+  /** The newest checkpoint written, or null when none was. */
+  checkpoint: string | null;
 }
 
 export function hashConfig(config: unknown): string {
@@ -55,7 +61,11 @@ function truncateMetrics(file: string, step: number): void {
   fs.writeFileSync(file, kept.map((l) => l + "\n").join(""));
 }
 
-export function train<T>(run: TrainRun<T>): TrainResult {
+/**
+ * Trains `run.items` from scratch or from the newest checkpoint. Async only so that the event loop gets a turn
+ * between optimizer steps (a Ctrl-C handler can then ask shouldStop to end the run); the steps are the same.
+ */
+export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
   fs.mkdirSync(run.outDir, { recursive: true });
   const metricsFile = path.join(run.outDir, "metrics.jsonl");
   const configHash = hashConfig({ kind: run.kind, config: run.config });
@@ -63,10 +73,11 @@ export function train<T>(run: TrainRun<T>): TrainResult {
   const opt = new AdamW(params, { lr: run.loop.lr, weightDecay: run.loop.weightDecay, noDecay: (p) => p.rank === 1 });
   let state: LoopState = { step: 0, epoch: 0, cursor: 0, tokens: 0 };
   let resumedFrom: number | null = null;
+  let checkpoint: string | null = null;
   const save = (s: LoopState) => {
     const full: TrainerState = { ...s, format: CHECKPOINT_FORMAT, kind: run.kind, configHash, adamStep: opt.stepCount,
       ...(run.rng ? { rng: Array.from(run.rng.get()) } : {}) };
-    saveCheckpoint(run.outDir, run.params, opt, full, run.keepLast);
+    checkpoint = saveCheckpoint(run.outDir, run.params, opt, full, run.keepLast);
   };
   try {
     const latest = run.resume ? latestCheckpoint(run.outDir) : null;
@@ -82,7 +93,8 @@ export function train<T>(run: TrainRun<T>): TrainResult {
     const total = totalSteps(run.items.length, run.loop);
     let last: StepRecord | null = null;
     let atLn2 = 0;
-    state = runLoop(run.items, params, opt, run.loop, run.objective, tidy, state, {
+    run.onStart?.(state, total);
+    state = await runLoopAsync(run.items, params, opt, run.loop, run.objective, tidy, state, {
       shouldStop: run.shouldStop,
       onStep(stepRecord, s) {
         const ev = run.evaluation;
@@ -100,8 +112,10 @@ export function train<T>(run: TrainRun<T>): TrainResult {
         run.onStep?.(record, s, total);
       },
     });
-    if (state.step > 0 && (state.step >= total || run.shouldStop?.())) save(state);
-    return { state, total, resumedFrom, last };
+    const stopped = state.step < total;
+    if (state.step > 0 && state.step !== resumedFrom) save(state);
+    else checkpoint = latestCheckpoint(run.outDir);
+    return { state, total, resumedFrom, last, stopped, checkpoint };
   } finally {
     opt.dispose();
   }
