@@ -216,6 +216,18 @@ for gold, pred, expect in [
 ]:
     case("free_form", gold, pred, expect)
 
+# Several answers: \pm, "or" / "and" between equations or math spans, \quad between answers.
+for gold, pred, expect in [
+    ("1\\pm\\sqrt{2}", "$1+\\sqrt{2}, 1-\\sqrt{2}$", True), ("1\\pm\\sqrt{2}", "$1-\\sqrt{2}, 1+\\sqrt{2}$", True),
+    ("1+\\sqrt{2}, 1-\\sqrt{2}", "$1\\pm\\sqrt{2}$", True), ("\\pm 2", "$2, -2$", True), ("\\pm 2", "$\\pm 2$", True),
+    ("1\\pm\\sqrt{2}", "$1\\pm\\sqrt{3}$", False), ("\\pm 3", "$3$", False), ("2, 3", "$x=2 \\text{ or } x=3$", True),
+    ("2, 3", "$x = 2$ or $x = 3$", True), ("2, 3", "$x = 2$ or $x = 4$", False), ("\\frac{1}{2}", "$\\frac{1}{2}$ or $0.5$", True),
+    ("12", "$12$ and $13$", False), ("2", "$x^2 = 4$ so $x = \\pm 2$", False), ("2, 3", "$2 \\quad 3$", True),
+    ("23", "$2 \\quad 3$", False), ("-1, 5", "The solutions are $x=-1$ and $x=5$.", True),
+    ("-1, 5", "The solutions are $x=-1$ and $x=6$.", False),
+]:
+    case("joined", gold, pred, expect)
+
 # Extraction modes: only LaTeX, only plain expressions, only multiple-choice letters.
 for gold, pred, mode, expect in [
     ("\\frac{1}{2}", "The answer is $\\frac{1}{2}$.", "latex", True),

@@ -1,11 +1,12 @@
 // Final answers from free-form model output (MATH-style solutions), in order of evidence:
 //   1. the last \boxed{} / \fbox{} (with the boxed answers right before it joined into a list when only "and", ","
 //      or "or" separate them: "the roots are \boxed{2} and \boxed{5}" answers "2, 5");
-//   2. the rest of the sentence after the last "final answer is" / "the answer is" / "answer:";
+//   2. the rest of the sentence after the last "final answer is" / "the answer is" / "answer:" (its first math
+//      span, or the spans that "and", "or", "," join: "$x = 2$ or $x = 3$" answers "x = 2, x = 3");
 //   3. the rest of the line after the first "####";
 //   4. whichever comes later in the text: the last LaTeX math span ($...$, $$...$$, \(...\), \[...\]; of a
 //      chain "16 + 6 = 22" or "x = 2 + 3 = 5" its last side, while an equation "x = 5" stays whole) or the last
-//      plain number or fraction outside math spans ("3/4", "75%").
+//      plain number or fraction outside math spans ("3/4", "75%"); spans joined as in 1. and 2.
 // What each step may return depends on the extraction targets, as Math-Verify's extraction configs do: "latex"
 // (boxed answers and math spans), "expr" (plain numbers and fractions), "string" (multiple-choice letters).
 // Number words ("five") are never read: an answer in words counts as no answer.
@@ -100,9 +101,11 @@ function afterAnchor(text: string, targets: readonly ExtractionTarget[], choices
   const at = m.index + m[0].length;
   const tail = sentence(text.slice(at));
   if (targets.includes("latex")) {
-    SPAN.lastIndex = 0;
-    const s = SPAN.exec(tail);
-    if (s) return { text: lastSide(spanContent(s)), source: "answer_is", at: at + s.index };
+    const spans = [...tail.matchAll(SPAN)];
+    const joined = (k: number) => JOINER.test(tail.slice(spans[k].index + spans[k][0].length, spans[k + 1].index));
+    let k = 0;
+    while (k + 1 < spans.length && joined(k)) k++;
+    if (spans.length) return { text: joinSpans(spans.slice(0, k + 1)), source: "answer_is", at: at + spans[0].index };
   }
   const plain = tail.replace(/^\*\*|\*\*$/g, "").trim();
   if (targets.includes("expr")) {
@@ -129,13 +132,21 @@ function hashAnswer(text: string): Extracted | null {
   return line === "" ? null : { text: line, source: "hash", at };
 }
 
-function spanContent(m: RegExpExecArray): string {
+function spanContent(m: RegExpMatchArray): string {
   return (m[1] ?? m[2] ?? m[3] ?? m[4]).trim();
 }
 
+/** The last math span, with the spans right before it joined when only "and", "or" or "," separate them. */
 function lastMathSpan(text: string): Extracted | null {
-  const m = [...text.matchAll(SPAN)].pop();
-  return m ? { text: lastSide(spanContent(m)), source: "latex", at: m.index } : null;
+  const spans = [...text.matchAll(SPAN)];
+  if (spans.length === 0) return null;
+  let k = spans.length - 1;
+  while (k > 0 && JOINER.test(text.slice(spans[k - 1].index + spans[k - 1][0].length, spans[k].index))) k--;
+  return { text: joinSpans(spans.slice(k)), source: "latex", at: spans[k].index };
+}
+
+function joinSpans(spans: RegExpExecArray[] | RegExpMatchArray[]): string {
+  return [...new Set(spans.map((m) => lastSide(spanContent(m))))].join(", ");
 }
 
 /**

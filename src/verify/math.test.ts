@@ -19,6 +19,8 @@ test("extraction follows the order of evidence and records its source", () => {
     ["We get $x = 3$.\n#### 3", "3", "hash"],
     ["Solving gives $2x = 10$, so $x = 5$.", "x = 5", "latex"],
     ["So $x = 1, x = 2$.", "x = 1, x = 2", "latex"],
+    ["The solutions are $x=-1$ and $x=5$.", "x=-1, x=5", "latex"],
+    ["The final answer is $x = 2$ or $x = 3$.", "x = 2, x = 3", "answer_is"],
     ["Adding, $16 + 6 = 22$", "22", "latex"],
     ["Adding, $16 + 6 = 22$. So the area is 23.", "23", "expr"],
     ["The probability is 3/4.", "3/4", "expr"],
@@ -75,6 +77,10 @@ const ROWS: Row[] = [
   // undecided: no parse, unknown functions, overflow, undefined at every sample point
   ["\\frac12", "\\int_0^1 x\\,dx", null], ["2^{1000000}", "2^{1000001}", null], ["\\infty", "2^{1000000}", null],
   ["1", "(-1)^{n}", null], ["3", "\\frac{d}{dx}", null], ["3", "", null],
+  // several answers; digits the parser would join across a space
+  ["1\\pm\\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}", true], ["\\pm 3", "3", false], ["2, 3", "x=2 \\text{ or } x=3", true],
+  ["\\frac{1}{2}", "\\frac{1}{2}, 0.5", true], ["12", "12, 13", false], ["18000", "18\\,000", true],
+  ["23", "2 3", null], ["125", "12\\,5", null], ["23", "2\\quad 3", null], ["3", "\\log_2 8", true],
 ];
 
 test("equivalence: equal, unequal and undecided answers", () => {

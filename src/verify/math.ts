@@ -10,7 +10,8 @@
 //   - an inequality in the reference ("1 \le x \le 2", "x > 3") equals the interval it describes ([1, 2], (3, \infty));
 //     an interval in the reference is not matched by an inequality in the prediction;
 //   - "(a, b)" is an open interval and "[a, b]" a closed one when compared with an interval; tuples and bracketed
-//     lists compare in order; sets and bare lists ("1, 2") in any order; unions of intervals in any order;
+//     lists compare in order; sets and bare lists ("1, 2") in any order, a list whose items are all equal to a
+//     scalar ("1/2 or 0.5") equals it; unions of intervals in any order;
 //   - "p%" reads as p/100, and as p where p is a whole number (50% = 0.5 = 50; 12.5% = 0.125 only);
 //   - matrices compare entry by entry; text compares without case and spaces.
 
@@ -101,6 +102,8 @@ function equal(g: Value, p: Value, deadline: number): boolean {
   if ((g.k === "set" || g.k === "list") && (p.k === "set" || p.k === "list")) {
     return unorderedEqual(g.items, p.items, deadline);
   }
+  if (g.k === "scalar" && (p.k === "set" || p.k === "list")) return unorderedEqual([g], p.items, deadline);
+  if (p.k === "scalar" && (g.k === "set" || g.k === "list")) return unorderedEqual(g.items, [p], deadline);
   if (g.k === "union" && p.k === "union") return unorderedEqual(g.parts, p.parts, deadline);
   if (g.k !== p.k) return false;
   if (g.k === "tuple" || g.k === "bracket") return orderedEqual(g.items, (p as typeof g).items, deadline);

@@ -2,8 +2,8 @@
 // a trailing period; a trailing "%" is remembered), parsed to MathJSON by the LaTeX parser of
 // @cortex-js/compute-engine (its `latex-syntax` module only: the parser, without the symbolic engine), then read
 // into one of the answer kinds the comparison knows: a scalar expression, a tuple "(a, b)", a bracketed list
-// "[a, b]", a bare list "a, b", a set, an interval, a union of intervals, a relation (an equation or a chain of
-// inequalities), a matrix, or text. Unit text after a number ("5\text{ apples}", "4 \mathrm{cm}^2") is dropped; a
+// "[a, b]", a bare list ("a, b", "a \text{ or } b", "a \pm b"), a set, an interval, a union of intervals, a
+// relation (an equation or a chain of inequalities), a matrix, or text. Unit text after a number ("5\text{ apples}", "4 \mathrm{cm}^2") is dropped; a
 // whole number before a proper fraction is a mixed number (2\frac{1}{3} = 7/3).
 // The parser is loaded on first use (about 40 ms), so that commands which check no LaTeX never pay for it.
 
@@ -47,6 +47,7 @@ export function cleanAnswer(raw: string): { latex: string; percent: boolean } {
     .replace(/\\(?:displaystyle|[!])/g, "").replace(/[\u2212\u2013]/g, "-")
     .trim().replace(/(?:\\[,;: ]|\s|\.(?!\d))+$/, "").trim();
   if (/^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
+  s = s.replace(/(?<!\d)\d{1,3}(?:(?:\\[,; ]|~|\s)\d{3})+(?![\d.])/g, (m) => m.replace(/\D/g, "")); // 18\,000
   const pct = /^([\s\S]*?)\s*\\?%$/.exec(s);
   return pct && pct[1] !== "" ? { latex: pct[1], percent: true } : { latex: s, percent: false };
 }
@@ -56,6 +57,11 @@ export function readAnswer(raw: string): Value {
   if (raw.length > MAX_ANSWER_CHARS) throw new Undecidable("answer too long to parse");
   const { latex, percent } = cleanAnswer(raw);
   if (latex === "") throw new Undecidable("empty answer");
+  // the parser joins digits across any space ("2 3" = 23); only thousands groups (cleaned above) may be so joined,
+  // and a subscript or superscript digit may be followed by a space ("\log_2 8")
+  if (/(?<![_^]\d*)\d(?:\s|\\[,;:! ]|~|\\enspace|\\q?quad)+\d/.test(latex)) {
+    throw new Undecidable("digits separated by a space");
+  }
   let json: Json;
   try {
     json = parseLatex(latex);
@@ -128,11 +134,21 @@ function toValue(n: Node): Value {
     case "Interval": return interval(n.args);
     case "Union": return { k: "union", parts: items() };
     case "Element": return toValue(n.args[1]);
+    case "Or": case "And": return { k: "list", items: items() }; // "x = 2 \text{ or } x = 3"
+    case "Measurement": return plusMinus(n.args); // "1 \pm \sqrt{2}"
     case "Matrix": return matrix(n.args[0]);
     case "Text": return { k: "text", s: n.args.map((a) => (a.t === "str" ? a.s : "")).join("") };
   }
   if (n.head in REL) return relation(n);
   return scalar(n);
+}
+
+/** a \pm b is the list a + b, a - b. */
+function plusMinus([a, b]: Node[]): Value {
+  if (!a || !b) throw new Undecidable("\\pm without two sides");
+  const sum: Node = { t: "fn", head: "Add", args: [a, b] };
+  const diff: Node = { t: "fn", head: "Subtract", args: [a, b] };
+  return { k: "list", items: [scalar(sum), scalar(diff)] };
 }
 
 function scalar(n: Node): Value {
