@@ -27,7 +27,7 @@ export const importCommand: Command = {
     "  --dtype      f32 (default) or bf16 safetensors",
     "  --json       print {\"out\", \"arch\", \"dtype\", \"tensors\", \"params\", \"types\"} when done",
     "",
-    "Any --model option also takes a .gguf file directly (imported in memory).",
+    "sample and eval also take a .gguf file as --model directly (imported in memory, no folder).",
   ].join("\n"),
   async run(values, positionals) {
     const [format, file, ...rest] = positionals;
