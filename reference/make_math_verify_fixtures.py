@@ -364,6 +364,53 @@ for gold, pred, expect in [
     held("output", gold, pred, expect)
 
 
+# Held out, second batch: boxed answers as models format them (units, text, currency inside the box).
+for gold, pred, expect in [
+    ("\\text{(C)}", "Comparing the options, the answer is $\\boxed{\\text{(C)}}$.", True),
+    ("\\text{(C)}", "Comparing the options, the answer is $\\boxed{\\text{(D)}}$.", False),
+    ("4.50", "She pays $\\boxed{\\$4.50}$ in total.", True),
+    ("4.50", "She pays $\\boxed{\\$4.05}$ in total.", False),
+    ("12", "The rate is $\\boxed{12\\%}$.", True),
+    ("\\frac{1}{2}", "It takes $\\boxed{\\frac{1}{2}\\text{ hours}}$.", True),
+    ("\\frac{1}{2}", "It takes $\\boxed{\\frac{1}{3}\\text{ hours}}$.", False),
+    ("5, 7", "The two numbers are $\\boxed{5 \\text{ and } 7}$.", True),
+    ("5, 7", "The two numbers are $\\boxed{5 \\text{ and } 8}$.", False),
+    ("\\frac{3\\sqrt{2}}{4}", "Simplifying, $\\boxed{\\dfrac{3\\sqrt{2}}{4}}$.", True),
+    ("\\frac{3\\sqrt{2}}{4}", "Simplifying, $\\boxed{\\dfrac{3}{2\\sqrt{2}}}$.", True),
+    ("\\frac{3\\sqrt{2}}{4}", "Simplifying, $\\boxed{\\dfrac{3\\sqrt{2}}{2}}$.", False),
+    ("3", "The answer is $\\boxed{3}$ dollars.", True),
+    ("-\\frac{5}{3}", "Thus $a = \\boxed{-\\frac{5}{3}}$", True),
+    ("-\\frac{5}{3}", "Thus $a = \\boxed{\\frac{-5}{-3}}$", False),
+    ("(3, -2)", "The intersection point is $\\boxed{(3,-2)}$.", True),
+    ("(3, -2)", "The intersection point is $\\boxed{(-2,3)}$.", False),
+    ("27\\pi", "The volume is $\\boxed{27 \\pi \\text{ cubic units}}$.", True),
+    ("27\\pi", "The volume is $\\boxed{9 \\pi \\text{ cubic units}}$.", False),
+    ("\\frac{\\pi}{2}", "The period is $\\boxed{\\pi/2}$.", True),
+    ("x^3 - 3x + 2", "The polynomial is $\\boxed{x^3-3x+2}$.", True),
+    ("x^3 - 3x + 2", "The polynomial is $\\boxed{(x-1)^2(x+2)}$.", True),
+    ("x^3 - 3x + 2", "The polynomial is $\\boxed{(x-1)(x+2)^2}$.", False),
+    ("\\sqrt{13}", "The magnitude is $\\boxed{\\sqrt{13}}$ units.", True),
+    ("\\sqrt{13}", "The magnitude is $\\boxed{13}$ units.", False),
+    ("2", "So $\\log_3 9 = \\boxed{2}$.", True),
+    ("0", "Every term cancels, giving $\\boxed{0}$.", True),
+    ("0", "Every term cancels, giving $\\boxed{O}$.", False),
+    ("(-\\infty, 2]", "The range is $\\boxed{(-\\infty, 2]}$.", True),
+    ("(-\\infty, 2]", "The range is $\\boxed{(-\\infty, 2)}$.", False),
+    ("\\{1, 4\\}", "The solution set is $\\boxed{\\{4, 1\\}}$.", True),
+    ("1,4", "The solutions are $\\boxed{1}$ and $\\boxed{4}$.", True),
+    ("1,4", "The solutions are $\\boxed{1}$ and $\\boxed{5}$.", False),
+    ("8", "Therefore, there are $\\boxed{8}$ ways.\n\nNote: an earlier attempt gave $\\boxed{6}$, which was wrong.", False),
+    ("\\frac{1}{27}", "The probability is $\\left(\\frac13\\right)^3 = \\boxed{\\frac{1}{27}}$.", True),
+    ("\\frac{1}{27}", "The probability is $\\left(\\frac13\\right)^3 = \\boxed{\\frac{1}{9}}$.", False),
+    ("1.25", "Converting, $\\frac{5}{4} = \\boxed{1.25}$.", True),
+    ("\\dfrac{5}{4}", "Converting, we get $\\boxed{1.25}$.", True),
+    ("100", "The answer is $\\boxed{10^2}$.", True),
+    ("60^\\circ", "Each angle measures $\\boxed{60^\\circ}$.", True),
+    ("60^\\circ", "Each angle measures $\\boxed{120^\\circ}$.", False),
+]:
+    held("output2", gold, pred, expect)
+
+
 # Real prose: GSM8K test solutions (../shared/data/gsm8k, MIT) with their calculator annotations and "#### n" line
 # removed, so that the answer must be found in the text; each against its answer and against a wrong one (n + 1).
 GSM8K = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gsm8k", "test.jsonl")

@@ -3,8 +3,9 @@
 // @cortex-js/compute-engine (its `latex-syntax` module only: the parser, without the symbolic engine), then read
 // into one of the answer kinds the comparison knows: a scalar expression, a tuple "(a, b)", a bracketed list
 // "[a, b]", a bare list ("a, b", "a \text{ or } b", "a \pm b"), a set, an interval, a union of intervals, a
-// relation (an equation or a chain of inequalities), a matrix, or text. Unit text after a number ("5\text{ apples}", "4 \mathrm{cm}^2") is dropped; a
-// whole number before a proper fraction is a mixed number (2\frac{1}{3} = 7/3).
+// relation (an equation or a chain of inequalities), a matrix, or text. Unit text after a number
+// ("5\text{ apples}", "4 \mathrm{cm}^2") is dropped; a whole number before a proper fraction is a mixed number
+// (2\frac{1}{3} = 7/3).
 // The parser is loaded on first use (about 40 ms), so that commands which check no LaTeX never pay for it.
 
 import { createRequire } from "node:module";
