@@ -23,10 +23,11 @@ export class IndexError extends StepwiseError {}
 /** A tensor was used after dispose(), or disposed twice in a way that matters. */
 export class DisposedError extends StepwiseError {}
 
-/** Training produced NaN or Inf. */
+/** Training produced NaN or Inf, or a loss that explodes; or weights to be saved hold NaN/Inf. */
 export class NonFiniteError extends StepwiseError {
+  /** `what`: the quantity and its value, e.g. "non-finite loss (NaN)"; `step`: the optimizer step it happened at. */
   constructor(readonly step: number, readonly what: string, hint?: string) {
-    super(`non-finite ${what} at step ${step}`, hint);
+    super(`${what} at step ${step}`, hint);
   }
 }
 

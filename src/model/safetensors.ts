@@ -234,7 +234,25 @@ export class Checkpoint {
     const n = t.shape.reduce((p, s) => p * s, 1);
     const arr = out ?? (dtype === "f64" ? new Float64Array(n) : new Float32Array(n));
     readTensorInto(this.fd(t.file), t, arr);
+    this.checkFinite(name, t.file, arr, n);
     return arr;
+  }
+
+  /** Receives the warning for a tensor holding NaN/Inf (default: stderr); the load goes on, the values as stored. */
+  static warn: (message: string) => void = (m) => process.stderr.write(`${m}\n`);
+
+  private checkFinite(name: string, file: string, arr: FloatArray, n: number): void {
+    let count = 0;
+    let first = -1;
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(arr[i])) {
+        if (count++ === 0) first = i;
+      }
+    }
+    if (count > 0) {
+      Checkpoint.warn(`stepwise: warning: ${file}: tensor "${name}" holds ${count} non-finite value${count > 1 ? "s" : ""} ` +
+        `(NaN/Inf, the first at index ${first}): outputs of this model will be NaN`);
+    }
   }
 
   private fd(file: string): number {

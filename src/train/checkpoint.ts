@@ -4,7 +4,7 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { InputError } from "../core/errors.js";
+import { InputError, NonFiniteError } from "../core/errors.js";
 import type { AdamW } from "../engine/optim.js";
 import type { Tensor } from "../engine/tensor.js";
 import { Checkpoint, writeJsonAtomic, writeSafetensors, type StDType, type TensorToWrite } from "../model/safetensors.js";
@@ -27,8 +27,37 @@ function toWrite(name: string, t: Tensor): TensorToWrite {
   return { name, shape: t.shape, dtype, data: () => t.toArray() as Float32Array | Float64Array };
 }
 
-/** Saves a checkpoint of `params` (by name) and the optimizer, then prunes all but the newest `keep`. */
+/** The first tensor of `tensors` holding NaN or Inf, with the count and the first index; null when all are finite. */
+export function firstNonFinite(tensors: Iterable<[string, Tensor]>): { name: string; count: number; index: number } | null {
+  for (const [name, t] of tensors) {
+    const a = t.toArray();
+    let count = 0;
+    let index = -1;
+    for (let i = 0; i < a.length; i++) {
+      if (!Number.isFinite(a[i])) {
+        if (count++ === 0) index = i;
+      }
+    }
+    if (count > 0) return { name, count, index };
+  }
+  return null;
+}
+
+/**
+ * Saves a checkpoint of `params` (by name) and the optimizer, then prunes all but the newest `keep`. Weights or
+ * moments holding NaN/Inf are never written: a NonFiniteError naming the tensor, with the folder untouched.
+ */
 export function saveCheckpoint(root: string, params: Map<string, Tensor>, opt: AdamW, state: TrainerState, keep: number): string {
+  const index0 = new Map(opt.params.map((p, i) => [p, i]));
+  const moment = (n: string, t: Tensor): [string, Tensor][] => {
+    const i = index0.get(t);
+    return i === undefined ? [] : [[`m.${n}`, opt.m[i]], [`v.${n}`, opt.v[i]]];
+  };
+  const bad = firstNonFinite([...params].flatMap(([n, t]) => [[n, t] as [string, Tensor], ...moment(n, t)]));
+  if (bad) {
+    throw new NonFiniteError(state.step, `non-finite weights (${bad.count} NaN/Inf values in "${bad.name}", the first at index ${bad.index})`,
+      "nothing was written for this step");
+  }
   const final = stepDir(root, state.step);
   const tmp = `${final}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });

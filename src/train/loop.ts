@@ -5,7 +5,7 @@
 import { NonFiniteError } from "../core/errors.js";
 import { yieldToEventLoop } from "../core/interrupt.js";
 import { Rng } from "../core/rng.js";
-import { AdamW, clipGradNorm, zeroGrad } from "../engine/optim.js";
+import { AdamW, clipGradNorm, gradNorm, zeroGrad } from "../engine/optim.js";
 import type { Tensor } from "../engine/tensor.js";
 import { METRICS } from "./metrics.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
@@ -22,7 +22,11 @@ export interface LoopConfig {
   maxGradNorm: number; // clip the global gradient norm to this (0: no clipping)
   seed: number; // data order
   bucket?: number; // length-bucketed batches: sort by length within windows of this many micro-batches (absent/0: off)
+  explodeFactor?: number; // a step loss beyond this many times max(1, |first step's loss|) stops the run (default 100)
 }
+
+/** How far a loss may grow past max(1, |the first step's|) before the loop calls it exploding (LoopConfig.explodeFactor). */
+export const EXPLODE_FACTOR = 100;
 
 /** What one micro-batch contributes: backward() already ran on its share of the loss. */
 export interface MicroResult {
@@ -154,6 +158,7 @@ function* loopSteps<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, 
   const perStep = c.batchSize * c.gradAccum;
   let s = { ...state };
   let epochOf = { epoch: -1, order: [] as number[] }; // the current epoch's order, computed once per epoch
+  let firstLoss: number | null = null; // this process's first step: the scale "exploding" is measured against
   while (s.step < total && !hooks.shouldStop?.()) {
     if (s.cursor >= items.length) s = { ...s, epoch: s.epoch + 1, cursor: 0 };
     if (epochOf.epoch !== s.epoch) epochOf = { epoch: s.epoch, order: dataOrder(items, c, s.epoch, objective.lengthOf?.bind(objective)) };
@@ -171,14 +176,17 @@ function* loopSteps<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, 
       tokens += r.tokens;
       for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
     }
-    if (!Number.isFinite(loss)) {
-      throw new NonFiniteError(s.step + 1, `loss (${loss})`, "lower the learning rate or check the data; " +
-        "the last checkpoint is intact");
+    // The guards run before opt.step, so the weights never take a step from a bad loss or gradient.
+    if (!Number.isFinite(loss)) throw new NonFiniteError(s.step + 1, `non-finite loss (${loss})`, "lower the learning rate or check the data");
+    firstLoss ??= loss;
+    const limit = (c.explodeFactor ?? EXPLODE_FACTOR) * Math.max(1, Math.abs(firstLoss));
+    if (Math.abs(loss) > limit) {
+      throw new NonFiniteError(s.step + 1, `exploding loss (${loss}: over ${limit}, ${c.explodeFactor ?? EXPLODE_FACTOR}x ` +
+        `the first step's ${firstLoss})`, "lower the learning rate, or keep gradient clipping on (--max-grad-norm 1)");
     }
-    const norm = c.maxGradNorm > 0 ? clipGradNorm(params, c.maxGradNorm) : Number.NaN;
-    if (c.maxGradNorm > 0 && !Number.isFinite(norm)) {
-      throw new NonFiniteError(s.step + 1, `gradient norm (${norm})`, "lower the learning rate; the last checkpoint is intact");
-    }
+    // Without clipping the norm is still measured: a NaN/Inf gradient would otherwise reach the weights.
+    const norm = c.maxGradNorm > 0 ? clipGradNorm(params, c.maxGradNorm) : gradNorm(params);
+    if (!Number.isFinite(norm)) throw new NonFiniteError(s.step + 1, `non-finite gradient norm (${norm})`, "lower the learning rate");
     const lr = learningRate({ kind: c.schedule, peak: c.lr, warmupSteps: warmup, totalSteps: total }, s.step);
     opt.step(lr);
     s = { ...s, step: s.step + 1, cursor: s.cursor + stepIdx.length, tokens: s.tokens + tokens };

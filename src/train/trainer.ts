@@ -4,6 +4,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { NonFiniteError } from "../core/errors.js";
 import { AdamW } from "../engine/optim.js";
 import { tidy, type Tensor } from "../engine/tensor.js";
 import { CHECKPOINT_FORMAT, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
@@ -61,6 +62,15 @@ function truncateMetrics(file: string, step: number): void {
   fs.writeFileSync(file, kept.map((l) => l + "\n").join(""));
 }
 
+/** What a failed run leaves, said plainly: the newest checkpoint (every saved one is finite) or that none exists. */
+function whatExists(outDir: string): string {
+  const latest = latestCheckpoint(outDir);
+  if (!latest) return `no checkpoint exists in ${outDir}: nothing of this run was saved`;
+  const step = (JSON.parse(fs.readFileSync(path.join(latest, "trainer_state.json"), "utf8")) as TrainerState).step;
+  return `the newest checkpoint, ${latest} (step ${step}), holds finite weights from before the failure; ` +
+    "resuming it with the same options would fail the same way, so start over with changed options";
+}
+
 /**
  * Trains `run.items` from scratch or from the newest checkpoint. Async only so that the event loop gets a turn
  * between optimizer steps (a Ctrl-C handler can then ask shouldStop to end the run); the steps are the same.
@@ -116,6 +126,9 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
     if (state.step > 0 && state.step !== resumedFrom) save(state);
     else checkpoint = latestCheckpoint(run.outDir);
     return { state, total, resumedFrom, last, stopped, checkpoint };
+  } catch (e) {
+    if (e instanceof NonFiniteError) throw new NonFiniteError(e.step, e.what, `${e.hint ?? "lower the learning rate"}; ${whatExists(run.outDir)}`);
+    throw e;
   } finally {
     opt.dispose();
   }
