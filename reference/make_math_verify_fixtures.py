@@ -228,6 +228,17 @@ for gold, pred, expect in [
 ]:
     case("joined", gold, pred, expect)
 
+# Plain-text answers after an anchor; assignments against a tuple.
+for gold, pred, expect in [
+    ("2x+1", "The answer is 2x+1.", True), ("x^2", "So the answer is x^2.", True), ("\\sqrt{2}", "The answer is sqrt(2).", True),
+    ("\\frac{1}{2}", "The answer is 1/2.", True), ("3\\pi", "The answer is 3pi.", True), ("(2,3)", "The answer is (2, 3).", True),
+    ("(2,3)", "$a=2, b=3$", True), ("(2,3)", "$a=3, b=2$", False), ("10", "The answer is 10 apples.", True),
+    ("-3", "The answer is negative 3.", True), ("4", "The answer is 2^2.", True), ("5", "The answer is 2^2.", False),
+    ("0.5", "The answer is 1/2 = 0.5", True), ("7", "The answer is **7**.", True), ("7", "**Final Answer:** 7", True),
+    ("\\frac{1}{4}", "Answer: 1/4", True), ("42", "The answer is 6*7 = 42.", True), ("41", "The answer is 6*7 = 42.", False),
+]:
+    case("plain", gold, pred, expect)
+
 # Extraction modes: only LaTeX, only plain expressions, only multiple-choice letters.
 for gold, pred, mode, expect in [
     ("\\frac{1}{2}", "The answer is $\\frac{1}{2}$.", "latex", True),

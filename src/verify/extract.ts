@@ -2,7 +2,8 @@
 //   1. the last \boxed{} / \fbox{} (with the boxed answers right before it joined into a list when only "and", ","
 //      or "or" separate them: "the roots are \boxed{2} and \boxed{5}" answers "2, 5");
 //   2. the rest of the sentence after the last "final answer is" / "the answer is" / "answer:" (its first math
-//      span, or the spans that "and", "or", "," join: "$x = 2$ or $x = 3$" answers "x = 2, x = 3");
+//      span, or the spans that "and", "or", "," join: "$x = 2$ or $x = 3$" answers "x = 2, x = 3"; else plain
+//      arithmetic: "2^2", "1/2 = 0.5" answers "0.5");
 //   3. the rest of the line after the first "####";
 //   4. whichever comes later in the text: the last LaTeX math span ($...$, $$...$$, \(...\), \[...\]; of a
 //      chain "16 + 6 = 22" or "x = 2 + 3 = 5" its last side, while an equation "x = 5" stays whole) or the last
@@ -95,6 +96,11 @@ function boxedAnswer(text: string): Extracted | null {
 const ANCHOR = /(?:final\s+answer|answer)\s*(?:is|:)\s*:?\s*|(?:correct\s+)?(?:choice|option)\s+is\s*/gi;
 const SPAN = /\$\$([\s\S]+?)\$\$|(?<!\\)\$((?:\\[\s\S]|[^$\\])+)\$|\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
 
+/** Arithmetic on plain numbers after an anchor: "42", "3/4", "2^2", "6*7 = 42", "75%". */
+const NUM = String.raw`[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)`;
+const ARITH = String.raw`${NUM}(?:\s*[-+*/^]\s*${NUM})*`;
+const PLAIN_EXPR = new RegExp(String.raw`^${ARITH}(?:\s*=\s*${ARITH})*\s*%?`);
+
 function afterAnchor(text: string, targets: readonly ExtractionTarget[], choices: readonly string[]): Extracted | null {
   const m = [...text.matchAll(ANCHOR)].pop();
   if (!m) return null;
@@ -109,8 +115,9 @@ function afterAnchor(text: string, targets: readonly ExtractionTarget[], choices
   }
   const plain = tail.replace(/^\*\*|\*\*$/g, "").trim();
   if (targets.includes("expr")) {
-    const n = /^[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*\/\s*\d+)?\s*%?/.exec(plain);
-    if (n && !/^[a-zA-Z]/.test(plain.slice(n[0].length))) return { text: n[0].trim(), source: "answer_is", at };
+    const n = PLAIN_EXPR.exec(plain);
+    const wordAfter = n && /^[a-zA-Z]/.test(plain.slice(n[0].length));
+    if (n && !wordAfter) return { text: lastSide(n[0].trim()), source: "answer_is", at };
   }
   if (targets.includes("string")) {
     const c = lastChoice(plain, choices, at);

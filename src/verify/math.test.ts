@@ -16,6 +16,8 @@ test("extraction follows the order of evidence and records its source", () => {
     ["The answer is \\boxed 4.", "4", "boxed"],
     ["We get $16 + 6 = 22$. The final answer is $22$ square units.", "22", "answer_is"],
     ["Final answer: 12.5", "12.5", "answer_is"],
+    ["The answer is 1/2 = 0.5", "0.5", "answer_is"],
+    ["The answer is 2^2.", "2^2", "answer_is"],
     ["We get $x = 3$.\n#### 3", "3", "hash"],
     ["Solving gives $2x = 10$, so $x = 5$.", "x = 5", "latex"],
     ["So $x = 1, x = 2$.", "x = 1, x = 2", "latex"],
@@ -81,6 +83,7 @@ const ROWS: Row[] = [
   ["1\\pm\\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}", true], ["\\pm 3", "3", false], ["2, 3", "x=2 \\text{ or } x=3", true],
   ["\\frac{1}{2}", "\\frac{1}{2}, 0.5", true], ["12", "12, 13", false], ["18000", "18\\,000", true],
   ["23", "2 3", null], ["125", "12\\,5", null], ["23", "2\\quad 3", null], ["3", "\\log_2 8", true],
+  ["(2,3)", "a=2, b=3", true], ["(2,3)", "a=3, b=2", false], ["(2,3)", "a=2, a=3", false],
 ];
 
 test("equivalence: equal, unequal and undecided answers", () => {

@@ -12,6 +12,7 @@
 //   - "(a, b)" is an open interval and "[a, b]" a closed one when compared with an interval; tuples and bracketed
 //     lists compare in order; sets and bare lists ("1, 2") in any order, a list whose items are all equal to a
 //     scalar ("1/2 or 0.5") equals it; unions of intervals in any order;
+//   - a tuple "(2, 3)" equals assignments "a = 2, b = 3" to distinct variables, in the order written;
 //   - "p%" reads as p/100, and as p where p is a whole number (50% = 0.5 = 50; 12.5% = 0.125 only);
 //   - matrices compare entry by entry; text compares without case and spaces.
 
@@ -105,6 +106,8 @@ function equal(g: Value, p: Value, deadline: number): boolean {
   if (g.k === "scalar" && (p.k === "set" || p.k === "list")) return unorderedEqual([g], p.items, deadline);
   if (p.k === "scalar" && (g.k === "set" || g.k === "list")) return unorderedEqual(g.items, [p], deadline);
   if (g.k === "union" && p.k === "union") return unorderedEqual(g.parts, p.parts, deadline);
+  if (g.k === "tuple" && p.k === "list") return assignmentsMatch(g.items, p.items, deadline);
+  if (p.k === "tuple" && g.k === "list") return assignmentsMatch(p.items, g.items, deadline);
   if (g.k !== p.k) return false;
   if (g.k === "tuple" || g.k === "bracket") return orderedEqual(g.items, (p as typeof g).items, deadline);
   if (g.k === "matrix") return matrixEqual(g.rows, (p as typeof g).rows, deadline);
@@ -120,6 +123,15 @@ function percentReadings(v: Value & { k: "scalar" }): Node[] {
   if (!v.percent) return [v.n];
   const hundredth: Node = { t: "fn", head: "Divide", args: [v.n, { t: "num", s: "100" }] };
   return v.n.t === "num" && /^\d+$/.test(v.n.s) ? [hundredth, v.n] : [hundredth];
+}
+
+/** "(2, 3)" and "a = 2, b = 3": a tuple against assignments to distinct variables, in the order written. */
+function assignmentsMatch(tuple: Value[], list: Value[], deadline: number): boolean {
+  const values = list.map((v) => (v.k === "rel" ? assignedValue(v) : null));
+  const name = (v: Value) => (v.k === "rel" && v.args[0].k === "scalar" && v.args[0].n.t === "sym" ? v.args[0].n.name : "");
+  const names = list.map(name);
+  if (values.some((v) => v === null) || new Set(names).size !== names.length) return false;
+  return orderedEqual(tuple, values as Value[], deadline);
 }
 
 function orderedEqual(a: Value[], b: Value[], deadline: number): boolean {
