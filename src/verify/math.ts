@@ -127,11 +127,11 @@ function percentReadings(v: Value & { k: "scalar" }): Node[] {
 
 /** "(2, 3)" and "a = 2, b = 3": a tuple against assignments to distinct variables, in the order written. */
 function assignmentsMatch(tuple: Value[], list: Value[], deadline: number): boolean {
-  const values = list.map((v) => (v.k === "rel" ? assignedValue(v) : null));
-  const name = (v: Value) => (v.k === "rel" && v.args[0].k === "scalar" && v.args[0].n.t === "sym" ? v.args[0].n.name : "");
-  const names = list.map(name);
-  if (values.some((v) => v === null) || new Set(names).size !== names.length) return false;
-  return orderedEqual(tuple, values as Value[], deadline);
+  const rels = list.filter((v): v is Relation => v.k === "rel" && assignedValue(v) !== null);
+  if (rels.length !== list.length) return false;
+  const names = rels.map((r) => JSON.stringify(r.args[0]));
+  if (new Set(names).size !== names.length) return false;
+  return orderedEqual(tuple, rels.map((r) => r.args[1]), deadline);
 }
 
 function orderedEqual(a: Value[], b: Value[], deadline: number): boolean {
