@@ -239,6 +239,16 @@ for gold, pred, expect in [
 ]:
     case("plain", gold, pred, expect)
 
+# The left side of an equation in the prediction; a choice letter as text.
+for gold, pred, expect in [
+    ("2x+1", "$f(x) = 2x+1$", True), ("A", "$\\text{(A)}$", True), ("\\text{(A)}", "$A$", True), ("\\text{(A)}", "$B$", False),
+    ("3", "$(3)$", True), ("\\frac{1}{2}", "$P = \\frac{1}{2}$", True), ("5", "$AB = 5$", True), ("5", "$AB = 6$", False),
+    ("5", "$\\overline{AB} = 5$", True), ("10", "$x+y = 10$", True), ("\\frac{\\sqrt{3}}{2}", "$\\sin 60^\\circ = \\frac{\\sqrt{3}}{2}$", True),
+    ("2", "$\\angle A = 2$", True), ("4", "$a_n = 4$", True), ("3", "$n=3$ and $m=4$", False), ("x+1", "$y=x+1$", True),
+    ("2", "$2 = x$", False),
+]:
+    case("equation_lhs", gold, pred, expect)
+
 # Extraction modes: only LaTeX, only plain expressions, only multiple-choice letters.
 for gold, pred, mode, expect in [
     ("\\frac{1}{2}", "The answer is $\\frac{1}{2}$.", "latex", True),

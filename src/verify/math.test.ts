@@ -84,6 +84,8 @@ const ROWS: Row[] = [
   ["\\frac{1}{2}", "\\frac{1}{2}, 0.5", true], ["12", "12, 13", false], ["18000", "18\\,000", true],
   ["23", "2 3", null], ["125", "12\\,5", null], ["23", "2\\quad 3", null], ["3", "\\log_2 8", true],
   ["(2,3)", "a=2, b=3", true], ["(2,3)", "a=3, b=2", false], ["(2,3)", "a=2, a=3", false],
+  ["5", "AB = 5", true], ["2x+1", "f(x) = 2x+1", true], ["2", "2 = x", false], ["A", "\\text{(A)}", true],
+  ["\\text{(A)}", "B", false],
 ];
 
 test("equivalence: equal, unequal and undecided answers", () => {

@@ -5,8 +5,8 @@
 //
 // Rules beyond scalar equality (scalar.ts states the numeric tolerance), following Math-Verify's behaviour where it
 // is a choice (the reference is `gold`, the model's answer `pred`; the comparison is not symmetric):
-//   - an assignment "x = 3" on either side compares its right side with a non-relation on the other side;
-//     equations compare side by side, or as lhs - rhs (up to sign);
+//   - an assignment "x = 3" in the reference, or any equation "AB = 5" in the prediction, compares its right side
+//     with a non-relation on the other side; equations compare side by side, or as lhs - rhs (up to sign);
 //   - an inequality in the reference ("1 \le x \le 2", "x > 3") equals the interval it describes ([1, 2], (3, \infty));
 //     an interval in the reference is not matched by an inequality in the prediction;
 //   - "(a, b)" is an open interval and "[a, b]" a closed one when compared with an interval; tuples and bracketed
@@ -14,7 +14,7 @@
 //     scalar ("1/2 or 0.5") equals it; unions of intervals in any order;
 //   - a tuple "(2, 3)" equals assignments "a = 2, b = 3" to distinct variables, in the order written;
 //   - "p%" reads as p/100, and as p where p is a whole number (50% = 0.5 = 50; 12.5% = 0.125 only);
-//   - matrices compare entry by entry; text compares without case and spaces.
+//   - matrices compare entry by entry; text compares without case and spaces, and "\text{(A)}" equals A.
 
 import { extractFinal, type ExtractOptions, type PredSource } from "./extract.js";
 import { cleanAnswer, readAnswer, type RelOp, type Value } from "./mathtree.js";
@@ -108,11 +108,18 @@ function equal(g: Value, p: Value, deadline: number): boolean {
   if (g.k === "union" && p.k === "union") return unorderedEqual(g.parts, p.parts, deadline);
   if (g.k === "tuple" && p.k === "list") return assignmentsMatch(g.items, p.items, deadline);
   if (p.k === "tuple" && g.k === "list") return assignmentsMatch(p.items, g.items, deadline);
+  if (g.k === "text" && p.k === "scalar") return textIsSymbol(g.s, p.n);
+  if (p.k === "text" && g.k === "scalar") return textIsSymbol(p.s, g.n);
   if (g.k !== p.k) return false;
   if (g.k === "tuple" || g.k === "bracket") return orderedEqual(g.items, (p as typeof g).items, deadline);
   if (g.k === "matrix") return matrixEqual(g.rows, (p as typeof g).rows, deadline);
   if (g.k === "text") return squash(g.s) === squash((p as typeof g).s);
   return false;
+}
+
+/** A choice written as text, "\text{(A)}", against the letter A. */
+function textIsSymbol(text: string, n: Node): boolean {
+  return n.t === "sym" && squash(text).replace(/^\((.*)\)$/, "$1") === n.name.toLowerCase();
 }
 
 function squash(s: string): string {
@@ -177,8 +184,8 @@ function relationEqual(g: Value, p: Value, deadline: number): boolean {
     const iv = inequalityInterval(g);
     return iv !== null && (p.k === "union" || isIntervalLike(p)) && equal(iv, p, deadline);
   }
-  const rhs = assignedValue(p as Relation);
-  return rhs !== null && equal(g, rhs, deadline);
+  const r = p as Relation;
+  return r.ops.length === 1 && r.ops[0] === "Equal" && equal(g, r.args[1], deadline); // "AB = 5", "f(x) = 2x+1"
 }
 
 /** The right side of "x = value" (a single variable on the left), else null. */
