@@ -1,9 +1,10 @@
 // `stepwise bench verify`: throughput of the verifiers. Answer checks = extract the final answer from a solution and
 // compare it with a reference (a mix of GSM8K numbers and MATH-style LaTeX); math checks = the MATH checker
 // (free-form extraction and expression equivalence, src/verify/math.ts), measured apart for plain-number answers
-// (its fast path) and for LaTeX answers (parsed), each the median of 5 timed windows; step checks = calculator
-// verdicts of solution lines (built-in task lines and GSM8K-style lines with plain equations); sandbox runs =
-// JavaScript unit-test programs run to completion in the sandbox, as many at once as there are CPU cores.
+// (its fast path) and for LaTeX answers (parsed; a reference is parsed once and kept, as when N samples share it),
+// each the median of 5 timed windows; step checks = calculator verdicts of solution lines (built-in task lines and
+// GSM8K-style lines with plain equations); sandbox runs = JavaScript unit-test programs run to completion in the
+// sandbox, as many at once as there are CPU cores.
 
 import os from "node:os";
 import { generateProblems, PRESETS } from "../data/task.js";
