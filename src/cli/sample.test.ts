@@ -59,7 +59,7 @@ test("sample stage: seeds from (seed, id, sample), records in order, extra field
   const fake = new FakeCompleter();
   const s = await runSample(fake, options(out), { n: 2 });
   assert.deepEqual({ ...s, out: undefined }, { problems: 3, samples: 6, present: 0, written: 6, skipped: {},
-    finish_reasons: { stop: 6, length: 0, eos: 0 }, out: undefined });
+    finish_reasons: { stop: 6, length: 0, eos: 0 }, out: undefined, missing: [] });
   const recs = readLines(out);
   assert.deepEqual(recs.map((r) => [r.id, r.sample]), [["a", 0], ["a", 1], ["b", 0], ["b", 1], ["c", 0], ["c", 1]]);
   assert.deepEqual(recs[4], { id: "c", sample: 0, question: PROBLEMS[2].question, answer: PROBLEMS[2].answer,

@@ -11,7 +11,7 @@ import fs from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
 import { backendByName, getBackend, setBackend } from "../backend/index.js";
-import { InputError, InterruptedError } from "../core/errors.js";
+import { EndpointError, InputError, InterruptedError } from "../core/errors.js";
 import { cooperative, stopRequested } from "../core/interrupt.js";
 import { Rng } from "../core/rng.js";
 import { promptText, completionText, type PromptTemplate } from "../data/format.js";
@@ -37,7 +37,7 @@ export { intOption } from "./options.js";
 
 export const COMPLETER_OPTIONS = {
   model: { type: "string" }, endpoint: { type: "string" }, "endpoint-model": { type: "string" },
-  backend: { type: "string" }, threads: { type: "string" },
+  backend: { type: "string" }, threads: { type: "string" }, retries: { type: "string" }, timeout: { type: "string" },
 } as const;
 
 export const COMPLETER_HELP = [
@@ -45,6 +45,9 @@ export const COMPLETER_HELP = [
   "  --endpoint URL       or with an OpenAI-compatible /v1/completions server (vLLM, SGLang, llama.cpp, Ollama,",
   "                       stepwise serve); URL1,URL2,... balances the load over several",
   "  --endpoint-model M   the server's model (default: the first of /v1/models)",
+  "  --retries N          endpoint: retries of one request after its first attempt (default 6), with",
+  "                       exponential backoff and full jitter; a server's Retry-After is honoured (up to 20 s)",
+  "  --timeout S          endpoint: seconds one attempt may take, to the whole body (default 300)",
   "  --backend B          local engine: native (default when built) or reference",
   "  --threads N          local engine: native backend threads (default: all cores)",
 ].join("\n");
@@ -54,22 +57,32 @@ export async function completerFrom(values: Values, o: { batchSize: number; seed
   const model = values.model;
   const endpoint = values.endpoint;
   if (model !== undefined && endpoint !== undefined) throw new InputError("give --model DIR or --endpoint URL, not both");
+  if (endpoint === undefined) {
+    for (const flag of ["retries", "timeout"]) {
+      if (values[flag] !== undefined) throw new InputError(`--${flag} needs --endpoint`);
+    }
+  }
   if (typeof model === "string") {
     if (values.backend) setBackend(backendByName(String(values.backend)));
     if (values.threads !== undefined) getBackend().setThreads(intOption(values, "threads", 1));
     return LocalCompleter.load(model, { batchSize: o.batchSize, seed: o.seed });
   }
-  if (typeof endpoint === "string") return httpCompleter(endpoint, values["endpoint-model"]);
+  if (typeof endpoint === "string") {
+    return httpCompleter(endpoint, values["endpoint-model"], {
+      retries: intOption(values, "retries", 6, 0),
+      timeoutMs: 1000 * numOption(values, "timeout", 300, (x) => x > 0 && x <= 86_400, "a number of seconds in (0, 86400]")!,
+    });
+  }
   if (o.optional) return null;
   throw new InputError("--model DIR or --endpoint URL is required");
 }
 
 /** The OpenAI-compatible client (src/sample/http.ts), loaded only when asked for: "URL" or "URL1,URL2,..." (balanced). */
-async function httpCompleter(spec: string, model: string | boolean | undefined): Promise<Completer> {
+async function httpCompleter(spec: string, model: string | boolean | undefined, o: { retries: number; timeoutMs: number }): Promise<Completer> {
   const urls = spec.split(",").map((u) => u.trim()).filter(Boolean);
   if (urls.length === 0) throw new InputError("--endpoint needs a URL");
   const { createHttpCompleter } = await import("../sample/http.js");
-  return createHttpCompleter(urls, { model: typeof model === "string" ? model : undefined });
+  return createHttpCompleter(urls, { model: typeof model === "string" ? model : undefined, ...o });
 }
 
 // --- problems ---
@@ -192,6 +205,8 @@ export interface SampleSummary {
   skipped: Record<string, number>; // what was not sampled, and why
   finish_reasons: Record<FinishReason, number>; // of the samples written by this run
   out: string;
+  missing: { id: string; sample: number }[]; // samples whose requests kept failing: a rerun generates them
+  last_error?: string; // the last failure, when some are missing
 }
 
 /** One sample to generate. */
@@ -255,25 +270,43 @@ function record(job: Job, c: Completion, o: SampleOptions): Record<string, unkno
   };
 }
 
-/** Completions of one batch of jobs, in job order. */
-async function runBatch(completer: Completer, jobs: Job[], o: SampleOptions): Promise<Completion[]> {
-  if (o.stepControl) {
-    const conts = await continueStepwise(completer, jobs.map((j) => ({ prompt: j.problem.prompt + j.prefix, seed: j.seed })), {
-      schedule: o.stepControl.schedule, maxTokens: o.maxTokens, maxSteps: o.stepControl.maxSteps, topP: o.topP, topK: o.topK,
-      logprobs: o.logprobs,
+/**
+ * Completions of one batch of jobs, in job order; an EndpointError in place of a job whose requests kept failing.
+ * Over a completer that settles requests one by one (HTTP) only the failed jobs fail; otherwise a batch whose
+ * call failed with an EndpointError fails as a whole. Any other error (a refusal, a bug) is thrown.
+ */
+async function runBatch(completer: Completer, jobs: Job[], o: SampleOptions): Promise<(Completion | EndpointError)[]> {
+  try {
+    if (o.stepControl) {
+      const conts = await continueStepwise(completer, jobs.map((j) => ({ prompt: j.problem.prompt + j.prefix, seed: j.seed })), {
+        schedule: o.stepControl.schedule, maxTokens: o.maxTokens, maxSteps: o.stepControl.maxSteps, topP: o.topP, topK: o.topK,
+        logprobs: o.logprobs,
+      });
+      return conts.map((c) => ({ text: c.text, finishReason: c.finishReason, tokens: c.tokens, logprobs: c.logprobs }));
+    }
+    const requests = jobs.map((j) => ({
+      prompt: j.problem.prompt,
+      params: { n: 1, temperature: o.temperature, topP: o.topP, topK: o.topK, maxTokens: o.maxTokens, stop: o.stop,
+        seed: j.seed, logprobs: o.logprobs },
+    }));
+    const res = completer.completeSettled ? await completer.completeSettled(requests) : await completer.complete(requests);
+    return res.map((r, i) => {
+      if (r instanceof EndpointError) return r;
+      if (r instanceof Error) throw r;
+      if (!r[0]) throw new Error(`${completer.name}: no completion for request ${i}`);
+      return r[0];
     });
-    return conts.map((c) => ({ text: c.text, finishReason: c.finishReason, tokens: c.tokens, logprobs: c.logprobs }));
+  } catch (e) {
+    if (e instanceof EndpointError) return jobs.map(() => e);
+    throw e;
   }
-  const res = await completer.complete(jobs.map((j) => ({
-    prompt: j.problem.prompt,
-    params: { n: 1, temperature: o.temperature, topP: o.topP, topK: o.topK, maxTokens: o.maxTokens, stop: o.stop,
-      seed: j.seed, logprobs: o.logprobs },
-  })));
-  return res.map((r, i) => {
-    if (!r[0]) throw new Error(`${completer.name}: no completion for request ${i}`);
-    return r[0];
-  });
 }
+
+/** Passes over the samples that failed, after the first pass over all: a server that recovers gets them done. */
+export const RETRY_PASSES = 2;
+
+/** The exit code of a sample run that ended with samples missing (every other sample written). */
+export const INCOMPLETE_EXIT = 3;
 
 /** Runs (or resumes) the sample stage into o.out. */
 export async function runSample(completer: Completer, o: SampleOptions, config: Record<string, unknown>): Promise<SampleSummary> {
@@ -286,30 +319,55 @@ export async function runSample(completer: Completer, o: SampleOptions, config: 
   const skipped: Record<string, number> = bad > 0 ? { "bad problem lines": bad } : {};
   const jobs = plan(problems, o, skipped);
   const done = readDone(o.out);
-  const todo = jobs.filter((j) => !done.has(key(j.problem.id, j.sample)));
+  let todo = jobs.filter((j) => !done.has(key(j.problem.id, j.sample)));
   const summary: SampleSummary = { problems: problems.length, samples: jobs.length, present: jobs.length - todo.length,
-    written: 0, skipped, finish_reasons: { stop: 0, length: 0, eos: 0 }, out: o.out };
+    written: 0, skipped, finish_reasons: { stop: 0, length: 0, eos: 0 }, out: o.out, missing: [] };
   const progress = new Progress(o.stepControl ? "sample (step-controlled)" : "sample", { total: todo.length, unit: "samples" });
   const fh = await open(o.out, "a");
+  let lastError: EndpointError | null = null;
   try {
-    for (let i = 0; i < todo.length; i += o.batchSize) {
-      const batch = todo.slice(i, i + o.batchSize);
-      const got = await runBatch(completer, batch, o);
-      await fh.write(batch.map((j, k) => JSON.stringify(record(j, got[k], o)) + "\n").join(""));
-      await fh.sync();
-      for (const c of got) summary.finish_reasons[c.finishReason]++;
-      summary.written += batch.length;
-      progress.tick(batch.length);
-      const signal = stopRequested();
-      if (signal && i + o.batchSize < todo.length) {
-        throw new InterruptedError(signal, `${summary.present + summary.written} of ${summary.samples} samples are in ${o.out} (fsynced)`);
+    for (let pass = 0; pass <= RETRY_PASSES && todo.length > 0; pass++) {
+      const failed: Job[] = [];
+      for (let i = 0; i < todo.length; i += o.batchSize) {
+        const batch = todo.slice(i, i + o.batchSize);
+        const got = await runBatch(completer, batch, o);
+        const ok = batch.flatMap((job, k) => {
+          const c = got[k];
+          if (c instanceof EndpointError) {
+            lastError = c;
+            failed.push(job);
+            return [];
+          }
+          return [{ job, c }];
+        });
+        await fh.write(ok.map(({ job, c }) => JSON.stringify(record(job, c, o)) + "\n").join(""));
+        await fh.sync();
+        for (const { c } of ok) summary.finish_reasons[c.finishReason]++;
+        summary.written += ok.length;
+        progress.tick(ok.length);
+        const signal = stopRequested();
+        if (signal && (i + o.batchSize < todo.length || failed.length > 0)) {
+          throw new InterruptedError(signal, `${summary.present + summary.written} of ${summary.samples} samples are in ${o.out} (fsynced)`);
+        }
       }
+      todo = failed;
     }
   } finally {
     await fh.close();
     progress.finish();
   }
+  summary.missing = todo.map((j) => ({ id: j.problem.id, sample: j.sample }));
+  if (lastError && todo.length > 0) summary.last_error = (lastError as EndpointError).message;
   return summary;
+}
+
+/** "p1": samples 0, 3 / "p2": sample 1, one problem a line, at most `max` lines. */
+export function describeMissing(missing: { id: string; sample: number }[], max = 20): string[] {
+  const byId = new Map<string, number[]>();
+  for (const m of missing) byId.set(m.id, [...(byId.get(m.id) ?? []), m.sample]);
+  const lines = [...byId].slice(0, max).map(([id, ss]) => `  ${JSON.stringify(id)}: sample${ss.length > 1 ? "s" : ""} ${ss.join(", ")}`);
+  if (byId.size > max) lines.push(`  ... and ${byId.size - max} more problems`);
+  return lines;
 }
 
 // --- the command ---
@@ -384,6 +442,8 @@ export const sampleCommand: Command = {
     "(+ \"cut\", \"prefix\" when step-controlled; other fields of the problem are kept). Rerunning the same command",
     "after an interruption resumes: samples already written are kept, the missing ones generated, none twice.",
     "OUT.config.json records the options that decide the samples; a rerun with other ones is refused.",
+    "With --endpoint, a request that still fails after its retries is tried again after the other samples (2 more",
+    "passes); samples still failing then are listed and the exit code is 3, every other sample being written.",
     "options:",
     COMPLETER_HELP,
     "  --problems FILE      problems: {\"id\", \"question\", \"answer\"} (the answer a reference solution or a final answer)",
@@ -422,13 +482,18 @@ export const sampleCommand: Command = {
     }
     if (values.json) {
       console.log(JSON.stringify(summary));
-      return 0;
+    } else {
+      const skipped = Object.entries(summary.skipped).map(([why, n]) => `${n} ${why}`).join("; ");
+      const f = summary.finish_reasons;
+      console.error(`sampled ${summary.written} (${summary.present} already present) of ${summary.samples} for ` +
+        `${summary.problems} problems into ${summary.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length` +
+        (skipped ? `; skipped: ${skipped}` : ""));
     }
-    const skipped = Object.entries(summary.skipped).map(([why, n]) => `${n} ${why}`).join("; ");
-    const f = summary.finish_reasons;
-    console.error(`sampled ${summary.written} (${summary.present} already present) of ${summary.samples} for ` +
-      `${summary.problems} problems into ${summary.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length` +
-      (skipped ? `; skipped: ${skipped}` : ""));
-    return 0;
+    if (summary.missing.length === 0) return 0;
+    // The samples written are kept (fsynced); a rerun of the same command generates only the missing ones.
+    console.error(`stepwise sample: ${summary.missing.length} of ${summary.samples} samples are missing: their requests ` +
+      `failed in ${RETRY_PASSES + 1} passes (last error: ${summary.last_error})\n${describeMissing(summary.missing).join("\n")}\n` +
+      `  rerun the same command to generate only these${values.json ? "" : " (--json lists them all)"}`);
+    return INCOMPLETE_EXIT;
   },
 };

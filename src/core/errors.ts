@@ -52,3 +52,6 @@ export class InterruptedError extends StepwiseError {
     return this.signal === "SIGINT" ? 130 : 143;
   }
 }
+
+/** A server kept failing a request after all its retries (timeouts, 429/5xx, dropped connections, bad bodies). */
+export class EndpointError extends StepwiseError {}

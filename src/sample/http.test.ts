@@ -226,3 +226,21 @@ test("a 400 fails at once with the server's message; a server that never recover
     await broken.close();
   }
 });
+
+test("many prompts in flight at once print no MaxListenersExceededWarning (issue #15)", async () => {
+  const server = await faultServer(() => "slow");
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on("warning", onWarning);
+  try {
+    const completer = createHttpCompleter(server.url, { model: "m", concurrency: 32 });
+    const prompts = Array.from({ length: 40 }, (_, i) => `p${i}`);
+    const out = await completer.complete(prompts.map((prompt) => ({ prompt, params: params(1) })));
+    assertExactlyOnce(out, prompts, 1, server);
+    await new Promise((r) => setTimeout(r, 10)); // warnings are emitted on a later tick
+    assert.deepEqual(warnings, []);
+  } finally {
+    process.off("warning", onWarning);
+    await server.close();
+  }
+});

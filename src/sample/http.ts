@@ -14,8 +14,9 @@
 // The official `openai` client is the transport (request shapes, typed errors), with its own retries off: its
 // retries stay on one endpoint, its timeout ends when the headers arrive, and it would not retry a malformed body.
 
+import { setMaxListeners } from "node:events";
 import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from "openai";
-import { InputError, StepwiseError } from "../core/errors.js";
+import { EndpointError, InputError, StepwiseError } from "../core/errors.js";
 import type { Completer, Completion, CompletionParams, CompletionRequest, FinishReason } from "./types.js";
 
 export interface HttpCompleterOptions {
@@ -29,6 +30,7 @@ export interface HttpCompleterOptions {
 }
 
 export interface HttpCompleter extends Completer {
+  completeSettled(requests: CompletionRequest[]): Promise<(Completion[] | Error)[]>;
   readonly endpoints: readonly string[];
   /** The model requests name: opts.model, or the first of /v1/models (asked once). */
   model(): Promise<string>;
@@ -148,6 +150,8 @@ class HttpCompleterImpl implements HttpCompleter {
     requests.forEach((r, i) => checkParams(r.params, i));
     const model = await this.model();
     const stop = new AbortController(); // one prompt failing for good stops the others
+    // Every attempt in flight listens on it: as many listeners as requests, on purpose (no leak warning).
+    setMaxListeners(0, stop.signal);
     try {
       return await Promise.all(requests.map((r) => this.fill(model, r, stop.signal).catch((e) => {
         stop.abort();
@@ -158,8 +162,29 @@ class HttpCompleterImpl implements HttpCompleter {
     }
   }
 
+  /**
+   * Each request on its own: its completions, or the error it failed with after its retries. One prompt failing
+   * does not cancel the others, so a caller keeps the finished ones and asks again later for the rest.
+   */
+  async completeSettled(requests: CompletionRequest[]): Promise<(Completion[] | Error)[]> {
+    requests.forEach((r, i) => checkParams(r.params, i));
+    let model: string;
+    try {
+      model = await this.model();
+    } catch (e) {
+      if (!(e instanceof EndpointError)) throw e;
+      return requests.map(() => e);
+    }
+    const settled = await Promise.allSettled(requests.map((r) => this.fill(model, r)));
+    return settled.map((s) => {
+      if (s.status === "fulfilled") return s.value;
+      if (s.reason instanceof EndpointError) return s.reason;
+      throw s.reason; // a refusal (4xx) or a bug: asking again would not help
+    });
+  }
+
   /** Requests until the prompt has exactly n completions (servers may return fewer than asked). */
-  private async fill(model: string, r: CompletionRequest, cancel: AbortSignal): Promise<Completion[]> {
+  private async fill(model: string, r: CompletionRequest, cancel?: AbortSignal): Promise<Completion[]> {
     const out: Completion[] = [];
     while (out.length < r.params.n) {
       const want = r.params.n - out.length;
@@ -191,8 +216,8 @@ class HttpCompleterImpl implements HttpCompleter {
       }
       last = ep;
       if (i >= this.retries) {
-        throw new StepwiseError(`${what} failed ${i + 1} times; last, at ${ep.url}: ${error.message}`,
-          "is the server up and not overloaded? raise the retries or timeoutMs, or lower the concurrency");
+        throw new EndpointError(`${what} failed ${i + 1} times; last, at ${ep.url}: ${error.message}`,
+          "is the server up and not overloaded? raise --retries or --timeout, or lower the concurrency");
       }
       const ceiling = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** i);
       await sleep(Math.max(Math.random() * ceiling, Math.min(error.retryAfterMs ?? 0, this.maxBackoffMs)));

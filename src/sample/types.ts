@@ -32,5 +32,10 @@ export interface Completer {
   readonly name: string;
   /** Completions for each request, in order: result[i] has requests[i].params.n entries. */
   complete(requests: CompletionRequest[]): Promise<Completion[][]>;
+  /**
+   * Optional: each request on its own, an EndpointError in place of the completions of a request that kept
+   * failing (the others are kept). Samplers over unreliable servers (HTTP) implement it; any other error is thrown.
+   */
+  completeSettled?(requests: CompletionRequest[]): Promise<(Completion[] | Error)[]>;
   close?(): Promise<void> | void;
 }
