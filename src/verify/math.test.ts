@@ -78,7 +78,7 @@ const ROWS: Row[] = [
   ["20", "\\text{20 dollars}", false], ["\\text{yes}", "\\text{Yes}", true], ["\\text{odd}", "\\text{even}", false],
   // undecided: no parse, unknown functions, overflow, undefined at every sample point
   ["\\frac12", "\\int_0^1 x\\,dx", null], ["2^{1000000}", "2^{1000001}", null], ["\\infty", "2^{1000000}", null],
-  ["1", "(-1)^{n}", null], ["3", "\\frac{d}{dx}", null], ["3", "", null],
+  ["1", "(-1)^{n}", null], ["3", "\\frac{d}{dx}", null], ["3", "", null], ["(x+1)^2", "121_", null],
   // several answers; digits the parser would join across a space
   ["1\\pm\\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}", true], ["\\pm 3", "3", false], ["2, 3", "x=2 \\text{ or } x=3", true],
   ["\\frac{1}{2}", "\\frac{1}{2}, 0.5", true], ["12", "12, 13", false], ["18000", "18\\,000", true],

@@ -74,7 +74,8 @@ export function readAnswer(raw: string): Value {
 }
 
 /** MathJSON (any of its spellings) to Node; a parse error anywhere throws Undecidable. */
-function toNode(j: Json): Node {
+function toNode(j: Json | null | undefined): Node {
+  if (j === null || j === undefined) throw new Undecidable("incomplete MathJSON");
   if (typeof j === "number") return { t: "num", s: String(j) };
   if (typeof j === "string") {
     if (/^'[\s\S]*'$/.test(j)) return { t: "str", s: j.slice(1, -1) };
