@@ -1,7 +1,9 @@
 // The MATH checker: extraction order and targets, equivalence by kind (equal, unequal and undecided rows), the
-// guards against false accepts (overflow, undefined sample points, time limit, long input), and the verify record.
+// guards against false accepts (overflow, undefined sample points, time limit, long input), the verify record, and
+// a fuzz test: mangled answers give a verdict, never an exception.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { extractFinal } from "./extract.js";
 import { checkMathAnswer, mathAnswersEqual } from "./math.js";
@@ -112,4 +114,22 @@ test("verify --task math: pred, pred_source and the step that states the answer"
   assert.equal(w.first_error_step, 1);
   const none = checkMathAnswer("I do not know.", "4");
   assert.deepEqual([none.correct, none.pred, none.pred_source], [false, null, null]);
+});
+
+test("mangled answers give a verdict, never an exception", () => {
+  const file = new URL("../../src/verify/fixtures/math_verify.json", import.meta.url);
+  const cases = (JSON.parse(readFileSync(file, "utf8")) as { cases: { gold: string }[] }).cases;
+  const pool = [...new Set(cases.map((c) => c.gold))];
+  let seed = 19;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return Math.floor((seed / 2 ** 31) * n); };
+  const alphabet = "{}()[]\\^_=,.$%-+*/ 0123456789xab\\frac\\sqrt\\left\\le<>|&";
+  for (let n = 0; n < 3000; n++) {
+    let p = pool[rnd(pool.length)];
+    for (let k = 0; k < 3; k++) {
+      const i = rnd(p.length + 1);
+      p = rnd(2) ? p.slice(0, i) + p.slice(i + 1) : p.slice(0, i) + alphabet[rnd(alphabet.length)] + p.slice(i);
+    }
+    const gold = pool[rnd(pool.length)];
+    assert.doesNotThrow(() => checkMathAnswer(`The answer is $${p}$.`, gold), `gold ${gold} vs pred ${p}`);
+  }
 });
