@@ -9,6 +9,7 @@ import { loadGsm8k, loadMapped, loadMath, type MathProblem } from "../data/load.
 import { DEFAULT_TEMPERATURE, defaultMaxTokens, evaluate, type EvalResult } from "../eval/eval.js";
 import type { MathTask } from "../verify/record.js";
 import type { Command } from "./main.js";
+import { checkOutputFile } from "./outputs.js";
 import { Progress } from "./progress.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
 
@@ -142,6 +143,7 @@ export const evalCommand: Command = {
     };
     const limit = intOption(values, "limit", Number.MAX_SAFE_INTEGER);
     const out = typeof values.out === "string" ? values.out : undefined;
+    if (out) checkOutputFile(out);
     const problems = await readProblems(values.problems, format, limit, Boolean(values["skip-bad"]));
     const completer = (await completerFrom(values, { batchSize, seed }))!;
     const progress = new Progress("eval", { total: problems.length * (1 + Math.max(opts.maj ?? 0, ...(opts.passK ?? []))), unit: "completions" });

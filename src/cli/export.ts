@@ -8,6 +8,7 @@ import { loadModel } from "../model/hub.js";
 import { mergeAndUnload } from "../model/lora.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import type { Command } from "./main.js";
+import { checkOutputFile } from "./outputs.js";
 import { Progress } from "./progress.js";
 
 export const exportCommand: Command = {
@@ -41,6 +42,7 @@ export const exportCommand: Command = {
     const out = values.out;
     if (typeof dir !== "string") throw new InputError("--model DIR is required");
     if (typeof out !== "string") throw new InputError("--out FILE is required");
+    checkOutputFile(out);
     const dtype = String(values.dtype ?? "f32");
     if (dtype !== "f32" && dtype !== "f16") throw new InputError(`--dtype must be f32 or f16, got "${dtype}"`);
     const tokenizer = TextTokenizer.load(dir); // first: a folder without tokenizer.json fails before the weights load

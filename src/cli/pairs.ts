@@ -14,6 +14,7 @@ import { styleOf, type MathTask } from "../verify/record.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
+import { checkOutputFile } from "./outputs.js";
 import { numOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
@@ -57,6 +58,7 @@ async function run(values: Values): Promise<PairsSummary> {
   const format = choice(values, "format", PAIR_FORMATS, "trl");
   if (typeof values.in !== "string") throw new InputError("--in FILE is required");
   if (typeof values.out !== "string") throw new InputError("--out FILE is required");
+  checkOutputFile(values.out);
   const task = choice(values, "task", MATH_TASKS, "gsm8k");
   const batchSize = intOption(values, "batch-size", 16);
   const seed = intOption(values, "seed", 0, 0);

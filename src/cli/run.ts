@@ -14,6 +14,7 @@ import { reportHtml, smooth, summarize, summaryTable, type Curve, type Report } 
 import { METRICS } from "../train/metrics.js";
 import type { Command } from "./main.js";
 import { Pipeline, type SkippedVariant } from "./pipeline.js";
+import { checkOutputDir, lockOutput } from "./outputs.js";
 import { creditExamples } from "./run-credit.js";
 
 type Values = Record<string, string | boolean | undefined>;
@@ -120,8 +121,16 @@ export const runCommand: Command = {
     }
     const config = configFrom(values, positionals);
     const dir = path.resolve(typeof values.out === "string" ? values.out : DEFAULT_OUT);
-    const { evals, skipped } = await new Pipeline(dir, config).run();
-    const report = await writeReport(dir, config, evals, skipped);
+    checkOutputDir(dir);
+    fs.mkdirSync(dir, { recursive: true });
+    const release = lockOutput(dir, "dir", "stepwise run"); // one run per directory at a time
+    let report: Report;
+    try {
+      const { evals, skipped } = await new Pipeline(dir, config).run();
+      report = await writeReport(dir, config, evals, skipped);
+    } finally {
+      release();
+    }
     process.stderr.write(`\n${summaryTable(report)}\n\nreport: ${path.join(dir, "report.html")}\n`);
     if (values.json) console.log(JSON.stringify(report));
     return 0;

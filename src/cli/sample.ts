@@ -25,6 +25,7 @@ import {
   type CutSpec, type StepSchedule,
 } from "../sample/stepcontrol.js";
 import type { Completer, Completion, FinishReason } from "../sample/types.js";
+import { checkOutputDir, checkOutputFile, withOutputLock } from "./outputs.js";
 import { Progress } from "./progress.js";
 import { intOption, numOption } from "./options.js";
 import type { Command } from "./main.js";
@@ -310,7 +311,19 @@ export const INCOMPLETE_EXIT = 3;
 
 /** Runs (or resumes) the sample stage into o.out. */
 export async function runSample(completer: Completer, o: SampleOptions, config: Record<string, unknown>): Promise<SampleSummary> {
-  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  prepareOut(o.out);
+  return withOutputLock(o.out, "file", "stepwise sample", () => sampleInto(completer, o, config));
+}
+
+/** The output's folder is created (sample makes its parents); then the path must be a writable file's. */
+function prepareOut(out: string): void {
+  const parent = path.dirname(path.resolve(out));
+  if (!fs.existsSync(parent)) checkOutputDir(parent, "--out's folder");
+  fs.mkdirSync(parent, { recursive: true });
+  checkOutputFile(out);
+}
+
+async function sampleInto(completer: Completer, o: SampleOptions, config: Record<string, unknown>): Promise<SampleSummary> {
   checkConfig(o.out, config);
   const { problems, bad } = await readProblems(o.problems, o.format, o.template, completer, o.skipBad);
   if (problems.length === 0) throw new InputError("no problems", o.problems);
@@ -473,6 +486,7 @@ export const sampleCommand: Command = {
   ].join("\n"),
   async run(values) {
     const o = sampleOptions(values);
+    prepareOut(o.out); // before the model loads
     const completer = await completerFrom(values, { batchSize: o.batchSize, seed: o.seed });
     let summary: SampleSummary;
     try {

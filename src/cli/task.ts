@@ -6,6 +6,7 @@ import { ALL_OPS, PRESETS, presetNames, streamMixture, validateTaskConfig, type 
 import { NO_NOISE, noisyAnswer, validateNoise, type NoiseConfig } from "../data/noise.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
+import { checkOutputFile } from "./outputs.js";
 import { intOption } from "./options.js";
 
 /** "2-5" or "3" -> [2, 5] / [3, 3]. */
@@ -108,6 +109,7 @@ export const taskCommand: Command = {
     if (split !== "train" && split !== "test") throw new InputError(`--split must be train or test, got "${split}"`);
     const out = values.out === undefined ? undefined : String(values.out);
     if (values.json && !out) throw new InputError("--json needs --out (stdout carries the problems otherwise)");
+    if (out) checkOutputFile(out);
     const noise = noiseOption(values.noise);
     const progress = new Progress(`task ${split}`, { total: n, unit: "problems" });
     function* limited(): Generator<TaskProblem & { clean_answer?: string }> {

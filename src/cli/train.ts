@@ -25,6 +25,7 @@ import { packedSftObjective, sftObjective } from "../train/sft.js";
 import { train, type TrainResult } from "../train/trainer.js";
 import type { Command } from "./main.js";
 import { intOption } from "./options.js";
+import { checkNotInput, checkOutputDir, claimRunDir, lockOutput } from "./outputs.js";
 import { Progress } from "./progress.js";
 
 type Values = Record<string, string | boolean | undefined>;
@@ -34,7 +35,7 @@ const TRAIN_OPTIONS = {
   "grad-accum": { type: "string" }, lr: { type: "string" }, "lr-schedule": { type: "string" },
   "warmup-ratio": { type: "string" }, "weight-decay": { type: "string" }, "max-grad-norm": { type: "string" },
   seed: { type: "string" }, "save-every": { type: "string" }, "keep-checkpoints": { type: "string" },
-  resume: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
+  resume: { type: "boolean" }, overwrite: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
   "max-length": { type: "string" }, template: { type: "string" }, "skip-bad": { type: "boolean" },
   out: { type: "string" }, json: { type: "boolean" }, "eval-every": { type: "string" },
   lora: { type: "string" }, "lora-alpha": { type: "string" }, "lora-dropout": { type: "string" },
@@ -55,7 +56,8 @@ const TRAIN_HELP = [
   "  --seed N             data order (default 0)",
   "  --save-every N       checkpoint every N optimizer steps (default 0: at the end only)",
   "  --keep-checkpoints N checkpoints kept (default 2)",
-  "  --resume             continue from the newest checkpoint in --out",
+  "  --resume             continue from the newest intact checkpoint in --out",
+  "  --overwrite          replace the outputs of an earlier run in --out (refused without this or --resume)",
   "  --max-length N       longest prompt + completion in tokens (default 1024)",
   "  --template T         plain (default: question, newline, solution) or chat (the model's chat template)",
   "  --skip-bad           count and skip bad lines instead of stopping",
@@ -96,10 +98,30 @@ function loopConfig(values: Values, dfltLr: number): LoopConfig {
 function setup(values: Values): { out: string; warn: (m: string) => void } {
   if (values.backend) setBackend(backendByName(String(values.backend)));
   if (values.threads !== undefined) getBackend().setThreads(intOption(values, "threads", 1));
-  const out = values.out;
-  if (typeof out !== "string") throw new InputError("--out DIR is required");
-  fs.mkdirSync(out, { recursive: true });
-  return { out, warn: (m) => process.stderr.write(`stepwise: ${m}\n`) };
+  return { out: String(values.out), warn: (m) => process.stderr.write(`stepwise: ${m}\n`) };
+}
+
+/**
+ * A training command's --out, settled before any work: a folder (not a file), not an input, not holding another
+ * run's outputs unless --resume or --overwrite; then created and locked (one writer) while `run` trains into it.
+ */
+function trainingOutput(kind: string, run: (values: Values) => Promise<number>): (values: Values) => Promise<number> {
+  return async (values) => {
+    const out = values.out;
+    if (typeof out !== "string") throw new InputError("--out DIR is required");
+    if (values.resume && values.overwrite) throw new InputError("--resume continues the run in --out, --overwrite replaces it: give one");
+    loopConfig(values, 1); // bad numbers fail here, before --overwrite removes anything
+    checkOutputDir(out);
+    checkNotInput(out, { "--model": values.model, "--ref": values.ref, "--data": values.data, "--pairs": values.pairs });
+    claimRunDir(out, { resume: Boolean(values.resume), overwrite: Boolean(values.overwrite), command: kind });
+    fs.mkdirSync(out, { recursive: true });
+    const release = lockOutput(out, "dir", `stepwise ${kind}`);
+    try {
+      return await run(values);
+    } finally {
+      release();
+    }
+  };
 }
 
 function template(values: Values): PromptTemplate {
@@ -203,7 +225,7 @@ export const sftCommand: Command = {
     "                       batches (less padding, faster; seeded and resumable). Off by default: plain shuffle",
     "  --bucket-window N    micro-batches per sorting window with --bucket (default 50)",
     TRAIN_HELP].join("\n"),
-  async run(values) {
+  run: trainingOutput("sft", async (values) => {
     const { out, warn } = setup(values);
     if (typeof values.data !== "string") throw new InputError("--data FILE is required");
     if (values["bucket-window"] !== undefined && !values.bucket) throw new InputError("--bucket-window needs --bucket");
@@ -240,7 +262,7 @@ export const sftCommand: Command = {
     if (!values.json) warn(`padding: ${(100 * padding).toFixed(1)}% of batch positions (first epoch's batches)`);
     return finish(values, "sft", out, r, model, tokenizer, { examples: examples.length, skipped: skipped.count,
       ...(rows ? { packed_rows: rows.length } : {}), padding_fraction: padding });
-  },
+  }),
 };
 
 /** The share of padding in the first epoch's micro-batches, in the order the loop reads them. */
@@ -290,7 +312,7 @@ export const dpoCommand: Command = {
     "  --reference MODE     precomputed (default: one batched pass, cached in --out) or live",
     "  --eval-pairs FILE    held-out pairs: eval/loss, eval/rewards/... in metrics.jsonl",
     TRAIN_HELP].join("\n"),
-  async run(values) {
+  run: trainingOutput("dpo", async (values) => {
     const { out, warn } = setup(values);
     if (typeof values.model !== "string") throw new InputError("--model DIR is required");
     if (typeof values.pairs !== "string") throw new InputError("--pairs FILE is required");
@@ -350,5 +372,5 @@ export const dpoCommand: Command = {
     } finally {
       (refModel as Llama | null)?.dispose();
     }
-  },
+  }),
 };

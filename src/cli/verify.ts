@@ -8,6 +8,7 @@ import { detectSandbox, TASKS, verifyCodeRecord, verifyMathRecord, type Verified
 import type { Task } from "../verify/record.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
+import { checkOutputFile } from "./outputs.js";
 import { intOption } from "./options.js";
 
 /** Newlines in a file, streamed: the progress bar's total. */
@@ -66,6 +67,7 @@ export const verifyCommand: Command = {
     if (!TASKS.includes(task)) throw new InputError(`--task must be one of ${TASKS.join(", ")}, got "${values.task ?? ""}"`);
     if (!values.in) throw new InputError("--in FILE is required");
     if (!values.out) throw new InputError("--out FILE is required");
+    checkOutputFile(String(values.out));
     const opts: VerifyFileOptions = {
       task, input: String(values.in), output: String(values.out), skipBad: Boolean(values["skip-bad"]),
       concurrency: intOption(values, "concurrency", os.availableParallelism()),

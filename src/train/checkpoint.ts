@@ -7,7 +7,7 @@ import path from "node:path";
 import { InputError, NonFiniteError } from "../core/errors.js";
 import type { AdamW } from "../engine/optim.js";
 import type { Tensor } from "../engine/tensor.js";
-import { Checkpoint, writeJsonAtomic, writeSafetensors, type StDType, type TensorToWrite } from "../model/safetensors.js";
+import { Checkpoint, readHeader, writeJsonAtomic, writeSafetensors, type StDType, type TensorToWrite } from "../model/safetensors.js";
 import type { LoopState } from "./loop.js";
 
 export const CHECKPOINT_FORMAT = 1;
@@ -97,6 +97,42 @@ function prune(root: string, keep: number): void {
   for (const name of fs.readdirSync(dir)) {
     if (name.includes(".tmp-")) fs.rmSync(path.join(dir, name), { recursive: true, force: true }); // a killed save
   }
+}
+
+/** Why a checkpoint folder cannot be resumed from (a file cut short, unreadable state), or null when it is whole. */
+export function checkpointDamage(dir: string): string | null {
+  try {
+    const state = JSON.parse(fs.readFileSync(path.join(dir, "trainer_state.json"), "utf8")) as Partial<TrainerState>;
+    if (typeof state.step !== "number") return "trainer_state.json has no step";
+    readHeader(path.join(dir, "weights.safetensors")); // checks every tensor's bytes lie inside the file
+    readHeader(path.join(dir, "optimizer.safetensors"));
+    return null;
+  } catch (e) {
+    return (e as Error).message.split("\n")[0]; // without the hint
+  }
+}
+
+/**
+ * The newest checkpoint that is whole, or null. A damaged newer one (cut short by a full disk, a copy, an edit)
+ * is renamed aside to step-N.damaged (kept, never read again) and `warn` says which one the run resumes from.
+ */
+export function intactCheckpoint(root: string, warn: (m: string) => void): string | null {
+  const all = listCheckpoints(root).reverse();
+  const damaged: string[] = [];
+  for (const c of all) {
+    const why = checkpointDamage(c.dir);
+    if (why === null) {
+      if (damaged.length > 0) warn(`resuming from the newest intact checkpoint instead: ${c.dir} (step ${c.step})`);
+      return c.dir;
+    }
+    let aside = `${c.dir}.damaged`;
+    for (let i = 2; fs.existsSync(aside); i++) aside = `${c.dir}.damaged-${i}`;
+    fs.renameSync(c.dir, aside);
+    damaged.push(aside);
+    warn(`checkpoint ${c.dir} is damaged (${why}); moved aside to ${aside}`);
+  }
+  if (damaged.length > 0) warn(`no intact checkpoint is left in ${path.join(root, "checkpoints")}: training starts over from step 0`);
+  return null;
 }
 
 /** The newest complete checkpoint's folder, or null. */

@@ -7,7 +7,7 @@ import path from "node:path";
 import { NonFiniteError } from "../core/errors.js";
 import { AdamW } from "../engine/optim.js";
 import { tidy, type Tensor } from "../engine/tensor.js";
-import { CHECKPOINT_FORMAT, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
+import { CHECKPOINT_FORMAT, intactCheckpoint, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
 import { evaluateAll, runLoopAsync, totalSteps, type LoopConfig, type LoopState, type Objective, type StepRecord } from "./loop.js";
 import { METRICS } from "./metrics.js";
 
@@ -43,6 +43,8 @@ export interface TrainResult {
   /** The newest checkpoint written, or null when none was. */
   checkpoint: string | null;
 }
+
+const stderrWarn = (m: string) => process.stderr.write(`stepwise: ${m}\n`);
 
 export function hashConfig(config: unknown): string {
   return crypto.createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
@@ -90,7 +92,7 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
     checkpoint = saveCheckpoint(run.outDir, run.params, opt, full, run.keepLast);
   };
   try {
-    const latest = run.resume ? latestCheckpoint(run.outDir) : null;
+    const latest = run.resume ? intactCheckpoint(run.outDir, (m) => (run.warn ?? stderrWarn)(m)) : null;
     if (latest) {
       const s = loadCheckpoint(latest, run.params, opt, { kind: run.kind, configHash });
       state = { step: s.step, epoch: s.epoch, cursor: s.cursor, tokens: s.tokens };
