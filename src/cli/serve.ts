@@ -12,7 +12,7 @@ export const serveCommand: Command = {
   name: "serve",
   ownsSignals: true,
   summary: "serve a model on an OpenAI-compatible API (/v1/completions, /v1/chat/completions, /v1/models)",
-  usage: "stepwise serve --model DIR --port P [--host 127.0.0.1] [--max-tokens-limit N] [--max-body-bytes N]",
+  usage: "stepwise serve --model DIR --port P [--host 127.0.0.1] [--api-key KEY] [--max-tokens-limit N] [--max-body-bytes N]",
   options: {
     model: { type: "string" },
     port: { type: "string" },
@@ -21,6 +21,7 @@ export const serveCommand: Command = {
     "max-tokens-limit": { type: "string" },
     "max-body-bytes": { type: "string" },
     "max-batch": { type: "string" },
+    "api-key": { type: "string" },
     backend: { type: "string" },
     threads: { type: "string" },
   },
@@ -32,7 +33,10 @@ export const serveCommand: Command = {
     "options:",
     "  --model DIR              Hugging Face model folder (config.json, safetensors, tokenizer.json)",
     "  --port P                 port to listen on (0 picks a free one; the address is printed)",
-    "  --host H                 address to bind, default 127.0.0.1 (0.0.0.0 exposes the server to the network)",
+    "  --host H                 address to bind, default 127.0.0.1 (0.0.0.0 exposes the server to the network);",
+    "                           on a loopback address only requests whose Host is localhost are answered",
+    "  --api-key KEY            require \"Authorization: Bearer KEY\" (what OpenAI clients send as api_key) on /v1/*;",
+    "                           default: $STEPWISE_API_KEY if set, else no key",
     "  --served-model-name S    the model id clients name (default: the --model argument)",
     "  --max-tokens-limit N     largest max_tokens a request may ask for (default 2048)",
     "  --max-body-bytes N       largest request body (default 1048576)",
@@ -48,15 +52,18 @@ export const serveCommand: Command = {
     const host = typeof values.host === "string" ? values.host : "127.0.0.1";
     const be = values.backend ? backendByName(String(values.backend)) : getBackend();
     if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
+    const apiKey = typeof values["api-key"] === "string" ? values["api-key"] : process.env.STEPWISE_API_KEY || undefined;
+    if (apiKey !== undefined && apiKey.trim() === "") throw new InputError("--api-key must not be empty");
+    const limits = { maxTokensLimit: intOption(values, "max-tokens-limit", 2048), maxBodyBytes: intOption(values, "max-body-bytes", 1 << 20),
+      maxBatchRows: intOption(values, "max-batch", 32) };
     const tokenizer = TextTokenizer.load(values.model);
     const model = loadModel(values.model, { backend: be });
-    const server = new CompletionServer(model, tokenizer, {
-      modelName: typeof values["served-model-name"] === "string" ? values["served-model-name"] : values.model,
-      maxTokensLimit: intOption(values, "max-tokens-limit", 2048),
-      maxBodyBytes: intOption(values, "max-body-bytes", 1 << 20),
-      maxBatchRows: intOption(values, "max-batch", 32),
-    });
     try {
+      // Refuses a tokenizer whose ids run past the model's vocabulary, before listening.
+      const server = new CompletionServer(model, tokenizer, {
+        apiKey, ...limits,
+        modelName: typeof values["served-model-name"] === "string" ? values["served-model-name"] : values.model,
+      });
       await serveUntilSignal(server, port, host, (url) => `stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`);
     } finally {
       model.dispose();

@@ -18,6 +18,7 @@
 import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { LOOPBACK, isLoopbackHost } from "../core/loopback.js";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -51,14 +52,6 @@ function staticFiles(): Map<string, [string, string]> {
     if (/^[\w-]+\.js$/.test(f)) m.set(`/web/${f}`, [path.join(WEB_DIR, f), "text/javascript"]);
   }
   return m;
-}
-
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
-
-/** The name part of a Host header ("127.0.0.1:8600" -> "127.0.0.1", "[::1]:80" -> "[::1]"). */
-function hostName(host: string | undefined): string {
-  if (!host) return "";
-  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.replace(/:\d+$/, "");
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
@@ -143,7 +136,7 @@ export class DashboardServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const method = req.method ?? "GET";
-    if (this.loopbackOnly && !LOOPBACK.has(hostName(req.headers.host))) {
+    if (this.loopbackOnly && !isLoopbackHost(req.headers.host)) {
       throw new HttpError(403, `Host "${req.headers.host ?? ""}" refused: the dashboard answers on localhost only`);
     }
     if (url.pathname === "/api/credit") {

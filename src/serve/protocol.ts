@@ -4,7 +4,8 @@
 //
 // Supported: prompt (text, list of texts, token ids, list of token-id lists), messages (chat template), n,
 // max_tokens (max_completion_tokens for chat), temperature, top_p, top_k (vLLM's extension; -1 or 0 = off), stop,
-// seed, logprobs (completions: the sampled token's log-prob; top alternatives are not computed), stream,
+// seed, logprobs (the sampled token's log-prob only: completions' logprobs > 1 and chat's top_logprobs > 0, which ask
+// for the top alternatives, are refused), stream,
 // stream_options.include_usage, ignore_eos (vLLM's extension). Parameters that would change results and are not
 // implemented (echo, suffix, best_of != n, penalties, logit_bias, tools) are refused with a 400, never ignored.
 
@@ -205,18 +206,28 @@ function seedField(body: Body): number | null {
   return Number(BigInt.asUintN(32, BigInt(v))); // sequences are seeded from 32 bits
 }
 
+/**
+ * The sampled tokens' log-probs are computed, the top alternatives are not: completions' logprobs 0 or 1 (what
+ * clients send to mean "on") and chat's logprobs: true are served, a request for alternatives is refused.
+ */
 function logprobsField(body: Body, kind: GenRequest["kind"]): number | null {
+  const noTop = "this server computes the sampled token's log-prob only, not the top alternatives";
   if (kind === "completion") {
+    if (field(body, "top_logprobs") !== undefined) throw bad("top_logprobs", `'top_logprobs' is not a completions parameter; ${noTop} (use 'logprobs': 1)`);
     const v = field(body, "logprobs");
     if (v === undefined || v === false) return null;
     if (v === true) return 0;
-    return intField(body, "logprobs", 0, 0, 5);
+    const n = intField(body, "logprobs", 0, 0, 5);
+    if (n > 1) throw bad("logprobs", `'logprobs' is ${n}: ${noTop}; use 0 or 1`);
+    return 0;
   }
   if (!boolField(body, "logprobs", false)) {
     if (field(body, "top_logprobs") !== undefined) throw bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
     return null;
   }
-  return intField(body, "top_logprobs", 0, 0, 20);
+  const top = intField(body, "top_logprobs", 0, 0, 20);
+  if (top > 0) throw bad("top_logprobs", `'top_logprobs' is ${top}: ${noTop}; leave it out or use 0`);
+  return 0;
 }
 
 function streamOptions(body: Body, stream: boolean): boolean {

@@ -11,8 +11,10 @@
 // samples with sequenceSeed(seed, i), so a seeded request gives the same text alone or batched with others.
 
 import http from "node:http";
-import { randomBytes, randomInt } from "node:crypto";
+import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { InputError } from "../core/errors.js";
+import { LOOPBACK, isLoopbackHost } from "../core/loopback.js";
 import { sequenceSeed, type Generation } from "../model/generate.js";
 import type { Llama } from "../model/llama.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
@@ -28,6 +30,7 @@ export interface ServeOptions extends SchedulerOptions {
   maxBodyBytes?: number; // largest request body, default 1 MiB
   maxN?: number; // largest n, default 128
   maxSequences?: number; // prompts * n in one request, default 256
+  apiKey?: string; // requests must send "Authorization: Bearer KEY" (what OpenAI clients send); /health is open
 }
 
 type Res = http.ServerResponse;
@@ -38,8 +41,18 @@ export class CompletionServer {
   readonly limits: ServeLimits;
   private readonly maxBodyBytes: number;
   private readonly created = Math.floor(Date.now() / 1000);
+  private readonly apiKeyHash: Buffer | null;
+  private loopbackOnly = true;
 
   constructor(readonly model: Llama, readonly tokenizer: TextTokenizer, opts: ServeOptions) {
+    // Token ids at or past the model's vocabulary have no embedding: every request would fail. Refused here.
+    if (tokenizer.vocabSize > model.config.vocab_size) {
+      throw new InputError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ` +
+        `${model.config.vocab_size}: ids ${model.config.vocab_size}..${tokenizer.vocabSize - 1} have no embedding`, undefined,
+        "serve the tokenizer the model was trained with (config.json's vocab_size must cover tokenizer.json)");
+    }
+    if (opts.apiKey !== undefined && opts.apiKey === "") throw new InputError("the API key is empty");
+    this.apiKeyHash = opts.apiKey === undefined ? null : digest(opts.apiKey);
     this.scheduler = new Scheduler(model, tokenizer, opts);
     this.maxBodyBytes = opts.maxBodyBytes ?? 1 << 20;
     this.limits = {
@@ -55,6 +68,7 @@ export class CompletionServer {
 
   /** Starts listening (port 0 picks a free port); resolves with the base URL, e.g. http://127.0.0.1:8000. */
   listen(port: number, host = "127.0.0.1"): Promise<string> {
+    this.loopbackOnly = LOOPBACK.has(host);
     return new Promise((resolve, reject) => {
       this.http.once("error", reject);
       this.http.listen(port, host, () => {
@@ -85,6 +99,12 @@ export class CompletionServer {
       const allow = (m: string) => {
         if (method !== m) throw new RequestError(405, `${method} is not allowed on ${path}; use ${m}`);
       };
+      if (this.loopbackOnly && !isLoopbackHost(req.headers.host)) {
+        throw new RequestError(403, `Host "${req.headers.host ?? ""}" refused: this server listens on loopback and ` +
+          "answers requests for localhost only", null, "host_not_allowed");
+      }
+      if (path === "/health") return sendJson(res, 200, { status: "ok" });
+      this.authorize(req);
       if (path === "/v1/models") {
         allow("GET");
         return sendJson(res, 200, { object: "list", data: [this.modelCard()] });
@@ -101,10 +121,19 @@ export class CompletionServer {
         const g = parseGenRequest(body, path === "/v1/completions" ? "completion" : "chat", this.tokenizer, this.limits);
         return await (g.stream ? this.stream(g, res) : this.respond(g, res));
       }
-      if (path === "/health") return sendJson(res, 200, { status: "ok" });
       throw new RequestError(404, `no route ${path}; this server has /v1/models, /v1/completions, /v1/chat/completions`);
     } catch (e) {
       sendError(req, res, e);
+    }
+  }
+
+  /** With an API key: "Authorization: Bearer KEY", compared in constant time. */
+  private authorize(req: http.IncomingMessage): void {
+    if (!this.apiKeyHash) return;
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
+    if (!m || !timingSafeEqual(digest(m[1].trim()), this.apiKeyHash)) {
+      throw new RequestError(401, m ? "Incorrect API key provided." : "Missing API key: send 'Authorization: Bearer KEY'.",
+        null, "invalid_api_key");
     }
   }
 
@@ -225,6 +254,10 @@ class ChunkEmitter {
 
 function isHighSurrogate(c: number): boolean {
   return c >= 0xd800 && c <= 0xdbff;
+}
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s, "utf8").digest();
 }
 
 /** The request body as JSON, read up to `limit` bytes (413 beyond, before reading it when Content-Length says so). */
