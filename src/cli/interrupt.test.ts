@@ -60,3 +60,27 @@ test("SIGINT stops sft after the current step with a checkpoint of it; --resume 
   assert.ok(later > step + 1, second.stderr);
   assert.deepEqual(metricSteps(out), Array.from({ length: later }, (_, i) => i + 1), "metrics run on from the checkpoint");
 });
+
+test("sample --n 1e9 streams to disk in bounded memory (a 100 MB heap) and stops on SIGINT with what it wrote", async () => {
+  const { microModelDir } = await import("./testkit.js");
+  const model = microModelDir(root, "micro", 1);
+  fs.writeFileSync(path.join(root, "p.jsonl"), problems.map((p, i) => JSON.stringify({ id: `p${i}`, ...p })).join("\n") + "\n");
+  const out = path.join(root, "big.jsonl");
+  const child = spawn(process.execPath, ["--max-old-space-size=100", BIN, "sample", "--model", model, "--problems", "p.jsonl",
+    "--n", "1000000000", "--max-tokens", "2", "--batch-size", "4", "--out", "big.jsonl"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const lines = () => (fs.existsSync(out) ? fs.readFileSync(out, "utf8").split("\n").length - 1 : 0);
+  const deadline = Date.now() + 60_000;
+  while (lines() < 8 && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+  child.kill("SIGINT");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const code = await exited;
+  clearTimeout(timer);
+  assert.equal(code, 130, stderr);
+  const m = /interrupted by SIGINT: (\d+) of 2000000000 samples are in big\.jsonl/.exec(stderr);
+  assert.ok(m, stderr);
+  assert.equal(Number(m[1]), lines(), "every sample it counts is on disk");
+  assert.match(stderr, /to resume: stepwise sample .* --out big\.jsonl\n/);
+});

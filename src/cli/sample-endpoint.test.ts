@@ -107,7 +107,7 @@ test("a problem whose requests keep failing: the others are written, the exit na
       "--batch-size", "8", "--retries", "1"];
     const first = await cli(args);
     assert.equal(first.code, 3, first.stderr);
-    assert.match(first.stderr, /3 of 36 samples are missing: their requests failed in 3 passes \(last error: .*HTTP 500/);
+    assert.match(first.stderr, /3 of 36 samples are missing: 3 failed in 3 passes \(last error: .*HTTP 500/);
     assert.match(first.stderr, /\n {2}"p3": samples 0, 1, 2\n {2}rerun the same command/);
     assert.deepEqual(keys(path.join(dir, "part.jsonl")).sort(), all.filter((k) => !k.startsWith("p3/")).sort());
     assert.equal(s.byPrompt.get("q3\n"), 3 * 2 * 3, "3 samples x (1 + --retries 1) attempts x 3 passes");

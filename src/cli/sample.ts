@@ -207,6 +207,7 @@ export interface SampleSummary {
   finish_reasons: Record<FinishReason, number>; // of the samples written by this run
   out: string;
   missing: { id: string; sample: number }[]; // samples whose requests kept failing: a rerun generates them
+  unattempted?: number; // samples not asked for after MAX_DEFERRED failures (a rerun generates them too)
   last_error?: string; // the last failure, when some are missing
 }
 
@@ -224,13 +225,15 @@ export function sampleSeed(seed: number, id: string, sample: number): number {
   return sequenceSeed(fnv1a(`${seed >>> 0}\u0000${id}`), sample);
 }
 
-/** Every sample the run should hold, in output order, and what cannot be sampled. */
-function plan(problems: Problem[], o: SampleOptions, skipped: Record<string, number>): Job[] {
-  const jobs: Job[] = [];
+/**
+ * Every sample the run should hold, in output order, generated one at a time (memory stays bounded whatever --n
+ * is); what cannot be sampled is counted into `skipped`.
+ */
+function* plan(problems: Problem[], o: SampleOptions, skipped: Record<string, number>): Generator<Job> {
   const skip = (why: string, count = 1) => (skipped[why] = (skipped[why] ?? 0) + count);
   for (const problem of problems) {
     if (!o.stepControl) {
-      for (let s = 0; s < o.n; s++) jobs.push({ problem, sample: s, seed: sampleSeed(o.seed, problem.id, s) });
+      for (let s = 0; s < o.n; s++) yield { problem, sample: s, seed: sampleSeed(o.seed, problem.id, s) };
       continue;
     }
     const { cut } = o.stepControl;
@@ -252,10 +255,44 @@ function plan(problems: Problem[], o: SampleOptions, skipped: Record<string, num
         skip("samples cut beyond the end of the solution");
         continue;
       }
-      jobs.push({ problem, sample: s, cut: k, prefix: solutionPrefix(solution, k), seed: rng.nextU32() });
+      yield { problem, sample: s, cut: k, prefix: solutionPrefix(solution, k), seed: rng.nextU32() };
     }
   }
-  return jobs;
+}
+
+/** How many samples the plan holds, how many of them `done` has, and what is skipped, without holding the plan. */
+function tally(problems: Problem[], o: SampleOptions, done: Set<string>): { samples: number; present: number; skipped: Record<string, number> } {
+  const skipped: Record<string, number> = {};
+  if (!o.stepControl) { // every (problem, sample < n): counted from the problems and the output alone
+    const ids = new Set(problems.map((p) => p.id));
+    let present = 0;
+    for (const k of done) {
+      const [id, sample] = k.split("\u0000");
+      if (ids.has(id) && Number(sample) < o.n) present++;
+    }
+    return { samples: problems.length * o.n, present, skipped };
+  }
+  let samples = 0;
+  let present = 0;
+  for (const j of plan(problems, o, skipped)) {
+    samples++;
+    if (done.has(key(j.problem.id, j.sample))) present++;
+  }
+  return { samples, present, skipped };
+}
+
+/** Batches of the jobs `done` lacks, drawn lazily from `jobs`. */
+function* batches(jobs: Iterable<Job>, done: Set<string>, size: number): Generator<Job[]> {
+  let batch: Job[] = [];
+  for (const j of jobs) {
+    if (done.has(key(j.problem.id, j.sample))) continue;
+    batch.push(j);
+    if (batch.length === size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
 }
 
 function record(job: Job, c: Completion, o: SampleOptions): Record<string, unknown> {
@@ -306,6 +343,9 @@ async function runBatch(completer: Completer, jobs: Job[], o: SampleOptions): Pr
 /** Passes over the samples that failed, after the first pass over all: a server that recovers gets them done. */
 export const RETRY_PASSES = 2;
 
+/** Failed samples a pass holds for the next one before it stops asking (memory stays bounded if the server is down). */
+export const MAX_DEFERRED = 10_000;
+
 /** The exit code of a sample run that ended with samples missing (every other sample written). */
 export const INCOMPLETE_EXIT = 3;
 
@@ -329,20 +369,23 @@ async function sampleInto(completer: Completer, o: SampleOptions, config: Record
   if (problems.length === 0) throw new InputError("no problems", o.problems);
   if (o.stepControl && o.format === "code") throw new InputError("step-controlled sampling needs math problems with a reference solution");
   await writeFileAtomic(`${o.out}.config.json`, JSON.stringify(config, null, 2) + "\n");
-  const skipped: Record<string, number> = bad > 0 ? { "bad problem lines": bad } : {};
-  const jobs = plan(problems, o, skipped);
   const done = readDone(o.out);
-  let todo = jobs.filter((j) => !done.has(key(j.problem.id, j.sample)));
-  const summary: SampleSummary = { problems: problems.length, samples: jobs.length, present: jobs.length - todo.length,
+  const counted = tally(problems, o, done);
+  const skipped: Record<string, number> = { ...(bad > 0 ? { "bad problem lines": bad } : {}), ...counted.skipped };
+  const summary: SampleSummary = { problems: problems.length, samples: counted.samples, present: counted.present,
     written: 0, skipped, finish_reasons: { stop: 0, length: 0, eos: 0 }, out: o.out, missing: [] };
-  const progress = new Progress(o.stepControl ? "sample (step-controlled)" : "sample", { total: todo.length, unit: "samples" });
+  const progress = new Progress(o.stepControl ? "sample (step-controlled)" : "sample", { total: counted.samples - counted.present, unit: "samples" });
   const fh = await open(o.out, "a");
   let lastError: EndpointError | null = null;
+  let todo: Iterable<Job> = plan(problems, o, {});
+  let failed: Job[] = [];
+  let unattempted = 0; // samples never asked for: the endpoint failed so much that the pass stopped
   try {
-    for (let pass = 0; pass <= RETRY_PASSES && todo.length > 0; pass++) {
-      const failed: Job[] = [];
-      for (let i = 0; i < todo.length; i += o.batchSize) {
-        const batch = todo.slice(i, i + o.batchSize);
+    for (let pass = 0; pass <= RETRY_PASSES; pass++) {
+      failed = [];
+      const pending = batches(todo, done, o.batchSize);
+      for (let next = pending.next(); !next.done; next = pending.next()) {
+        const batch = next.value;
         const got = await runBatch(completer, batch, o);
         const ok = batch.flatMap((job, k) => {
           const c = got[k];
@@ -359,18 +402,27 @@ async function sampleInto(completer: Completer, o: SampleOptions, config: Record
         summary.written += ok.length;
         progress.tick(ok.length);
         const signal = stopRequested();
-        if (signal && (i + o.batchSize < todo.length || failed.length > 0)) {
+        if (signal) {
+          pending.return(undefined);
+          const left = counted.samples - counted.present - summary.written;
+          if (left === 0) break;
           throw new InterruptedError(signal, `${summary.present + summary.written} of ${summary.samples} samples are in ${o.out} (fsynced)`);
         }
+        if (failed.length >= MAX_DEFERRED) { // the endpoint is down: keep what failed for the later passes, stop asking
+          for (let rest = pending.next(); !rest.done; rest = pending.next()) unattempted += rest.value.length;
+          break;
+        }
       }
+      if (failed.length === 0) break;
       todo = failed;
     }
   } finally {
     await fh.close();
     progress.finish();
   }
-  summary.missing = todo.map((j) => ({ id: j.problem.id, sample: j.sample }));
-  if (lastError && todo.length > 0) summary.last_error = (lastError as EndpointError).message;
+  summary.missing = failed.map((j) => ({ id: j.problem.id, sample: j.sample }));
+  if (unattempted > 0) summary.unattempted = unattempted;
+  if (lastError && (failed.length > 0 || unattempted > 0)) summary.last_error = (lastError as EndpointError).message;
   return summary;
 }
 
@@ -503,10 +555,13 @@ export const sampleCommand: Command = {
         `${summary.problems} problems into ${summary.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length` +
         (skipped ? `; skipped: ${skipped}` : ""));
     }
-    if (summary.missing.length === 0) return 0;
+    const unattempted = summary.unattempted ?? 0;
+    if (summary.missing.length === 0 && unattempted === 0) return 0;
     // The samples written are kept (fsynced); a rerun of the same command generates only the missing ones.
-    console.error(`stepwise sample: ${summary.missing.length} of ${summary.samples} samples are missing: their requests ` +
-      `failed in ${RETRY_PASSES + 1} passes (last error: ${summary.last_error})\n${describeMissing(summary.missing).join("\n")}\n` +
+    const notAsked = unattempted > 0 ? `; ${unattempted} more were not asked for after ${MAX_DEFERRED} failures` : "";
+    console.error(`stepwise sample: ${summary.missing.length + unattempted} of ${summary.samples} samples are missing: ` +
+      `${summary.missing.length} failed in ${RETRY_PASSES + 1} passes${notAsked} (last error: ${summary.last_error})\n` +
+      `${describeMissing(summary.missing).join("\n")}\n` +
       `  rerun the same command to generate only these${values.json ? "" : " (--json lists them all)"}`);
     return INCOMPLETE_EXIT;
   },
