@@ -5,7 +5,8 @@ handle (numbers, fractions, surds, pi, symbolic expressions, intervals, sets, tu
 inequalities, matrices, percentages, units and text, degrees, scientific notation, LaTeX spacing and sizing), wrong
 answers close to right ones, and free-form outputs: long solutions with the answer at the end, several boxed
 answers, "final answer is", "####", answers in words, multiple-choice letters; and real prose: GSM8K test solutions
-without their "#### n" line; and 300 pairs of two different answers of one category (`expect` null: no verdict was
+without their "#### n" line, and SmolLM2-135M's answers to 40 MATH-style problems (3 samples each, see
+src/verify/fixtures/generate_smollm2_outputs.mjs); and 300 pairs of two different answers of one category (`expect` null: no verdict was
 intended), and 300 references against a small change of themselves, a search for false accepts.
 
 Each case carries `expect`, the verdict its author intended, next to `mv`, Math-Verify's verdict; the TypeScript test
@@ -453,6 +454,19 @@ def gsm8k_cases(every=13, limit=100):
     return out
 
 
+# Real model outputs: SmolLM2-135M-Instruct on MATH-style problems (src/verify/fixtures/generate_smollm2_outputs.mjs).
+MODEL_OUTPUTS = os.path.join(os.path.dirname(OUT), "smollm2_outputs.json")
+
+
+def model_cases():
+    if not os.path.exists(MODEL_OUTPUTS):
+        return []
+    with open(MODEL_OUTPUTS) as f:
+        outputs = json.load(f)["outputs"]
+    return [{"category": "smollm2", "gold": o["gold"], "pred": o["completion"], "expect": None, "mode": "latex+expr"}
+            for o in outputs]
+
+
 def cross_cases(n=300):
     """Answers of one category against another answer of the same category: mostly unequal, some equal by accident."""
     rng = random.Random(19)
@@ -494,7 +508,7 @@ def gold_parsed(gold, mode):
 
 def main():
     out = []
-    cases = [{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD + gsm8k_cases() + cross_cases() + perturbed_cases()]
+    cases = [{**c, "held_out": False} for c in CASES] + [{**c, "held_out": True} for c in HELD + gsm8k_cases() + model_cases() + cross_cases() + perturbed_cases()]
     for i, c in enumerate(cases):
         g = gold_parsed(c["gold"], c["mode"])
         p = parse(c["pred"], extraction_config=MODES[c["mode"]])

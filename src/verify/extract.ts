@@ -170,7 +170,10 @@ function lastSide(s: string): string {
 
 /** The last number, fraction or percentage outside math spans ("3/4", "-2.5", "75%", "1,080"). */
 function lastNumber(text: string): Extracted | null {
-  const masked = text.replace(SPAN, (x) => " ".repeat(x.length));
+  // math spans are not plain text, nor is LaTeX after an unclosed "$" (an output cut off mid-formula); a "$" before
+  // plain words is a currency sign ("$18 a day")
+  const blank = (x: string) => " ".repeat(x.length);
+  const masked = text.replace(SPAN, blank).replace(/(?<!\\)\$(?=[^$]*[\\{}])[^$]*$/, blank);
   const re = /(?<![\w.:])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*\/\s*\d+)?%?(?![\w])/g;
   const m = [...masked.matchAll(re)].pop();
   return m ? { text: m[0].replace(/\s+/g, ""), source: "expr", at: m.index } : null;

@@ -29,6 +29,8 @@ test("extraction follows the order of evidence and records its source", () => {
     ["Adding, $16 + 6 = 22$. So the area is 23.", "23", "expr"],
     ["The probability is 3/4.", "3/4", "expr"],
     ["About 75% of them.", "75%", "expr"],
+    ["So 5 * 2 = 10\n\nSo, $\\binom{5}{2", "10", "expr"],
+    ["She makes $18 a day", "18", "expr"],
     ["There are five cats.", null, null],
     ["No numbers at all.", null, null],
   ];

@@ -65,7 +65,7 @@ test("agrees with Math-Verify on the committed fixtures", () => {
   console.log(summary("math-verify fixtures, held out", tally(fixture.cases.filter((c) => c.held_out))));
   const prose = fixture.cases.filter((c) => c.category === "gsm8k_prose");
   console.log(summary("math-verify fixtures, GSM8K prose", tally(prose)));
-  for (const cat of ["cross", "perturbed", "output2"]) {
+  for (const cat of ["smollm2", "cross", "perturbed", "output2"]) {
     console.log(summary(`math-verify fixtures, ${cat}`, tally(fixture.cases.filter((c) => c.category === cat))));
   }
   if (all.lines.length) console.log(`disagreements:\n${all.lines.join("\n")}`);
