@@ -16,13 +16,14 @@ import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
 import { scoreCredit } from "../inspect/credit.js";
 import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
 import { intOption, type Command } from "./main.js";
+import { flagNumber } from "./options.js";
 import { Progress } from "./progress.js";
 import { templateOption } from "./sample.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
 export function betaOption(values: Values): number {
-  const beta = values.beta === undefined ? 0.1 : Number(values.beta);
+  const beta = values.beta === undefined ? 0.1 : flagNumber(values.beta);
   if (!Number.isFinite(beta) || beta <= 0) throw new InputError(`--beta must be a number > 0, got "${values.beta}"`);
   return beta;
 }

@@ -9,7 +9,8 @@ import { loadGsm8k, loadMapped, loadMath, type MathProblem } from "../data/load.
 import { DEFAULT_TEMPERATURE, defaultMaxTokens, evaluate, type EvalResult } from "../eval/eval.js";
 import type { MathTask } from "../verify/record.js";
 import type { Command } from "./main.js";
-import { checkOutputFile } from "./outputs.js";
+import { flagNumber } from "./options.js";
+import { prepareOutputFile } from "./outputs.js";
 import { Progress } from "./progress.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
 
@@ -54,7 +55,7 @@ function kList(values: Values): number[] | undefined {
 function temperature(values: Values): number {
   const v = values.temperature;
   if (v === undefined) return DEFAULT_TEMPERATURE;
-  const t = Number(v);
+  const t = flagNumber(v);
   if (!Number.isFinite(t) || t < 0) throw new InputError(`--temperature must be a number >= 0, got "${v}"`);
   return t;
 }
@@ -143,7 +144,7 @@ export const evalCommand: Command = {
     };
     const limit = intOption(values, "limit", Number.MAX_SAFE_INTEGER);
     const out = typeof values.out === "string" ? values.out : undefined;
-    if (out) checkOutputFile(out);
+    if (out) prepareOutputFile(out); // its folders are made
     const problems = await readProblems(values.problems, format, limit, Boolean(values["skip-bad"]));
     const completer = (await completerFrom(values, { batchSize, seed }))!;
     const progress = new Progress("eval", { total: problems.length * (1 + Math.max(opts.maj ?? 0, ...(opts.passK ?? []))), unit: "completions" });

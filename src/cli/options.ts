@@ -3,12 +3,20 @@
 
 import { InputError } from "../core/errors.js";
 
-/** An integer option, or the default; a clear error names the flag otherwise. */
-export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1): number {
+/** A flag's text as a number: NaN for blank text ("--lr ''" must not mean 0, which is what Number("") gives). */
+export function flagNumber(v: unknown): number {
+  return typeof v === "string" && v.trim() === "" ? Number.NaN : Number(v);
+}
+
+/** An integer option in [min, max], or the default; a clear error names the flag otherwise. */
+export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   const v = values[name];
   if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InputError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  const n = flagNumber(v);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
+    throw new InputError(`--${name} must be an integer ${range}, got "${v}"`);
+  }
   return n;
 }
 
@@ -45,7 +53,7 @@ export async function serveUntilSignal(server: Listener, port: number, host: str
 export function numOption(values: Record<string, unknown>, name: string, dflt: number | undefined, ok: (x: number) => boolean, what: string): number | undefined {
   const v = values[name];
   if (v === undefined) return dflt;
-  const x = Number(v);
+  const x = flagNumber(v);
   if (!Number.isFinite(x) || !ok(x)) throw new InputError(`--${name} must be ${what}, got "${v}"`);
   return x;
 }

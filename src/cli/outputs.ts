@@ -40,6 +40,16 @@ export function checkOutputFile(file: string, flag = "--out"): void {
   if (why) throw new InputError(`${flag} ${file}: cannot write in ${parent} (${why})`, undefined, "pick a writable place");
 }
 
+/** For commands that make their output's folders (sample, eval): creates them, then checks as checkOutputFile. */
+export function prepareOutputFile(file: string, flag = "--out"): void {
+  const parent = path.dirname(path.resolve(file));
+  if (!fs.existsSync(parent)) {
+    checkOutputDir(parent, `${flag}'s folder`);
+    fs.mkdirSync(parent, { recursive: true });
+  }
+  checkOutputFile(file, flag);
+}
+
 /** Checks an output folder before any work: not an existing file; it (or the nearest folder above it) writable. */
 export function checkOutputDir(dir: string, flag = "--out"): void {
   const abs = path.resolve(dir);

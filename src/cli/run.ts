@@ -13,6 +13,7 @@ import { StageCache } from "../run/stages.js";
 import { reportHtml, smooth, summarize, summaryTable, type Curve, type Report } from "../run/report.js";
 import { METRICS } from "../train/metrics.js";
 import type { Command } from "./main.js";
+import { flagNumber } from "./options.js";
 import { Pipeline, type SkippedVariant } from "./pipeline.js";
 import { checkOutputDir, lockOutput } from "./outputs.js";
 import { creditExamples } from "./run-credit.js";
@@ -25,12 +26,12 @@ function configFrom(values: Values, positionals: string[]): RunConfig {
   if (positionals.length > 1) throw new InputError(`one config file at most, got ${positionals.length}: ${positionals.join(" ")}`);
   const config = positionals.length === 1 ? loadConfig(positionals[0]) : resolveConfig({});
   if (values.seeds !== undefined) {
-    const n = Number(values.seeds);
+    const n = flagNumber(values.seeds);
     if (!Number.isInteger(n) || n < 1) throw new InputError(`--seeds must be an integer >= 1, got "${values.seeds}"`);
     config.seeds = n;
   }
   if (values.threads !== undefined) {
-    const n = Number(values.threads);
+    const n = flagNumber(values.threads);
     if (!Number.isInteger(n) || n < 1) throw new InputError(`--threads must be an integer >= 1, got "${values.threads}"`);
     config.threads = n;
   }

@@ -25,7 +25,7 @@ import {
   type CutSpec, type StepSchedule,
 } from "../sample/stepcontrol.js";
 import type { Completer, Completion, FinishReason } from "../sample/types.js";
-import { checkOutputDir, checkOutputFile, withOutputLock } from "./outputs.js";
+import { prepareOutputFile, withOutputLock } from "./outputs.js";
 import { Progress } from "./progress.js";
 import { intOption, numOption } from "./options.js";
 import type { Command } from "./main.js";
@@ -351,17 +351,10 @@ export const INCOMPLETE_EXIT = 3;
 
 /** Runs (or resumes) the sample stage into o.out. */
 export async function runSample(completer: Completer, o: SampleOptions, config: Record<string, unknown>): Promise<SampleSummary> {
-  prepareOut(o.out);
+  prepareOutputFile(o.out);
   return withOutputLock(o.out, "file", "stepwise sample", () => sampleInto(completer, o, config));
 }
 
-/** The output's folder is created (sample makes its parents); then the path must be a writable file's. */
-function prepareOut(out: string): void {
-  const parent = path.dirname(path.resolve(out));
-  if (!fs.existsSync(parent)) checkOutputDir(parent, "--out's folder");
-  fs.mkdirSync(parent, { recursive: true });
-  checkOutputFile(out);
-}
 
 async function sampleInto(completer: Completer, o: SampleOptions, config: Record<string, unknown>): Promise<SampleSummary> {
   checkConfig(o.out, config);
@@ -538,7 +531,7 @@ export const sampleCommand: Command = {
   ].join("\n"),
   async run(values) {
     const o = sampleOptions(values);
-    prepareOut(o.out); // before the model loads
+    prepareOutputFile(o.out); // before the model loads
     const completer = await completerFrom(values, { batchSize: o.batchSize, seed: o.seed });
     let summary: SampleSummary;
     try {

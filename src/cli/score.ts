@@ -8,7 +8,7 @@ import type { Llama } from "../model/llama.js";
 import { scoreTokens } from "../model/score.js";
 import { TextTokenizer } from "../model/tokenizer.js";
 import type { Command } from "./main.js";
-import { intOption } from "./options.js";
+import { flagNumber, intOption } from "./options.js";
 
 export interface ScoredToken {
   id: number;
@@ -85,7 +85,7 @@ export const scoreCommand: Command = {
   async run(values) {
     if (typeof values.model !== "string") throw new InputError("--model DIR is required");
     if (typeof values.text !== "string") throw new InputError("--text STR is required");
-    const beta = values.beta === undefined ? 0.1 : Number(values.beta);
+    const beta = values.beta === undefined ? 0.1 : flagNumber(values.beta);
     if (!Number.isFinite(beta) || beta <= 0) throw new InputError(`--beta must be a number > 0, got "${values.beta}"`);
     const be = values.backend ? backendByName(String(values.backend)) : getBackend();
     if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));

@@ -8,6 +8,7 @@ import { searchProblems, type SearchScore } from "../inspect/search.js";
 import type { MathTask } from "../verify/record.js";
 import { betaOption, loadPolicyAndRef, writeOutput } from "./credit.js";
 import { intOption, type Command } from "./main.js";
+import { flagNumber } from "./options.js";
 import { Progress } from "./progress.js";
 import { templateOption } from "./sample.js";
 
@@ -16,7 +17,7 @@ type Values = Record<string, string | boolean | undefined>;
 function numberOption(values: Values, name: string, dflt: number, ok: (x: number) => boolean, what: string): number {
   const v = values[name];
   if (v === undefined) return dflt;
-  const x = Number(v);
+  const x = flagNumber(v);
   if (!Number.isFinite(x) || !ok(x)) throw new InputError(`--${name} must be ${what}, got "${v}"`);
   return x;
 }

@@ -7,7 +7,7 @@ import { NO_NOISE, noisyAnswer, validateNoise, type NoiseConfig } from "../data/
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
 import { checkOutputFile } from "./outputs.js";
-import { intOption } from "./options.js";
+import { flagNumber, intOption } from "./options.js";
 
 /** "2-5" or "3" -> [2, 5] / [3, 3]. */
 function rangeOption(values: Record<string, unknown>, name: string, dflt: [number, number]): [number, number] {
@@ -30,7 +30,7 @@ function configFrom(base: TaskConfig, values: Record<string, unknown>): TaskConf
   const ops = values.ops === undefined ? base.ops : String(values.ops).split(",").map((s) => s.trim()) as Op[];
   const bad = ops.find((o) => !ALL_OPS.includes(o));
   if (bad !== undefined) throw new InputError(`--ops: unknown operation "${bad}"`, undefined, `use a comma list of: ${ALL_OPS.join(" ")}`);
-  const compound = values.compound === undefined ? base.compound : Number(values.compound);
+  const compound = values.compound === undefined ? base.compound : flagNumber(values.compound);
   if (!Number.isFinite(compound)) throw new InputError(`--compound must be a number in [0, 1], got "${values.compound}"`);
   return validateTaskConfig({
     steps: rangeOption(values, "steps", base.steps),

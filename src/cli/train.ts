@@ -24,7 +24,7 @@ import { parseSchedule } from "../train/schedule.js";
 import { packedSftObjective, sftObjective } from "../train/sft.js";
 import { train, type TrainResult } from "../train/trainer.js";
 import type { Command } from "./main.js";
-import { intOption } from "./options.js";
+import { flagNumber, intOption } from "./options.js";
 import { checkNotInput, checkOutputDir, claimRunDir, lockOutput } from "./outputs.js";
 import { Progress } from "./progress.js";
 
@@ -72,15 +72,18 @@ const TRAIN_HELP = [
   "  --json               print a JSON summary at the end",
 ].join("\n");
 
-function num(values: Values, name: string, dflt: number, min = 0): number {
+function num(values: Values, name: string, dflt: number, min = 0, max = Infinity): number {
   const v = values[name];
   if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new InputError(`--${name} must be a number >= ${min}, got "${v}"`);
+  const n = flagNumber(v);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new InputError(`--${name} must be a number ${max === Infinity ? `>= ${min}` : `in [${min}, ${max}]`}, got "${v}"`);
+  }
   return n;
 }
 
 function loopConfig(values: Values, dfltLr: number): LoopConfig {
+  if (values.lr !== undefined && !(flagNumber(values.lr) > 0)) throw new InputError(`--lr must be a number > 0, got "${values.lr}"`);
   return {
     epochs: intOption(values, "epochs", 1),
     maxSteps: values["max-steps"] === undefined ? null : intOption(values, "max-steps", 1),
@@ -88,7 +91,7 @@ function loopConfig(values: Values, dfltLr: number): LoopConfig {
     gradAccum: intOption(values, "grad-accum", 1),
     lr: num(values, "lr", dfltLr),
     schedule: parseSchedule(String(values["lr-schedule"] ?? "cosine")),
-    warmupRatio: num(values, "warmup-ratio", 0.1),
+    warmupRatio: num(values, "warmup-ratio", 0.1, 0, 1),
     weightDecay: num(values, "weight-decay", 0),
     maxGradNorm: num(values, "max-grad-norm", 1),
     seed: intOption(values, "seed", 0, 0),
@@ -114,12 +117,14 @@ function trainingOutput(kind: string, run: (values: Values) => Promise<number>):
     checkOutputDir(out);
     checkNotInput(out, { "--model": values.model, "--ref": values.ref, "--data": values.data, "--pairs": values.pairs });
     claimRunDir(out, { resume: Boolean(values.resume), overwrite: Boolean(values.overwrite), command: kind });
+    const created = !fs.existsSync(out);
     fs.mkdirSync(out, { recursive: true });
     const release = lockOutput(out, "dir", `stepwise ${kind}`);
     try {
       return await run(values);
     } finally {
       release();
+      if (created && fs.readdirSync(out).length === 0) fs.rmdirSync(out); // a run that failed at once leaves nothing
     }
   };
 }

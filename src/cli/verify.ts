@@ -6,6 +6,7 @@ import { InputError } from "../core/errors.js";
 import { AtomicJsonlWriter, readJsonl } from "../data/jsonl.js";
 import { detectSandbox, TASKS, verifyCodeRecord, verifyMathRecord, type VerifiedRecord } from "../verify/index.js";
 import type { Task } from "../verify/record.js";
+import { limitsProblem, type Language } from "../verify/sandbox.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
 import { checkOutputFile } from "./outputs.js";
@@ -71,8 +72,9 @@ export const verifyCommand: Command = {
     const opts: VerifyFileOptions = {
       task, input: String(values.in), output: String(values.out), skipBad: Boolean(values["skip-bad"]),
       concurrency: intOption(values, "concurrency", os.availableParallelism()),
-      limits: { timeMs: intOption(values, "time-limit", 5000), memoryMb: intOption(values, "memory-limit", 256) },
+      limits: { timeMs: intOption(values, "time-limit", 5000, 1, 3_600_000), memoryMb: intOption(values, "memory-limit", 256, 1, 1 << 20) },
     };
+    if (task === "code") await checkLimits(opts.limits);
     const summary = await verifyFile(opts);
     if (values.json) {
       console.log(JSON.stringify(summary));
@@ -85,6 +87,19 @@ export const verifyCommand: Command = {
     return 0;
   },
 };
+
+/** Limits so tight that the interpreter itself fails would mark every program wrong (and poison pairs): refused. */
+async function checkLimits(limits: { timeMs: number; memoryMb: number }): Promise<void> {
+  const langs: Language[] = detectSandbox().python ? ["js", "python"] : ["js"];
+  for (const lang of langs) {
+    const why = await limitsProblem(lang, limits);
+    if (why) {
+      throw new InputError(`--memory-limit ${limits.memoryMb} (MB) / --time-limit ${limits.timeMs} (ms): a trivial ` +
+        `${lang === "js" ? "JavaScript" : "Python"} program fails under these limits (${why})`, undefined,
+        "every program would be marked wrong: raise --memory-limit or --time-limit");
+    }
+  }
+}
 
 interface VerifyFileOptions {
   task: Task;

@@ -380,3 +380,15 @@ function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: 
     });
   });
 }
+
+/**
+ * Why a trivial program in `lang` fails under `limits` (limits too tight for the interpreter itself, so that every
+ * program would be marked wrong), or null when it runs. A sandbox that cannot start at all is not the limits' fault.
+ */
+export async function limitsProblem(lang: Language, limits: Partial<SandboxLimits>): Promise<string | null> {
+  const r = await runSandboxed(lang, lang === "js" ? 'console.log("ok")' : 'print("ok")', limits);
+  if (r.setupFailed || (r.exitCode === 0 && r.stdout.trim() === "ok")) return null;
+  if (r.timedOut) return "it timed out";
+  const said = r.stderr.trim().split("\n").find((l) => l.trim() !== "")?.slice(0, 160);
+  return `${r.signal ? `it was killed by ${r.signal}` : `it exited with ${r.exitCode}`}${said ? `: ${said}` : ""}`;
+}
