@@ -11,7 +11,9 @@
 //   data/train.jsonl, test.jsonl  problems; data/sft.jsonl, sample.jsonl  what SFT trains on and the SFT model samples on
 //   seed-s/sft/                 SFT model folder (+ metrics.jsonl, checkpoints/)
 //   seed-s/samples.jsonl, verified.jsonl, sc-samples.jsonl, sc-verified.jsonl
-//   seed-s/pairs/{outcome,scdpo,stepdpo}.jsonl (+ variant-NAME.jsonl: the kinds a variant trains on together)
+//   seed-s/greedy-samples.jsonl, all-samples.jsonl  with sample.greedy: the greedy solutions, joined to the samples
+//   seed-s/pairs/{outcome,scdpo,stepdpo}.jsonl  (a variant's builder options name theirs: outcome.first_error.jsonl,
+//                               stepdpo.corrected.jsonl; variant-NAME.jsonl: the sets a variant trains on together)
 //   seed-s/<variant>/           DPO model folders         seed-s/eval/<name>.json, .jsonl   evals
 //   report.json, report.html    .stages/                  stage records
 
