@@ -29,7 +29,7 @@ interface Summary {
   skipped_bad: number;
   accuracy: number | null;
   step_error_rate: number | null;
-  sandbox?: { mode: string; protections: string[] };
+  sandbox?: { mode: string; protections: string[]; missing: string[] };
 }
 
 export const verifyCommand: Command = {
@@ -74,7 +74,10 @@ export const verifyCommand: Command = {
       concurrency: intOption(values, "concurrency", os.availableParallelism()),
       limits: { timeMs: intOption(values, "time-limit", 5000, 1, 3_600_000), memoryMb: intOption(values, "memory-limit", 256, 1, 1 << 20) },
     };
-    if (task === "code") await checkLimits(opts.limits);
+    if (task === "code") {
+      warnMissingProtections();
+      await checkLimits(opts.limits);
+    }
     const summary = await verifyFile(opts);
     if (values.json) {
       console.log(JSON.stringify(summary));
@@ -87,6 +90,15 @@ export const verifyCommand: Command = {
     return 0;
   },
 };
+
+/** Says loudly, before any program runs, which sandbox protections this host cannot give and what that allows. */
+function warnMissingProtections(): void {
+  const info = detectSandbox();
+  if (info.missing.length === 0) return;
+  process.stderr.write(`stepwise verify: WARNING: the sandbox runs in "${info.mode}" mode; missing protections:\n` +
+    info.missing.map((m) => `  - ${m.protection}: ${m.risk}\n`).join("") +
+    "  (run as root with util-linux, install bubblewrap, or allow unprivileged user namespaces for the strongest mode)\n");
+}
 
 /** Limits so tight that the interpreter itself fails would mark every program wrong (and poison pairs): refused. */
 async function checkLimits(limits: { timeMs: number; memoryMb: number }): Promise<void> {
@@ -163,7 +175,7 @@ async function verifyFile(o: VerifyFileOptions): Promise<Summary> {
   summary.step_error_rate = withSteps > 0 ? withError / withSteps : null;
   if (o.task === "code") {
     const info = detectSandbox();
-    summary.sandbox = { mode: info.mode, protections: info.protections };
+    summary.sandbox = { mode: info.mode, protections: info.protections, missing: info.missing.map((m) => m.protection) };
   }
   return summary;
 }

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -201,10 +201,35 @@ for (const mode of modes()) {
     const r = await runSandboxed("python", src, FAST);
     assert.match(r.stdout, /parent done/, r.stderr);
     const left = await leftovers();
-    if (has(info, "pid-namespace")) assert.deepEqual(left, []);
-    else {
-      console.log(`[${mode}] without a PID namespace an escaped daemon survives the process-group kill: ${left.join("; ")}`);
-      for (const l of left) try { process.kill(Number(l.split(":")[0]), "SIGKILL"); } catch { /* gone */ }
+    for (const l of left) try { process.kill(Number(l.split(":")[0]), "SIGKILL"); } catch { /* gone */ }
+    // Every mode (issue #15): the PID namespace, else the run's own uid or its environment token, finds the daemon.
+    assert.deepEqual(left, [], `[${mode}] an escaped daemon outlived the run (${info.protections.join(", ")})`);
+  });
+
+  test(`[${mode}] the host filesystem is hidden where namespaces allow: the problems' tests cannot be read`, { skip: !detectSandbox().python }, async () => {
+    forceSandboxMode(mode);
+    const info = detectSandbox();
+    const secretFile = path.join(os.tmpdir(), `stepwise-tests-${process.pid}.jsonl`);
+    writeFileSync(secretFile, "assert answer == 42\n", { mode: 0o644 }); // world-readable, like an input file
+    try {
+      const src = [
+        "import os",
+        `for p in [${JSON.stringify(secretFile)}, ${JSON.stringify(path.join(ROOT, "package.json"))}, "/etc/hostname"]:`,
+        "    try:\n        print('READ', p, open(p).read()[:20])\n    except OSError as e:\n        print('hidden', p, e.errno)",
+        "print('ROOT', sorted(os.listdir('/')))",
+        "print('RUNS', 1 + 1)",
+      ].join("\n");
+      const r = await runSandboxed("python", src, FAST);
+      assert.match(r.stdout, /RUNS 2/, r.stderr);
+      if (has(info, "host-filesystem-hidden")) {
+        assert.doesNotMatch(r.stdout, /READ/, r.stdout);
+        assert.doesNotMatch(r.stdout, /'(root|home|work|var)'/, "only what the interpreter needs is in the new root");
+      } else {
+        assert.ok(info.missing.some((m) => m.protection === "host-filesystem-hidden"), "the missing protection is reported");
+        console.log(`[${mode}] the host filesystem is readable: ${r.stdout.split("\n").filter((l) => l.startsWith("READ")).join("; ")}`);
+      }
+    } finally {
+      rmSync(secretFile, { force: true });
     }
   });
 }

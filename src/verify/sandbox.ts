@@ -12,8 +12,9 @@
 // Node's permission model (no child processes, no workers, reads only its own dir, writes only its scratch dir).
 
 import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import {
-  accessSync, chmodSync, constants, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync,
+  accessSync, chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
@@ -26,6 +27,8 @@ export interface SandboxInfo {
   mode: SandboxMode;
   /** Names of the active protections, e.g. "network-namespace", "uid-drop", "rlimit-processes". */
   protections: string[];
+  /** The protections of PROTECTIONS this host lacks, each with what a program can then do. */
+  missing: { protection: string; risk: string }[];
   /** Interpreters found: absolute paths, or null when missing. */
   node: string;
   python: string | null;
@@ -148,10 +151,11 @@ interface Tools {
   bwrap: string | null;
   prlimit: string | null;
   mount: string | null;
+  pivotRoot: string | null;
   isRoot: boolean;
 }
 
-let toolPaths: Tools = { unshare: null, setpriv: null, bwrap: null, prlimit: null, mount: null, isRoot: false };
+let toolPaths: Tools = { unshare: null, setpriv: null, bwrap: null, prlimit: null, mount: null, pivotRoot: null, isRoot: false };
 
 const MODES: SandboxMode[] = ["root-ns", "bwrap", "userns", "basic"];
 
@@ -163,7 +167,7 @@ export function detectSandbox(): SandboxInfo {
   const isRoot = process.getuid?.() === 0;
   toolPaths = {
     unshare: which("unshare"), setpriv: which("setpriv"), bwrap: which("bwrap"), prlimit: which("prlimit"),
-    mount: which("mount"), isRoot,
+    mount: which("mount"), pivotRoot: which("pivot_root") ?? ["/usr/sbin/pivot_root", "/sbin/pivot_root"].find((p) => lexists(p)) ?? null, isRoot,
   };
   const mode = MODES.slice(want ? MODES.indexOf(want) : 0).find((m) => m === "basic" || modeWorks(m)) ?? "basic";
   const dropsUid = isRoot && toolPaths.setpriv !== null;
@@ -173,15 +177,34 @@ export function detectSandbox(): SandboxInfo {
   const python = findInterpreter([process.env.STEPWISE_PYTHON, "/usr/bin/python3", "/usr/local/bin/python3", which("python3")],
     ["-c", "import sys; print(sys.executable)"], dropsUid);
   const protections = ["clean-environment", "process-group-kill", "wall-timeout", "output-cap", "scratch-dir"];
-  if (mode !== "basic") protections.push("network-namespace", "pid-namespace", "mount-namespace", "read-only-filesystem", "tmpfs-scratch");
+  if (mode !== "basic") {
+    protections.push("network-namespace", "pid-namespace", "mount-namespace", "read-only-filesystem", "host-filesystem-hidden", "tmpfs-scratch");
+  }
   if (dropsUid) protections.push("uid-drop");
   if (toolPaths.prlimit) protections.push("rlimit-cpu", "rlimit-memory", "rlimit-processes", "rlimit-file-size");
   const perm = nodePermissionFlag(node);
   nodePerm = probe(node, [perm, "--allow-fs-read=*", "-e", "0"]) ? perm : null;
   if (nodePerm) protections.push("node-permission");
-  detected = { mode, protections, node, python };
+  const missing = Object.entries(PROTECTIONS).filter(([p]) => !protections.includes(p)).map(([protection, risk]) => ({ protection, risk }));
+  detected = { mode, protections, missing, node, python };
   return detected;
 }
+
+/** The protections a fully equipped host gives, and what a program can do without each. */
+export const PROTECTIONS: Record<string, string> = {
+  "network-namespace": "programs can open network connections, to 127.0.0.1 and beyond",
+  "pid-namespace": "programs see the host's processes",
+  "mount-namespace": "programs see the host's mounts",
+  "read-only-filesystem": "programs can write wherever their user may, outside their scratch folder",
+  "host-filesystem-hidden": "programs can read every file their user may, the problems' tests included",
+  "tmpfs-scratch": "the scratch folder is on the host's disk",
+  "uid-drop": "programs run as this user: they can signal its processes, and process limits bind loosely",
+  "rlimit-cpu": "no CPU-time limit (the wall-time limit still holds)",
+  "rlimit-memory": "no memory limit beyond Node's heap limit for JavaScript",
+  "rlimit-processes": "no limit on processes: a fork bomb is stopped only by the wall-time kill",
+  "rlimit-file-size": "no limit on the size of files written",
+  "node-permission": "JavaScript programs may start processes and write files outside their scratch folder",
+};
 
 /** Node's permission-model flag when the sandbox's node has one. */
 let nodePerm: string | null = null;
@@ -196,8 +219,8 @@ function nodePermissionFlag(node: string): string {
 /** Whether the tools of a mode are there and a trial run can write its scratch dir and nothing beside it. */
 function modeWorks(mode: SandboxMode): boolean {
   const t = toolPaths;
-  const tools = mode === "root-ns" ? t.isRoot && t.unshare && t.setpriv && t.mount
-    : mode === "bwrap" ? t.bwrap : mode === "userns" ? t.unshare && t.mount : true;
+  const tools = mode === "root-ns" ? t.isRoot && t.unshare && t.setpriv && t.mount && t.pivotRoot
+    : mode === "bwrap" ? t.bwrap : mode === "userns" ? t.unshare && t.mount && t.pivotRoot : true;
   if (!tools) return false;
   const dir = mkdtempSync(path.join(os.tmpdir(), "stepwise-probe-"));
   try {
@@ -205,6 +228,7 @@ function modeWorks(mode: SandboxMode): boolean {
     const work = path.join(dir, "work");
     mkdirSync(work);
     chmodSync(work, 0o777);
+    mkdirSync(path.join(dir, "root")); // the new root's mount point
     const trial = ["/bin/sh", "-c", "touch ./ok && ! touch ../blocked 2>/dev/null"];
     const [file, ...args] = wrap(mode, work, probeUid(), trial, DEFAULT_LIMITS);
     return probe(file, args);
@@ -231,17 +255,59 @@ function probeUid(): number {
   return UID_BASE + 999;
 }
 
-/** Inside the new namespaces, as root of them: a private tmpfs scratch dir, every other mount read-only. */
+/**
+ * Inside the new namespaces, as root of them: a private tmpfs scratch dir W inside the program's folder D; every
+ * host mount read-only; then a new root R (a tmpfs at D/root) that holds only what the interpreter needs (the
+ * paths given, read-only), D itself read-only with W inside it, a few /dev nodes and a /proc of the new PID
+ * namespace; pivot_root into it, so that the rest of the host filesystem (inputs, tests, home folders) is gone.
+ */
 const NS_SETUP = [
-  'W=$1; U=$2; S=$3; shift 3',
+  'W=$1; U=$2; S=$3; D=$4; PR=$5; shift 5; R="$D/root"',
   'mount --make-rprivate / || exit 125',
   'if [ -n "$U" ]; then O="uid=$U,gid=$U,"; else O=""; fi',
   'mount -t tmpfs -o "${O}size=$S,nr_inodes=4096,mode=0700,nosuid,nodev" tmpfs "$W" || exit 125',
+  'mount -t tmpfs -o size=1m,mode=0755,nosuid,nodev tmpfs "$R" || exit 125',
   'while [ "$1" != "--" ]; do mount -o remount,bind,ro "$1" 2>/dev/null; shift; done; shift',
+  'while [ "$1" != "--" ]; do', // the paths the interpreter needs
+  '  P=$1; shift; mkdir -p "$R$(dirname "$P")" || exit 125',
+  '  if [ -L "$P" ]; then ln -s "$(readlink "$P")" "$R$P" || exit 125',
+  '  elif [ -d "$P" ]; then mkdir -p "$R$P" && mount --rbind "$P" "$R$P" && mount -o remount,bind,ro "$R$P" || exit 125',
+  '  elif [ -e "$P" ]; then touch "$R$P" && mount --bind "$P" "$R$P" && mount -o remount,bind,ro "$R$P" || exit 125; fi',
+  'done; shift',
+  'mkdir -p "$R$D" && mount --bind "$D" "$R$D" && mount -o remount,bind,ro "$R$D" && mount --bind "$W" "$R$W" || exit 125',
+  'mkdir -p "$R/dev" "$R/proc" && for N in null zero random urandom; do touch "$R/dev/$N" && mount --bind "/dev/$N" "$R/dev/$N" || exit 125; done',
+  'mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || exit 125',
+  'cd "$R" && mkdir .old && "$PR" . .old && umount -l /.old && rmdir /.old && mount -o remount,bind,ro / || exit 125',
   'cd "$W" || exit 125',
   '"$@"',
   'exit $?', // not exec: this shell stays the namespace's init, and the namespace dies with it
 ].join("\n");
+
+/** Host paths the new root exposes (read-only, where they exist): the system's programs and libraries. */
+const SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/ld.so.conf",
+  "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf"];
+
+/** What a program's interpreter needs of the host: SYSTEM_PATHS, /etc/python3*, and an interpreter's own prefix. */
+function exposedPaths(interpreters: (string | null)[]): string[] {
+  const out = SYSTEM_PATHS.filter((p) => lexists(p));
+  try {
+    for (const f of readdirSync("/etc")) if (/^python3/.test(f)) out.push(`/etc/${f}`);
+  } catch { /* no /etc */ }
+  for (const exe of interpreters) {
+    if (!exe || out.some((p) => exe.startsWith(`${p}/`))) continue;
+    out.push(path.dirname(path.dirname(exe))); // e.g. /opt/node-v20 for /opt/node-v20/bin/node
+  }
+  return out;
+}
+
+function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function rlimitPrefix(l: SandboxLimits, lang: "js" | "python" | "none", extraProcesses = 0): string[] {
   if (!toolPaths.prlimit) return [];
@@ -274,16 +340,20 @@ function wrap(mode: SandboxMode, work: string, uid: number, cmd: string[], l: Sa
     ? [t.setpriv!, `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--no-new-privs", ...extra, "--"] : [];
   const limits = dropRoot ? rlimitPrefix(l, lang) : rlimitPrefix(l, lang, userTaskCount());
   const nsFlags = ["-n", "-m", "-p", "-f", "--kill-child", "--mount-proc", "--", "/bin/sh", "-c", NS_SETUP, "sh", work];
+  const dir = path.dirname(work); // the program's folder: its source beside the scratch dir, and the new root's mount point
+  const exposed = exposedPaths([detected?.node ?? null, detected?.python ?? null]);
   switch (mode) {
     case "root-ns": // namespaces as root, then the uid change inside them
-      return [t.unshare!, ...nsFlags, String(uid), String(l.fileBytes), ...writableMounts(), "--",
+      return [t.unshare!, ...nsFlags, String(uid), String(l.fileBytes), dir, t.pivotRoot!, ...writableMounts(), "--", ...exposed, "--",
         ...drop(["--inh-caps=-all", "--bounding-set=-all"]), ...limits, ...cmd];
     case "userns":
-      return [...drop(), t.unshare!, "-U", "-r", ...nsFlags, "", String(l.fileBytes), ...writableMounts(), "--", ...limits, ...cmd];
-    case "bwrap":
-      return [...drop(), t.bwrap!, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
-        "--dev", "/dev", "--proc", "/proc", "--size", String(l.fileBytes), "--tmpfs", work, "--chdir", work, "--",
+      return [...drop(), t.unshare!, "-U", "-r", ...nsFlags, "", String(l.fileBytes), dir, t.pivotRoot!, ...writableMounts(), "--", ...exposed, "--",
         ...limits, ...cmd];
+    case "bwrap": // the same new root, built by bwrap
+      return [...drop(), t.bwrap!, "--unshare-all", "--die-with-parent", "--new-session",
+        ...exposed.flatMap((p) => (lstatSync(p).isSymbolicLink() ? ["--symlink", readlinkSync(p), p] : ["--ro-bind", p, p])),
+        "--ro-bind", dir, dir, "--dev", "/dev", "--proc", "/proc", "--size", String(l.fileBytes), "--tmpfs", work,
+        "--chdir", work, "--", ...limits, ...cmd];
     case "basic":
       return [...drop(), ...limits, ...cmd];
     default:
@@ -318,26 +388,48 @@ export async function runSandboxed(lang: Language, source: string, limits: Parti
     const work = path.join(dir, "work");
     mkdirSync(work, { mode: 0o777 });
     chmodSync(work, 0o777);
+    mkdirSync(path.join(dir, "root")); // the new root's mount point (namespace modes)
     const file = path.join(dir, lang === "js" ? "main.cjs" : "main.py");
     writeFileSync(file, source, { mode: 0o644 });
     if (lang === "python" && !info.python) {
       return { exitCode: null, signal: null, stdout: "", stderr: "python3 not found", timedOut: false, outputExceeded: false, setupFailed: true, ms: 0 };
     }
-    const argv = wrap(info.mode, work, nextUid(), interpreter(info, lang, dir, work, file, l), l, lang);
-    return await spawnLimited(argv, work, l, info.mode !== "basic");
+    const uid = nextUid();
+    const argv = wrap(info.mode, work, uid, interpreter(info, lang, dir, work, file, l), l, lang);
+    const run = { uid: toolPaths.isRoot && toolPaths.setpriv ? uid : null, token: randomBytes(12).toString("hex") };
+    return await spawnLimited(argv, work, l, info.mode !== "basic", run);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function cleanEnv(work: string): NodeJS.ProcessEnv {
-  return { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: work, TMPDIR: work, LANG: "C.UTF-8", PYTHONHASHSEED: "0" };
+/** The run's environment: nothing of ours, plus a token that marks its processes (see killRun). */
+function cleanEnv(work: string, token: string): NodeJS.ProcessEnv {
+  return { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: work, TMPDIR: work, LANG: "C.UTF-8", PYTHONHASHSEED: "0", STEPWISE_RUN: token };
 }
 
-function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: boolean): Promise<RawRun> {
+/**
+ * Kills every process of a run, in every mode, also those that left its process group (setsid, double fork): the
+ * run's own uid when we dropped to one (a process cannot leave it), else the token in its environment (a program
+ * that starts children with a cleared environment escapes this in the basic mode; namespace modes need none of it:
+ * their PID namespace dies with its init).
+ */
+function killRun(run: { uid: number | null; token: string }): void {
+  const mark = `STEPWISE_RUN=${run.token}`;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const ours = run.uid !== null ? statSync(`/proc/${pid}`).uid === run.uid
+        : readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(mark);
+      if (ours) process.kill(Number(pid), "SIGKILL");
+    } catch { /* gone, or not ours to read */ }
+  }
+}
+
+function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: boolean, run: { uid: number | null; token: string }): Promise<RawRun> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(argv[0], argv.slice(1), { cwd: work, env: cleanEnv(work), detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(argv[0], argv.slice(1), { cwd: work, env: cleanEnv(work, run.token), detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let bytes = 0;
@@ -362,6 +454,8 @@ function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: 
       settled = true;
       clearTimeout(timer);
       killGroup();
+      killRun(run);
+      killRun(run); // again: one may have forked while the first pass ran
       let signal: string | null = sig;
       let exitCode = code;
       if (viaShell && code !== null && code > 128 && code < 160) { signal = SIGNALS[code - 128] ?? `signal ${code - 128}`; exitCode = null; }
