@@ -12,6 +12,7 @@ import { CompletionServer } from "../serve/server.js";
 import type { Completer, Completion, CompletionRequest } from "../sample/types.js";
 import { evalSampleSeed, evaluate, referenceSteps } from "./eval.js";
 import { majorityVote, passAtK, wilson } from "./stats.js";
+import { mathAnswersEqual } from "../verify/math.js";
 
 const close = (a: number, b: number, tol: number, what: string) =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (|diff| ${Math.abs(a - b)} > ${tol})`);
@@ -189,4 +190,10 @@ test("evaluate through an OpenAI-compatible endpoint (stepwise serve) gives the 
     await server.close();
     model.dispose();
   }
+});
+
+test("maj@k for MATH answers groups by the MATH checker: a set in any order is one answer", () => {
+  const answers = ["\\{1,2\\}", "5", "\\{2,1\\}", "5", "\\{1, 2\\}"];
+  assert.equal(majorityVote(answers).index, 0); // answersEqual compares non-numbers as MATH answers
+  assert.equal(majorityVote(answers, mathAnswersEqual).index, 0);
 });

@@ -9,6 +9,8 @@ export * from "./answer.js";
 export * from "./calculator.js";
 export * from "./code.js";
 export * from "./record.js";
+export { checkMathAnswer, mathAnswersEqual, type MathCheckOptions, type MathVerdict } from "./math.js";
+export { extractFinal, DEFAULT_TARGETS, type ExtractionTarget, type ExtractOptions, type Extracted } from "./extract.js";
 export { Rational } from "./rational.js";
 export { evalString } from "./expr.js";
 export { splitSteps, hasStepMarkers, type StepSpan } from "./steps.js";
