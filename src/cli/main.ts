@@ -33,6 +33,11 @@ export interface Command {
   resumeFlag?: string;
   /** The command waits for SIGINT/SIGTERM itself (a server): the boundary installs no handler. */
   ownsSignals?: boolean;
+  /**
+   * Long work that stops at a safe point on SIGINT/SIGTERM (training steps, sampled batches): the boundary installs
+   * the handlers below. Other commands keep Node's default (the signal ends the process at once; outputs are atomic).
+   */
+  cooperative?: boolean;
 }
 
 const COMMANDS: Command[] = [runCommand, benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, importCommand, serveCommand, dashboardCommand];
@@ -82,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`);
       return 0;
     }
-    const release = cmd.ownsSignals ? () => {} : installSignalHandlers(cmd, argv);
+    const release = cmd.cooperative && !cmd.ownsSignals ? installSignalHandlers(cmd, argv) : () => {};
     try {
       return await cmd.run(values as Record<string, string | boolean | undefined>, positionals);
     } finally {

@@ -89,6 +89,7 @@ export async function writeReport(dir: string, config: RunConfig, evals: Paramet
 
 export const runCommand: Command = {
   name: "run",
+  cooperative: true,
   summary: "the whole recipe: task, SFT, sampling, pairs, DPO / SCDPO / Step-DPO, evals and a report",
   usage: "stepwise run [config.yaml] [--out DIR] [--seeds N] [--threads N] [--json] [--print-default-config]",
   options: {

@@ -482,6 +482,7 @@ function decisive(o: SampleOptions, values: Values): Record<string, unknown> {
 
 export const sampleCommand: Command = {
   name: "sample",
+  cooperative: true,
   summary: "N completions per problem, or step-controlled continuations (SCDPO); resumable",
   usage: "stepwise sample --model DIR|--endpoint URL --problems FILE --n 8 --out FILE [--temperature 1] [--top-p P] " +
     "[--top-k K] [--max-tokens 256] [--seed 0] [--logprobs] [--step-temperature SCHEDULE --cut random|K|A-B] " +

@@ -18,7 +18,7 @@ import { packExamples, paddingFraction, type Example } from "../train/batch.js";
 import { readPairsFile, readSftFile, readSftTexts, type ReadOptions, type Skipped } from "../train/data.js";
 import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference, type TokenPair } from "../train/dpo.js";
 import { parseLosses } from "../train/losses.js";
-import { dataOrder, totalSteps, type LoopConfig, type Objective } from "../train/loop.js";
+import { dataOrder, type LoopConfig, type Objective } from "../train/loop.js";
 import { METRICS } from "../train/metrics.js";
 import { parseSchedule } from "../train/schedule.js";
 import { packedSftObjective, sftObjective } from "../train/sft.js";
@@ -212,6 +212,7 @@ async function loadPolicy(values: Values, warn: (m: string) => void): Promise<{ 
 
 export const sftCommand: Command = {
   name: "sft",
+  cooperative: true,
   resumeFlag: "--resume",
   summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
@@ -300,6 +301,7 @@ function trainable(model: Llama) {
 
 export const dpoCommand: Command = {
   name: "dpo",
+  cooperative: true,
   resumeFlag: "--resume",
   summary: "DPO-family training on preference pairs (outcome, SCDPO or Step-DPO)",
   usage: "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",

@@ -4,6 +4,7 @@
 // batched with.
 
 import { InputError } from "../core/errors.js";
+import { yieldToEventLoop } from "../core/interrupt.js";
 import { Rng } from "../core/rng.js";
 import { generate, sequenceSeed, type GenerateRequest } from "../model/generate.js";
 import { loadModel, loadModelTokenizer, type LoadOptions } from "../model/hub.js";
@@ -40,6 +41,7 @@ export class LocalCompleter implements Completer {
     requests.forEach((r, i) => checkParams(r.params, i));
     const out = requests.map((r) => new Array<Completion>(r.params.n));
     for (const group of groupBySampling(requests)) {
+      await yieldToEventLoop(); // generation is synchronous: a turn of the event loop per batch lets Ctrl-C be heard
       const p = requests[group[0]].params;
       const rows: GenerateRequest[] = [];
       const where: [number, number][] = []; // (request, completion) of each row
