@@ -68,7 +68,7 @@ export async function writeReport(dir: string, config: RunConfig, evals: Paramet
   const report: Report = {
     format: 1, variants: summarize(evals), seeds: config.seeds, seconds, config, stages, skipped,
     pairs: Object.fromEntries(["outcome", "scdpo", "stepdpo"].map((k) => [k, countLines(path.join(seed1, "pairs", `${k}.jsonl`))])),
-    diagnostics: diagnose(dir, config.seeds),
+    diagnostics: diagnose(dir, config.seeds, config.task.noise.kind === "borrow"),
   };
   const dpoCurve = (metric: string): Curve[] => config.variants.map((v) => ({ name: v.name, points: smooth(readCurve(path.join(seed1, v.name, "metrics.jsonl"), metric)) }));
   const curves = [

@@ -113,3 +113,21 @@ export function noisyAnswer(answer: string, id: string, n: NoiseConfig, seed: nu
   }
   return changed ? out.join("\n") : answer;
 }
+
+/** How often text repeats the borrow misconception: subtractions that need a borrow, and how they were written. */
+export interface BorrowCount {
+  steps: number; // "<<a-b=r>>" with a % 10 < b % 10
+  forgot: number; // r = a - b + 10: the misconception
+  other: number; // any other wrong r
+}
+
+export function countBorrows(text: string, into: BorrowCount = { steps: 0, forgot: 0, other: 0 }): BorrowCount {
+  for (const m of text.matchAll(/<<(\d+)-(\d+)=(\d+)>>/g)) {
+    const [a, b, r] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    if (a % 10 >= b % 10) continue;
+    into.steps++;
+    if (r === a - b + 10) into.forgot++;
+    else if (r !== a - b) into.other++;
+  }
+  return into;
+}

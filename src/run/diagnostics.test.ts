@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { auditPairs, diagnosticsHtml, headroom } from "./diagnostics.js";
+import { auditPairs, diagnosticsHtml, headroom, misconception } from "./diagnostics.js";
 
 test("headroom: sample accuracy, pass@n over problems, greedy apart", () => {
   const v = [
@@ -27,4 +27,13 @@ test("pair audit: step-sound chosen sides, cut rejected sides, rejected steps, p
   const html = diagnosticsHtml([{ seed: 1, headroom: headroom([{ id: "a", correct: true }]), pairs: [a] }]);
   assert.match(html, /id="pair-audit"/);
   assert.match(html, /<td>outcome<\/td><td>4<\/td><td>3<\/td><td>75\.0<\/td><td>50\.0<\/td><td>1\.25<\/td><td>easy 2, medium 1<\/td>/);
+});
+
+test("misconception: borrow subtractions in eval completions, forgotten or wrong otherwise", () => {
+  const recs = [
+    { completion: "52 - 17 = <<52-17=45>>45.\n45 - 8 = <<45-8=37>>37.\n#### 37" }, // forgot, then right
+    { completion: "30 - 4 = <<30-4=25>>25.\n58 - 7 = <<58-7=51>>51." }, // other wrong; no borrow needed
+    { completion: 3 },
+  ];
+  assert.deepEqual(misconception("sft", recs), { name: "sft", borrow_steps: 3, forgot: 1 / 3, other_wrong: 1 / 3 });
 });

@@ -5,10 +5,13 @@
 //   well above greedy means the model can already solve what it gets wrong, which preference training can use;
 // - a pair audit per pair set: pairs, problems with pairs, the share of chosen sides whose every step checks (a
 //   chosen side that reaches the answer through a wrong step teaches that step), the share of rejected sides cut
-//   short (no EOS), the mean rejected length in steps, and pairs per level of a mixed task.
+//   short (no EOS), the mean rejected length in steps, and pairs per level of a mixed task;
+// - with task.noise borrow: how often each model's held-out solutions still forget the borrow (the misconception
+//   the SFT data taught), and how often they get such a subtraction wrong some other way.
 
 import fs from "node:fs";
 import path from "node:path";
+import { countBorrows } from "../data/noise.js";
 import { checkStep } from "../verify/calculator.js";
 import { splitSteps } from "../verify/steps.js";
 
@@ -30,10 +33,19 @@ export interface PairAudit {
   by_level?: Record<string, number>; // pairs per level of a mixed task
 }
 
+/** With task.noise borrow: how often a model's held-out solutions still forget the borrow. */
+export interface Misconception {
+  name: string; // the evaluated model (sft or a variant)
+  borrow_steps: number; // subtractions that need a borrow in its greedy solutions
+  forgot: number; // share of them written as a - b + 10 (the SFT data's misconception)
+  other_wrong: number; // share written wrong some other way
+}
+
 export interface SeedDiagnostics {
   seed: number;
   headroom: Headroom | null;
   pairs: PairAudit[];
+  misconception?: Misconception[];
 }
 
 type Rec = Record<string, unknown>;
@@ -78,8 +90,15 @@ export function auditPairs(name: string, pairs: Rec[], levels: Map<string, strin
   };
 }
 
-/** Every seed's diagnostics from a run directory (round 1). */
-export function diagnose(runDir: string, seeds: number): SeedDiagnostics[] {
+export function misconception(name: string, evalRecords: Rec[]): Misconception {
+  const c = { steps: 0, forgot: 0, other: 0 };
+  for (const r of evalRecords) if (typeof r.completion === "string") countBorrows(r.completion, c);
+  const n = Math.max(1, c.steps);
+  return { name, borrow_steps: c.steps, forgot: c.forgot / n, other_wrong: c.other / n };
+}
+
+/** Every seed's diagnostics from a run directory (round 1); `borrow` adds the misconception table. */
+export function diagnose(runDir: string, seeds: number, borrow = false): SeedDiagnostics[] {
   const levels = new Map(readLines(path.join(runDir, "data", "sample.jsonl"))
     .filter((p) => typeof p.level === "string").map((p) => [String(p.id), String(p.level)]));
   const out: SeedDiagnostics[] = [];
@@ -88,9 +107,12 @@ export function diagnose(runDir: string, seeds: number): SeedDiagnostics[] {
     if (!fs.existsSync(dir)) continue;
     const pairDir = path.join(dir, "pairs");
     const files = fs.existsSync(pairDir) ? fs.readdirSync(pairDir).filter((f) => f.endsWith(".jsonl") && !f.startsWith("variant-")).sort() : [];
+    const evalDir = path.join(dir, "eval");
+    const evals = borrow && fs.existsSync(evalDir) ? fs.readdirSync(evalDir).filter((f) => f.endsWith(".jsonl")).sort() : [];
     out.push({
       seed, headroom: headroom(readLines(path.join(dir, "verified.jsonl"))),
       pairs: files.map((f) => auditPairs(f.slice(0, -".jsonl".length), readLines(path.join(pairDir, f)), levels)),
+      ...(borrow ? { misconception: evals.map((f) => misconception(f.slice(0, -".jsonl".length), readLines(path.join(evalDir, f)))) } : {}),
     });
   }
   return out;
@@ -107,7 +129,13 @@ ${ds.filter((d) => d.headroom).map((d) => { const h = d.headroom!; return `<tr><
   const audit = `<table id="pair-audit"><thead><tr><th>seed</th><th>pair set</th><th>pairs</th><th>problems</th><th>chosen step-sound %</th><th>rejected cut %</th><th>rejected steps</th><th>by level</th></tr></thead><tbody>
 ${ds.flatMap((d) => d.pairs.map((p) => `<tr><td>${d.seed}</td><td>${p.name.replace(/[<>&"]/g, "")}</td><td>${p.pairs}</td><td>${p.problems}</td><td>${pct(p.chosen_sound)}</td><td>${pct(p.rejected_cut)}</td><td>${p.rejected_steps.toFixed(2)}</td><td>${Object.entries(p.by_level ?? {}).map(([k, v]) => `${k.replace(/[<>&"]/g, "")} ${v}`).join(", ")}</td></tr>`)).join("\n")}
 </tbody></table>`;
-  return `<h2>Headroom of the sampling policy</h2>
+  const mis = ds.some((d) => d.misconception) ? `<h2>The SFT data's misconception on held-out problems</h2>
+<p>Subtractions that need a borrow in each model's greedy solutions: the share written as a - b + 10 (what the noisy SFT data taught) and the share wrong in another way.</p>
+<table id="misconception"><thead><tr><th>seed</th><th>model</th><th>borrow steps</th><th>forgot the borrow %</th><th>other wrong %</th></tr></thead><tbody>
+${ds.flatMap((d) => (d.misconception ?? []).map((m) => `<tr><td>${d.seed}</td><td>${m.name.replace(/[<>&"]/g, "")}</td><td>${m.borrow_steps}</td><td>${pct(m.forgot)}</td><td>${pct(m.other_wrong)}</td></tr>`)).join("\n")}
+</tbody></table>` : "";
+  return `${mis}
+<h2>Headroom of the sampling policy</h2>
 <p>On the problems it sampled: the share of correct samples, of problems with at least one correct sample, and of correct greedy solutions (with sample.greedy).</p>
 ${head}
 <h2>Pair audit</h2>
