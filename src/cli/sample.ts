@@ -415,7 +415,7 @@ async function sampleInto(completer: Completer, o: SampleOptions, config: Record
   }
   summary.missing = failed.map((j) => ({ id: j.problem.id, sample: j.sample }));
   if (unattempted > 0) summary.unattempted = unattempted;
-  if (lastError && (failed.length > 0 || unattempted > 0)) summary.last_error = (lastError as EndpointError).message;
+  if (lastError && (failed.length > 0 || unattempted > 0)) summary.last_error = (lastError as EndpointError).message.split("\n")[0]; // without the hint
   return summary;
 }
 

@@ -216,7 +216,7 @@ class HttpCompleterImpl implements HttpCompleter {
       }
       last = ep;
       if (i >= this.retries) {
-        throw new EndpointError(`${what} failed ${i + 1} times; last, at ${ep.url}: ${error.message}`,
+        throw new EndpointError(`${what} failed ${i + 1} time${i > 0 ? "s" : ""}; last, at ${ep.url}: ${error.message}`,
           "is the server up and not overloaded? raise --retries or --timeout, or lower the concurrency");
       }
       const ceiling = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** i);
