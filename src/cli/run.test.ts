@@ -47,7 +47,7 @@ test("run: all stages, resume after an interruption, cache, config change, repor
     assert.equal(r.evals[0].name, "sft");
     const trained = r.evals.map((e) => e.name);
     const skipped = r.skipped.map((s) => s.name);
-    assert.deepEqual([...trained.slice(1), ...skipped].sort(), ["dpo", "dpo-nll", "scdpo", "step-dpo"]);
+    assert.deepEqual([...trained.slice(1), ...skipped].sort(), ["dpo", "scdpo", "sft-more", "step-dpo"]);
     for (const name of trained.slice(1)) {
       assert.ok(fs.existsSync(path.join(dir, "seed-1", name, "metrics.jsonl")), name);
       assert.ok(fs.existsSync(path.join(dir, "seed-1", "eval", `${name}.json`)), name);
@@ -61,7 +61,7 @@ test("run: all stages, resume after an interruption, cache, config change, repor
     const fourth: string[] = [];
     await new Pipeline(dir, changed, { log: quietLog(fourth) }).run();
     const ran = fourth.filter((l) => !/cached|accuracy|skipped/.test(l)).map((l) => l.replace("stepwise run: ", ""));
-    assert.deepEqual(ran, ["seed-1/dpo", "seed-1/dpo/eval", "seed-1/dpo-nll", "seed-1/dpo-nll/eval", "seed-1/scdpo", "seed-1/scdpo/eval", "seed-1/step-dpo", "seed-1/step-dpo/eval"]
+    assert.deepEqual(ran, ["seed-1/dpo", "seed-1/dpo/eval", "seed-1/scdpo", "seed-1/scdpo/eval", "seed-1/step-dpo", "seed-1/step-dpo/eval", "seed-1/sft-more", "seed-1/sft-more/eval"]
       .filter((s) => !skipped.some((k) => s.startsWith(`seed-1/${k}/`))));
 
     const report = await writeReport(dir, changed, r.evals, r.skipped);

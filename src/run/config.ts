@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../core/errors.js";
-import { NO_NOISE, validateNoise, type NoiseConfig } from "../data/noise.js";
+import { validateNoise, type NoiseConfig } from "../data/noise.js";
 import { presetNames } from "../data/task.js";
 import { parseLosses } from "../train/losses.js";
 
@@ -95,7 +95,12 @@ export const DEFAULT_CONFIG: RunConfig = {
   seeds: 1,
   rounds: 1,
   threads: null,
-  task: { preset: "easy+medium", steps: "2-4", max_value: null, train: 48000, test: 400, seed: 1, noise: { ...NO_NOISE } },
+  // The SFT data carries a systematic misconception (a borrow forgotten in 70% of the subtractions that need one):
+  // the regime where preference training has something to fix (README: on clean data every variant loses to SFT).
+  task: {
+    preset: "easy+medium", steps: "2-4", max_value: null, train: 48000, test: 400, seed: 1,
+    noise: { kind: "borrow", rate: 0.7, answer: "recompute" },
+  },
   model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
   sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true },
   eval: { max_tokens: 160, maj: 4, temperature: 0.7 },
@@ -107,9 +112,11 @@ export const DEFAULT_CONFIG: RunConfig = {
   dpo: { beta: 1.0, lr: 5e-5, epochs: 2, batch_size: 32 },
   variants: [
     variant({ name: "dpo", pairs: ["outcome"] }),
-    variant({ name: "dpo-nll", pairs: ["outcome"], loss: "sigmoid,sft", loss_weights: "1,0.2" }),
     variant({ name: "scdpo", pairs: ["outcome", "scdpo"] }),
     variant({ name: "step-dpo", pairs: ["stepdpo"] }),
+    // the control: SFT continued on the chosen sides with the DPO stage's optimizer (rejection-sampling fine-tuning),
+    // so a preference method's gain can be told apart from the gain of training further on verified samples
+    variant({ name: "sft-more", pairs: ["outcome"], loss: "sft" }),
   ],
 };
 
