@@ -16,7 +16,7 @@ import { attachLora, mergeAndUnload } from "../model/lora.js";
 import type { Tensor } from "../engine/tensor.js";
 import { packExamples, paddingFraction, type Example } from "../train/batch.js";
 import { readPairsFile, readSftFile, readSftTexts, type ReadOptions, type Skipped } from "../train/data.js";
-import { cachedRefLogps, dpoObjective, precomputeRefLogps, type Reference, type TokenPair } from "../train/dpo.js";
+import { cachedRefLogpsAsync, dpoObjective, precomputeRefLogpsAsync, type Reference, type TokenPair } from "../train/dpo.js";
 import { parseLosses } from "../train/losses.js";
 import { dataOrder, type LoopConfig, type Objective } from "../train/loop.js";
 import { METRICS } from "../train/metrics.js";
@@ -351,22 +351,28 @@ export const dpoCommand: Command = {
     const evalPairs = typeof values["eval-pairs"] === "string"
       ? (await readPairsFile(values["eval-pairs"], readOptions(values, tokenizer, warn))).pairs : [];
     let refModel: Llama | null = null;
-    const refFor = (items: TokenPair[], file: string, source: string): Reference => {
+    // The reference pass stops at a batch on Ctrl-C (nothing of it is saved; a resume starts it again).
+    const refFor = async (items: TokenPair[], file: string, source: string): Promise<Reference> => {
       if (mode === "live") return { kind: "live", model: baseRef ?? (refModel ??= loadModel(refDir, { warn })) };
       const key = JSON.stringify({ ref: config.ref, pairs: source, template: config.template, maxLength: config.maxLength });
-      return { kind: "precomputed", logps: cachedRefLogps(path.join(out, file), key, () => {
+      const logps = await cooperative(() => cachedRefLogpsAsync(path.join(out, file), key, async () => {
         const ref = baseRef ?? (sameModel ? model : (refModel ??= loadModel(refDir, { warn })));
         const bar = new Progress("reference log-probs", { total: items.length, unit: " pairs" });
-        const r = precomputeRefLogps(ref, items, padId, loop.batchSize, (done) => bar.set(done));
-        bar.finish();
-        return r;
-      }) };
+        try {
+          return await precomputeRefLogpsAsync(ref, items, padId, loop.batchSize, (done) => bar.set(done), () => stopRequested() !== null);
+        } finally {
+          bar.finish();
+        }
+      }));
+      const signal = stopRequested();
+      if (!logps) throw new InterruptedError(signal ?? "SIGINT", `the reference log-prob pass (${file}) stopped before its end; no training step ran`);
+      return { kind: "precomputed", logps };
     };
-    const reference = refFor(pairs, "ref_logps.json", config.pairs);
+    const reference = await refFor(pairs, "ref_logps.json", config.pairs);
     const options = { beta, labelSmoothing, dpopLambda, losses, padId };
     const evaluation = evalPairs.length === 0 ? undefined : {
       items: evalPairs, every: intOption(values, "eval-every", 0, 0), batchSize: loop.batchSize,
-      objective: dpoObjective(model, refFor(evalPairs, "ref_logps_eval.json", path.resolve(String(values["eval-pairs"]))), options),
+      objective: dpoObjective(model, await refFor(evalPairs, "ref_logps_eval.json", path.resolve(String(values["eval-pairs"]))), options),
     };
     try {
       const r = await runWithProgress("dpo", {

@@ -5,6 +5,7 @@
 
 import fs from "node:fs";
 import type { Backend } from "../backend/backend.js";
+import { yieldToEventLoop } from "../core/interrupt.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
 import { add, scale, slice, sumAll } from "../engine/ops.js";
 import { backward } from "../engine/autograd.js";
@@ -52,6 +53,31 @@ function pairLogps(model: CausalLM, pairs: TokenPair[], padId: number, be?: Back
 /** The reference pass: no gradients, batched, once before training. */
 export function precomputeRefLogps(ref: CausalLM, pairs: TokenPair[], padId: number, batchSize: number,
   onProgress?: (done: number) => void): RefLogps {
+  const it = refLogpsBatches(ref, pairs, padId, batchSize, onProgress);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * precomputeRefLogps that gives the event loop a turn after every batch and stops (returns null) when `shouldStop`
+ * says so: a Ctrl-C during a long reference pass is heard within a batch. Same numbers.
+ */
+export async function precomputeRefLogpsAsync(ref: CausalLM, pairs: TokenPair[], padId: number, batchSize: number,
+  onProgress?: (done: number) => void, shouldStop?: () => boolean): Promise<RefLogps | null> {
+  const it = refLogpsBatches(ref, pairs, padId, batchSize, onProgress);
+  for (;;) {
+    const r = it.next();
+    if (r.done) return r.value;
+    await yieldToEventLoop();
+    if (shouldStop?.()) return null;
+  }
+}
+
+/** The reference pass one batch per iteration; returns every pair's log-probs. */
+function* refLogpsBatches(ref: CausalLM, pairs: TokenPair[], padId: number, batchSize: number,
+  onProgress?: (done: number) => void): Generator<number, RefLogps> {
   const out: RefLogps = { chosen: new Float64Array(pairs.length), rejected: new Float64Array(pairs.length) };
   for (let i = 0; i < pairs.length; i += batchSize) {
     const chunk = pairs.slice(i, i + batchSize);
@@ -60,7 +86,9 @@ export function precomputeRefLogps(ref: CausalLM, pairs: TokenPair[], padId: num
       out.chosen[i + j] = v[j];
       out.rejected[i + j] = v[chunk.length + j];
     });
-    onProgress?.(Math.min(pairs.length, i + batchSize));
+    const done = Math.min(pairs.length, i + batchSize);
+    onProgress?.(done);
+    yield done;
   }
   return out;
 }
@@ -128,13 +156,25 @@ function rewardSums(pol: ArrayLike<number>, ref: number[], P: number, beta: numb
  * weights have moved by then, so recomputing would give another reference). `key` identifies model and pairs.
  */
 export function cachedRefLogps(file: string, key: string, compute: () => RefLogps): RefLogps {
-  if (fs.existsSync(file)) {
-    const saved = JSON.parse(fs.readFileSync(file, "utf8")) as { format: number; key: string; chosen: number[]; rejected: number[] };
-    if (saved.format === 1 && saved.key === key) {
-      return { chosen: Float64Array.from(saved.chosen), rejected: Float64Array.from(saved.rejected) };
-    }
-  }
+  const saved = readCachedRefLogps(file, key);
+  if (saved) return saved;
   const ref = compute();
   writeJsonAtomic(file, { format: 1, key, chosen: Array.from(ref.chosen), rejected: Array.from(ref.rejected) });
   return ref;
+}
+
+/** cachedRefLogps over an async pass; a pass that stopped (null) writes nothing and gives null. */
+export async function cachedRefLogpsAsync(file: string, key: string, compute: () => Promise<RefLogps | null>): Promise<RefLogps | null> {
+  const saved = readCachedRefLogps(file, key);
+  if (saved) return saved;
+  const ref = await compute();
+  if (ref) writeJsonAtomic(file, { format: 1, key, chosen: Array.from(ref.chosen), rejected: Array.from(ref.rejected) });
+  return ref;
+}
+
+function readCachedRefLogps(file: string, key: string): RefLogps | null {
+  if (!fs.existsSync(file)) return null;
+  const saved = JSON.parse(fs.readFileSync(file, "utf8")) as { format: number; key: string; chosen: number[]; rejected: number[] };
+  if (saved.format !== 1 || saved.key !== key) return null;
+  return { chosen: Float64Array.from(saved.chosen), rejected: Float64Array.from(saved.rejected) };
 }
