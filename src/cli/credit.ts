@@ -9,9 +9,9 @@ import { InputError } from "../core/errors.js";
 import { promptText } from "../data/format.js";
 import { writeFileAtomic, writeJsonlAtomic } from "../data/jsonl.js";
 import { collect, loadMapped } from "../data/load.js";
-import { loadModel } from "../model/hub.js";
+import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import type { TextTokenizer } from "../model/tokenizer.js";
 import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
 import { scoreCredit } from "../inspect/credit.js";
 import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
@@ -34,7 +34,7 @@ export function loadPolicyAndRef(values: Values, needRef: boolean): { model: Lla
   if (needRef && typeof values.ref !== "string") throw new InputError("--ref DIR is required (the model the policy was trained from)");
   const be = values.backend ? backendByName(String(values.backend)) : getBackend();
   if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-  const tokenizer = TextTokenizer.load(values.model);
+  const tokenizer = loadModelTokenizer(values.model);
   const model = loadModel(values.model, { backend: be });
   if (typeof values.ref !== "string") return { model, ref: null, tokenizer };
   try {
@@ -152,7 +152,7 @@ export const creditCommand: Command = {
     "largest |reward| of the text. On a terminal the tokens are coloured (24-bit where COLORTERM says so, else 256",
     "colours), one line per step with its sum; with NO_COLOR, or when stdout is not a terminal, a table is printed.",
     "options:",
-    "  --model DIR       the policy (a Hugging Face model folder)",
+    "  --model DIR       the policy (a Hugging Face model folder or a .gguf file)",
     "  --ref DIR         the reference model (the policy's starting point, e.g. the SFT model)",
     "  --text STR        the completion to score",
     "  --prompt STR      text before it, context only (no rewards); default none (BOS alone)",

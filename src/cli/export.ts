@@ -4,9 +4,8 @@
 import fs from "node:fs";
 import { InputError } from "../core/errors.js";
 import { exportGguf } from "../model/gguf.js";
-import { loadModel } from "../model/hub.js";
+import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import { mergeAndUnload } from "../model/lora.js";
-import { TextTokenizer } from "../model/tokenizer.js";
 import type { Command } from "./main.js";
 import { checkOutputFile } from "./outputs.js";
 import { Progress } from "./progress.js";
@@ -27,7 +26,7 @@ export const exportCommand: Command = {
     "  gguf         one GGUF file with the weights, hyperparameters, tokenizer and chat template; arch \"llama\"",
     "               (Llama, SmolLM2, Mistral) or \"qwen2\"; byte-level BPE tokenizers and the built-in one",
     "options:",
-    "  --model DIR  a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)",
+    "  --model DIR  a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file",
     "  --out FILE   the GGUF file to write (atomically)",
     "  --dtype      f32 (default: llama.cpp gives our log-probs to ~1e-5) or f16 (half the size; norms and",
     "               biases stay f32)",
@@ -45,7 +44,7 @@ export const exportCommand: Command = {
     checkOutputFile(out);
     const dtype = String(values.dtype ?? "f32");
     if (dtype !== "f32" && dtype !== "f16") throw new InputError(`--dtype must be f32 or f16, got "${dtype}"`);
-    const tokenizer = TextTokenizer.load(dir); // first: a folder without tokenizer.json fails before the weights load
+    const tokenizer = loadModelTokenizer(dir); // first: a folder without tokenizer.json fails before the weights load
     const model = loadModel(dir);
     if (model.lora) mergeAndUnload(model); // an adapter folder exports as base + adapters, merged
     try {

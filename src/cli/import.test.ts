@@ -94,3 +94,30 @@ test("a .gguf file as --model: stepwise sample runs on it (in-memory import)", (
   // The same completions as from the folder it was exported from.
   assert.deepEqual(run(file, path.join(tmp, "from-gguf.jsonl")), run(dir, path.join(tmp, "from-dir.jsonl")));
 });
+
+test("a .gguf file as --model: score gives the folder's log-probs, sft trains from it, dpo uses it as the reference", () => {
+  const dir = microModelDir(tmp, "micro2", 4);
+  const file = path.join(tmp, "micro2.gguf");
+  const model = loadModel(dir, { backend: referenceBackend() });
+  exportGguf(model, builtinTokenizer(), file);
+  model.dispose();
+  const score = (m: string) => {
+    const r = cli("score", "--model", m, "--text", "2 + 3 = 5", "--json");
+    assert.equal(r.code, 0, r.err);
+    return (JSON.parse(r.out) as { total_logprob: number }).total_logprob;
+  };
+  assert.ok(Math.abs(score(file) - score(dir)) < 1e-4, "the same log-prob from the .gguf as from its folder");
+
+  const data = path.join(tmp, "sft.jsonl");
+  fs.writeFileSync(data, `${JSON.stringify({ question: "What is 2 + 3?", answer: "2 + 3 = <<2+3=5>>5\n#### 5" })}\n`);
+  const out = path.join(tmp, "sft-from-gguf");
+  let r = cli("sft", "--model", file, "--data", data, "--out", out, "--max-steps", "1", "--batch-size", "1", "--json");
+  assert.equal(r.code, 0, r.err);
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
+
+  const pairs = path.join(tmp, "pairs.jsonl");
+  fs.writeFileSync(pairs, `${JSON.stringify({ prompt: "What is 2 + 3?", chosen: " 5", rejected: " 6" })}\n`);
+  r = cli("dpo", "--model", out, "--ref", file, "--pairs", pairs, "--out", path.join(tmp, "dpo-ref-gguf"), "--max-steps", "1",
+    "--batch-size", "1", "--json");
+  assert.equal(r.code, 0, r.err);
+});

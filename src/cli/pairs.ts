@@ -3,7 +3,7 @@
 import { InputError } from "../core/errors.js";
 import { promptText } from "../data/format.js";
 import { writeJsonlAtomic } from "../data/jsonl.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import { loadModelTokenizer } from "../model/hub.js";
 import {
   buildPairs, CHOSEN_RULES, formatPair, pairsPerProblem, PAIR_FORMATS, PAIR_KINDS, readVerified, REJECTED_RULES, STEP_CHOSEN, Tally,
   type PairFormat, type PairKind, type PairsPerProblem, type StepDpoStats,
@@ -48,7 +48,7 @@ function promptOf(values: Values, completer: Completer | null): (q: string) => s
   const template = templateOption(values);
   if (template === "plain") return (q) => promptText(q, "plain");
   const tok = completer instanceof LocalCompleter ? completer.tokenizer
-    : typeof values.model === "string" ? TextTokenizer.load(values.model) : null;
+    : typeof values.model === "string" ? loadModelTokenizer(values.model) : null;
   if (!tok) throw new InputError("--template chat needs the model's tokenizer: pass --model DIR");
   return (q) => promptText(q, "chat", tok);
 }

@@ -8,8 +8,7 @@ import { promptText } from "../data/format.js";
 import { corruptSolution } from "../inspect/corrupt.js";
 import { scoreCredits } from "../inspect/credit.js";
 import { creditHtml, escapeHtml } from "../inspect/render.js";
-import { loadModel } from "../model/hub.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import type { RunConfig } from "../run/config.js";
 
 const EXAMPLES = 2;
@@ -36,7 +35,7 @@ export async function creditExamples(dir: string, config: RunConfig): Promise<{ 
   const policy = loadModel(policyDir);
   const ref = loadModel(refDir);
   try {
-    const tokenizer = TextTokenizer.load(policyDir);
+    const tokenizer = loadModelTokenizer(policyDir);
     const beta = variant.beta ?? config.dpo.beta;
     const credits = scoreCredits(policy, ref, tokenizer, texts, { beta });
     return credits.map((c, i) => ({

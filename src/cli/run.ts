@@ -101,9 +101,10 @@ export const runCommand: Command = {
   },
   help: [
     "With no config, runs the built-in default: a tiny model trained from scratch on the built-in arithmetic task",
-    "(easy and medium problems, half each),",
+    "(easy and medium problems, half each; the SFT data forgets the borrow in 70% of the subtractions that need one),",
     "then SFT, eval, sampling, verification, outcome / SCDPO / Step-DPO pairs, one DPO run per variant from the",
-    "same SFT model (dpo, dpo-nll, scdpo, step-dpo) and an eval of each on held-out problems.",
+    "same SFT model (dpo, scdpo, step-dpo, and the sft-more control: SFT on the chosen sides) and an eval of each",
+    "on held-out problems.",
     "A config (YAML or JSON) overrides any part of the default; print it with --print-default-config. Unknown",
     "keys and wrong types are errors naming the key. The resolved config is saved as DIR/config.json.",
     "Stages are cached under a hash of their config and inputs: rerunning the same command skips finished",

@@ -3,10 +3,10 @@
 
 import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
-import { loadModel } from "../model/hub.js";
+import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
 import { scoreTokens } from "../model/score.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import type { TextTokenizer } from "../model/tokenizer.js";
 import type { Command } from "./main.js";
 import { flagNumber, intOption } from "./options.js";
 
@@ -73,7 +73,7 @@ export const scoreCommand: Command = {
     "The text is tokenized with the model folder's tokenizer.json (BOS added as the tokenizer does) and scored",
     "teacher-forced: each token's log-prob given every token before it.",
     "options:",
-    "  --model DIR     Hugging Face model folder (config.json, safetensors, tokenizer.json)",
+    "  --model DIR     Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file",
     "  --ref DIR       reference model folder (same vocabulary): adds each token's reward beta*log(pi/pi_ref)",
     "  --beta X        DPO beta of the reward (default 0.1)",
     "  --text STR      the text to score",
@@ -89,7 +89,7 @@ export const scoreCommand: Command = {
     if (!Number.isFinite(beta) || beta <= 0) throw new InputError(`--beta must be a number > 0, got "${values.beta}"`);
     const be = values.backend ? backendByName(String(values.backend)) : getBackend();
     if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-    const tokenizer = TextTokenizer.load(values.model);
+    const tokenizer = loadModelTokenizer(values.model);
     const model = loadModel(values.model, { backend: be });
     let ref: Llama | null = null;
     try {

@@ -2,8 +2,7 @@
 
 import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
-import { loadModel } from "../model/hub.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import { CompletionServer } from "../serve/server.js";
 import type { Command } from "./main.js";
 import { intOption, serveUntilSignal } from "./options.js";
@@ -31,7 +30,7 @@ export const serveCommand: Command = {
     "with the same sampling options are decoded in one batch. Parameters: n, max_tokens, temperature, top_p, top_k,",
     "stop, seed, logprobs, stream_options.include_usage, ignore_eos; unsupported ones are refused with a 400.",
     "options:",
-    "  --model DIR              Hugging Face model folder (config.json, safetensors, tokenizer.json)",
+    "  --model DIR              Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file",
     "  --port P                 port to listen on (0 picks a free one; the address is printed)",
     "  --host H                 address to bind, default 127.0.0.1 (0.0.0.0 exposes the server to the network);",
     "                           on a loopback address only requests whose Host is localhost are answered",
@@ -56,7 +55,7 @@ export const serveCommand: Command = {
     if (apiKey !== undefined && apiKey.trim() === "") throw new InputError("--api-key must not be empty");
     const limits = { maxTokensLimit: intOption(values, "max-tokens-limit", 2048), maxBodyBytes: intOption(values, "max-body-bytes", 1 << 20),
       maxBatchRows: intOption(values, "max-batch", 32) };
-    const tokenizer = TextTokenizer.load(values.model);
+    const tokenizer = loadModelTokenizer(values.model);
     const model = loadModel(values.model, { backend: be });
     try {
       // Refuses a tokenizer whose ids run past the model's vocabulary, before listening.

@@ -8,9 +8,9 @@ import { cooperative, stopRequested } from "../core/interrupt.js";
 import { backendByName, getBackend, setBackend } from "../backend/index.js";
 import type { PromptTemplate } from "../data/format.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
-import { loadModel, saveModel } from "../model/hub.js";
+import { loadModel, loadModelTokenizer, saveModel } from "../model/hub.js";
 import { initModel } from "../model/presets.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import type { TextTokenizer } from "../model/tokenizer.js";
 import type { Llama } from "../model/llama.js";
 import { attachLora, mergeAndUnload } from "../model/lora.js";
 import type { Tensor } from "../engine/tensor.js";
@@ -192,7 +192,7 @@ function finish(values: Values, kind: string, out: string, r: TrainResult, model
 async function loadPolicy(values: Values, warn: (m: string) => void): Promise<{ model: Llama; tokenizer: TextTokenizer; fromScratch: boolean }> {
   const seed = intOption(values, "seed", 0, 0);
   if (typeof values.model === "string") {
-    return { model: loadModel(values.model, { warn }), tokenizer: TextTokenizer.load(values.model), fromScratch: false };
+    return { model: loadModel(values.model, { warn }), tokenizer: loadModelTokenizer(values.model), fromScratch: false };
   }
   if (typeof values.init === "string") {
     const kind = String(values.tokenizer ?? "bpe");
@@ -220,7 +220,7 @@ export const sftCommand: Command = {
     "eval-data": { type: "string" }, pack: { type: "boolean" }, bucket: { type: "boolean" }, "bucket-window": { type: "string" }, tokenizer: { type: "string" }, "vocab-size": { type: "string" } },
   help: ["  --data FILE          JSONL of {question, answer} or {prompt, completion}",
     "  --eval-data FILE     held-out examples: eval/loss in metrics.jsonl",
-    "  --model DIR          start from a Hugging Face model folder", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
+    "  --model DIR          start from a Hugging Face model folder or a .gguf file", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
     "  --tokenizer K        with --init tiny|small: bpe (default: learned from --data; words become tokens, digits",
     "                       stay single) or chars (the built-in character tokenizer)",
     "  --vocab-size N       bpe: largest vocabulary (default 1024; fewer when the data has fewer frequent pairs)",

@@ -6,10 +6,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Backend } from "../backend/backend.js";
-import { loadModel } from "../model/hub.js";
+import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
 import { scoreTokens } from "../model/score.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import type { TextTokenizer } from "../model/tokenizer.js";
 import { HttpError } from "./runs.js";
 
 interface Loaded {
@@ -64,7 +64,7 @@ export class ModelCache {
       this.entries.push(hit);
       return hit;
     }
-    const tokenizer = TextTokenizer.load(dir);
+    const tokenizer = loadModelTokenizer(dir);
     const model = loadModel(dir, { backend: this.backend, warn: () => {} });
     this.loads++;
     const entry = { key, model, tokenizer };
