@@ -11,6 +11,7 @@ export { AdamW, clipGradNorm, gradNorm, zeroGrad } from "./engine/optim.js";
 export { gradCheck } from "./engine/gradcheck.js";
 export { Llama, type LlamaConfig, trainFlops } from "./model/llama.js";
 export { loadModel, saveModel, readConfig } from "./model/hub.js";
+export { resolveModel, hubCacheDir, type ResolveOptions } from "./model/hubcache.js";
 export { initConfig, initModel, PRESETS } from "./model/presets.js";
 export { TextTokenizer, builtinTokenizer } from "./model/tokenizer.js";
 export { Checkpoint, writeSafetensors } from "./model/safetensors.js";

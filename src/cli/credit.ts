@@ -152,7 +152,7 @@ export const creditCommand: Command = {
     "largest |reward| of the text. On a terminal the tokens are coloured (24-bit where COLORTERM says so, else 256",
     "colours), one line per step with its sum; with NO_COLOR, or when stdout is not a terminal, a table is printed.",
     "options:",
-    "  --model DIR       the policy (a Hugging Face model folder or a .gguf file)",
+    "  --model DIR       the policy (a model folder, a .gguf file or a Hugging Face name owner/name)",
     "  --ref DIR         the reference model (the policy's starting point, e.g. the SFT model)",
     "  --text STR        the completion to score",
     "  --prompt STR      text before it, context only (no rewards); default none (BOS alone)",

@@ -26,7 +26,7 @@ export const exportCommand: Command = {
     "  gguf         one GGUF file with the weights, hyperparameters, tokenizer and chat template; arch \"llama\"",
     "               (Llama, SmolLM2, Mistral) or \"qwen2\"; byte-level BPE tokenizers and the built-in one",
     "options:",
-    "  --model DIR  a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file",
+    "  --model DIR  a model folder (config.json, *.safetensors, tokenizer.json), a .gguf file or a Hugging Face name",
     "  --out FILE   the GGUF file to write (atomically)",
     "  --dtype      f32 (default: llama.cpp gives our log-probs to ~1e-5) or f16 (half the size; norms and",
     "               biases stay f32)",

@@ -20,6 +20,7 @@ import { serveCommand } from "./serve.js";
 import { dashboardCommand } from "./dashboard.js";
 import { evalCommand } from "./eval.js";
 import { runCommand } from "./run.js";
+import { resolveModelFlags } from "./options.js";
 
 export interface Command {
   name: string;
@@ -57,6 +58,9 @@ function topHelp(): string {
     "commands:",
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
+    "models: --model and --ref take a Hugging Face folder, a .gguf file or a name owner/name[@revision], read from the",
+    "  local hub cache (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub) and downloaded into it when",
+    "  missing (never with HF_HUB_OFFLINE=1)",
     "environment: STEPWISE_BACKEND=native|reference picks the compute backend (default: native when built)",
   ].join("\n");
 }
@@ -87,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(`usage: ${cmd.usage}\n\n${cmd.summary}\n\n${cmd.help}`);
       return 0;
     }
+    await resolveModelFlags(values);
     const release = cmd.cooperative && !cmd.ownsSignals ? installSignalHandlers(cmd, argv) : () => {};
     try {
       return await cmd.run(values as Record<string, string | boolean | undefined>, positionals);

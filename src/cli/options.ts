@@ -2,6 +2,8 @@
 // runs commands in process (the `run` pipeline) can import them without a cycle through the table.
 
 import { InputError } from "../core/errors.js";
+import { type DownloadProgress, resolveModel } from "../model/hubcache.js";
+import { Progress } from "./progress.js";
 
 /** A flag's text as a number: NaN for blank text ("--lr ''" must not mean 0, which is what Number("") gives). */
 export function flagNumber(v: unknown): number {
@@ -56,4 +58,27 @@ export function numOption(values: Record<string, unknown>, name: string, dflt: n
   const x = flagNumber(v);
   if (!Number.isFinite(x) || !ok(x)) throw new InputError(`--${name} must be ${what}, got "${v}"`);
   return x;
+}
+
+/** The flags that name a model (a folder, a .gguf file, or a Hugging Face name). */
+const MODEL_FLAGS = ["model", "ref"];
+
+/**
+ * Replaces a Hugging Face name (owner/name[@revision]) in --model and --ref by its folder in the local hub cache,
+ * downloading it first with a progress bar on stderr when it is missing (src/model/hubcache.ts). Paths stay as they
+ * are. Every command gets this once, before it runs, so each reads a local path.
+ */
+export async function resolveModelFlags(values: Record<string, unknown>): Promise<void> {
+  for (const flag of MODEL_FLAGS) {
+    const v = values[flag];
+    if (typeof v === "string") values[flag] = await resolveModel(v, { onDownload: downloadBar });
+  }
+}
+
+/** A progress bar for a model download, in MB (kB below 10 MB), to a tenth of the unit. */
+function downloadBar(name: string, bytes: number): DownloadProgress {
+  const [scale, unit] = bytes >= 1e7 ? [1e6, "MB"] : [1e3, "kB"];
+  const size = (b: number) => Math.round((10 * b) / scale) / 10;
+  const bar = new Progress(`download ${name}`, { total: Math.max(0.1, size(bytes)), unit });
+  return { set: (b) => bar.set(size(b)), finish: () => bar.finish() };
 }

@@ -42,7 +42,7 @@ export const COMPLETER_OPTIONS = {
 } as const;
 
 export const COMPLETER_HELP = [
-  "  --model DIR          generate with the local engine from a Hugging Face model folder or a .gguf file",
+  "  --model DIR          generate with the local engine from a model folder, a .gguf file or a Hugging Face name",
   "  --endpoint URL       or with an OpenAI-compatible /v1/completions server (vLLM, SGLang, llama.cpp, Ollama,",
   "                       stepwise serve); URL1,URL2,... balances the load over several",
   "  --endpoint-model M   the server's model (default: the first of /v1/models)",

@@ -73,7 +73,7 @@ export const scoreCommand: Command = {
     "The text is tokenized with the model folder's tokenizer.json (BOS added as the tokenizer does) and scored",
     "teacher-forced: each token's log-prob given every token before it.",
     "options:",
-    "  --model DIR     Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file",
+    "  --model DIR     model folder (config.json, safetensors, tokenizer.json), a .gguf file or a Hugging Face name",
     "  --ref DIR       reference model folder (same vocabulary): adds each token's reward beta*log(pi/pi_ref)",
     "  --beta X        DPO beta of the reward (default 0.1)",
     "  --text STR      the text to score",

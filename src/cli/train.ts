@@ -220,7 +220,7 @@ export const sftCommand: Command = {
     "eval-data": { type: "string" }, pack: { type: "boolean" }, bucket: { type: "boolean" }, "bucket-window": { type: "string" }, tokenizer: { type: "string" }, "vocab-size": { type: "string" } },
   help: ["  --data FILE          JSONL of {question, answer} or {prompt, completion}",
     "  --eval-data FILE     held-out examples: eval/loss in metrics.jsonl",
-    "  --model DIR          start from a Hugging Face model folder or a .gguf file", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
+    "  --model DIR          start from a model folder, a .gguf file or a Hugging Face name owner/name", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
     "  --tokenizer K        with --init tiny|small: bpe (default: learned from --data; words become tokens, digits",
     "                       stay single) or chars (the built-in character tokenizer)",
     "  --vocab-size N       bpe: largest vocabulary (default 1024; fewer when the data has fewer frequent pairs)",

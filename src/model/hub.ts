@@ -18,6 +18,7 @@ import { getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { noGrad } from "../engine/tensor.js";
 import { parseHfConfig, toHfConfig } from "./config.js";
+import { cachedSnapshot, parseHubName } from "./hubcache.js";
 import { loadGgufTokenizer } from "./gguf.js";
 import { loadGgufModel } from "./gguf-import.js";
 import { Llama, type LlamaConfig } from "./llama.js";
@@ -101,7 +102,7 @@ function withAdapter(model: Llama, dir: string): Llama {
 
 /**
  * The base model of an adapter folder: base_model_name_or_path (a folder or a .gguf file), relative to the adapter
- * folder or the cwd.
+ * folder or the cwd, or a Hugging Face name found in the local hub cache (hubcache.ts).
  */
 function adapterBase(dir: string): string {
   const name = readAdapterConfig(dir).options.baseModel ?? "";
@@ -109,11 +110,11 @@ function adapterBase(dir: string): string {
   if (!name) throw new InputError("the adapter names no base model (base_model_name_or_path is empty)", where);
   const tried = [...new Set([path.resolve(dir, name), path.resolve(name)])];
   const found = tried.find((d) => fs.existsSync(isGgufPath(d) ? d : path.join(d, "config.json")));
-  if (!found) {
-    throw new InputError(`base model "${name}" not found (looked in ${tried.join(", ")})`, where,
-      "base_model_name_or_path must be a local model folder (nothing is downloaded); edit it or copy the base there");
-  }
-  return found;
+  if (found) return found;
+  const hubName = tried.some((d) => fs.existsSync(d)) ? null : parseHubName(name);
+  if (hubName) return cachedSnapshot(hubName); // a Hugging Face name, as PEFT writes it: the cache's snapshot
+  throw new InputError(`base model "${name}" not found (looked in ${tried.join(", ")})`, where,
+    "base_model_name_or_path must be a local model folder or a Hugging Face name in the cache; edit it or copy the base there");
 }
 
 /** Reads every parameter of `model` from the checkpoint at `where` (folder or file), checking names and shapes. */
