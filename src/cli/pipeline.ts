@@ -27,6 +27,7 @@ import { evaluate, type EvalResult } from "../eval/eval.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
 import type { RunConfig, VariantConfig } from "../run/config.js";
 import { StageCache, stageKey } from "../run/stages.js";
+import { resolveModel } from "../model/hubcache.js";
 import { LocalCompleter } from "../sample/local.js";
 import type { Command } from "./main.js";
 import { pairsCommand } from "./pairs.js";
@@ -91,6 +92,8 @@ export class Pipeline {
   readonly evals: EvalSummary[] = [];
   readonly skipped: SkippedVariant[] = [];
 
+  private pretrained: string | null = null; // model.pretrained as a local folder or .gguf file
+
   constructor(readonly dir: string, readonly config: RunConfig, private readonly opts: PipelineOptions = {}) {
     this.cache = new StageCache(dir);
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
@@ -125,12 +128,31 @@ export class Pipeline {
     return { threads: str(this.config.threads) };
   }
 
+  /** The prompt template, for every stage that renders a question (plain stays off the argv, as before it existed). */
+  private template(): Values {
+    return this.config.model.template === "plain" ? {} : { template: this.config.model.template };
+  }
+
+  /**
+   * What the SFT stage's key hashes of the model and SFT configs: the knobs added for pretrained models are left out
+   * at their defaults, so the stages of a from-scratch run keep the keys they had before those knobs existed.
+   */
+  private sftKeyParts(): unknown[] {
+    const { pretrained, template, ...scratch } = this.config.model;
+    const { lora, ...sft } = this.config.sft;
+    const model = pretrained === null ? scratch : { pretrained };
+    return [template === "plain" ? model : { ...model, template }, lora === null ? sft : { ...sft, lora }];
+  }
+
   async run(): Promise<PipelineResult> {
     const t0 = performance.now();
     fs.mkdirSync(this.dir, { recursive: true });
     writeJsonAtomic(this.abs("config.json"), this.config);
     try {
       const keys = await this.data();
+      // A pretrained model by Hugging Face name comes from the local hub cache (downloaded there when missing).
+      const p = this.config.model.pretrained;
+      if (p !== null) this.pretrained = await resolveModel(p);
       for (let s = 1; s <= this.config.seeds; s++) await this.seed(s, keys);
     } catch (e) {
       if (e instanceof Stopped) this.log(`stepwise run: stopped before ${e.message}`);
@@ -176,10 +198,12 @@ export class Pipeline {
     const c = this.config;
     const base = `seed-${seed}`;
     const sftDir = this.rel(base, "sft");
-    const sftKey = await this.stage(`${base}/sft`, stageKey("sft", data.sft, c.model, c.sft, seed), [sftDir], () =>
+    const start: Values = this.pretrained !== null ? { model: path.resolve(this.pretrained) }
+      : { init: c.model.init, tokenizer: c.model.tokenizer, "vocab-size": String(c.model.vocab_size) };
+    const lora: Values = c.sft.lora === null ? {} : { lora: String(c.sft.lora), merge: true };
+    const sftKey = await this.stage(`${base}/sft`, stageKey("sft", data.sft, ...this.sftKeyParts(), seed), [sftDir], () =>
       call(sftCommand, {
-        ...this.common(), data: this.abs("data/sft.jsonl"), init: c.model.init, tokenizer: c.model.tokenizer,
-        "vocab-size": String(c.model.vocab_size), out: this.abs(sftDir), epochs: String(c.sft.epochs),
+        ...this.common(), ...start, ...lora, ...this.template(), data: this.abs("data/sft.jsonl"), out: this.abs(sftDir), epochs: String(c.sft.epochs),
         "batch-size": String(c.sft.batch_size), lr: String(c.sft.lr), "max-length": String(c.sft.max_length),
         seed: String(seed), "save-every": "100", resume: true, bucket: c.sft.bucket,
       }, "sft"));
@@ -227,13 +251,15 @@ export class Pipeline {
     const out = new Map<string, { file: string; key: string }>();
     const problems = "data/sample.jsonl";
     const probKey = stageKey("problems", policy.key, sampleKey);
-    const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), "max-tokens": String(c.sample.max_tokens), seed: String(seed) };
+    const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), "max-tokens": String(c.sample.max_tokens), seed: String(seed), ...this.template() };
     if (kinds.has("outcome") || kinds.has("stepdpo")) {
       const vKey = await this.sampleAndVerify(dir, probKey, sampling, seed);
       for (const spec of specs.values()) {
         if (spec.kind === "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
-        const extra: Values = spec.kind === "stepdpo" ? { ...this.common(), model: this.abs(policy.dir), rollouts: String(c.pairs.stepdpo_rollouts), seed: String(seed), "max-tokens": String(c.sample.max_tokens) } : {};
+        // A chat template needs the policy's tokenizer even where no rollouts are made.
+        const extra: Values = spec.kind === "stepdpo" ? { ...this.common(), model: this.abs(policy.dir), rollouts: String(c.pairs.stepdpo_rollouts), seed: String(seed), "max-tokens": String(c.sample.max_tokens) }
+          : c.model.template === "plain" ? {} : { model: this.abs(policy.dir) };
         const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem, c.pairs.stepdpo_rollouts, seed), [file], () =>
           call(pairsCommand, { ...extra, ...this.pairOptions(spec), in: this.abs(this.rel(dir, "verified.jsonl")), out: this.abs(file) }, `pairs ${spec.name}`));
         out.set(spec.name, { file, key });
@@ -250,7 +276,7 @@ export class Pipeline {
         if (spec.kind !== "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
         const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem), [file], () =>
-          call(pairsCommand, { ...this.pairOptions(spec), in: this.abs(verified), out: this.abs(file) }, `pairs ${spec.name}`));
+          call(pairsCommand, { ...this.pairOptions(spec), ...(c.model.template === "plain" ? {} : { model: this.abs(policy.dir) }), in: this.abs(verified), out: this.abs(file) }, `pairs ${spec.name}`));
         out.set(spec.name, { file, key });
       }
     }
@@ -258,7 +284,7 @@ export class Pipeline {
   }
 
   private pairOptions(spec: PairSpec): Values {
-    return { kind: spec.kind, task: "arith", "max-pairs-per-problem": String(this.config.pairs.max_per_problem),
+    return { ...this.template(), kind: spec.kind, task: "arith", "max-pairs-per-problem": String(this.config.pairs.max_per_problem),
       chosen: spec.chosen, rejected: spec.rejected, "stepdpo-chosen": spec.stepChosen };
   }
 
@@ -314,7 +340,7 @@ export class Pipeline {
         return;
       }
       await call(dpoCommand, {
-        ...this.common(), model: this.abs(policy.dir), pairs: this.abs(pairFile), out: this.abs(outDir), loss: v.loss,
+        ...this.common(), ...this.template(), model: this.abs(policy.dir), pairs: this.abs(pairFile), out: this.abs(outDir), loss: v.loss,
         "loss-weights": v.loss_weights ?? undefined, beta: String(v.beta ?? c.dpo.beta), lr: String(v.lr ?? c.dpo.lr),
         epochs: String(v.epochs ?? c.dpo.epochs), "label-smoothing": str(v.label_smoothing), "dpop-lambda": str(v.dpop_lambda), "batch-size": String(c.dpo.batch_size), seed: String(seed), "save-every": "50", resume: true,
         "max-length": String(c.sft.max_length),
@@ -336,7 +362,7 @@ export class Pipeline {
       const completer = LocalCompleter.load(this.abs(modelDir));
       try {
         const { result, records } = await evaluate(completer, problems, {
-          task: "arith", maxTokens: c.eval.max_tokens, maj: c.eval.maj > 0 ? c.eval.maj : undefined,
+          task: "arith", maxTokens: c.eval.max_tokens, maj: c.eval.maj > 0 ? c.eval.maj : undefined, template: c.model.template,
           temperature: c.eval.temperature, seed,
         });
         await writeJsonlAtomic(this.abs(`${out}.jsonl`), records);

@@ -10,6 +10,7 @@ import { resolveConfig } from "../run/config.js";
 import { Pipeline } from "./pipeline.js";
 import { writeReport } from "./run.js";
 import { main } from "./main.js";
+import { MICRO_CONFIG, microModelDir } from "./testkit.js";
 
 const MICRO = {
   threads: 1,
@@ -130,4 +131,47 @@ test("run: --print-default-config, bad config keys and bad flags exit 2 with the
     console.error = origErr;
     process.stdout.write = origOut;
   }
+});
+
+test("run: model.pretrained starts SFT from a model folder (LoRA, merged) and every stage uses model.template", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-pretrained-"));
+  const base = microModelDir(dir, "base", 5);
+  const config = resolveConfig({
+    ...MICRO, model: { pretrained: base, template: "chat" }, sft: { ...MICRO.sft, lora: 2, lr: 1e-2, max_length: 2048 }, // the built-in tokenizer spells characters
+    variants: [{ name: "step", pairs: ["stepdpo"] }],
+  });
+  const origErr = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    const r = await new Pipeline(dir, config, { log: () => {} }).run();
+    // a random micro model rarely solves a problem, so its variant may have no pairs; the stages still ran
+    assert.deepEqual([...r.evals.map((e) => e.name), ...r.skipped.map((s) => `${s.name}: ${s.reason}`)].slice(0, 2)[0], "sft");
+    assert.equal(r.evals.length + r.skipped.length, 2, JSON.stringify(r.skipped));
+    const sft = path.join(dir, "seed-1", "sft");
+    const train = JSON.parse(fs.readFileSync(path.join(sft, "train_config.json"), "utf8"));
+    assert.equal(path.resolve(train.model), base);
+    assert.equal(Number(train.lora.r), 2);
+    assert.equal(train.template, "chat");
+    // merged: a plain folder with the base's shape and no adapter files; the weights moved
+    assert.ok(!fs.existsSync(path.join(sft, "adapter_config.json")));
+    assert.equal(JSON.parse(fs.readFileSync(path.join(sft, "config.json"), "utf8")).hidden_size, MICRO_CONFIG.hidden_size);
+    assert.notDeepEqual(fs.readFileSync(path.join(sft, "model.safetensors")), fs.readFileSync(path.join(base, "model.safetensors")));
+    const samples = JSON.parse(fs.readFileSync(path.join(dir, "seed-1", "samples.jsonl.config.json"), "utf8"));
+    assert.equal(samples.template ?? samples.options?.template, "chat", JSON.stringify(samples));
+    assert.ok(fs.existsSync(path.join(dir, "seed-1", "pairs", "stepdpo.jsonl")));
+    if (r.evals.length === 2) {
+      const dpo = JSON.parse(fs.readFileSync(path.join(dir, "seed-1", "step", "train_config.json"), "utf8"));
+      assert.equal(dpo.template, "chat");
+    } else assert.equal(r.skipped[0].reason, "no stepdpo pairs");
+  } finally {
+    process.stderr.write = origErr;
+  }
+});
+
+test("run: model.template chat without model.pretrained, and a bad sft.lora, are config errors", () => {
+  assert.throws(() => resolveConfig({ model: { template: "chat" } }), /model\.template chat needs model\.pretrained/);
+  assert.throws(() => resolveConfig({ model: { template: "fancy" } }), /model\.template/);
+  assert.throws(() => resolveConfig({ sft: { lora: 0 } }), /sft\.lora: expected an integer >= 1/);
+  assert.throws(() => resolveConfig({ sft: { lora: 1.5 } }), /sft\.lora/);
+  assert.equal(resolveConfig({ model: { pretrained: "owner/name" }, sft: { lora: 8 } }).sft.lora, 8);
 });

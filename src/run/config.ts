@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../core/errors.js";
+import type { PromptTemplate } from "../data/format.js";
 import { validateNoise, type NoiseConfig } from "../data/noise.js";
 import { presetNames } from "../data/task.js";
 import { parseLosses } from "../train/losses.js";
@@ -39,9 +40,13 @@ export interface RunConfig {
     noise: NoiseConfig; // flawed reasoning in what SFT trains on (src/data/noise.ts); sampling and evals stay clean
   };
   model: {
+    // A pretrained model to start from: a Hugging Face folder, a .gguf file or a Hugging Face name (owner/name[@rev]);
+    // null = a model from scratch (init, tokenizer, vocab_size)
+    pretrained: string | null;
     init: string; // tiny | small | a config.json: a model from scratch
     tokenizer: string; // bpe (learned from the SFT data) | chars
     vocab_size: number; // bpe vocabulary at most
+    template: PromptTemplate; // plain (question, newline, solution) | chat (the pretrained model's chat template), every stage
   };
   sft: {
     epochs: number;
@@ -49,6 +54,7 @@ export interface RunConfig {
     lr: number;
     max_length: number;
     bucket: boolean; // length-bucketed batches (less padding)
+    lora: number | null; // rank-R LoRA adapters instead of every weight, merged into the SFT model; null = full SFT
   };
   eval: {
     max_tokens: number; // new tokens per greedy solution
@@ -101,8 +107,8 @@ export const DEFAULT_CONFIG: RunConfig = {
     preset: "easy+medium", steps: "2-4", max_value: null, train: 48000, test: 400, seed: 1,
     noise: { kind: "borrow", rate: 0.7, answer: "recompute" },
   },
-  model: { init: "tiny", tokenizer: "bpe", vocab_size: 1024 },
-  sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true },
+  model: { pretrained: null, init: "tiny", tokenizer: "bpe", vocab_size: 1024, template: "plain" },
+  sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true, lora: null },
   eval: { max_tokens: 160, maj: 4, temperature: 0.7 },
   sample: { problems: 600, split: "shared", n: 8, temperature: 1.0, max_tokens: 160, greedy: false },
   pairs: {
@@ -124,13 +130,14 @@ export const PAIR_KINDS = ["outcome", "scdpo", "stepdpo"] as const;
 export const CHOSEN_RULES = ["sound", "answer"] as const;
 export const REJECTED_RULES = ["full", "first_error"] as const;
 export const STEPDPO_CHOSEN = ["rollout", "corrected", "both"] as const;
+export const TEMPLATES = ["plain", "chat"] as const;
 
 // Keys whose value may be null besides their default's type.
 const VARIANT_NUMBERS = ["beta", "lr", "epochs", "label_smoothing", "dpop_lambda"];
-const NULLABLE = new Set(["threads", "task.steps", "task.max_value",
+const NULLABLE = new Set(["threads", "task.steps", "task.max_value", "model.pretrained", "sft.lora",
   ...Object.keys(VARIANT_DEFAULT).filter((k) => k !== "name" && k !== "pairs" && k !== "loss").map((k) => `variants.${k}`)]);
 const NUMBER_TYPES: Record<string, "string" | "number"> = {
-  "task.max_value": "number", threads: "number", ...Object.fromEntries(VARIANT_NUMBERS.map((k) => [`variants.${k}`, "number" as const])),
+  "task.max_value": "number", threads: "number", "sft.lora": "number", ...Object.fromEntries(VARIANT_NUMBERS.map((k) => [`variants.${k}`, "number" as const])),
 };
 
 type Obj = Record<string, unknown>;
@@ -209,6 +216,11 @@ function checkRanges(c: RunConfig, file: string): void {
   if (c.sample.split === "disjoint" && c.sample.problems >= c.task.train) {
     throw new InputError(`sample.split disjoint: sample.problems (${c.sample.problems}) leaves no SFT problems of task.train (${c.task.train})`, file);
   }
+  oneOf(c.model.template, TEMPLATES, "model.template", file);
+  if (c.model.template === "chat" && c.model.pretrained === null) {
+    throw new InputError("model.template chat needs model.pretrained (a model whose tokenizer has a chat template)", file);
+  }
+  if (c.sft.lora !== null && !(Number.isInteger(c.sft.lora) && c.sft.lora >= 1)) throw new InputError(`sft.lora: expected an integer >= 1 (the rank) or null, got ${c.sft.lora}`, file);
   oneOf(c.pairs.chosen, CHOSEN_RULES, "pairs.chosen", file);
   oneOf(c.pairs.rejected, REJECTED_RULES, "pairs.rejected", file);
   oneOf(c.pairs.stepdpo_chosen, STEPDPO_CHOSEN, "pairs.stepdpo_chosen", file);
