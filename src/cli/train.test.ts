@@ -98,3 +98,18 @@ test("dpo --lora trains adapters only, with the frozen base (adapters off) as th
   r = cli("score", "--model", "lora", "--text", "2 + 3 = 5", "--json");
   assert.equal(r.status, 0, r.stderr);
 });
+
+test("sft and dpo read TRL's conversational formats from parquet (issue #17): a row at fault is named", () => {
+  const fix = new URL("../../src/data/fixtures/", import.meta.url).pathname;
+  let r = cli("sft", "--data", path.join(fix, "sft-messages.snappy.parquet"), "--init", "tiny", "--out", "sft-pq",
+    "--max-steps", "1", "--batch-size", "3", "--json");
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).examples, 3);
+  r = cli("dpo", "--model", "sft-pq", "--pairs", path.join(fix, "pairs-implicit.zstd.parquet"), "--out", "dpo-pq",
+    "--max-steps", "1", "--batch-size", "2", "--json");
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).steps, 1);
+  r = cli("dpo", "--model", "sft-pq", "--pairs", path.join(fix, "pairs-standard.gzip.parquet"), "--out", "dpo-pq-bad", "--max-steps", "1");
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /pairs-standard\.gzip\.parquet row 2: missing or non-string field rejected/);
+});

@@ -1,5 +1,5 @@
-// `stepwise sft` and `stepwise dpo`: read a JSONL file, train, write a Hugging Face model folder with
-// metrics.jsonl, checkpoints/ and the resolved train_config.json beside the weights.
+// `stepwise sft` and `stepwise dpo`: read a JSONL or parquet file (src/train/data.ts), train, write a Hugging Face
+// model folder with metrics.jsonl, checkpoints/ and the resolved train_config.json beside the weights.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -60,7 +60,8 @@ const TRAIN_HELP = [
   "  --overwrite          replace the outputs of an earlier run in --out (refused without this or --resume)",
   "  --max-length N       longest prompt + completion in tokens (default 1024)",
   "  --template T         plain (default: question, newline, solution) or chat (the model's chat template)",
-  "  --skip-bad           count and skip bad lines instead of stopping",
+  "                       for {question, answer} and Step-DPO records; messages always use the chat template",
+  "  --skip-bad           count and skip bad lines (parquet: rows) instead of stopping",
   "  --threads N          native backend threads (default: all cores)",
   "  --backend B          native (default when built) or reference",
   "  --eval-every N       score the held-out file every N steps (default: at the end only)",
@@ -218,8 +219,10 @@ export const sftCommand: Command = {
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
   options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" },
     "eval-data": { type: "string" }, pack: { type: "boolean" }, bucket: { type: "boolean" }, "bucket-window": { type: "string" }, tokenizer: { type: "string" }, "vocab-size": { type: "string" } },
-  help: ["  --data FILE          JSONL of {question, answer} or {prompt, completion}",
-    "  --eval-data FILE     held-out examples: eval/loss in metrics.jsonl",
+  help: ["  --data FILE          JSONL or .parquet: {question, answer}, or TRL's SFT formats: {prompt, completion}",
+    "                       (strings, or lists of {role, content} messages), {messages} or {text} (loss on every",
+    "                       token after the first); messages are rendered with the model's chat template",
+    "  --eval-data FILE     held-out examples (same formats): eval/loss in metrics.jsonl",
     "  --model DIR          start from a model folder, a .gguf file or a Hugging Face name owner/name", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
     "  --tokenizer K        with --init tiny|small: bpe (default: learned from --data; words become tokens, digits",
     "                       stay single) or chars (the built-in character tokenizer)",
@@ -309,7 +312,9 @@ export const dpoCommand: Command = {
     "loss-weights": { type: "string" }, beta: { type: "string" }, "label-smoothing": { type: "string" },
     "dpop-lambda": { type: "string" }, ref: { type: "string" }, reference: { type: "string" }, "eval-pairs": { type: "string" } },
   help: ["  --model DIR          the policy to train (usually the SFT model); also the reference unless --ref",
-    "  --pairs FILE         JSONL pairs in TRL {prompt, chosen, rejected} or Step-DPO format",
+    "  --pairs FILE         JSONL or .parquet pairs: TRL {prompt, chosen, rejected} as strings or lists of",
+    "                       {role, content} messages (the model's chat template), or {chosen, rejected} alone",
+    "                       (implicit prompt: their common start), or Step-DPO format",
     "  --loss L[,L...]      sigmoid (default), robust, hinge, ipo, sigmoid_norm, apo_zero, dpop, sft",
     "  --loss-weights W,... one weight per loss (default 1 each); sigmoid,sft with 1,0.2 is Iterative RPO",
     "  --beta X             inverse temperature of the implicit reward (default 0.1)",
@@ -317,7 +322,7 @@ export const dpoCommand: Command = {
     "  --dpop-lambda X      dpop: weight of the penalty on a chosen log-prob below the reference's (default 50)",
     "  --ref DIR            a reference model other than --model",
     "  --reference MODE     precomputed (default: one batched pass, cached in --out) or live",
-    "  --eval-pairs FILE    held-out pairs: eval/loss, eval/rewards/... in metrics.jsonl",
+    "  --eval-pairs FILE    held-out pairs (same formats): eval/loss, eval/rewards/... in metrics.jsonl",
     TRAIN_HELP].join("\n"),
   run: trainingOutput("dpo", async (values) => {
     const { out, warn } = setup(values);
