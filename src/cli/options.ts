@@ -71,8 +71,13 @@ const MODEL_FLAGS = ["model", "ref"];
 export async function resolveModelFlags(values: Record<string, unknown>): Promise<void> {
   for (const flag of MODEL_FLAGS) {
     const v = values[flag];
-    if (typeof v === "string") values[flag] = await resolveModel(v, { onDownload: downloadBar });
+    if (typeof v === "string") values[flag] = await resolveModelPath(v);
   }
+}
+
+/** A model folder, .gguf file or Hugging Face name as a local path, a download showing its progress bar. */
+export function resolveModelPath(model: string): Promise<string> {
+  return resolveModel(model, { onDownload: downloadBar });
 }
 
 /** A progress bar for a model download, in MB (kB below 10 MB), to a tenth of the unit. */

@@ -27,9 +27,9 @@ import { evaluate, type EvalResult } from "../eval/eval.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
 import type { RunConfig, VariantConfig } from "../run/config.js";
 import { StageCache, stageKey } from "../run/stages.js";
-import { resolveModel } from "../model/hubcache.js";
 import { LocalCompleter } from "../sample/local.js";
 import type { Command } from "./main.js";
+import { resolveModelPath } from "./options.js";
 import { pairsCommand } from "./pairs.js";
 import { sampleCommand } from "./sample.js";
 import { taskCommand } from "./task.js";
@@ -133,6 +133,11 @@ export class Pipeline {
     return this.config.model.template === "plain" ? {} : { template: this.config.model.template };
   }
 
+  /** A chat template needs the policy's tokenizer even in the stages that run no model (pairs). */
+  private chatTokenizer(policyDir: string): Values {
+    return this.config.model.template === "plain" ? {} : { model: this.abs(policyDir) };
+  }
+
   /**
    * What the SFT stage's key hashes of the model and SFT configs: the knobs added for pretrained models are left out
    * at their defaults, so the stages of a from-scratch run keep the keys they had before those knobs existed.
@@ -152,7 +157,7 @@ export class Pipeline {
       const keys = await this.data();
       // A pretrained model by Hugging Face name comes from the local hub cache (downloaded there when missing).
       const p = this.config.model.pretrained;
-      if (p !== null) this.pretrained = await resolveModel(p);
+      if (p !== null) this.pretrained = await resolveModelPath(p);
       for (let s = 1; s <= this.config.seeds; s++) await this.seed(s, keys);
     } catch (e) {
       if (e instanceof Stopped) this.log(`stepwise run: stopped before ${e.message}`);
@@ -257,9 +262,8 @@ export class Pipeline {
       for (const spec of specs.values()) {
         if (spec.kind === "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
-        // A chat template needs the policy's tokenizer even where no rollouts are made.
         const extra: Values = spec.kind === "stepdpo" ? { ...this.common(), model: this.abs(policy.dir), rollouts: String(c.pairs.stepdpo_rollouts), seed: String(seed), "max-tokens": String(c.sample.max_tokens) }
-          : c.model.template === "plain" ? {} : { model: this.abs(policy.dir) };
+          : this.chatTokenizer(policy.dir);
         const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem, c.pairs.stepdpo_rollouts, seed), [file], () =>
           call(pairsCommand, { ...extra, ...this.pairOptions(spec), in: this.abs(this.rel(dir, "verified.jsonl")), out: this.abs(file) }, `pairs ${spec.name}`));
         out.set(spec.name, { file, key });
@@ -276,7 +280,7 @@ export class Pipeline {
         if (spec.kind !== "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
         const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem), [file], () =>
-          call(pairsCommand, { ...this.pairOptions(spec), ...(c.model.template === "plain" ? {} : { model: this.abs(policy.dir) }), in: this.abs(verified), out: this.abs(file) }, `pairs ${spec.name}`));
+          call(pairsCommand, { ...this.pairOptions(spec), ...this.chatTokenizer(policy.dir), in: this.abs(verified), out: this.abs(file) }, `pairs ${spec.name}`));
         out.set(spec.name, { file, key });
       }
     }

@@ -30,7 +30,7 @@ export const serveCommand: Command = {
     "with the same sampling options are decoded in one batch. Parameters: n, max_tokens, temperature, top_p, top_k,",
     "stop, seed, logprobs, stream_options.include_usage, ignore_eos; unsupported ones are refused with a 400.",
     "options:",
-    "  --model DIR              Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file",
+    "  --model DIR              model folder (config.json, safetensors, tokenizer.json), a .gguf file or a Hugging Face name",
     "  --port P                 port to listen on (0 picks a free one; the address is printed)",
     "  --host H                 address to bind, default 127.0.0.1 (0.0.0.0 exposes the server to the network);",
     "                           on a loopback address only requests whose Host is localhost are answered",
