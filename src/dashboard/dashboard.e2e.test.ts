@@ -51,7 +51,12 @@ after(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
-const open = (id: string, tab: string) => page.goto(`${base}/?poll=200#${new URLSearchParams({ run: id, tab })}`);
+// A goto that changes only the hash does not reload the page, and the last run's tables would satisfy the next
+// test's waits: each open starts from a blank page.
+async function open(id: string, tab: string) {
+  await page.goto("about:blank");
+  await page.goto(`${base}/?poll=200#${new URLSearchParams({ run: id, tab })}`);
+}
 const shot = (name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true });
 
 function metricsOf(id: string): Record<string, number>[] {
