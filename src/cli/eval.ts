@@ -10,7 +10,7 @@ import { DEFAULT_TEMPERATURE, defaultMaxTokens, evaluate, type EvalResult } from
 import type { MathTask } from "../verify/record.js";
 import type { Command } from "./main.js";
 import { flagNumber } from "./options.js";
-import { prepareOutputFile } from "./outputs.js";
+import { prepareOutputFile } from "../core/outputs.js";
 import { Progress } from "./progress.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
 

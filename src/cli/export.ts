@@ -7,7 +7,7 @@ import { exportGguf } from "../model/gguf.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import { mergeAndUnload } from "../model/lora.js";
 import type { Command } from "./main.js";
-import { checkOutputFile } from "./outputs.js";
+import { checkOutputFile } from "../core/outputs.js";
 import { Progress } from "./progress.js";
 
 export const exportCommand: Command = {

@@ -27,7 +27,7 @@ test("bad numbers are refused naming the flag: blank is not 0, ranges are checke
     [[...sft, "--weight-decay", " "], /--weight-decay must be a number >= 0, got " "/],
     [[...sft, "--seed", ""], /--seed must be an integer >= 0, got ""/],
     [[...sft, "--batch-size", "0"], /--batch-size must be an integer >= 1, got "0"/],
-    [["dpo", "--model", "m", "--pairs", "d.jsonl", "--out", "o", "--beta", ""], /--beta must be a number >= 0, got ""/],
+    [["dpo", "--model", "m", "--pairs", "d.jsonl", "--out", "o", "--beta", ""], /--beta must be a number > 0, got ""/],
     [["sample", "--model", "m", "--problems", "d.jsonl", "--out", "s.jsonl", "--temperature", ""], /--temperature must be a number >= 0, got ""/],
     [["sample", "--model", "m", "--problems", "d.jsonl", "--out", "s.jsonl", "--n", ""], /--n must be an integer >= 1, got ""/],
     [["eval", "--model", "m", "--problems", "d.jsonl", "--temperature", ""], /--temperature must be a number >= 0, got ""/],

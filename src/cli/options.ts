@@ -1,14 +1,12 @@
 // Option parsing shared by the commands. It lives apart from main.ts (the command table) so that a module that
 // runs commands in process (the `run` pipeline) can import them without a cycle through the table.
 
+import { flagNumber } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { type DownloadProgress, resolveModel } from "../model/hubcache.js";
 import { Progress } from "./progress.js";
 
-/** A flag's text as a number: NaN for blank text ("--lr ''" must not mean 0, which is what Number("") gives). */
-export function flagNumber(v: unknown): number {
-  return typeof v === "string" && v.trim() === "" ? Number.NaN : Number(v);
-}
+export { flagNumber } from "../core/config.js";
 
 /** An integer option in [min, max], or the default; a clear error names the flag otherwise. */
 export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {

@@ -14,7 +14,7 @@ import { styleOf, type MathTask } from "../verify/record.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
-import { checkOutputFile } from "./outputs.js";
+import { checkOutputFile } from "../core/outputs.js";
 import { numOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;

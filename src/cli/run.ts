@@ -15,7 +15,7 @@ import { METRICS } from "../train/metrics.js";
 import type { Command } from "./main.js";
 import { flagNumber } from "./options.js";
 import { Pipeline, type SkippedVariant } from "./pipeline.js";
-import { checkOutputDir, lockOutput } from "./outputs.js";
+import { checkOutputDir, lockOutput } from "../core/outputs.js";
 import { creditExamples } from "./run-credit.js";
 
 type Values = Record<string, string | boolean | undefined>;

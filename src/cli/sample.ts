@@ -25,7 +25,7 @@ import {
   type CutSpec, type StepSchedule,
 } from "../sample/stepcontrol.js";
 import type { Completer, Completion, FinishReason } from "../sample/types.js";
-import { prepareOutputFile, withOutputLock } from "./outputs.js";
+import { prepareOutputFile, withOutputLock } from "../core/outputs.js";
 import { Progress } from "./progress.js";
 import { intOption, numOption } from "./options.js";
 import type { Command } from "./main.js";

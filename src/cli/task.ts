@@ -6,7 +6,7 @@ import { ALL_OPS, PRESETS, presetNames, streamMixture, validateTaskConfig, type 
 import { NO_NOISE, noisyAnswer, validateNoise, type NoiseConfig } from "../data/noise.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
-import { checkOutputFile } from "./outputs.js";
+import { checkOutputFile } from "../core/outputs.js";
 import { flagNumber, intOption } from "./options.js";
 
 /** "2-5" or "3" -> [2, 5] / [3, 3]. */

@@ -9,7 +9,7 @@ import type { Task } from "../verify/record.js";
 import { limitsProblem, type Language } from "../verify/sandbox.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
-import { checkOutputFile } from "./outputs.js";
+import { checkOutputFile } from "../core/outputs.js";
 import { intOption } from "./options.js";
 
 /** Newlines in a file, streamed: the progress bar's total. */

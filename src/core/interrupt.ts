@@ -9,6 +9,12 @@ export type StopSignal = "SIGINT" | "SIGTERM";
 
 let pending: StopSignal | null = null;
 let depth = 0;
+let controller = new AbortController();
+
+/** An AbortSignal that aborts (reason: the signal's name) when a signal is recorded: what the CLI hands a stage. */
+export function stopSignal(): AbortSignal {
+  return controller.signal;
+}
 
 /** The signal that asked the current work to stop, or null. */
 export function stopRequested(): StopSignal | null {
@@ -33,12 +39,14 @@ export function insideCooperative(): boolean {
 /** Records a signal (the CLI's handler calls this); returns whether running work will stop by itself. */
 export function requestStop(signal: StopSignal): boolean {
   pending ??= signal;
+  if (!controller.signal.aborted) controller.abort(pending);
   return depth > 0;
 }
 
 /** Forgets a recorded signal (tests and in-process callers that run several commands). */
 export function clearStop(): void {
   pending = null;
+  controller = new AbortController();
 }
 
 /** One turn of the event loop, so that signal handlers (and timers, sockets) run between synchronous steps. */

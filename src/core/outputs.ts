@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { InputError } from "../core/errors.js";
+import { InputError } from "./errors.js";
 
 /** Whether `dir` accepts new files: tried for real (a probe file made and removed), since root passes access(). */
 function writable(dir: string): string | null {
