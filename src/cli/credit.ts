@@ -18,7 +18,7 @@ import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/
 import { intOption, type Command } from "./main.js";
 import { flagNumber } from "./options.js";
 import { Progress } from "./progress.js";
-import { templateOption } from "./sample.js";
+import { templateOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 

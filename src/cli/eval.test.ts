@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { evalSampleSeed } from "../eval/eval.js";
 import { saveModel } from "../model/hub.js";
 import { initModel } from "../model/presets.js";
-import { sampleSeed } from "./sample.js";
+import { sampleSeed } from "../sample/stage.js";
 
 const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-eval-"));

@@ -12,7 +12,7 @@ import type { Command } from "./main.js";
 import { flagNumber } from "./options.js";
 import { prepareOutputFile } from "../core/outputs.js";
 import { Progress } from "./progress.js";
-import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
+import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 

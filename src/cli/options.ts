@@ -1,10 +1,16 @@
 // Option parsing shared by the commands. It lives apart from main.ts (the command table) so that a module that
 // runs commands in process (the `run` pipeline) can import them without a cycle through the table.
 
+import { backendByName, getBackend, setBackend } from "../backend/index.js";
 import { flagNumber } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { type DownloadProgress, resolveModel } from "../model/hubcache.js";
+import type { PromptTemplate } from "../data/format.js";
+import { openCompleter } from "../sample/open.js";
+import type { Completer } from "../sample/types.js";
 import { Progress } from "./progress.js";
+
+type Values = Record<string, string | boolean | undefined>;
 
 export { flagNumber } from "../core/config.js";
 
@@ -84,4 +90,52 @@ function downloadBar(name: string, bytes: number): DownloadProgress {
   const size = (b: number) => Math.round((10 * b) / scale) / 10;
   const bar = new Progress(`download ${name}`, { total: Math.max(0.1, size(bytes)), unit });
   return { set: (b) => bar.set(size(b)), finish: () => bar.finish() };
+}
+
+// --- completers from flags (sample, pairs, eval) ---
+
+export const COMPLETER_OPTIONS = {
+  model: { type: "string" }, endpoint: { type: "string" }, "endpoint-model": { type: "string" },
+  backend: { type: "string" }, threads: { type: "string" }, retries: { type: "string" }, timeout: { type: "string" },
+} as const;
+
+export const COMPLETER_HELP = [
+  "  --model DIR          generate with the local engine from a model folder, a .gguf file or a Hugging Face name",
+  "  --endpoint URL       or with an OpenAI-compatible /v1/completions server (vLLM, SGLang, llama.cpp, Ollama,",
+  "                       stepwise serve); URL1,URL2,... balances the load over several",
+  "  --endpoint-model M   the server's model (default: the first of /v1/models)",
+  "  --retries N          endpoint: retries of one request after its first attempt (default 6), with",
+  "                       exponential backoff and full jitter; a server's Retry-After is honoured (up to 20 s)",
+  "  --timeout S          endpoint: seconds one attempt may take, to the whole body (default 300)",
+  "  --backend B          local engine: native (default when built) or reference",
+  "  --threads N          local engine: native backend threads (default: all cores)",
+].join("\n");
+
+/** The completer the flags name (--model or --endpoint), or null when `optional` and neither is given. */
+export async function completerFrom(values: Values, o: { batchSize: number; seed: number; optional?: boolean }): Promise<Completer | null> {
+  const model = values.model;
+  const endpoint = values.endpoint;
+  if (model !== undefined && endpoint !== undefined) throw new InputError("give --model DIR or --endpoint URL, not both");
+  if (endpoint === undefined) {
+    for (const flag of ["retries", "timeout"]) {
+      if (values[flag] !== undefined) throw new InputError(`--${flag} needs --endpoint`);
+    }
+  }
+  if (typeof model === "string") {
+    if (values.backend) setBackend(backendByName(String(values.backend)));
+    if (values.threads !== undefined) getBackend().setThreads(intOption(values, "threads", 1));
+  }
+  if (model === undefined && endpoint === undefined && o.optional) return null;
+  return openCompleter({
+    model: typeof model === "string" ? model : null, endpoint: typeof endpoint === "string" ? endpoint : null,
+    endpoint_model: typeof values["endpoint-model"] === "string" ? values["endpoint-model"] : null,
+    retries: intOption(values, "retries", 6, 0),
+    timeout: numOption(values, "timeout", 300, (x) => x > 0 && x <= 86_400, "a number of seconds in (0, 86400]")!,
+  }, o);
+}
+
+export function templateOption(values: Values): PromptTemplate {
+  const t = String(values.template ?? "plain");
+  if (t !== "plain" && t !== "chat") throw new InputError(`--template must be plain or chat, got "${t}"`);
+  return t;
 }

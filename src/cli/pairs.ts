@@ -11,7 +11,7 @@ import {
 import { LocalCompleter } from "../sample/local.js";
 import type { Completer } from "../sample/types.js";
 import { styleOf, type MathTask } from "../verify/record.js";
-import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./sample.js";
+import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./options.js";
 import { Progress } from "./progress.js";
 import type { Command } from "./main.js";
 import { checkOutputFile } from "../core/outputs.js";

@@ -13,9 +13,8 @@ import { fileURLToPath } from "node:url";
 import { InputError } from "../core/errors.js";
 import { saveModel } from "../model/hub.js";
 import { initModel } from "../model/presets.js";
-import { SCHEDULE_PRESETS } from "../sample/stepcontrol.js";
 import type { Completer, Completion, CompletionRequest } from "../sample/types.js";
-import { runSample, sampleSeed, type SampleOptions } from "./sample.js";
+import { sample, sampleConfig, sampleSeed, type SampleConfig } from "../sample/stage.js";
 
 const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-sample-"));
@@ -49,15 +48,14 @@ class FakeCompleter implements Completer {
   }
 }
 
-function options(out: string, extra: Partial<SampleOptions> = {}): SampleOptions {
-  return { problems: writeProblems("p.jsonl", PROBLEMS), format: "jsonl", out, n: 2, temperature: 1, maxTokens: 50,
-    seed: 7, logprobs: false, template: "plain", batchSize: 2, skipBad: false, ...extra };
+function options(out: string, extra: Partial<SampleConfig> = {}): SampleConfig {
+  return sampleConfig({ problems: writeProblems("p.jsonl", PROBLEMS), out, n: 2, max_tokens: 50, seed: 7, batch_size: 2, ...extra });
 }
 
 test("sample stage: seeds from (seed, id, sample), records in order, extra fields kept, resume skips what is there", async () => {
   const out = path.join(dir, "plain.jsonl");
   const fake = new FakeCompleter();
-  const s = await runSample(fake, options(out), { n: 2 });
+  const s = await sample(options(out), {}, fake);
   assert.deepEqual({ ...s, out: undefined }, { problems: 3, samples: 6, present: 0, written: 6, skipped: {},
     finish_reasons: { stop: 6, length: 0, eos: 0 }, out: undefined, missing: [] });
   const recs = readLines(out);
@@ -70,20 +68,20 @@ test("sample stage: seeds from (seed, id, sample), records in order, extra field
   const keep = full.split("\n").slice(0, 4).join("\n") + "\n";
   fs.writeFileSync(out, keep + full.split("\n")[4].slice(0, 20));
   const again = new FakeCompleter();
-  const r = await runSample(again, options(out), { n: 2 });
+  const r = await sample(options(out), {}, again);
   assert.equal(r.present, 4);
   assert.equal(r.written, 2);
   assert.equal(again.log.length, 2);
   assert.equal(fs.readFileSync(out, "utf8"), full);
   // Different options do not mix into the same file.
-  await assert.rejects(runSample(new FakeCompleter(), options(out), { n: 3 }),
+  await assert.rejects(sample(options(out, { n: 3 }), {}, new FakeCompleter()),
     (e: unknown) => e instanceof InputError && /cannot resume with different options \(n: 2 before, 3 now\)/.test(e.message));
 });
 
 test("sample stage, step-controlled: every cut in a range, prefix kept, temperature rising per generated step", async () => {
   const out = path.join(dir, "scdpo.jsonl");
   const fake = new FakeCompleter();
-  const s = await runSample(fake, options(out, { n: 1, stepControl: { schedule: SCHEDULE_PRESETS.math, cut: { kind: "range", lo: 1, hi: 2 }, maxSteps: 8 } }), {});
+  const s = await sample(options(out, { n: 1, step_temperature: "math", cut: "1-2", max_steps: 8 }), {}, fake);
   assert.equal(s.samples, 5); // a: cuts 1 and 2; b: cut 1 (cut 2 would leave nothing); c: cuts 1 and 2
   assert.deepEqual(s.skipped, { "samples cut beyond the end of the solution": 1 });
   const recs = readLines(out);

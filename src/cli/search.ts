@@ -10,7 +10,7 @@ import { betaOption, loadPolicyAndRef, writeOutput } from "./credit.js";
 import { intOption, type Command } from "./main.js";
 import { flagNumber } from "./options.js";
 import { Progress } from "./progress.js";
-import { templateOption } from "./sample.js";
+import { templateOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
