@@ -1,105 +1,10 @@
-// `stepwise pairs`: preference pairs from verified samples (outcome, SCDPO, Step-DPO) in TRL or Step-DPO format.
+// `stepwise pairs`: flags -> PairsConfig -> the pairs stage (src/pairs/stage.ts).
 
-import { InputError } from "../core/errors.js";
-import { promptText } from "../data/format.js";
-import { writeJsonlAtomic } from "../data/jsonl.js";
-import { loadModelTokenizer } from "../model/hub.js";
-import {
-  buildPairs, CHOSEN_RULES, formatPair, pairsPerProblem, PAIR_FORMATS, PAIR_KINDS, readVerified, REJECTED_RULES, STEP_CHOSEN, Tally,
-  type PairFormat, type PairKind, type PairsPerProblem, type StepDpoStats,
-} from "../pairs/index.js";
-import { LocalCompleter } from "../sample/local.js";
-import type { Completer } from "../sample/types.js";
-import { styleOf, type MathTask } from "../verify/record.js";
-import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./options.js";
-import { Progress } from "./progress.js";
+import { asFlags } from "../core/config.js";
+import { pairsConfig, writePairs, type PairsSummary } from "../pairs/stage.js";
+import { cliContext } from "./context.js";
 import type { Command } from "./main.js";
-import { checkOutputFile } from "../core/outputs.js";
-import { numOption } from "./options.js";
-
-type Values = Record<string, string | boolean | undefined>;
-
-export interface PairsSummary {
-  kind: PairKind;
-  format: PairFormat;
-  records: number;
-  problems: number;
-  pairs: number;
-  problems_with_pairs: number;
-  pairs_per_problem: PairsPerProblem;
-  skipped: Record<string, number>;
-  located?: StepDpoStats["located"]; // stepdpo: how first wrong steps were found
-  chosen_from?: StepDpoStats["chosen_from"]; // stepdpo: where chosen steps came from
-  out: string;
-}
-
-const MATH_TASKS: MathTask[] = ["arith", "gsm8k", "math"];
-
-function choice<T extends string>(values: Values, name: string, allowed: readonly T[], dflt?: T): T {
-  const v = values[name] ?? dflt;
-  if (v === undefined) throw new InputError(`--${name} ${allowed.join("|")} is required`);
-  if (!allowed.includes(v as T)) throw new InputError(`--${name} must be one of ${allowed.join(", ")}, got "${v}"`);
-  return v as T;
-}
-
-
-/** The chat template needs a tokenizer: the --model folder's (the model itself is loaded only for rollouts). */
-function promptOf(values: Values, completer: Completer | null): (q: string) => string {
-  const template = templateOption(values);
-  if (template === "plain") return (q) => promptText(q, "plain");
-  const tok = completer instanceof LocalCompleter ? completer.tokenizer
-    : typeof values.model === "string" ? loadModelTokenizer(values.model) : null;
-  if (!tok) throw new InputError("--template chat needs the model's tokenizer: pass --model DIR");
-  return (q) => promptText(q, "chat", tok);
-}
-
-async function run(values: Values): Promise<PairsSummary> {
-  const kind = choice(values, "kind", PAIR_KINDS);
-  const format = choice(values, "format", PAIR_FORMATS, "trl");
-  if (typeof values.in !== "string") throw new InputError("--in FILE is required");
-  if (typeof values.out !== "string") throw new InputError("--out FILE is required");
-  checkOutputFile(values.out);
-  const task = choice(values, "task", MATH_TASKS, "gsm8k");
-  const batchSize = intOption(values, "batch-size", 16);
-  const seed = intOption(values, "seed", 0, 0);
-  if (format === "stepdpo" && kind !== "stepdpo") {
-    process.stderr.write("stepwise pairs: note: stepwise dpo reads Step-DPO records as one-step pairs (no EOS after " +
-      `chosen/rejected); for whole-solution ${kind} pairs the TRL format keeps the EOS\n`);
-  }
-  const tally = new Tally();
-  const { problems, records } = await readVerified(values.in, Boolean(values["skip-bad"]), tally);
-  if (records === 0) throw new InputError("no verified samples", values.in);
-  const completer = kind === "stepdpo" ? await completerFrom(values, { batchSize, seed, optional: true }) : null;
-  const prompt = promptOf(values, completer);
-  const progress = new Progress("pairs: rollouts", { unit: "prefixes" });
-  try {
-    const built = await buildPairs(problems, {
-      kind, style: styleOf(task), task, balanceLengths: Boolean(values["balance-lengths"]),
-      chosen: choice(values, "chosen", CHOSEN_RULES, "sound"),
-      rejected: choice(values, "rejected", REJECTED_RULES, "full"),
-      chosenStep: choice(values, "stepdpo-chosen", STEP_CHOSEN, "rollout"),
-      maxPairsPerProblem: intOption(values, "max-pairs-per-problem", 4),
-      completer, rollouts: intOption(values, "rollouts", 8), seed, batchSize,
-      temperature: numOption(values, "temperature", 1, (x) => x >= 0, "a number >= 0")!,
-      topP: numOption(values, "top-p", undefined, (x) => x > 0 && x <= 1, "a number in (0, 1]"),
-      topK: numOption(values, "top-k", undefined, (x) => Number.isInteger(x) && x >= 0, "an integer >= 0"),
-      maxTokens: intOption(values, "max-tokens", 256),
-      promptOf: prompt,
-      onRollouts: (n) => progress.tick(n),
-    }, tally);
-    await writeJsonlAtomic(values.out, built.pairs.map((p) => formatPair(p, format, prompt)));
-    const perProblem = pairsPerProblem(problems, built.pairs);
-    return {
-      kind, format, records, problems: problems.length, pairs: built.pairs.length,
-      problems_with_pairs: new Set(built.pairs.map((p) => p.id)).size, pairs_per_problem: perProblem,
-      skipped: tally.skipped, ...(built.stepdpo ? { located: built.stepdpo.located, chosen_from: built.stepdpo.chosen_from } : {}),
-      out: values.out,
-    };
-  } finally {
-    if (completer) progress.finish();
-    await completer?.close?.();
-  }
-}
+import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom } from "./options.js";
 
 export const pairsCommand: Command = {
   name: "pairs",
@@ -155,7 +60,15 @@ export const pairsCommand: Command = {
     "                            \"located\"?, \"chosen_from\"?, \"out\"}",
   ].join("\n"),
   async run(values) {
-    const s = await run(values);
+    const c = pairsConfig(values, asFlags);
+    // Rollouts need a model or an endpoint; without one, only calculator-flagged steps and shared prefixes are used.
+    const completer = c.kind === "stepdpo" ? await completerFrom(values, { batchSize: c.batch_size, seed: c.seed, optional: true }) : null;
+    let s: PairsSummary;
+    try {
+      s = await writePairs(c, cliContext("stepwise pairs: "), completer);
+    } finally {
+      await completer?.close?.();
+    }
     if (values.json) {
       console.log(JSON.stringify(s));
       return 0;
