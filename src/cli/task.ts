@@ -1,59 +1,12 @@
-// `stepwise task`: generate built-in arithmetic word problems in GSM8K's format.
+// `stepwise task`: flags -> TaskFileConfig -> built-in arithmetic word problems in GSM8K's format
+// (src/data/task-stage.ts).
 
+import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { writeJsonlAtomic } from "../data/jsonl.js";
-import { ALL_OPS, PRESETS, presetNames, streamMixture, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskPart, type TaskProblem } from "../data/task.js";
-import { NO_NOISE, noisyAnswer, validateNoise, type NoiseConfig } from "../data/noise.js";
-import { Progress } from "./progress.js";
+import { taskConfig, taskProblems, writeTask } from "../data/task-stage.js";
+import { cliContext } from "./context.js";
 import type { Command } from "./main.js";
-import { checkOutputFile } from "../core/outputs.js";
-import { flagNumber, intOption } from "./options.js";
-
-/** "2-5" or "3" -> [2, 5] / [3, 3]. */
-function rangeOption(values: Record<string, unknown>, name: string, dflt: [number, number]): [number, number] {
-  const v = values[name];
-  if (v === undefined) return dflt;
-  const m = /^\s*(\d+)\s*(?:-\s*(\d+))?\s*$/.exec(String(v));
-  if (!m) throw new InputError(`--${name} must be a number or a range like 2-5, got "${v}"`);
-  const lo = Number(m[1]);
-  return [lo, m[2] === undefined ? lo : Number(m[2])];
-}
-
-/** The parts of `--preset`: one preset, or several joined by "+" (equal shares, interleaved); the knobs override each. */
-function partsFrom(values: Record<string, unknown>): TaskPart[] {
-  const names = presetNames(String(values.preset ?? "medium"));
-  if (!names) throw new InputError(`--preset must be easy, medium or hard, or several different ones joined by "+" (easy+medium), got "${values.preset}"`);
-  return names.map((level) => ({ level, config: configFrom(PRESETS[level], values) }));
-}
-
-function configFrom(base: TaskConfig, values: Record<string, unknown>): TaskConfig {
-  const ops = values.ops === undefined ? base.ops : String(values.ops).split(",").map((s) => s.trim()) as Op[];
-  const bad = ops.find((o) => !ALL_OPS.includes(o));
-  if (bad !== undefined) throw new InputError(`--ops: unknown operation "${bad}"`, undefined, `use a comma list of: ${ALL_OPS.join(" ")}`);
-  const compound = values.compound === undefined ? base.compound : flagNumber(values.compound);
-  if (!Number.isFinite(compound)) throw new InputError(`--compound must be a number in [0, 1], got "${values.compound}"`);
-  return validateTaskConfig({
-    steps: rangeOption(values, "steps", base.steps),
-    ops,
-    start: rangeOption(values, "start", base.start),
-    addend: rangeOption(values, "addend", base.addend),
-    factor: rangeOption(values, "factor", base.factor),
-    maxValue: intOption(values, "max-value", base.maxValue),
-    compound,
-  });
-}
-
-/** "--noise borrow:0.7" or "slip:0.2:keep". */
-function noiseOption(v: unknown): NoiseConfig {
-  if (v === undefined) return NO_NOISE;
-  const m = /^(borrow|slip):([0-9.]+)(?::(keep|recompute))?$/.exec(String(v));
-  if (!m) throw new InputError(`--noise must be borrow:RATE or slip:RATE, optionally :keep, got "${v}"`);
-  try {
-    return validateNoise({ kind: m[1] as NoiseConfig["kind"], rate: Number(m[2]), answer: (m[3] ?? "recompute") as NoiseConfig["answer"] }, "--noise");
-  } catch (e) {
-    throw new InputError((e as Error).message);
-  }
-}
+import { Progress } from "./progress.js";
 
 export const taskCommand: Command = {
   name: "task",
@@ -102,33 +55,18 @@ export const taskCommand: Command = {
     "  --json          print a JSON summary {\"n\", \"split\", \"seed\", \"out\", \"config\"} on stdout",
   ].join("\n"),
   async run(values) {
-    const parts = partsFrom(values);
-    const n = intOption(values, "n", 1000, 0);
-    const seed = intOption(values, "seed", 1, 0);
-    const split = String(values.split ?? "train");
-    if (split !== "train" && split !== "test") throw new InputError(`--split must be train or test, got "${split}"`);
+    const c = taskConfig(values, asFlags);
     const out = values.out === undefined ? undefined : String(values.out);
     if (values.json && !out) throw new InputError("--json needs --out (stdout carries the problems otherwise)");
-    if (out) checkOutputFile(out);
-    const noise = noiseOption(values.noise);
-    const progress = new Progress(`task ${split}`, { total: n, unit: "problems" });
-    function* limited(): Generator<TaskProblem & { clean_answer?: string }> {
-      let i = 0;
-      if (n === 0) return;
-      for (const p of streamMixture(parts, { seed, split: split as Split })) {
-        const answer = noisyAnswer(p.answer, p.id, noise, seed);
-        yield answer === p.answer ? p : { ...p, answer, clean_answer: p.answer };
-        progress.tick();
-        if (++i >= n) return;
-      }
-    }
     if (out) {
-      await writeJsonlAtomic(out, limited());
+      await writeTask(c, out, cliContext());
     } else {
-      for (const p of limited()) process.stdout.write(JSON.stringify(p) + "\n");
+      const progress = new Progress(`task ${c.split}`, { total: c.n, unit: "problems" });
+      for (const p of taskProblems(c, () => progress.tick())) process.stdout.write(JSON.stringify(p) + "\n");
+      progress.finish();
     }
-    progress.finish();
-    if (values.json) console.log(JSON.stringify({ n, split, seed, out: out ?? null, config: parts.length === 1 ? parts[0].config : Object.fromEntries(parts.map((p) => [p.level, p.config])) }));
+    const { parts } = c;
+    if (values.json) console.log(JSON.stringify({ n: c.n, split: c.split, seed: c.seed, out: out ?? null, config: parts.length === 1 ? parts[0].config : Object.fromEntries(parts.map((p) => [p.level, p.config])) }));
     return 0;
   },
 };
