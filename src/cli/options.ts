@@ -4,7 +4,7 @@
 import { backendByName, getBackend, setBackend } from "../backend/index.js";
 import { flagNumber } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { type DownloadProgress, resolveModel } from "../model/hubcache.js";
+import { type DownloadProgress, type ResolveOptions, resolveModel } from "../model/hubcache.js";
 import type { PromptTemplate } from "../data/format.js";
 import { openCompleter } from "../sample/open.js";
 import type { Completer } from "../sample/types.js";
@@ -81,8 +81,11 @@ export async function resolveModelFlags(values: Record<string, unknown>): Promis
 
 /** A model folder, .gguf file or Hugging Face name as a local path, a download showing its progress bar. */
 export function resolveModelPath(model: string): Promise<string> {
-  return resolveModel(model, { onDownload: downloadBar });
+  return resolveModel(model, SHOW_DOWNLOADS);
 }
+
+/** Model downloads with a progress bar on stderr. */
+export const SHOW_DOWNLOADS: ResolveOptions = { onDownload: downloadBar };
 
 /** A progress bar for a model download, in MB (kB below 10 MB), to a tenth of the unit. */
 function downloadBar(name: string, bytes: number): DownloadProgress {

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { resolveConfig } from "../run/config.js";
-import { Pipeline } from "./pipeline.js";
+import { Pipeline } from "../run/pipeline.js";
 import { writeReport } from "./run.js";
 import { main } from "./main.js";
 import { MICRO_CONFIG, microModelDir } from "./testkit.js";

@@ -13,8 +13,9 @@ import { StageCache } from "../run/stages.js";
 import { reportHtml, smooth, summarize, summaryTable, type Curve, type Report } from "../run/report.js";
 import { METRICS } from "../train/metrics.js";
 import type { Command } from "./main.js";
-import { flagNumber } from "./options.js";
-import { Pipeline, type SkippedVariant } from "./pipeline.js";
+import { cliContext } from "./context.js";
+import { flagNumber, SHOW_DOWNLOADS } from "./options.js";
+import { Pipeline, type SkippedVariant } from "../run/pipeline.js";
 import { checkOutputDir, lockOutput } from "../core/outputs.js";
 import { creditExamples } from "./run-credit.js";
 
@@ -129,7 +130,7 @@ export const runCommand: Command = {
     const release = lockOutput(dir, "dir", "stepwise run"); // one run per directory at a time
     let report: Report;
     try {
-      const { evals, skipped } = await new Pipeline(dir, config).run();
+      const { evals, skipped } = await new Pipeline(dir, config, { ...cliContext(), log: undefined, resolve: SHOW_DOWNLOADS }).run();
       report = await writeReport(dir, config, evals, skipped);
     } finally {
       release();

@@ -1,8 +1,8 @@
 // The whole recipe as cached stages: task -> SFT -> eval -> sample -> verify -> pairs (outcome, SCDPO, Step-DPO)
 // -> one DPO variant per config entry, each from the same SFT checkpoint -> eval each -> report.
 //
-// Every stage is the command a user would run (`stepwise sft`, `sample`, `verify`, `pairs`, `dpo`) called in
-// process with the options the config gives it, so the run directory holds exactly what those commands write.
+// Every stage is the library function a command wraps (`stepwise sft`, `sample`, `verify`, `pairs`, `dpo`), called
+// with the typed config the run config gives it, so the run directory holds exactly what those commands write.
 // Stages are keyed by stage.ts's hash chain: a rerun skips what is finished, and after a kill the same command
 // picks up where it stopped (training resumes from its last checkpoint, sampling from its last fsynced batch).
 //
@@ -19,24 +19,23 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { InputError } from "../core/errors.js";
+import { getBackend } from "../backend/index.js";
+import { InputError, InterruptedError } from "../core/errors.js";
+import { logOf, stopOf, type StageContext } from "../core/stage.js";
 import { readJsonl, writeJsonlAtomic, writeFileAtomic } from "../data/jsonl.js";
 import type { MathProblem } from "../data/load.js";
 import { noisyAnswer } from "../data/noise.js";
+import { taskConfig, writeTask } from "../data/task-stage.js";
 import { evaluate, type EvalResult } from "../eval/eval.js";
+import { resolveModel, type ResolveOptions } from "../model/hubcache.js";
 import { writeJsonAtomic } from "../model/safetensors.js";
-import type { RunConfig, VariantConfig } from "../run/config.js";
-import { StageCache, stageKey } from "../run/stages.js";
+import { pairsConfig, writePairs } from "../pairs/stage.js";
 import { LocalCompleter } from "../sample/local.js";
-import type { Command } from "./main.js";
-import { resolveModelPath } from "./options.js";
-import { pairsCommand } from "./pairs.js";
-import { sampleCommand } from "./sample.js";
-import { taskCommand } from "./task.js";
-import { dpoCommand, sftCommand } from "./train.js";
-import { verifyCommand } from "./verify.js";
-
-type Values = Record<string, string | boolean | undefined>;
+import { sample, sampleConfig, type SampleConfig } from "../sample/stage.js";
+import { dpo, dpoConfig, sft, sftConfig } from "../train/stage.js";
+import { verify, verifyConfig } from "../verify/stage.js";
+import type { RunConfig, VariantConfig } from "./config.js";
+import { StageCache, stageKey } from "./stages.js";
 
 export interface EvalSummary extends EvalResult {
   name: string;
@@ -60,10 +59,11 @@ export interface PipelineResult {
   seconds: number;
 }
 
-export interface PipelineOptions {
-  log?: (msg: string) => void;
+export interface PipelineOptions extends StageContext {
   /** Stop after this many stages have run (not counting skipped ones): tests use it to simulate a kill. */
   stopAfter?: number;
+  /** How a pretrained model named by Hugging Face name is fetched into the local hub cache (a progress bar). */
+  resolve?: ResolveOptions;
 }
 
 class Stopped extends Error {}
@@ -77,14 +77,6 @@ interface PairSpec {
   name: string;
 }
 
-/** Runs one command in process; a non-zero exit is an error naming the stage. */
-async function call(cmd: Command, values: Values, stage: string): Promise<void> {
-  const code = await cmd.run(values, []);
-  if (code !== 0) throw new InputError(`stage ${stage}: stepwise ${cmd.name} exited with code ${code}`);
-}
-
-const str = (n: number | null | undefined) => (n === null || n === undefined ? undefined : String(n));
-
 export class Pipeline {
   private readonly cache: StageCache;
   private readonly log: (msg: string) => void;
@@ -94,9 +86,13 @@ export class Pipeline {
 
   private pretrained: string | null = null; // model.pretrained as a local folder or .gguf file
 
+  private readonly ctx: StageContext;
+
   constructor(readonly dir: string, readonly config: RunConfig, private readonly opts: PipelineOptions = {}) {
     this.cache = new StageCache(dir);
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
+    // The stages warn through the run's log, prefixed as the commands would be.
+    this.ctx = { log: (m) => this.log(`stepwise: ${m}`), progress: opts.progress, signal: opts.signal };
   }
 
   private rel(...p: string[]): string {
@@ -114,6 +110,8 @@ export class Pipeline {
       return key;
     }
     if (this.opts.stopAfter !== undefined && this.ran >= this.opts.stopAfter) throw new Stopped(name);
+    const signal = stopOf(this.ctx);
+    if (signal) throw new InterruptedError(signal, `stopped before stage ${name}; the finished stages are kept`);
     this.log(`stepwise run: ${name}`);
     this.cache.begin(name, key, outputs);
     for (const o of outputs) fs.mkdirSync(path.dirname(this.abs(o)), { recursive: true });
@@ -124,17 +122,8 @@ export class Pipeline {
     return key;
   }
 
-  private common(): Values {
-    return { threads: str(this.config.threads) };
-  }
-
-  /** The prompt template, for every stage that renders a question (plain stays off the argv, as before it existed). */
-  private template(): Values {
-    return this.config.model.template === "plain" ? {} : { template: this.config.model.template };
-  }
-
   /** A chat template needs the policy's tokenizer even in the stages that run no model (pairs). */
-  private chatTokenizer(policyDir: string): Values {
+  private chatTokenizer(policyDir: string): { model?: string } {
     return this.config.model.template === "plain" ? {} : { model: this.abs(policyDir) };
   }
 
@@ -157,7 +146,8 @@ export class Pipeline {
       const keys = await this.data();
       // A pretrained model by Hugging Face name comes from the local hub cache (downloaded there when missing).
       const p = this.config.model.pretrained;
-      if (p !== null) this.pretrained = await resolveModelPath(p);
+      if (p !== null) this.pretrained = await resolveModel(p, this.opts.resolve);
+      if (this.config.threads !== null) getBackend().setThreads(this.config.threads);
       for (let s = 1; s <= this.config.seeds; s++) await this.seed(s, keys);
     } catch (e) {
       if (e instanceof Stopped) this.log(`stepwise run: stopped before ${e.message}`);
@@ -169,12 +159,10 @@ export class Pipeline {
   private async data(): Promise<{ sft: string; sample: string }> {
     const t = this.config.task;
     const key = stageKey("data", t);
-    const taskValues = (split: string, n: number, out: string): Values => ({
-      preset: t.preset, steps: t.steps ?? undefined, "max-value": str(t.max_value), n: String(n), seed: String(t.seed), split, out,
-    });
+    const task = (split: string, n: number) => taskConfig({ preset: t.preset, steps: t.steps, max_value: t.max_value, n, seed: t.seed, split });
     const dataKey = await this.stage("data", key, ["data/train.jsonl", "data/test.jsonl"], async () => {
-      await call(taskCommand, taskValues("train", t.train, this.abs("data/train.jsonl")), "data");
-      await call(taskCommand, taskValues("test", t.test, this.abs("data/test.jsonl")), "data");
+      await writeTask(task("train", t.train), this.abs("data/train.jsonl"), this.ctx);
+      await writeTask(task("test", t.test), this.abs("data/test.jsonl"), this.ctx);
     });
     // The problems SFT trains on and those the SFT model samples on: the same set, or disjoint halves of task.train.
     const { problems, split } = this.config.sample;
@@ -203,15 +191,14 @@ export class Pipeline {
     const c = this.config;
     const base = `seed-${seed}`;
     const sftDir = this.rel(base, "sft");
-    const start: Values = this.pretrained !== null ? { model: path.resolve(this.pretrained) }
-      : { init: c.model.init, tokenizer: c.model.tokenizer, "vocab-size": String(c.model.vocab_size) };
-    const lora: Values = c.sft.lora === null ? {} : { lora: String(c.sft.lora), merge: true };
+    const start = this.pretrained !== null ? { model: path.resolve(this.pretrained) }
+      : { init: c.model.init, tokenizer: c.model.tokenizer, vocab_size: c.model.vocab_size };
+    const lora = c.sft.lora === null ? {} : { lora: c.sft.lora, merge: true };
     const sftKey = await this.stage(`${base}/sft`, stageKey("sft", data.sft, ...this.sftKeyParts(), seed), [sftDir], () =>
-      call(sftCommand, {
-        ...this.common(), ...start, ...lora, ...this.template(), data: this.abs("data/sft.jsonl"), out: this.abs(sftDir), epochs: String(c.sft.epochs),
-        "batch-size": String(c.sft.batch_size), lr: String(c.sft.lr), "max-length": String(c.sft.max_length),
-        seed: String(seed), "save-every": "100", resume: true, bucket: c.sft.bucket,
-      }, "sft"));
+      sft(sftConfig({
+        ...start, ...lora, template: c.model.template, data: this.abs("data/sft.jsonl"), out: this.abs(sftDir), epochs: c.sft.epochs,
+        batch_size: c.sft.batch_size, lr: c.sft.lr, max_length: c.sft.max_length, seed, save_every: 100, resume: true, bucket: c.sft.bucket,
+      }), this.ctx));
     await this.evaluate(`${base}/eval-sft`, sftKey, sftDir, this.rel(base, "eval", "sft"), "sft", seed, 1);
     // Each variant's chain: round 1 starts from SFT; round r samples with, and is referenced to, its round r-1 model.
     let policies = new Map<string, { dir: string; key: string }>(c.variants.map((v) => [v.name, { dir: sftDir, key: sftKey }]));
@@ -256,16 +243,17 @@ export class Pipeline {
     const out = new Map<string, { file: string; key: string }>();
     const problems = "data/sample.jsonl";
     const probKey = stageKey("problems", policy.key, sampleKey);
-    const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), "max-tokens": String(c.sample.max_tokens), seed: String(seed), ...this.template() };
+    const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), max_tokens: c.sample.max_tokens, seed, template: c.model.template };
     if (kinds.has("outcome") || kinds.has("stepdpo")) {
       const vKey = await this.sampleAndVerify(dir, probKey, sampling, seed);
       for (const spec of specs.values()) {
         if (spec.kind === "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
-        const extra: Values = spec.kind === "stepdpo" ? { ...this.common(), model: this.abs(policy.dir), rollouts: String(c.pairs.stepdpo_rollouts), seed: String(seed), "max-tokens": String(c.sample.max_tokens) }
+        // Step-DPO's rollouts sample with the policy; the other kinds read its tokenizer for a chat template.
+        const extra = spec.kind === "stepdpo" ? { model: this.abs(policy.dir), rollouts: c.pairs.stepdpo_rollouts, seed, max_tokens: c.sample.max_tokens }
           : this.chatTokenizer(policy.dir);
         const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem, c.pairs.stepdpo_rollouts, seed), [file], () =>
-          call(pairsCommand, { ...extra, ...this.pairOptions(spec), in: this.abs(this.rel(dir, "verified.jsonl")), out: this.abs(file) }, `pairs ${spec.name}`));
+          this.pairs(spec, { ...extra, in: this.abs(this.rel(dir, "verified.jsonl")), out: this.abs(file) }));
         out.set(spec.name, { file, key });
       }
     }
@@ -273,42 +261,50 @@ export class Pipeline {
       const samples = this.rel(dir, "sc-samples.jsonl");
       const verified = this.rel(dir, "sc-verified.jsonl");
       const sKey = await this.stage(`${dir}/sample-sc`, stageKey("sample-sc", probKey, c.sample.max_tokens, c.pairs.scdpo_n, c.pairs.scdpo_schedule, seed), [samples, `${samples}.config.json`], () =>
-        call(sampleCommand, { ...this.common(), ...sampling, n: String(c.pairs.scdpo_n), "step-temperature": c.pairs.scdpo_schedule, cut: "random", out: this.abs(samples) }, "sample (step-controlled)"));
+        this.sample({ ...sampling, n: c.pairs.scdpo_n, step_temperature: c.pairs.scdpo_schedule, cut: "random", out: this.abs(samples) }));
       const vKey = await this.stage(`${dir}/verify-sc`, stageKey("verify", sKey), [verified], () =>
-        call(verifyCommand, { task: "arith", in: this.abs(samples), out: this.abs(verified) }, "verify (step-controlled)"));
+        verify(verifyConfig({ task: "arith", in: this.abs(samples), out: this.abs(verified) }), this.ctx));
       for (const spec of specs.values()) {
         if (spec.kind !== "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
         const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem), [file], () =>
-          call(pairsCommand, { ...this.pairOptions(spec), ...this.chatTokenizer(policy.dir), in: this.abs(verified), out: this.abs(file) }, `pairs ${spec.name}`));
+          this.pairs(spec, { ...this.chatTokenizer(policy.dir), in: this.abs(verified), out: this.abs(file) }));
         out.set(spec.name, { file, key });
       }
     }
     return out;
   }
 
-  private pairOptions(spec: PairSpec): Values {
-    return { ...this.template(), kind: spec.kind, task: "arith", "max-pairs-per-problem": String(this.config.pairs.max_per_problem),
-      chosen: spec.chosen, rejected: spec.rejected, "stepdpo-chosen": spec.stepChosen };
+  /** One pair set of the built-in task: the spec's builder options plus `rest` (in, out, the policy for rollouts). */
+  private pairs(spec: PairSpec, rest: Record<string, unknown>) {
+    return writePairs(pairsConfig({ ...rest, template: this.config.model.template, kind: spec.kind, task: "arith",
+      max_pairs_per_problem: this.config.pairs.max_per_problem, chosen: spec.chosen, rejected: spec.rejected, stepdpo_chosen: spec.stepChosen }), this.ctx);
+  }
+
+  /** A sample stage; a sample that could not be made (only an endpoint fails so) fails the stage. */
+  private async sample(c: Partial<SampleConfig>): Promise<void> {
+    const s = await sample(sampleConfig(c), this.ctx);
+    const missing = s.missing.length + (s.unattempted ?? 0);
+    if (missing > 0) throw new InputError(`stage sample: ${missing} of ${s.samples} samples are missing (${s.last_error})`, s.out);
   }
 
   /**
    * The policy's samples of the sampling problems (plus its greedy solution of each with sample.greedy), verified;
    * returns the verify stage's key.
    */
-  private async sampleAndVerify(dir: string, probKey: string, sampling: Values, seed: number): Promise<string> {
+  private async sampleAndVerify(dir: string, probKey: string, sampling: Partial<SampleConfig>, seed: number): Promise<string> {
     const c = this.config;
     const samples = this.rel(dir, "samples.jsonl");
     const verified = this.rel(dir, "verified.jsonl");
     const { greedy, ...sampleConfig } = c.sample; // a default greedy: false keeps earlier runs' keys
     const sKey = await this.stage(`${dir}/sample`, stageKey("sample", probKey, sampleConfig, seed), [samples, `${samples}.config.json`], () =>
-      call(sampleCommand, { ...this.common(), ...sampling, n: String(c.sample.n), temperature: String(c.sample.temperature), out: this.abs(samples) }, "sample"));
+      this.sample({ ...sampling, n: c.sample.n, temperature: c.sample.temperature, out: this.abs(samples) }));
     const inputs = [samples];
     let gKey: string | null = null;
     if (greedy) {
       const g = this.rel(dir, "greedy-samples.jsonl");
       gKey = await this.stage(`${dir}/sample-greedy`, stageKey("sample-greedy", probKey, c.sample.max_tokens), [g, `${g}.config.json`], () =>
-        call(sampleCommand, { ...this.common(), ...sampling, n: "1", temperature: "0", out: this.abs(g) }, "sample (greedy)"));
+        this.sample({ ...sampling, n: 1, temperature: 0, out: this.abs(g) }));
       inputs.push(g);
     }
     return this.stage(`${dir}/verify`, stageKey("verify", sKey, ...(gKey ? [gKey] : [])), [verified], async () => {
@@ -321,7 +317,7 @@ export class Pipeline {
         input = this.abs(this.rel(dir, "all-samples.jsonl"));
         await writeJsonlAtomic(input, all);
       }
-      await call(verifyCommand, { task: "arith", in: input, out: this.abs(verified) }, "verify");
+      await verify(verifyConfig({ task: "arith", in: input, out: this.abs(verified) }), this.ctx);
     });
   }
 
@@ -343,12 +339,12 @@ export class Pipeline {
         writeJsonAtomic(this.abs(path.join(outDir, SKIPPED)), { reason: `no ${v.pairs.join("+")} pairs`, pairs: pairFile });
         return;
       }
-      await call(dpoCommand, {
-        ...this.common(), ...this.template(), model: this.abs(policy.dir), pairs: this.abs(pairFile), out: this.abs(outDir), loss: v.loss,
-        "loss-weights": v.loss_weights ?? undefined, beta: String(v.beta ?? c.dpo.beta), lr: String(v.lr ?? c.dpo.lr),
-        epochs: String(v.epochs ?? c.dpo.epochs), "label-smoothing": str(v.label_smoothing), "dpop-lambda": str(v.dpop_lambda), "batch-size": String(c.dpo.batch_size), seed: String(seed), "save-every": "50", resume: true,
-        "max-length": String(c.sft.max_length),
-      }, `dpo ${v.name}`);
+      await dpo(dpoConfig({
+        template: c.model.template, model: this.abs(policy.dir), pairs: this.abs(pairFile), out: this.abs(outDir), loss: v.loss,
+        loss_weights: v.loss_weights, beta: v.beta ?? c.dpo.beta, lr: v.lr ?? c.dpo.lr, epochs: v.epochs ?? c.dpo.epochs,
+        label_smoothing: v.label_smoothing, dpop_lambda: v.dpop_lambda, batch_size: c.dpo.batch_size, seed, save_every: 50, resume: true,
+        max_length: c.sft.max_length,
+      }), this.ctx);
     });
   }
 
