@@ -29,3 +29,12 @@ export { evaluate, wilson, type EvalOptions, type EvalResult } from "./eval/eval
 export { LocalCompleter } from "./sample/local.js";
 export { createHttpCompleter } from "./sample/http.js";
 export { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "./run/config.js";
+
+// The recipe's stages: each a typed config (validated once by its *Config function) and a function of it.
+export type { StageContext, ProgressSink, ProgressFactory } from "./core/stage.js";
+export { taskConfig, writeTask, type TaskFileConfig } from "./data/task-stage.js";
+export { sft, sftConfig, dpo, dpoConfig, type SftConfig, type DpoConfig, type TrainSummary } from "./train/stage.js";
+export { sample, sampleConfig, type SampleConfig, type SampleSummary } from "./sample/stage.js";
+export { verifyFile, verifyConfig, type VerifyConfig, type VerifySummary } from "./verify/stage.js";
+export { writePairs, pairsConfig, type PairsConfig, type PairsSummary } from "./pairs/stage.js";
+export { Pipeline, type PipelineOptions, type PipelineResult } from "./run/pipeline.js";

@@ -1,7 +1,7 @@
 // `stepwise verify`: flags -> VerifyConfig -> the verify stage (src/verify/stage.ts).
 
 import { asFlags } from "../core/config.js";
-import { verify, verifyConfig } from "../verify/stage.js";
+import { verifyConfig, verifyFile } from "../verify/stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./main.js";
 
@@ -37,7 +37,7 @@ export const verifyCommand: Command = {
     "environment: STEPWISE_SANDBOX=root-ns|bwrap|userns|basic caps the sandbox mode (default: the strongest that works)",
   ].join("\n"),
   async run(values) {
-    const summary = await verify(verifyConfig(values, asFlags), cliContext("stepwise verify: "));
+    const summary = await verifyFile(verifyConfig(values, asFlags), cliContext("stepwise verify: "));
     if (values.json) {
       console.log(JSON.stringify(summary));
       return 0;

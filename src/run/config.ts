@@ -8,7 +8,8 @@ import { InputError } from "../core/errors.js";
 import type { PromptTemplate } from "../data/format.js";
 import { validateNoise, type NoiseConfig } from "../data/noise.js";
 import { presetNames } from "../data/task.js";
-import { parseLosses } from "../train/losses.js";
+import { asKeys } from "../core/config.js";
+import { checkDpoKnobs } from "../train/stage.js";
 
 export interface VariantConfig {
   name: string; // directory and report name
@@ -115,6 +116,8 @@ export const DEFAULT_CONFIG: RunConfig = {
     max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 4,
     chosen: "sound", rejected: "full", stepdpo_chosen: "rollout",
   },
+  // The recipe's values of the DPO stage's knobs (src/train/stage.ts owns them, their defaults and validators;
+  // a variant overrides beta, lr, epochs, loss, loss_weights, label_smoothing, dpop_lambda).
   dpo: { beta: 1.0, lr: 5e-5, epochs: 2, batch_size: 32 },
   variants: [
     variant({ name: "dpo", pairs: ["outcome"] }),
@@ -177,16 +180,10 @@ function checkVariant(raw: unknown, where: string, file: string): VariantConfig 
   for (const p of v.pairs) {
     if (!(PAIR_KINDS as readonly string[]).includes(p as string)) throw new InputError(`${where}.pairs: unknown pair kind ${JSON.stringify(p)}`, file, `use ${PAIR_KINDS.join(", ")}`);
   }
-  try {
-    parseLosses(v.loss, v.loss_weights ?? undefined);
-  } catch (e) {
-    throw new InputError(`${where}.loss: ${(e as Error).message}`, file);
-  }
-  if (v.beta !== null && !(v.beta > 0)) throw new InputError(`${where}.beta: expected a number > 0, got ${v.beta}`, file);
-  if (v.lr !== null && !(v.lr >= 0)) throw new InputError(`${where}.lr: expected a number >= 0, got ${v.lr}`, file);
-  if (v.epochs !== null && !(Number.isInteger(v.epochs) && v.epochs >= 1)) throw new InputError(`${where}.epochs: expected an integer >= 1, got ${v.epochs}`, file);
-  if (v.label_smoothing !== null && !(v.label_smoothing >= 0 && v.label_smoothing < 0.5)) throw new InputError(`${where}.label_smoothing: expected a number in [0, 0.5), got ${v.label_smoothing}`, file);
-  if (v.dpop_lambda !== null && !(v.dpop_lambda >= 0)) throw new InputError(`${where}.dpop_lambda: expected a number >= 0, got ${v.dpop_lambda}`, file);
+  // The DPO knobs are checked by the DPO stage's own validators (one name, one default, one check each).
+  const knobs = { loss: v.loss, loss_weights: v.loss_weights, beta: v.beta, lr: v.lr, epochs: v.epochs,
+    label_smoothing: v.label_smoothing, dpop_lambda: v.dpop_lambda };
+  checkDpoKnobs(knobs, asKeys(`${where}.`), file);
   oneOf(v.chosen, CHOSEN_RULES, `${where}.chosen`, file);
   oneOf(v.rejected, REJECTED_RULES, `${where}.rejected`, file);
   oneOf(v.stepdpo_chosen, STEPDPO_CHOSEN, `${where}.stepdpo_chosen`, file);
@@ -201,7 +198,7 @@ function oneOf(v: string | null, allowed: readonly string[], key: string, file: 
 function checkRanges(c: RunConfig, file: string): void {
   const positive: [string, number][] = [["seeds", c.seeds], ["rounds", c.rounds], ["task.train", c.task.train], ["task.test", c.task.test],
     ["sft.epochs", c.sft.epochs], ["sft.batch_size", c.sft.batch_size], ["sample.problems", c.sample.problems], ["sample.n", c.sample.n],
-    ["dpo.epochs", c.dpo.epochs], ["dpo.batch_size", c.dpo.batch_size], ["eval.max_tokens", c.eval.max_tokens], ["sample.max_tokens", c.sample.max_tokens]];
+    ["eval.max_tokens", c.eval.max_tokens], ["sample.max_tokens", c.sample.max_tokens]];
   for (const [k, v] of positive) if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
   if (!presetNames(c.task.preset)) {
     throw new InputError(`task.preset: expected easy, medium or hard, or several different ones joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`, file);
@@ -224,7 +221,7 @@ function checkRanges(c: RunConfig, file: string): void {
   oneOf(c.pairs.chosen, CHOSEN_RULES, "pairs.chosen", file);
   oneOf(c.pairs.rejected, REJECTED_RULES, "pairs.rejected", file);
   oneOf(c.pairs.stepdpo_chosen, STEPDPO_CHOSEN, "pairs.stepdpo_chosen", file);
-  if (!(c.dpo.beta > 0)) throw new InputError(`dpo.beta: expected a number > 0, got ${c.dpo.beta}`, file);
+  checkDpoKnobs(c.dpo, asKeys("dpo."), file);
   const names = new Set<string>();
   for (const v of c.variants) {
     if (names.has(v.name) || v.name === "sft") throw new InputError(`variants: the name "${v.name}" is used twice (or is "sft")`, file);

@@ -33,7 +33,7 @@ import { pairsConfig, writePairs } from "../pairs/stage.js";
 import { LocalCompleter } from "../sample/local.js";
 import { sample, sampleConfig, type SampleConfig } from "../sample/stage.js";
 import { dpo, dpoConfig, sft, sftConfig } from "../train/stage.js";
-import { verify, verifyConfig } from "../verify/stage.js";
+import { verifyConfig, verifyFile } from "../verify/stage.js";
 import type { RunConfig, VariantConfig } from "./config.js";
 import { StageCache, stageKey } from "./stages.js";
 
@@ -263,7 +263,7 @@ export class Pipeline {
       const sKey = await this.stage(`${dir}/sample-sc`, stageKey("sample-sc", probKey, c.sample.max_tokens, c.pairs.scdpo_n, c.pairs.scdpo_schedule, seed), [samples, `${samples}.config.json`], () =>
         this.sample({ ...sampling, n: c.pairs.scdpo_n, step_temperature: c.pairs.scdpo_schedule, cut: "random", out: this.abs(samples) }));
       const vKey = await this.stage(`${dir}/verify-sc`, stageKey("verify", sKey), [verified], () =>
-        verify(verifyConfig({ task: "arith", in: this.abs(samples), out: this.abs(verified) }), this.ctx));
+        verifyFile(verifyConfig({ task: "arith", in: this.abs(samples), out: this.abs(verified) }), this.ctx));
       for (const spec of specs.values()) {
         if (spec.kind !== "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
@@ -317,7 +317,7 @@ export class Pipeline {
         input = this.abs(this.rel(dir, "all-samples.jsonl"));
         await writeJsonlAtomic(input, all);
       }
-      await verify(verifyConfig({ task: "arith", in: input, out: this.abs(verified) }), this.ctx);
+      await verifyFile(verifyConfig({ task: "arith", in: input, out: this.abs(verified) }), this.ctx);
     });
   }
 

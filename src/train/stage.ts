@@ -101,7 +101,7 @@ export interface TrainSummary {
 export const SCHEDULES: readonly ScheduleKind[] = ["cosine", "linear", "constant"];
 const TEMPLATES: readonly PromptTemplate[] = ["plain", "chat"];
 
-function trainKnobs(r: KnobReader): TrainKnobs {
+function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
   const lora = r.int("lora", null, 1);
   if (!lora && r.bool("merge")) throw new InputError(`${nameOf(r, "merge")} needs ${nameOf(r, "lora")}`);
   const dropout = r.num("lora_dropout", 0, (x) => x >= 0 && x < 1, "a number in [0, 1)");
@@ -110,7 +110,6 @@ function trainKnobs(r: KnobReader): TrainKnobs {
   const overwrite = r.bool("overwrite");
   if (resume && overwrite) throw new InputError("--resume continues the run in --out, --overwrite replaces it: give one");
   return {
-    out: r.need("out", "DIR"),
     epochs: r.int("epochs", 1),
     max_steps: r.int("max_steps", null),
     batch_size: r.int("batch_size", 8),
@@ -146,7 +145,7 @@ function list(r: KnobReader, key: string): string[] {
 /** A full SftConfig from the knobs given (flag or key spellings), validated; errors name knobs as `naming` says. */
 export function sftConfig(given: Partial<SftConfig> | Record<string, unknown>, naming: Naming = asKeys(), file?: string): SftConfig {
   const r = new KnobReader(given as Record<string, unknown>, naming, file);
-  const base = trainKnobs(r);
+  const base = { out: r.need("out", "DIR"), ...trainKnobs(r) };
   const model = r.str("model", null);
   const init = r.str("init", null);
   if (model === null && init === null) throw new InputError(naming.flags ? "give --model DIR or --init tiny|small|CONFIG.json" : "give model or init");
@@ -164,9 +163,14 @@ export function sftConfig(given: Partial<SftConfig> | Record<string, unknown>, n
   };
 }
 
-/** The DPO knobs alone, validated (the run config checks its variants with this before any stage runs). */
-export function dpoKnobs(given: Record<string, unknown>, naming: Naming = asKeys(), file?: string): DpoKnobs {
-  return readDpoKnobs(new KnobReader(given, naming, file));
+/**
+ * Checks the training and DPO knobs in `given` (paths aside) with the validators dpoConfig uses: the run config
+ * checks its dpo section and every variant with this when it is parsed, before any stage runs.
+ */
+export function checkDpoKnobs(given: Record<string, unknown>, naming: Naming = asKeys(), file?: string): void {
+  const r = new KnobReader(given, naming, file);
+  trainKnobs(r);
+  readDpoKnobs(r);
 }
 
 function readDpoKnobs(r: KnobReader): DpoKnobs {
@@ -190,7 +194,7 @@ function readDpoKnobs(r: KnobReader): DpoKnobs {
 export function dpoConfig(given: Partial<DpoConfig> | Record<string, unknown>, naming: Naming = asKeys(), file?: string): DpoConfig {
   const r = new KnobReader(given as Record<string, unknown>, naming, file);
   return {
-    ...trainKnobs(r), ...readDpoKnobs(r),
+    out: r.need("out", "DIR"), ...trainKnobs(r), ...readDpoKnobs(r),
     model: r.need("model", "DIR"),
     pairs: r.need("pairs", "FILE"),
     ref: r.str("ref", null),

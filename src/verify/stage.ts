@@ -1,4 +1,4 @@
-// The verify stage as a library function: `verify(config, ctx)` labels completions with answer correctness,
+// The verify stage as a library function: `verifyFile(config, ctx)` labels completions with answer correctness,
 // per-step verdicts and the first wrong step (code: the tests' result in the sandbox).
 
 import os from "node:os";
@@ -83,14 +83,14 @@ export function verifyConfig(given: Partial<VerifyConfig> | Record<string, unkno
  * Streams c.in through the verifier into c.out (atomically), in input order; returns the counts. Code runs in the
  * strongest sandbox this host allows; what it cannot protect against is logged before any program runs.
  */
-export async function verify(c: VerifyConfig, ctx: StageContext = {}): Promise<VerifySummary> {
+export async function verifyFile(c: VerifyConfig, ctx: StageContext = {}): Promise<VerifySummary> {
   checkOutputFile(c.out);
   const limits = { timeMs: c.time_limit, memoryMb: c.memory_limit };
   if (c.task === "code") {
     warnMissingProtections(logOf(ctx));
     await checkLimits(limits);
   }
-  return verifyFile({ task: c.task, input: c.in, output: c.out, skipBad: c.skip_bad, concurrency: c.concurrency, limits }, ctx);
+  return verifyInto({ task: c.task, input: c.in, output: c.out, skipBad: c.skip_bad, concurrency: c.concurrency, limits }, ctx);
 }
 
 interface VerifyFileOptions {
@@ -102,7 +102,7 @@ interface VerifyFileOptions {
   limits: { timeMs: number; memoryMb: number };
 }
 
-async function verifyFile(o: VerifyFileOptions, ctx: StageContext): Promise<VerifySummary> {
+async function verifyInto(o: VerifyFileOptions, ctx: StageContext): Promise<VerifySummary> {
   const total = await countLines(o.input).catch(() => { throw new InputError("cannot read the input file", o.input); });
   const progress = progressOf(ctx, `verify ${o.task}`, { total, unit: "lines" });
   const summary: VerifySummary = { n: 0, correct: 0, incorrect: 0, undecided: 0, skipped_bad: 0, accuracy: null, step_error_rate: null };
