@@ -1,10 +1,11 @@
 // The dashboard's front end: plain DOM and uPlot, one ES module that the browser loads as compiled (no bundler).
 // Routes live in the hash: #run=<id>&tab=metrics|evals|pairs|credit. Metrics are polled with ?since=N, so charts and
-// the latest-values table grow while a run trains.
+// the latest-values table grow while a run trains. The credit view's types are the server's (type imports only).
 
 import uPlot from "uplot";
+import type { CreditResult } from "../credit.js";
 
-// ---- API types (mirror src/dashboard/runs.ts, pairs.ts, credit.ts) ----
+// ---- API types (mirror src/dashboard/runs.ts, pairs.ts) ----
 
 interface RunInfo {
   id: string; name: string; kind: "pipeline" | "training"; parent: string | null; isModel: boolean;
@@ -28,8 +29,6 @@ interface PairView {
   initial_reason_steps: string | null; context: string; chosen_steps: string[]; rejected_steps: string[]; first_diff: number | null; error: string | null;
 }
 interface PairPage { file: string; offset: number; total: number; pairs: PairView[] }
-interface CreditToken { id: number; text: string; logprob: number | null; reward?: number | null }
-interface CreditResult { tokens: CreditToken[]; total_logprob: number; total_reward?: number; prompt_tokens: number; completion_reward: number; beta: number }
 
 type Tab = "metrics" | "evals" | "pairs" | "credit";
 const TABS: Tab[] = ["metrics", "evals", "pairs", "credit"];
