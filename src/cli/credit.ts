@@ -4,52 +4,20 @@
 // correct solution is the corrupted one (src/inspect/corrupt.ts).
 
 import path from "node:path";
-import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { promptText } from "../data/format.js";
 import { writeFileAtomic, writeJsonlAtomic } from "../data/jsonl.js";
 import { collect, loadMapped } from "../data/load.js";
-import { loadModel, loadModelTokenizer } from "../model/hub.js";
-import type { Llama } from "../model/llama.js";
-import type { TextTokenizer } from "../model/tokenizer.js";
 import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
 import { scoreCredit } from "../inspect/credit.js";
 import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
-import { intOption, type Command } from "./main.js";
-import { flagNumber } from "./options.js";
+import type { Command } from "./main.js";
+import { intOption } from "./options.js";
+import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
 import { Progress } from "./progress.js";
 import { templateOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
-
-export function betaOption(values: Values): number {
-  const beta = values.beta === undefined ? 0.1 : flagNumber(values.beta);
-  if (!Number.isFinite(beta) || beta <= 0) throw new InputError(`--beta must be a number > 0, got "${values.beta}"`);
-  return beta;
-}
-
-/** The policy (--model) and reference (--ref, optional unless `needRef`) on the chosen backend; same vocabulary. */
-export function loadPolicyAndRef(values: Values, needRef: boolean): { model: Llama; ref: Llama | null; tokenizer: TextTokenizer } {
-  if (typeof values.model !== "string") throw new InputError("--model DIR is required");
-  if (needRef && typeof values.ref !== "string") throw new InputError("--ref DIR is required (the model the policy was trained from)");
-  const be = values.backend ? backendByName(String(values.backend)) : getBackend();
-  if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-  const tokenizer = loadModelTokenizer(values.model);
-  const model = loadModel(values.model, { backend: be });
-  if (typeof values.ref !== "string") return { model, ref: null, tokenizer };
-  try {
-    const ref = loadModel(values.ref, { backend: be });
-    if (ref.config.vocab_size !== model.config.vocab_size) {
-      ref.dispose();
-      throw new InputError(`the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
-        `(${model.config.vocab_size})`, values.ref, "use the model the policy was trained from");
-    }
-    return { model, ref, tokenizer };
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-}
 
 /** Colours for stdout: off when --color never, NO_COLOR is set or stdout is no terminal (unless --color always). */
 function colorMode(values: Values): ColorMode | null {
@@ -59,17 +27,6 @@ function colorMode(values: Values): ColorMode | null {
   if (c === "auto" && (!process.stdout.isTTY || (process.env.NO_COLOR ?? "") !== "")) return null;
   const ct = (process.env.COLORTERM ?? "").toLowerCase();
   return ct === "truecolor" || ct === "24bit" ? "truecolor" : "256";
-}
-
-/** Writes an output file atomically; a path that cannot be written is bad input, named. */
-export async function writeOutput(file: string, write: (f: string) => Promise<unknown>): Promise<void> {
-  try {
-    await write(file);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (typeof err.code === "string") throw new InputError(`cannot write (${err.code}: ${err.message})`, file);
-    throw e;
-  }
 }
 
 async function runCredit(values: Values): Promise<number> {

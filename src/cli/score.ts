@@ -3,45 +3,21 @@
 
 import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
+import { scoreSequence, type SequenceScore } from "../inspect/credit.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
-import { scoreTokens } from "../model/score.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import type { Command } from "./main.js";
 import { flagNumber, intOption } from "./options.js";
 
-export interface ScoredToken {
-  id: number;
-  text: string;
-  logprob: number | null; // null for the first token (BOS): nothing precedes it
-  reward?: number | null; // beta * (logprob - ref logprob), with a reference
-}
-
-export interface ScoreResult {
-  tokens: ScoredToken[];
-  total_logprob: number;
-  total_reward?: number; // with a reference: the sequence's implicit reward, the sum of the tokens'
-}
+/** What `stepwise score --json` prints: the sequence scores of src/inspect/credit.ts. */
+export type ScoreResult = SequenceScore;
 
 /** Scores `text` (tokenized with BOS as the tokenizer adds it) under `model`, and against `ref` when given. */
 export function scoreText(model: Llama, tokenizer: TextTokenizer, text: string, ref: Llama | null, beta: number): ScoreResult {
   const ids = tokenizer.encode(text);
   if (ids.length === 0) throw new InputError("the text has no tokens", "--text");
-  const [lp] = scoreTokens(model, [ids]);
-  const [refLp] = ref ? scoreTokens(ref, [ids]) : [null];
-  let total = 0;
-  let totalReward = 0;
-  const tokens = ids.map((id, i): ScoredToken => {
-    const logprob = i === 0 ? null : lp[i - 1];
-    const t: ScoredToken = { id, text: tokenizer.tokenText(id), logprob };
-    if (logprob !== null) total += logprob;
-    if (refLp) {
-      t.reward = logprob === null ? null : beta * (logprob - refLp[i - 1]);
-      totalReward += t.reward ?? 0;
-    }
-    return t;
-  });
-  return { tokens, total_logprob: total, ...(ref ? { total_reward: totalReward } : {}) };
+  return scoreSequence(model, ref, tokenizer, ids, beta);
 }
 
 function table(r: ScoreResult): string {

@@ -6,9 +6,9 @@ import { writeJsonlAtomic } from "../data/jsonl.js";
 import { collect, loadMapped } from "../data/load.js";
 import { searchProblems, type SearchScore } from "../inspect/search.js";
 import type { MathTask } from "../verify/record.js";
-import { betaOption, loadPolicyAndRef, writeOutput } from "./credit.js";
-import { intOption, type Command } from "./main.js";
-import { flagNumber } from "./options.js";
+import type { Command } from "./main.js";
+import { flagNumber, intOption } from "./options.js";
+import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
 import { Progress } from "./progress.js";
 import { templateOption } from "./options.js";
 

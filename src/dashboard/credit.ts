@@ -1,14 +1,13 @@
-// Credit heatmaps on request: the per-token implicit reward beta * log(pi / pi_ref) of a text, as `stepwise score`
-// computes it (Rafailov et al. 2024), with the model folders loaded once and kept in a small cache keyed by folder
-// and the weights' modification time. (scoreTokens, not cli/score.ts's scoreText: importing a command module from
-// here would close an import cycle through cli/main.ts.)
+// Credit heatmaps on request: the per-token implicit reward beta * log(pi / pi_ref) of a text, scored by
+// scoreSequence (src/inspect/credit.ts) as `stepwise score` scores it (Rafailov et al. 2024), with the model folders
+// loaded once and kept in a small cache keyed by folder and the weights' modification time.
 
 import fs from "node:fs";
 import path from "node:path";
 import type { Backend } from "../backend/backend.js";
+import { scoreSequence, type CreditToken } from "../inspect/credit.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
-import { scoreTokens } from "../model/score.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import { HttpError } from "./runs.js";
 
@@ -18,17 +17,9 @@ interface Loaded {
   tokenizer: TextTokenizer;
 }
 
-/** One token of the sequence the model sees (BOS included, logprob and reward null: nothing precedes it). */
-export interface CreditToken {
-  id: number;
-  text: string;
-  logprob: number | null;
-  reward: number | null; // beta * (logprob - ref logprob)
-}
-
 /** `stepwise score --json`'s fields with a reference, plus where the prompt ends. */
 export interface CreditResult {
-  tokens: CreditToken[];
+  tokens: CreditToken[]; // the whole sequence the model sees, BOS first (its logprob and reward null)
   total_logprob: number;
   total_reward: number;
   /** How many leading tokens (BOS included) belong to the prompt; their rewards are context, not the completion's. */
@@ -100,20 +91,10 @@ export function credit(cache: ModelCache, policyDir: string, refDir: string, pro
   if (!full) throw new HttpError(400, "the text is empty");
   const ids = policy.tokenizer.encode(full);
   if (ids.length === 0) throw new HttpError(400, "the text has no tokens");
-  const [lp] = scoreTokens(policy.model, [ids]); // (T-1) log-probs of tokens 1.. given what precedes them
-  const [refLp] = scoreTokens(ref.model, [ids]);
+  const scored = scoreSequence(policy.model, ref.model, policy.tokenizer, ids, beta);
   const promptTokens = promptTokenCount(policy.tokenizer, prompt, ids);
-  let totalLogprob = 0;
-  let totalReward = 0;
   let completionReward = 0;
-  const tokens = ids.map((id, i): CreditToken => {
-    const logprob = i === 0 ? null : lp[i - 1];
-    const reward = logprob === null ? null : beta * (logprob - refLp[i - 1]);
-    totalLogprob += logprob ?? 0;
-    totalReward += reward ?? 0;
-    if (i >= promptTokens) completionReward += reward ?? 0;
-    return { id, text: policy.tokenizer.tokenText(id), logprob, reward };
-  });
-  return { tokens, total_logprob: totalLogprob, total_reward: totalReward, prompt_tokens: promptTokens,
-    completion_reward: completionReward, beta };
+  for (const t of scored.tokens.slice(promptTokens)) completionReward += t.reward ?? 0;
+  return { tokens: scored.tokens, total_logprob: scored.total_logprob, total_reward: scored.total_reward ?? 0,
+    prompt_tokens: promptTokens, completion_reward: completionReward, beta };
 }

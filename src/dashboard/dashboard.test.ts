@@ -242,3 +242,16 @@ test("the page, the front end and uPlot are served locally", async () => {
     assert.ok((await res.text()).length > 100, url);
   }
 });
+
+test("every module the front end imports is served: web/app.js's relative imports, the trainer's metric names", async () => {
+  const app = await (await fetch(`${base}/web/app.js`)).text();
+  const specifiers = [...app.matchAll(/^import\s[^;]*?from\s*"([^"]+)"/gm)].map((m) => m[1]).filter((s) => s.startsWith("."));
+  assert.ok(specifiers.includes("../../train/metrics.js"), specifiers.join(", "));
+  for (const s of specifiers) {
+    const url = new URL(s, `${base}/web/app.js`);
+    const res = await fetch(url);
+    assert.equal(res.status, 200, `${s} -> ${url.pathname}`);
+    assert.ok(res.headers.get("content-type")?.startsWith("text/javascript"), url.pathname);
+    assert.doesNotMatch(await res.text(), /^import\s/m, `${url.pathname} must import nothing: the server sends no module for it`);
+  }
+});

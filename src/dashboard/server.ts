@@ -1,6 +1,6 @@
 // The dashboard's HTTP server (node:http): a JSON API over the run directories under one root, the front end
-// (dist/dashboard/web/*.js, compiled from src/dashboard/web) and uPlot from node_modules. Nothing is fetched from
-// the network; the page works offline.
+// (dist/dashboard/web/*.js, compiled from src/dashboard/web, and the metric names it imports from
+// dist/train/metrics.js) and uPlot from node_modules. Nothing is fetched from the network; the page works offline.
 //
 // GET  /api/runs                                 every run: {root, runs: RunInfo[]}
 // GET  /api/runs/:id                             one run: {run, children, pair_files, pair_counts, skipped, credit}
@@ -51,6 +51,8 @@ function staticFiles(): Map<string, [string, string]> {
   for (const f of fs.existsSync(WEB_DIR) ? fs.readdirSync(WEB_DIR) : []) {
     if (/^[\w-]+\.js$/.test(f)) m.set(`/web/${f}`, [path.join(WEB_DIR, f), "text/javascript"]);
   }
+  // The trainer's metric names: /web/app.js imports "../../train/metrics.js" (dist/train/metrics.js, no imports).
+  m.set("/train/metrics.js", [fileURLToPath(new URL("../train/metrics.js", import.meta.url)), "text/javascript"]);
   return m;
 }
 

@@ -9,7 +9,7 @@ import { referenceBackend } from "../backend/index.js";
 import { Llama, type LlamaConfig } from "../model/llama.js";
 import { builtinTokenizer } from "../model/tokenizer.js";
 import { scoreTokens } from "../model/score.js";
-import { encodeForCredit, scoreCredit, scoreCredits, stepRewards } from "./credit.js";
+import { encodeForCredit, scoreCredit, scoreCredits, scoreSequence, stepRewards, tokenRewards } from "./credit.js";
 import { creditAnsi, creditHtml, creditTable, escapeHtml, rewardColor, visibleText } from "./render.js";
 
 const CFG: LlamaConfig = {
@@ -79,6 +79,19 @@ test("model == ref: every reward is exactly 0", () => {
   assert.ok(c.steps.every((s) => s.reward === 0));
   assert.equal(c.total_reward, 0);
   assert.match(creditHtml(c), /background:rgb\(255,255,255\)/); // a zero scale draws white, not NaN
+});
+
+test("tokenRewards is the one formula: a Credit's tokens and scoreSequence's (stepwise score, the dashboard) agree exactly", () => {
+  assert.deepEqual([...tokenRewards([-1, -2.5], [-1.5, -2], 0.5)], [0.25, -0.25]);
+  assert.throws(() => tokenRewards([-1], [-1, -2], 0.1), /log-probs of 1 tokens/);
+  const c = scoreCredit(policy, ref, tok, SOLUTION, { beta: 0.3 });
+  const s = scoreSequence(policy, ref, tok, tok.encode(SOLUTION), 0.3);
+  const bos = tok.encode(SOLUTION)[0];
+  assert.deepEqual(s.tokens[0], { id: bos, text: tok.tokenText(bos), logprob: null, reward: null });
+  assert.deepEqual(c.tokens.map((t) => [t.id, t.logprob, t.reward]), s.tokens.slice(1).map((t) => [t.id, t.logprob, t.reward]));
+  const plain = scoreSequence(policy, null, tok, tok.encode(SOLUTION), 0.3);
+  assert.ok(plain.tokens.every((t) => !("reward" in t)) && !("total_reward" in plain), "no reference: no reward fields");
+  assert.equal(plain.total_logprob, s.total_logprob);
 });
 
 test("stepRewards: sums per step by where each token starts", () => {

@@ -3,6 +3,9 @@
 // Q-function"), and its sums per step (a line of a GSM8K solution, or a "Step k:" block), as the SCDPO and Step-DPO
 // papers draw them. Rendering (terminal colours, HTML heatmap, table) lives in render.ts.
 //
+// The one home of the per-token reward: tokenRewards computes it, and CreditToken is a scored token, for every
+// caller (`stepwise credit`, `stepwise score`, the dashboard's credit view, the reward-guided beam search).
+//
 // A text is a prompt plus a completion; only the completion's tokens get rewards. The prompt and completion are
 // tokenized together as SFT and DPO tokenize them (TextTokenizer.encodePromptCompletion), so the scores are those
 // the trainer saw. Each token's character span in the completion comes from incremental decoding, and a token
@@ -15,15 +18,40 @@ import { scoreTokens } from "../model/score.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import { splitSteps } from "../verify/steps.js";
 
+/**
+ * The implicit reward of each scored token: out[t] = beta * (logprob[t] - refLogprob[t]), where logprob[t] and
+ * refLogprob[t] are log pi(token t | prefix) and log pi_ref(token t | prefix) (Rafailov et al. 2024).
+ */
+export function tokenRewards(logprob: ArrayLike<number>, refLogprob: ArrayLike<number>, beta: number): Float64Array {
+  if (logprob.length !== refLogprob.length) {
+    throw new InputError(`log-probs of ${logprob.length} tokens against reference log-probs of ${refLogprob.length}`);
+  }
+  return Float64Array.from(logprob, (lp, t) => beta * (lp - refLogprob[t]));
+}
+
+/** One token of a scored sequence: its log-prob given the tokens before it and, against a reference, its reward. */
 export interface CreditToken {
   id: number;
   text: string; // the token's own text (tokenText), special tokens included
+  logprob: number | null; // log pi(token | prefix); null for a sequence's first token (BOS): nothing precedes it
+  reward?: number | null; // with a reference: beta * (logprob - ref_logprob) (tokenRewards); null where logprob is
+}
+
+/** A completion token of a Credit: always preceded by the prompt, so never null; placed in its text and step. */
+export interface CompletionToken extends CreditToken {
   start: number; // span in Credit.completion: completion.slice(start, end) is what this token adds to the text
   end: number;
   logprob: number; // log pi(token | prefix)
   ref_logprob: number; // log pi_ref(token | prefix)
   reward: number; // beta * (logprob - ref_logprob)
   step: number; // index of the step (splitSteps of the completion) that holds the token
+}
+
+/** A whole sequence scored token by token (`stepwise score --json`; the dashboard's credit view adds to it). */
+export interface SequenceScore {
+  tokens: CreditToken[]; // every token the model sees, BOS included
+  total_logprob: number;
+  total_reward?: number; // with a reference: the sequence's implicit reward, the sum of the tokens'
 }
 
 export interface StepCredit {
@@ -41,7 +69,7 @@ export interface Credit {
   prompt: string;
   completion: string; // the completion as decoded from its tokens (the given text for usual tokenizers)
   beta: number;
-  tokens: CreditToken[];
+  tokens: CompletionToken[];
   steps: StepCredit[];
   total_reward: number; // sum over tokens, equal to the sum over steps
   max_abs_reward: number; // the colour scale: the largest |reward| of a token
@@ -106,9 +134,10 @@ export function creditFromLogprobs(tokenizer: TextTokenizer, prompt: string, ids
   }
   const { text, spans } = tokenSpans(tokenizer, ids.prompt, ids.completion);
   const stepSpans = splitSteps(text);
-  const tokens = ids.completion.map((id, t): CreditToken => ({
+  const rewards = tokenRewards(logprob, refLogprob, beta);
+  const tokens = ids.completion.map((id, t): CompletionToken => ({
     id, text: tokenizer.tokenText(id), start: spans[t][0], end: spans[t][1],
-    logprob: logprob[t], ref_logprob: refLogprob[t], reward: beta * (logprob[t] - refLogprob[t]),
+    logprob: logprob[t], ref_logprob: refLogprob[t], reward: rewards[t],
     step: stepOf(stepSpans, spans[t][0]),
   }));
   const steps = stepRewards(tokens, text);
@@ -133,7 +162,7 @@ function stepOf(steps: { start: number }[], at: number): number {
  * span starts in (whitespace after a step's text, such as its newline, to that step). A completion with no step
  * text (only whitespace) is one step holding every token.
  */
-export function stepRewards(tokens: readonly Pick<CreditToken, "start" | "reward" | "logprob" | "ref_logprob">[],
+export function stepRewards(tokens: readonly Pick<CompletionToken, "start" | "reward" | "logprob" | "ref_logprob">[],
   completion: string): StepCredit[] {
   const spans = splitSteps(completion);
   const steps: StepCredit[] = (spans.length ? spans : [{ text: completion, start: 0, end: completion.length }])
@@ -172,4 +201,27 @@ export function scoreCredits(policy: Llama, ref: Llama, tokenizer: TextTokenizer
   const ids = texts.map((t) => encodeForCredit(tokenizer, t.prompt, t.completion, { addEos: opts.addEos }));
   const lps = completionTokenLogprobs(policy, ref, ids);
   return texts.map((t, i) => creditFromLogprobs(tokenizer, t.prompt, ids[i], lps[i].logprob, lps[i].ref_logprob!, beta));
+}
+
+/**
+ * Scores token ids (BOS first, as the tokenizer adds it) under `policy` and, when `ref` is given, their rewards
+ * against it with tokenRewards. The first token has logprob (and reward) null. ids holds at least one token.
+ */
+export function scoreSequence(policy: Llama, ref: Llama | null, tokenizer: TextTokenizer, ids: number[],
+  beta: number): SequenceScore {
+  const [lp] = scoreTokens(policy, [ids]); // (T-1) log-probs of tokens 1.. given what precedes them
+  const rewards = ref ? tokenRewards(lp, scoreTokens(ref, [ids])[0], beta) : null;
+  let total = 0;
+  let totalReward = 0;
+  const tokens = ids.map((id, i): CreditToken => {
+    const logprob = i === 0 ? null : lp[i - 1];
+    const t: CreditToken = { id, text: tokenizer.tokenText(id), logprob };
+    if (logprob !== null) total += logprob;
+    if (rewards) {
+      t.reward = logprob === null ? null : rewards[i - 1];
+      totalReward += t.reward ?? 0;
+    }
+    return t;
+  });
+  return { tokens, total_logprob: total, ...(rewards ? { total_reward: totalReward } : {}) };
 }

@@ -4,7 +4,7 @@
 // r = -s and to green for r = +s (linear in |r| / s). Each step is one line, ended by its summed reward. Newline
 // tokens are drawn as a visible "↵" so that their reward shows too.
 
-import type { Credit, CreditToken, StepCredit } from "./credit.js";
+import type { CompletionToken, Credit, StepCredit } from "./credit.js";
 
 export type Rgb = [number, number, number];
 
@@ -28,8 +28,8 @@ export function visibleText(text: string): string {
 }
 
 /** The tokens of each step, in order. */
-function tokensByStep(c: Credit): CreditToken[][] {
-  const out: CreditToken[][] = c.steps.map(() => []);
+function tokensByStep(c: Credit): CompletionToken[][] {
+  const out: CompletionToken[][] = c.steps.map(() => []);
   for (const t of c.tokens) out[t.step].push(t);
   return out;
 }
@@ -57,7 +57,7 @@ function rgbCss([r, g, b]: Rgb): string {
   return `rgb(${r},${g},${b})`;
 }
 
-function tokenSpan(t: CreditToken, scale: number): string {
+function tokenSpan(t: CompletionToken, scale: number): string {
   const tip = `reward ${signed(t.reward, 5)}  log pi ${t.logprob.toFixed(4)}  log pi_ref ${t.ref_logprob.toFixed(4)}  ` +
     `token ${t.id} ${JSON.stringify(t.text)}`;
   return `<span style="background:${rgbCss(rewardColor(t.reward, scale))}" title="${escapeHtml(tip)}">` +
@@ -65,7 +65,7 @@ function tokenSpan(t: CreditToken, scale: number): string {
 }
 
 /** A step's line: its tokens, then its sum coloured on the scale of the largest |step sum| (stepScale). */
-function stepRow(s: StepCredit, tokens: CreditToken[], scale: number, stepScale: number): string {
+function stepRow(s: StepCredit, tokens: CompletionToken[], scale: number, stepScale: number): string {
   const tip = `step ${s.index + 1}: reward ${signed(s.reward, 5)} over ${s.tokens} tokens, ` +
     `log pi ${s.logprob.toFixed(3)}, log pi_ref ${s.ref_logprob.toFixed(3)}`;
   return `<div class="step"><div class="toks">${tokens.map((t) => tokenSpan(t, scale)).join("")}</div>` +

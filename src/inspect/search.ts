@@ -22,6 +22,7 @@ import type { Llama } from "../model/llama.js";
 import { scoreTokens } from "../model/score.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import { verifySolution, type MathTask } from "../verify/record.js";
+import { tokenRewards } from "./credit.js";
 
 export interface StepCandidate {
   tokens: number[]; // the step's new tokens (its newline or EOS included)
@@ -164,11 +165,11 @@ export class LmStepProposer implements StepProposer {
     const lps = scoreTokens(this.policy, seqs, opts);
     const refLps = this.o.score === "reward" ? scoreTokens(this.ref!, seqs, opts) : null;
     flat.forEach(({ c }, i) => {
-      const lp = lps[i];
+      const from = lps[i].length - c.tokens.length; // the candidate's own tokens
+      const lp = lps[i].subarray(from);
+      const perToken = refLps ? tokenRewards(lp, refLps[i].subarray(from), this.o.beta) : lp;
       let s = 0;
-      for (let t = lp.length - c.tokens.length; t < lp.length; t++) {
-        s += refLps ? this.o.beta * (lp[t] - refLps[i][t]) : lp[t];
-      }
+      for (const x of perToken) s += x;
       c.score = s;
     });
   }

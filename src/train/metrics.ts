@@ -1,4 +1,5 @@
 // Metric names, as TRL writes them; declared once for the trainers, the metrics.jsonl logger and the dashboard.
+// The dashboard's browser code (src/dashboard/web/app.ts) loads this compiled module as it is, so it imports nothing.
 
 export const METRICS = {
   loss: "loss",
@@ -18,7 +19,10 @@ export const METRICS = {
 
 export type MetricName = (typeof METRICS)[keyof typeof METRICS];
 
+/** What TRL puts before an evaluation metric's name. */
+export const EVAL_PREFIX = "eval/";
+
 /** An evaluation metric's name: TRL prefixes them with "eval/". */
 export function evalMetric(name: MetricName): string {
-  return `eval/${name}`;
+  return `${EVAL_PREFIX}${name}`;
 }

@@ -1,10 +1,13 @@
 // The dashboard's front end: plain DOM and uPlot, one ES module that the browser loads as compiled (no bundler).
 // Routes live in the hash: #run=<id>&tab=metrics|evals|pairs|credit. Metrics are polled with ?since=N, so charts and
-// the latest-values table grow while a run trains.
+// the latest-values table grow while a run trains. Metric names come from the trainer's table (src/train/metrics.ts,
+// a module without imports that the server sends as /train/metrics.js); the credit view's types are the server's.
 
 import uPlot from "uplot";
+import { EVAL_PREFIX, METRICS } from "../../train/metrics.js";
+import type { CreditResult } from "../credit.js";
 
-// ---- API types (mirror src/dashboard/runs.ts, pairs.ts, credit.ts) ----
+// ---- API types (mirror src/dashboard/runs.ts, pairs.ts) ----
 
 interface RunInfo {
   id: string; name: string; kind: "pipeline" | "training"; parent: string | null; isModel: boolean;
@@ -28,8 +31,6 @@ interface PairView {
   initial_reason_steps: string | null; context: string; chosen_steps: string[]; rejected_steps: string[]; first_diff: number | null; error: string | null;
 }
 interface PairPage { file: string; offset: number; total: number; pairs: PairView[] }
-interface CreditToken { id: number; text: string; logprob: number | null; reward?: number | null }
-interface CreditResult { tokens: CreditToken[]; total_logprob: number; total_reward?: number; prompt_tokens: number; completion_reward: number; beta: number }
 
 type Tab = "metrics" | "evals" | "pairs" | "credit";
 const TABS: Tab[] = ["metrics", "evals", "pairs", "credit"];
@@ -155,14 +156,21 @@ async function onRoute(): Promise<void> {
 // ---- metrics ----
 
 /** Metric names in the order the charts show them; others follow alphabetically. */
-const ORDER = ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected", "learning_rate",
-  "grad_norm", "logps/chosen", "logps/rejected", "num_tokens", "tokens_per_s"];
-const NOT_CHARTED = new Set(["step", "epoch"]);
+const ORDER: string[] = [METRICS.loss, METRICS.rewardsAccuracies, METRICS.rewardsMargins, METRICS.rewardsChosen,
+  METRICS.rewardsRejected, METRICS.learningRate, METRICS.gradNorm, METRICS.logpsChosen, METRICS.logpsRejected,
+  METRICS.numTokens, METRICS.tokensPerSecond];
+const NOT_CHARTED = new Set<string>([METRICS.step, METRICS.epoch]);
+/** The preference metrics the pipeline overview compares across its variants, one chart each. */
+const COMPARED: string[] = [METRICS.loss, METRICS.rewardsAccuracies, METRICS.rewardsMargins, METRICS.rewardsChosen,
+  METRICS.rewardsRejected];
+const isEval = (k: string) => k.startsWith(EVAL_PREFIX);
+/** A record's step: its step field, else its place in metrics.jsonl (1-based). */
+const stepOf = (r: Record<string, number>, i: number) => r[METRICS.step] ?? i + 1;
 
 function chartNames(keys: Iterable<string>): string[] {
   const names = new Set<string>();
   for (const k of keys) {
-    const base = k.startsWith("eval/") ? k.slice(5) : k;
+    const base = isEval(k) ? k.slice(EVAL_PREFIX.length) : k;
     if (!NOT_CHARTED.has(base)) names.add(base);
   }
   const rank = (n: string) => (ORDER.includes(n) ? ORDER.indexOf(n) : ORDER.length);
@@ -203,18 +211,18 @@ function metricsView(body: HTMLElement, detail: RunDetail): () => void {
   let timer = 0;
   let stopped = false;
 
-  const xs = () => records.map((r, i) => r.step ?? i + 1);
+  const xs = () => records.map(stepOf);
   const series = (k: string) => records.map((r) => (k in r ? r[k] : null));
   const update = () => {
     const last = records[records.length - 1];
     if (last) {
-      const keys = Object.keys(last).filter((k) => k !== "step");
-      latest.replaceChildren(el("h3", {}, `Latest · step ${fmt(last.step)}`), table(["metric", "value"],
+      const keys = Object.keys(last).filter((k) => k !== METRICS.step);
+      latest.replaceChildren(el("h3", {}, `Latest · step ${fmt(last[METRICS.step])}`), table(["metric", "value"],
         keys.map((k) => el("tr", { "data-metric": k }, el("td", {}, k), numCell(fmt(last[k]), last[k]))), { id: "latest-table" }));
     }
     const allKeys = new Set(records.flatMap((r) => Object.keys(r)));
     for (const name of chartNames(allKeys)) {
-      const keys = [name, `eval/${name}`].filter((k) => allKeys.has(k));
+      const keys = [name, `${EVAL_PREFIX}${name}`].filter((k) => allKeys.has(k));
       let c = charts.get(name);
       if (c && c.keys.length !== keys.length) {
         c.plot.destroy();
@@ -230,8 +238,8 @@ function metricsView(body: HTMLElement, detail: RunDetail): () => void {
       }
       const card = el("div", { class: "card chart", "data-chart": name, "data-points": String(records.length) }, el("h3", {}, name));
       grid.append(card);
-      const plot = lineChart(card, keys.map((k) => ({ label: k, colour: k.startsWith("eval/") ? "#e8710a" : COLOURS[0],
-        points: k.startsWith("eval/") || records.length < 30 })), data);
+      const plot = lineChart(card, keys.map((k) => ({ label: k, colour: isEval(k) ? "#e8710a" : COLOURS[0],
+        points: isEval(k) || records.length < 30 })), data);
       charts.set(name, { plot, keys });
     }
   };
@@ -260,13 +268,12 @@ function metricsView(body: HTMLElement, detail: RunDetail): () => void {
 }
 
 function pipelineOverview(body: HTMLElement, detail: RunDetail): () => void {
+  const shown = [METRICS.loss, METRICS.rewardsAccuracies, METRICS.rewardsMargins]; // each run's last value of these
   const rows = detail.children.map((c) => el("tr", {},
     el("td", {}, el("a", { href: `#${new URLSearchParams({ run: c.id, tab: "metrics" })}` }, c.id)),
-    el("td", {}, c.stage ?? ""), numCell(String(c.steps)), numCell(fmt(c.last?.loss), c.last?.loss),
-    numCell(fmt(c.last?.["rewards/accuracies"]), c.last?.["rewards/accuracies"]),
-    numCell(fmt(c.last?.["rewards/margins"]), c.last?.["rewards/margins"])));
+    el("td", {}, c.stage ?? ""), numCell(String(c.steps)), ...shown.map((k) => numCell(fmt(c.last?.[k]), c.last?.[k]))));
   body.append(el("div", { class: "card" }, el("h3", {}, "Training runs"), rows.length
-    ? table(["run", "stage", "steps", "loss", "rewards/accuracies", "rewards/margins"], rows, { id: "children-table" })
+    ? table(["run", "stage", "steps", ...shown], rows, { id: "children-table" })
     : el("p", { class: "empty" }, "No training runs inside yet."),
     ...detail.skipped.map((k) => el("p", { class: "muted skipped" }, `skipped: ${k.dir} (${k.reason})`))));
   const evals = el("div");
@@ -287,12 +294,12 @@ function compareCharts(body: HTMLElement, pipelineId: string, runs: RunInfo[]): 
   let timer = 0;
   let stopped = false;
   const draw = () => {
-    const steps = [...new Set([...records.values()].flatMap((rs) => rs.map((r, i) => r.step ?? i + 1)))].sort((a, b) => a - b);
-    for (const name of ["loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected"]) {
+    const steps = [...new Set([...records.values()].flatMap((rs) => rs.map(stepOf)))].sort((a, b) => a - b);
+    for (const name of COMPARED) {
       const withIt = runs.filter((r) => records.get(r.id)!.some((x) => name in x));
       if (withIt.length === 0) continue;
       const data = [steps, ...withIt.map((r) => {
-        const at = new Map(records.get(r.id)!.map((x, i) => [x.step ?? i + 1, x[name] ?? null]));
+        const at = new Map(records.get(r.id)!.map((x, i) => [stepOf(x, i), x[name] ?? null]));
         return steps.map((st) => at.get(st) ?? null);
       })] as uPlot.AlignedData;
       const key = `${name}:${withIt.map((r) => r.id).join(",")}`;
@@ -387,11 +394,11 @@ function groupCard<K extends string | number>(body: HTMLElement, tables: EvalTab
 /** Held-out eval/ metrics logged during training, one row per evaluation. */
 function trainingEvalCard(body: HTMLElement, detail: RunDetail): void {
   void api<MetricsChunk>(runUrl(detail.run.id, "metrics")).then((m) => {
-    const rows = m.records.filter((r) => Object.keys(r).some((k) => k.startsWith("eval/")));
-    const keys = [...new Set(rows.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("eval/"))))];
+    const rows = m.records.filter((r) => Object.keys(r).some(isEval));
+    const keys = [...new Set(rows.flatMap((r) => Object.keys(r).filter(isEval)))];
     body.append(el("div", { class: "card" }, el("h3", {}, "Held-out metrics during training"), rows.length === 0
-      ? el("p", { class: "empty" }, "This run logged no eval/ metrics.")
-      : table(["step", ...keys], rows.map((r) => el("tr", {}, numCell(fmt(r.step)), ...keys.map((k) => numCell(fmt(r[k]), r[k])))),
+      ? el("p", { class: "empty" }, `This run logged no ${EVAL_PREFIX} metrics.`)
+      : table([METRICS.step, ...keys], rows.map((r) => el("tr", {}, numCell(fmt(r[METRICS.step])), ...keys.map((k) => numCell(fmt(r[k]), r[k])))),
         { id: "train-eval-table" })));
   });
 }
