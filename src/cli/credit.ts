@@ -12,10 +12,9 @@ import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
 import { scoreCredit } from "../inspect/credit.js";
 import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
 import type { Command } from "./main.js";
-import { intOption } from "./options.js";
+import { intOption, templateOption } from "./options.js";
 import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
 import { Progress } from "./progress.js";
-import { templateOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -7,10 +7,9 @@ import { collect, loadMapped } from "../data/load.js";
 import { searchProblems, type SearchScore } from "../inspect/search.js";
 import type { MathTask } from "../verify/record.js";
 import type { Command } from "./main.js";
-import { flagNumber, intOption } from "./options.js";
+import { flagNumber, intOption, templateOption } from "./options.js";
 import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
 import { Progress } from "./progress.js";
-import { templateOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
