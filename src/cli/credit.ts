@@ -3,10 +3,10 @@
 // an HTML heatmap, or as JSON. With --corrupt-eval it measures how often the lowest-reward step of a corrupted
 // correct solution is the corrupted one (src/inspect/corrupt.ts).
 
+import { writeFileAtomic, writeJsonlAtomic } from "../core/atomic.js";
 import path from "node:path";
 import { InputError } from "../core/errors.js";
 import { promptText } from "../data/format.js";
-import { writeFileAtomic, writeJsonlAtomic } from "../data/jsonl.js";
 import { collect, loadMapped } from "../data/load.js";
 import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
 import { scoreCredit } from "../inspect/credit.js";

@@ -1,10 +1,10 @@
 // `stepwise eval`: accuracy of a model (or an OpenAI-compatible endpoint) on math problems, with a Wilson 95%
 // interval, majority vote, pass@k, the calculator's step error rate and accuracy by reference steps.
 
+import { writeJsonlAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { InputError } from "../core/errors.js";
-import { writeJsonlAtomic } from "../data/jsonl.js";
 import { loadGsm8k, loadMapped, loadMath, type MathProblem } from "../data/load.js";
 import { DEFAULT_TEMPERATURE, defaultMaxTokens, evaluate, type EvalResult } from "../eval/eval.js";
 import type { MathTask } from "../verify/record.js";

@@ -1,12 +1,11 @@
 // `stepwise run`: the whole recipe from one config (or none: the built-in default), cached stage by stage, and
 // its report (report.json, report.html, a table in the terminal).
 
+import { writeFileAtomic, writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { stringify as toYaml } from "yaml";
 import { InputError } from "../core/errors.js";
-import { writeFileAtomic } from "../data/jsonl.js";
-import { writeJsonAtomic } from "../model/safetensors.js";
 import { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "../run/config.js";
 import { diagnose } from "../run/diagnostics.js";
 import { StageCache } from "../run/stages.js";

@@ -1,8 +1,8 @@
 // `stepwise search`: step-level beam search guided by the implicit reward beta * log(pi / pi_ref) (or the policy's
 // log-prob), against greedy decoding, on held-out problems (src/inspect/search.ts).
 
+import { writeJsonlAtomic } from "../core/atomic.js";
 import { InputError } from "../core/errors.js";
-import { writeJsonlAtomic } from "../data/jsonl.js";
 import { collect, loadMapped } from "../data/load.js";
 import { searchProblems, type SearchScore } from "../inspect/search.js";
 import type { MathTask } from "../verify/record.js";

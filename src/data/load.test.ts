@@ -1,12 +1,13 @@
 // Loaders and JSONL helpers: formats, bad lines named by file and line, --skip-bad counting, atomic writes.
 
+import { AtomicJsonlWriter, writeFileAtomic, writeJsonlAtomic } from "../core/atomic.js";
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { InputError } from "../core/errors.js";
-import { AtomicJsonlWriter, readJsonl, writeFileAtomic, writeJsonlAtomic } from "./jsonl.js";
+import { readJsonl } from "./jsonl.js";
 import { collect, loadCode, loadGsm8k, loadMapped, loadMath, newStats, parseMapping } from "./load.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "stepwise-load-"));

@@ -1,11 +1,11 @@
 // The task stage as a library function: `writeTask(config, ctx)` writes built-in arithmetic word problems in
 // GSM8K's format (src/data/task.ts) to a JSONL file, atomically.
 
+import { writeJsonlAtomic } from "../core/atomic.js";
 import { asKeys, KnobReader, type Naming } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { checkOutputFile } from "../core/outputs.js";
 import { progressOf, type StageContext } from "../core/stage.js";
-import { writeJsonlAtomic } from "./jsonl.js";
 import { NO_NOISE, noisyAnswer, validateNoise, type NoiseConfig } from "./noise.js";
 import { ALL_OPS, PRESETS, presetNames, streamMixture, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskPart, type TaskProblem } from "./task.js";
 

@@ -13,6 +13,7 @@
 //
 // Legend: C hidden size, H heads, Hkv key/value heads, D head size, F MLP size, V vocab.
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { getBackend } from "../backend/index.js";
@@ -25,7 +26,7 @@ import { tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import type { LoadOptions } from "./hub.js";
 import { Llama, type LlamaConfig, ropeInvFreq } from "./llama.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "./lora.js";
-import { type StDType, type TensorToWrite, writeCheckpoint, writeJsonAtomic } from "./safetensors.js";
+import { type StDType, type TensorToWrite, writeCheckpoint } from "./safetensors.js";
 
 type Json = Record<string, unknown>;
 

@@ -16,6 +16,7 @@
 //
 // Legend: C hidden size, H heads, Hkv key/value heads, D head size, F MLP size, V vocab.
 
+import { atomicWrite, writeAllSync } from "../core/atomic.js";
 import fs from "node:fs";
 import type { HostArray } from "../backend/backend.js";
 import { InputError } from "../core/errors.js";
@@ -24,7 +25,6 @@ import type { Tensor } from "../engine/tensor.js";
 import { DEQUANTIZABLE, dequantize, ggmlTensorBytes, ggmlTypeName } from "./gguf-quants.js";
 import { ggufTokenizerMetadata, tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import { type Llama, ropeInvFreq } from "./llama.js";
-import { atomicWrite, writeAllSync } from "./safetensors.js";
 import { TextTokenizer } from "./tokenizer.js";
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32

@@ -11,6 +11,7 @@
 // A `.gguf` path (a llama.cpp model file) loads in memory through the importer (gguf-import.ts), no folder needed;
 // loadModelTokenizer gives its vocabulary's tokenizer.
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import type { Backend, DType } from "../backend/backend.js";
@@ -23,7 +24,7 @@ import { loadGgufTokenizer } from "./gguf.js";
 import { loadGgufModel } from "./gguf-import.js";
 import { Llama, type LlamaConfig } from "./llama.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isLoraParam, loadAdapter, readAdapterConfig, saveAdapter } from "./lora.js";
-import { Checkpoint, type StDType, type TensorToWrite, writeCheckpoint, writeJsonAtomic } from "./safetensors.js";
+import { Checkpoint, type StDType, type TensorToWrite, writeCheckpoint } from "./safetensors.js";
 import { TextTokenizer } from "./tokenizer.js";
 
 /** Tensors some checkpoints carry that are not parameters (rotary caches of older transformers). */

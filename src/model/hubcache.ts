@@ -13,13 +13,13 @@
 // unless HF_HUB_OFFLINE is set or the hub cannot be reached: then the error says which folder it looked in.
 // HF_ENDPOINT (another hub's URL) and HF_TOKEN (gated and private models) are honoured as huggingface_hub does.
 
+import { atomicWrite, writeAllSync } from "../core/atomic.js";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { ListFileEntry } from "@huggingface/hub";
 import { EndpointError, InputError, StepwiseError } from "../core/errors.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapterConfig } from "./lora.js";
-import { atomicWrite, writeAllSync } from "./safetensors.js";
 
 export interface HubName {
   repo: string; // owner/name

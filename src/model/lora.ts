@@ -17,6 +17,7 @@
 //
 // Legend: B batch, T time, r rank, in and out a projection's input and output sizes.
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { hostArray } from "../backend/backend.js";
@@ -26,7 +27,7 @@ import { linear } from "../engine/nn.js";
 import { add, matmul, mul, scale } from "../engine/ops.js";
 import { type Tensor, empty, isGradEnabled, noGrad, tensor, tidy } from "../engine/tensor.js";
 import type { Llama, LlamaLayer } from "./llama.js";
-import { Checkpoint, type StDType, type TensorToWrite, writeJsonAtomic, writeSafetensors } from "./safetensors.js";
+import { Checkpoint, type StDType, type TensorToWrite, writeSafetensors } from "./safetensors.js";
 
 export const LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 export type LoraModule = (typeof LORA_MODULES)[number];

@@ -10,6 +10,7 @@
 // backend, converting f16/bf16 in place of a second copy. Writing streams one tensor at a time into a temp file,
 // fsyncs it and renames it over the target (atomic), with __metadata__ {"format": "pt"} as transformers expects.
 
+import { atomicWrite, writeAllSync, writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../core/half.js";
@@ -320,39 +321,6 @@ function headerBytes(tensors: TensorToWrite[], metadata: Record<string, string>)
   out.writeBigUInt64LE(BigInt(body.length), 0);
   body.copy(out, 8);
   return out;
-}
-
-/** Runs write(fd) on a temp file beside `file`, fsyncs it and renames it over `file`. */
-export function atomicWrite(file: string, write: (fd: number) => void): void {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fd = fs.openSync(tmp, "w");
-  try {
-    write(fd);
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
-  try {
-    const dfd = fs.openSync(path.dirname(file), "r");
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
-  } catch {
-    // some filesystems do not fsync folders; the rename is still atomic
-  }
-}
-
-export function writeAllSync(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
-}
-
-/** Atomically writes a JSON file (pretty, with a trailing newline). */
-export function writeJsonAtomic(file: string, value: unknown): void {
-  atomicWrite(file, (fd) => writeAllSync(fd, Buffer.from(JSON.stringify(value, null, 2) + "\n", "utf8")));
 }
 
 /** Writes one safetensors file atomically; metadata defaults to {"format": "pt"} (what transformers expects). */

@@ -5,12 +5,12 @@
 // (BOS for Llama, nothing for Qwen2) are found once by encoding a probe, and `encode` adds them itself unless the
 // text already starts (ends) with them, so a chat template that writes its own BOS never gets a second one.
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { Template } from "@huggingface/jinja";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { InputError } from "../core/errors.js";
-import { writeJsonAtomic } from "./safetensors.js";
 
 type Json = Record<string, unknown>;
 

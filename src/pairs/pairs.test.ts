@@ -2,13 +2,13 @@
 // kind gives exactly the expected pairs in both formats, skips are counted with their reasons, and what `stepwise
 // dpo` reads back from the files is the prompt and the completions meant (EOS only after whole solutions).
 
+import { writeJsonlAtomic } from "../core/atomic.js";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { promptText } from "../data/format.js";
-import { writeJsonlAtomic } from "../data/jsonl.js";
 import { builtinTokenizer } from "../model/tokenizer.js";
 import type { Completer, Completion, CompletionRequest } from "../sample/types.js";
 import { readPairsFile } from "../train/data.js";

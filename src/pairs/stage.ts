@@ -1,12 +1,12 @@
 // The pairs stage as a library function: `writePairs(config, ctx)` builds preference pairs (outcome, SCDPO,
 // Step-DPO) from verified samples, in TRL or Step-DPO format.
 
+import { writeJsonlAtomic } from "../core/atomic.js";
 import { asKeys, KnobReader, type Naming } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { checkOutputFile } from "../core/outputs.js";
 import { logOf, progressOf, type StageContext } from "../core/stage.js";
 import { promptText, type PromptTemplate } from "../data/format.js";
-import { writeJsonlAtomic } from "../data/jsonl.js";
 import { loadModelTokenizer } from "../model/hub.js";
 import { LocalCompleter } from "../sample/local.js";
 import { openCompleter } from "../sample/open.js";

@@ -17,18 +17,18 @@
 //   seed-s/<variant>/           DPO model folders         seed-s/eval/<name>.json, .jsonl   evals
 //   report.json, report.html    .stages/                  stage records
 
+import { writeFileAtomic, writeJsonAtomic, writeJsonlAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { getBackend } from "../backend/index.js";
 import { InputError, InterruptedError } from "../core/errors.js";
 import { logOf, stopOf, type StageContext } from "../core/stage.js";
-import { readJsonl, writeJsonlAtomic, writeFileAtomic } from "../data/jsonl.js";
+import { readJsonl } from "../data/jsonl.js";
 import type { MathProblem } from "../data/load.js";
 import { noisyAnswer } from "../data/noise.js";
 import { taskConfig, writeTask } from "../data/task-stage.js";
 import { evaluate, type EvalResult } from "../eval/eval.js";
 import { resolveModel, type ResolveOptions } from "../model/hubcache.js";
-import { writeJsonAtomic } from "../model/safetensors.js";
 import { pairsConfig, writePairs } from "../pairs/stage.js";
 import { LocalCompleter } from "../sample/local.js";
 import { sample, sampleConfig, type SampleConfig } from "../sample/stage.js";

@@ -5,10 +5,10 @@
 // is written runs again (training and sampling stages resume from what they wrote); a stage whose key changed has
 // its old outputs removed first, so results of different configs never mix.
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { writeJsonAtomic } from "../model/safetensors.js";
 
 const FORMAT = 1;
 

@@ -7,6 +7,7 @@
 // a resumed run writes exactly the lines an uninterrupted run would have. The options that decide the samples are
 // kept beside the output (OUT.config.json): a rerun with different ones is refused rather than mixed in.
 
+import { writeFileAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
@@ -18,7 +19,6 @@ import { Rng } from "../core/rng.js";
 import { progressOf, stopOf, type StageContext } from "../core/stage.js";
 import { promptText, completionText, type PromptTemplate } from "../data/format.js";
 import { loadCode, loadGsm8k, loadMapped, loadMath, newStats } from "../data/load.js";
-import { writeFileAtomic } from "../data/jsonl.js";
 import { fnv1a } from "../data/task.js";
 import { sequenceSeed } from "../model/generate.js";
 import { LocalCompleter } from "./local.js";

@@ -2,12 +2,13 @@
 // DIR/checkpoints/step-NNNNNNN/ (a temp folder renamed into place), the last N kept. Resuming from one continues
 // bit-identically: the data order is a function of (seed, epoch) and every saved tensor is exact f32/f64.
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { InputError, NonFiniteError } from "../core/errors.js";
 import type { AdamW } from "../engine/optim.js";
 import type { Tensor } from "../engine/tensor.js";
-import { Checkpoint, readHeader, writeJsonAtomic, writeSafetensors, type StDType, type TensorToWrite } from "../model/safetensors.js";
+import { Checkpoint, readHeader, writeSafetensors, type StDType, type TensorToWrite } from "../model/safetensors.js";
 import type { LoopState } from "./loop.js";
 
 export const CHECKPOINT_FORMAT = 1;

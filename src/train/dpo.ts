@@ -3,10 +3,10 @@
 //
 // Legend: P pairs in a micro-batch.
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import type { Backend } from "../backend/backend.js";
 import { yieldToEventLoop } from "../core/interrupt.js";
-import { writeJsonAtomic } from "../model/safetensors.js";
 import { add, scale, slice, sumAll } from "../engine/ops.js";
 import { backward } from "../engine/autograd.js";
 import { noGrad, tensor, tidy, type Tensor } from "../engine/tensor.js";

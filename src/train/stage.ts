@@ -6,6 +6,7 @@
 //   const model = await sft(sftConfig({ data: "sft.jsonl", init: "tiny", out: "runs/sft", lr: 3e-3 }));
 //   await dpo(dpoConfig({ model: "runs/sft", pairs: "pairs.jsonl", out: "runs/dpo", beta: 0.1 }));
 
+import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { asKeys, KnobReader, type Naming } from "../core/config.js";
@@ -18,7 +19,6 @@ import type { Tensor } from "../engine/tensor.js";
 import { loadModel, loadModelTokenizer, saveModel } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
 import { attachLora, mergeAndUnload } from "../model/lora.js";
-import { writeJsonAtomic } from "../model/safetensors.js";
 import { initModel } from "../model/presets.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import { packExamples, paddingFraction, type Example } from "./batch.js";

@@ -1,13 +1,14 @@
 // The verify stage as a library function: `verifyFile(config, ctx)` labels completions with answer correctness,
 // per-step verdicts and the first wrong step (code: the tests' result in the sandbox).
 
+import { AtomicJsonlWriter } from "../core/atomic.js";
 import os from "node:os";
 import { createReadStream } from "node:fs";
 import { asKeys, KnobReader, type Naming } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { checkOutputFile } from "../core/outputs.js";
 import { logOf, progressOf, type StageContext } from "../core/stage.js";
-import { AtomicJsonlWriter, readJsonl } from "../data/jsonl.js";
+import { readJsonl } from "../data/jsonl.js";
 import { detectSandbox, TASKS, verifyCodeRecord, verifyMathRecord, type VerifiedRecord } from "./index.js";
 import type { Task } from "./record.js";
 import { limitsProblem, type Language } from "./sandbox.js";
