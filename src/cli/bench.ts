@@ -10,7 +10,7 @@ import { benchVerify } from "../bench/verify.js";
 import { GENERATE_BENCH_MODELS, type GenerateBenchModel, type GenerateBenchRow, benchGenerateVsLlamaCpp } from "../bench/generate.js";
 import type { Command } from "./main.js";
 import { intOption } from "./options.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 const SUITES = ["engine", "generate", "train", "verify", "serve"] as const;
 

@@ -3,7 +3,7 @@
 
 import { stopSignal } from "../core/interrupt.js";
 import type { StageContext } from "../core/stage.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 export function cliContext(prefix = "stepwise: "): StageContext {
   return {

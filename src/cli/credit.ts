@@ -14,7 +14,7 @@ import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/
 import type { Command } from "./main.js";
 import { intOption, templateOption } from "./options.js";
 import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 type Values = Record<string, string | boolean | undefined>;
 

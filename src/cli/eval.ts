@@ -11,7 +11,7 @@ import type { MathTask } from "../verify/record.js";
 import type { Command } from "./main.js";
 import { flagNumber } from "./options.js";
 import { prepareOutputFile } from "../core/outputs.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;

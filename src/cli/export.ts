@@ -8,7 +8,7 @@ import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import { mergeAndUnload } from "../model/lora.js";
 import type { Command } from "./main.js";
 import { checkOutputFile } from "../core/outputs.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 export const exportCommand: Command = {
   name: "export",

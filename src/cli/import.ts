@@ -5,7 +5,7 @@ import { InputError } from "../core/errors.js";
 import { importGguf } from "../model/gguf-import.js";
 import { DEQUANTIZABLE } from "../model/gguf-quants.js";
 import type { Command } from "./main.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 export const importCommand: Command = {
   name: "import",

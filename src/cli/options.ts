@@ -8,7 +8,7 @@ import { type DownloadProgress, type ResolveOptions, resolveModel } from "../mod
 import type { PromptTemplate } from "../data/format.js";
 import { openCompleter } from "../sample/open.js";
 import type { Completer } from "../sample/types.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -8,7 +8,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { resolveConfig } from "../run/config.js";
 import { Pipeline } from "../run/pipeline.js";
-import { writeReport } from "./run.js";
+import { writeReport } from "../run/write-report.js";
 import { main } from "./main.js";
 import { MICRO_CONFIG, microModelDir } from "./testkit.js";
 

@@ -1,22 +1,18 @@
 // `stepwise run`: the whole recipe from one config (or none: the built-in default), cached stage by stage, and
 // its report (report.json, report.html, a table in the terminal).
 
-import { writeFileAtomic, writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import path from "node:path";
 import { stringify as toYaml } from "yaml";
 import { InputError } from "../core/errors.js";
-import { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "../run/config.js";
-import { diagnose } from "../run/diagnostics.js";
-import { StageCache } from "../run/stages.js";
-import { reportHtml, smooth, summarize, summaryTable, type Curve, type Report } from "../run/report.js";
-import { METRICS } from "../train/metrics.js";
-import type { Command } from "./main.js";
-import { cliContext } from "./context.js";
-import { flagNumber, SHOW_DOWNLOADS } from "./options.js";
-import { Pipeline, type SkippedVariant } from "../run/pipeline.js";
 import { checkOutputDir, lockOutput } from "../core/outputs.js";
-import { creditExamples } from "./run-credit.js";
+import { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "../run/config.js";
+import { Pipeline } from "../run/pipeline.js";
+import { summaryTable, type Report } from "../run/report.js";
+import { writeReport } from "../run/write-report.js";
+import { cliContext } from "./context.js";
+import type { Command } from "./main.js";
+import { flagNumber, SHOW_DOWNLOADS } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -36,55 +32,6 @@ function configFrom(values: Values, positionals: string[]): RunConfig {
     config.threads = n;
   }
   return config;
-}
-
-/** (step, value) of one metric in a metrics.jsonl (a torn last line is ignored). */
-export function readCurve(file: string, metric: string): [number, number][] {
-  if (!fs.existsSync(file)) return [];
-  const points: [number, number][] = [];
-  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
-    if (line.trim() === "") continue;
-    try {
-      const r = JSON.parse(line) as Record<string, unknown>;
-      if (typeof r[metric] === "number" && typeof r.step === "number") points.push([r.step, r[metric] as number]);
-    } catch {
-      // a line being written
-    }
-  }
-  return points;
-}
-
-function countLines(file: string): number {
-  return fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").length : 0;
-}
-
-/** Builds report.json and report.html from what the pipeline left in `dir`. */
-export async function writeReport(dir: string, config: RunConfig, evals: Parameters<typeof summarize>[0], skipped: SkippedVariant[] = []): Promise<Report> {
-  const seed1 = path.join(dir, "seed-1");
-  // Time is the stages' own (cached stages count what they took when they ran), so an interrupted and resumed
-  // run reports the compute it needed, not the wall time of the last invocation.
-  const stages = new StageCache(dir).all().map((r) => ({ name: r.name, seconds: Math.round(r.seconds * 10) / 10 }));
-  const seconds = stages.reduce((a, s) => a + s.seconds, 0);
-  const report: Report = {
-    format: 1, variants: summarize(evals), seeds: config.seeds, seconds, config, stages, skipped,
-    pairs: Object.fromEntries(["outcome", "scdpo", "stepdpo"].map((k) => [k, countLines(path.join(seed1, "pairs", `${k}.jsonl`))])),
-    diagnostics: diagnose(dir, config.seeds, config.task.noise.kind === "borrow"),
-  };
-  const dpoCurve = (metric: string): Curve[] => config.variants.map((v) => ({ name: v.name, points: smooth(readCurve(path.join(seed1, v.name, "metrics.jsonl"), metric)) }));
-  const curves = [
-    { metric: "SFT loss", series: [{ name: "sft", points: smooth(readCurve(path.join(seed1, "sft", "metrics.jsonl"), METRICS.loss)) }] },
-    { metric: "DPO loss (moving average)", series: dpoCurve(METRICS.loss) },
-    { metric: "rewards/accuracies (moving average)", series: dpoCurve(METRICS.rewardsAccuracies) },
-    { metric: "rewards/margins (moving average)", series: dpoCurve(METRICS.rewardsMargins) },
-    { metric: "rewards/chosen (moving average)", series: dpoCurve(METRICS.rewardsChosen) },
-    // likelihood displacement: a chosen log-prob that falls while the margin grows
-    { metric: "logps/chosen (moving average)", series: dpoCurve(METRICS.logpsChosen) },
-    { metric: "logps/rejected (moving average)", series: dpoCurve(METRICS.logpsRejected) },
-  ];
-  const credit = await creditExamples(dir, config);
-  writeJsonAtomic(path.join(dir, "report.json"), report);
-  await writeFileAtomic(path.join(dir, "report.html"), reportHtml(report, { curves, credit }));
-  return report;
 }
 
 export const runCommand: Command = {

@@ -9,7 +9,7 @@ import type { MathTask } from "../verify/record.js";
 import type { Command } from "./main.js";
 import { flagNumber, intOption, templateOption } from "./options.js";
 import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -6,7 +6,7 @@ import { InputError } from "../core/errors.js";
 import { taskConfig, taskProblems, writeTask } from "../data/task-stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./main.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../core/progress.js";
 
 export const taskCommand: Command = {
   name: "task",

@@ -8,7 +8,7 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { formatDuration, Progress } from "./progress.js";
+import { formatDuration, Progress } from "../core/progress.js";
 
 const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
 const dir = mkdtempSync(path.join(os.tmpdir(), "stepwise-cli-"));

@@ -9,7 +9,7 @@ import { corruptSolution } from "../inspect/corrupt.js";
 import { scoreCredits } from "../inspect/credit.js";
 import { creditHtml, escapeHtml } from "../inspect/render.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
-import type { RunConfig } from "../run/config.js";
+import type { RunConfig } from "./config.js";
 
 const EXAMPLES = 2;
 
