@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { AttentionParams, Backend, Buf, DType, HostArray, MatmulParams } from "./backend.js";
+import type { AttentionParams, Backend, Buf, DType, FusedKernels, HostArray, MatmulParams } from "./backend.js";
 import { BINARY_OPS, UNARY_OPS } from "./backend.js";
 import { ReferenceBackend } from "./reference.js";
 import { loadNative, nativeLoadError } from "./native.js";
@@ -42,7 +42,7 @@ class Pair {
   zeros(size: number, dtype: DType = "f32"): number {
     return this.add(hostOf(dtype, size), dtype);
   }
-  run(fn: (be: Backend, b: Buf[]) => void): void {
+  run(fn: (be: Backend & FusedKernels, b: Buf[]) => void): void {
     fn(ref, this.r);
     fn(nat!, this.n);
   }
