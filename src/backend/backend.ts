@@ -1,6 +1,25 @@
-// The Backend interface: the only way the engine touches memory or runs a kernel.
+// The Backend interface: the only way the engine touches memory or runs a kernel. It has a required part and an
+// optional one.
 //
-// Rules every backend follows (the reference backend in reference.ts is the executable spec):
+// Required (`Backend`): memory (alloc, write, readSync, read, dispose, liveBuffers, setThreads, threads) and the
+// primitive kernels that the engine's primitive ops map to one to one: fill, cast, unary, unaryGrad, binary, sumTo,
+// reduce, reduceMaxGrad, matmul, permute, copyRange, gather, scatterAdd. (unaryGrad and reduceMaxGrad stay here:
+// the primitives have no comparison, so op'(x) for relu or abs and the first argmax cannot be composed.)
+//
+// Optional (`FusedKernels`): fast paths for work that the engine can also compose from the primitives:
+// rmsnorm, rope, attention, logSoftmax, tokenLogprobs, each with its backward kernel (rmsnormGrad, attentionGrad,
+// logSoftmaxGrad, tokenLogprobsGrad; rope's backward is rope itself, inverted), implemented together or not at all
+// (`FUSED` pairs them); and adamw and sumSquares. The engine calls a fused kernel where the backend has it
+// (`hasFused`) and otherwise computes the same result with primitive ops, whose gradients then give the backward:
+// engine/ops.ts holds those compositions for the transformer kernels, engine/optim.ts for adamw and sumSquares.
+//
+// A new backend (WebGPU, CUDA) starts by implementing `Backend` alone: the engine runs every model on it through
+// the compositions, which engine/fused.test.ts checks against the fused reference (`primitivesOnly` hides a
+// backend's fused kernels, to run that path on any backend). Then it adds fused kernels where they pay, a forward
+// and its backward at a time, each checked against the reference backend as native.test.ts checks the native one.
+// The reference backend implements every kernel of both parts and is their executable spec; native implements all.
+//
+// Rules every backend follows (reference.ts is the executable spec):
 // - Buffers are opaque handles. They may live on a device; the host sees their contents only through
 //   `read`/`readSync` and writes them only through `write`. `alloc` returns a buffer whose contents are
 //   undefined (a backend may recycle memory); `fill` zeroes it where that matters.
@@ -15,6 +34,8 @@
 //   i32 holds indices. f16/bf16 are storage only: `cast` converts them to and from f32.
 //
 // Legend for shapes: B batch, T time, H heads, Hkv key/value heads, D head size, C channels, V vocab, N rows.
+
+import { BackendError } from "../core/errors.js";
 
 export type DType = "f32" | "f64" | "i32" | "f16" | "bf16";
 export type FloatDType = "f32" | "f64";
@@ -72,7 +93,8 @@ export interface AdamWParams {
   step: number; // 1-based, for bias correction
 }
 
-export interface Backend {
+/** The required part: memory and the primitive kernels. Optional fused kernels may be present too. */
+export interface Backend extends Partial<FusedKernels> {
   readonly name: string;
   readonly dtypes: readonly DType[]; // dtypes this backend computes in (besides storage-only f16/bf16)
 
@@ -86,7 +108,7 @@ export interface Backend {
   setThreads(n: number): void;
   threads(): number;
 
-  // --- kernels (sizes in elements) ---
+  // --- primitive kernels (sizes in elements) ---
   fill(out: Buf, value: number): void;
   /** Converts between dtypes (f32 <-> f64/f16/bf16, i32 -> f32); same dtype is a copy. */
   cast(x: Buf, out: Buf): void;
@@ -116,6 +138,13 @@ export interface Backend {
   gather(table: Buf, ids: Buf, out: Buf, n: number, v: number, c: number): void;
   /** out[ids[i], :] += g[i, :]: the backward of gather; out (V, C) is accumulated into. */
   scatterAdd(g: Buf, ids: Buf, out: Buf, n: number, v: number, c: number): void;
+}
+
+/**
+ * Optional fused kernels: each computes what a few primitive ops compute, in one pass. A backend implements a
+ * forward and its backward together (see FUSED) or leaves both out; the engine composes the missing ones.
+ */
+export interface FusedKernels {
   /** y = x * rsqrt(mean(x^2) + eps) * w over rows of x (N, C); writes rstd (N). */
   rmsnorm(x: Buf, w: Buf, out: Buf, rstd: Buf, n: number, c: number, eps: number): void;
   /** dx (N, C) and dw (C) from g (N, C); dw is overwritten. */
@@ -150,6 +179,79 @@ export interface Backend {
   adamw(param: Buf, grad: Buf, m: Buf, v: Buf, p: AdamWParams): void;
   /** out[0] (+)= sum(x^2): for global-norm clipping. out has one element. */
   sumSquares(x: Buf, out: Buf, accumulate: boolean): void;
+}
+
+/**
+ * Each fused forward kernel and the backward kernel that comes with it (rope's backward is rope with
+ * inverse = true; adamw and sumSquares have none).
+ */
+export const FUSED = {
+  rmsnorm: "rmsnormGrad",
+  rope: null,
+  attention: "attentionGrad",
+  logSoftmax: "logSoftmaxGrad",
+  tokenLogprobs: "tokenLogprobsGrad",
+  adamw: null,
+  sumSquares: null,
+} as const satisfies Record<string, keyof FusedKernels | null>;
+export type FusedKernel = keyof typeof FUSED;
+/** A fused kernel and its backward kernel, if it has one. */
+type WithBackward<K extends FusedKernel> = K | Exclude<(typeof FUSED)[K], null>;
+/** A backend that has the fused kernel K (and its backward). */
+export type WithFused<K extends FusedKernel> = Backend & Pick<FusedKernels, WithBackward<K>>;
+// FUSED names every method of FusedKernels, as a forward or as a backward (else this line does not compile).
+type Unlisted = Exclude<keyof FusedKernels, WithBackward<FusedKernel>>;
+const everyFusedKernelListed: [Unlisted] extends [never] ? true : Unlisted = true;
+
+/**
+ * True when `be` implements the fused kernel k and its backward; then the engine calls them, else it composes k
+ * from primitives. A backend with a forward but not its backward (or the reverse) is a BackendError.
+ */
+export function hasFused<K extends FusedKernel>(be: Backend, k: K): be is WithFused<K> {
+  const grad: keyof FusedKernels | null = FUSED[k];
+  const hasForward = typeof be[k] === "function";
+  if (grad === null || hasForward === (typeof be[grad] === "function")) return hasForward;
+  throw new BackendError(`backend ${be.name} implements ${hasForward ? k : grad} but not ${hasForward ? grad : k}`,
+    "implement a fused kernel and its backward together, or neither (the engine then composes both)");
+}
+
+/** `be` with its fused kernels, after the forward found them (`hasFused`): for backward passes. */
+export function fused<K extends FusedKernel>(be: Backend, k: K): WithFused<K> {
+  if (!hasFused(be, k)) throw new BackendError(`backend ${be.name} has no fused ${k}`, "call hasFused first");
+  return be;
+}
+
+/**
+ * `be` seen through its required part only: the engine composes every fused kernel from primitives on it. For
+ * tests of the composed path, and to check a new fused kernel against its composition.
+ */
+export function primitivesOnly(be: Backend): Backend {
+  return {
+    name: `${be.name} (primitives only)`,
+    dtypes: be.dtypes,
+    alloc: (size, dtype) => be.alloc(size, dtype),
+    write: (buf, data, offset) => be.write(buf, data, offset),
+    readSync: (buf) => be.readSync(buf),
+    read: (buf) => be.read(buf),
+    dispose: (buf) => be.dispose(buf),
+    liveBuffers: () => be.liveBuffers(),
+    setThreads: (n) => be.setThreads(n),
+    threads: () => be.threads(),
+    fill: (out, value) => be.fill(out, value),
+    cast: (x, out) => be.cast(x, out),
+    unary: (op, x, out, alpha) => be.unary(op, x, out, alpha),
+    unaryGrad: (op, x, g, out, alpha) => be.unaryGrad(op, x, g, out, alpha),
+    binary: (op, a, aShape, b, bShape, out, outShape) => be.binary(op, a, aShape, b, bShape, out, outShape),
+    sumTo: (x, xShape, out, outShape) => be.sumTo(x, xShape, out, outShape),
+    reduce: (op, x, outer, n, inner, out) => be.reduce(op, x, outer, n, inner, out),
+    reduceMaxGrad: (x, g, outer, n, inner, out) => be.reduceMaxGrad(x, g, outer, n, inner, out),
+    matmul: (a, b, out, p) => be.matmul(a, b, out, p),
+    permute: (x, shape, perm, out) => be.permute(x, shape, perm, out),
+    copyRange: (src, srcDim, srcStart, dst, dstDim, dstStart, outer, len, inner, accumulate) =>
+      be.copyRange(src, srcDim, srcStart, dst, dstDim, dstStart, outer, len, inner, accumulate),
+    gather: (table, ids, out, n, v, c) => be.gather(table, ids, out, n, v, c),
+    scatterAdd: (g, ids, out, n, v, c) => be.scatterAdd(g, ids, out, n, v, c),
+  };
 }
 
 export function dtypeBytes(dtype: DType): number {

@@ -1,11 +1,12 @@
 // Parity of every native kernel with the reference backend (the spec), on seeded random inputs over odd shapes,
 // broadcasting, transposes, batch strides, GQA attention with a KV prefix and padding. Each check prints the
-// largest absolute and relative difference and fails when an element is off by more than atol + rtol * |ref|.
+// largest absolute and relative difference and fails when an element is off by more than atol + rtol * |ref|;
+// a parity test that compares nothing fails too.
 // Skipped, with the reason, when the addon is not built (npm run build:native).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { AttentionParams, Backend, Buf, DType, HostArray, MatmulParams } from "./backend.js";
+import type { AttentionParams, Backend, Buf, DType, FusedKernels, HostArray, MatmulParams } from "./backend.js";
 import { BINARY_OPS, UNARY_OPS } from "./backend.js";
 import { ReferenceBackend } from "./reference.js";
 import { loadNative, nativeLoadError } from "./native.js";
@@ -42,7 +43,7 @@ class Pair {
   zeros(size: number, dtype: DType = "f32"): number {
     return this.add(hostOf(dtype, size), dtype);
   }
-  run(fn: (be: Backend, b: Buf[]) => void): void {
+  run(fn: (be: Backend & FusedKernels, b: Buf[]) => void): void {
     fn(ref, this.r);
     fn(nat!, this.n);
   }
@@ -64,7 +65,7 @@ function hostOf(dtype: DType, size: number): HostArray {
   }
 }
 
-const report: string[] = [];
+let comparisons = 0; // made so far, so that each parity test can check it compared something
 
 function compare(name: string, want: HostArray, got: HostArray, tol: Tol): void {
   assert.equal(got.length, want.length, `${name}: length`);
@@ -89,7 +90,7 @@ function compare(name: string, want: HostArray, got: HostArray, tol: Tol): void 
     if (diff > tol.atol + tol.rtol * Math.abs(w) && bad < 0) bad = i;
   }
   const line = `${name}: n=${want.length} max abs ${maxAbs.toExponential(2)} max rel ${maxRel.toExponential(2)}`;
-  report.push(line);
+  comparisons++;
   console.log(line);
   assert.ok(bad < 0, `${name}: element ${bad} is ${got[bad]}, reference ${want[bad]} (atol ${tol.atol}, rtol ${tol.rtol})`);
 }
@@ -116,7 +117,9 @@ function parity(name: string, fn: (rng: Rng) => void): void {
   test(`native parity: ${name}`, (t) => {
     if (!nat) return t.skip(skipMsg);
     const live = nat.liveBuffers();
+    const before = comparisons;
     fn(new Rng(1234));
+    assert.ok(comparisons > before, `${name} compared no output`);
     assert.equal(nat.liveBuffers(), live, `${name} leaked native buffers`);
   });
 }
@@ -645,9 +648,4 @@ test("native: few-row matmul and decode attention are bit-identical on 1 and 2 t
   one.forEach((x, i) => assert.deepEqual(two[i], x, `output ${i} differs between 1 and 2 threads`));
   nat.setThreads(before);
   assert.equal(nat.liveBuffers(), live);
-});
-
-test("native: parity summary", (t) => {
-  if (!nat) return t.skip(skipMsg);
-  console.log(`native parity: ${report.length} comparisons made`);
 });

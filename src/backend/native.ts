@@ -13,8 +13,8 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AdamWParams, AttentionParams, Backend, BinaryOp, Buf, DType, HostArray, MatmulParams, ReduceOp,
-  UnaryOp } from "./backend.js";
+import type { AdamWParams, AttentionParams, Backend, BinaryOp, Buf, DType, FusedKernels, HostArray, MatmulParams,
+  ReduceOp, UnaryOp } from "./backend.js";
 import { BINARY_OPS, UNARY_OPS } from "./backend.js";
 import { BackendError, DisposedError, DTypeError, IndexError, ShapeError, StepwiseError } from "../core/errors.js";
 
@@ -102,7 +102,7 @@ function typedError(op: string, e: unknown): unknown {
   }
 }
 
-export class NativeBackend implements Backend {
+export class NativeBackend implements Backend, FusedKernels {
   readonly name = "native";
   readonly dtypes: readonly DType[] = ["f32"];
 

@@ -1,9 +1,11 @@
-// The reference backend: plain TypeScript loops, slow on purpose. It is the definition of every kernel; every
-// fast backend must match it (see native.test.ts). f32 buffers are computed in double and rounded once on store;
-// f64 buffers make float64 finite-difference gradient checks possible.
+// The reference backend: plain TypeScript loops, slow on purpose. It is the definition of every kernel, the
+// required primitives and the optional fused kernels alike; every fast backend must match it (see native.test.ts),
+// and so must the engine's composition of each fused kernel from primitives (see engine/fused.test.ts). f32 buffers
+// are computed in double and rounded once on store; f64 buffers make float64 finite-difference gradient checks
+// possible.
 
-import type { AdamWParams, AttentionParams, BinaryOp, Buf, Backend, DType, HostArray, MatmulParams, ReduceOp,
-  UnaryOp } from "./backend.js";
+import type { AdamWParams, AttentionParams, BinaryOp, Buf, Backend, DType, FusedKernels, HostArray, MatmulParams,
+  ReduceOp, UnaryOp } from "./backend.js";
 import { hostArray } from "./backend.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../core/half.js";
 import { DisposedError, DTypeError, IndexError } from "../core/errors.js";
@@ -94,7 +96,7 @@ function forEachBroadcast(outShape: number[], aSt: number[], bSt: number[], fn: 
   }
 }
 
-export class ReferenceBackend implements Backend {
+export class ReferenceBackend implements Backend, FusedKernels {
   readonly name = "reference";
   readonly dtypes: readonly DType[] = ["f32", "f64"];
   private live = 0;

@@ -1,12 +1,14 @@
 // The primitive ops: each forward, then its vector-Jacobian product, with the math in one comment line.
-// Composite ops (mean, softmax, cross-entropy, linear) live in nn.ts and are built from these.
+// Composite ops (mean, softmax, cross-entropy, linear) live in nn.ts and are built from these. The transformer
+// kernels at the end are primitives where the backend fuses them, and composites of the others where it does not.
 //
 // Legend: B batch, T time, H heads, Hkv key/value heads, D head size, C channels, V vocab, N rows, M/K/N matmul.
 
 import type { BinaryOp, UnaryOp } from "../backend/backend.js";
-import { DTypeError, ShapeError } from "../core/errors.js";
+import { fused, hasFused } from "../backend/backend.js";
+import { DTypeError, IndexError, ShapeError } from "../core/errors.js";
 import type { Node, Primitive, PrimitiveParams, Vjp } from "./autograd.js";
-import { Tensor, empty, isGradEnabled, numel, zeros } from "./tensor.js";
+import { Tensor, empty, full, isGradEnabled, noGrad, numel, tensor, tidy, zeros } from "./tensor.js";
 
 // --- recording ---
 
@@ -396,17 +398,38 @@ const vjpGather: Vjp<"gather"> = (g, { inputs: [table, ids] }) => {
 };
 
 // --- transformer kernels ---
+//
+// Each runs the backend's fused kernel when it has one (backend.ts: hasFused), and otherwise the composed version
+// beside it: the same math in the primitive ops above, whose gradients then give its backward. The composed
+// version is the definition each fused kernel is tested against (fused.test.ts).
+
+/**
+ * Runs a composed fallback. Without a gradient to record its intermediates are freed at once; with one, autograd
+ * holds them until the enclosing tidy scope ends, as for the composites of nn.ts.
+ */
+function composed(inputs: Tensor[], fn: () => Tensor): Tensor {
+  return isGradEnabled() && inputs.some((t) => t.requiresGrad) ? fn() : tidy(fn);
+}
 
 /** RMSNorm over the last axis: x (..., C), w (C). */
 export function rmsnorm(x: Tensor, w: Tensor, eps: number): Tensor {
   floatOnly("rmsnorm", x, w);
   const c = x.shape[x.rank - 1];
   if (w.rank !== 1 || w.shape[0] !== c) throw new ShapeError("rmsnorm", { x: x.shape, w: w.shape }, "w must be (C)");
+  const be = x.backend;
+  if (!hasFused(be, "rmsnorm")) return composed([x, w], () => rmsnormComposed(x, w, eps));
   const n = x.size / c;
-  const out = empty(x.shape, x.dtype, x.backend);
-  const rstd = empty([n], x.dtype, x.backend);
-  x.backend.rmsnorm(x.buf, w.buf, out.buf, rstd.buf, n, c, eps);
+  const out = empty(x.shape, x.dtype, be);
+  const rstd = empty([n], x.dtype, be);
+  be.rmsnorm(x.buf, w.buf, out.buf, rstd.buf, n, c, eps);
   return record("rmsnorm", [x, w], { eps }, out, [rstd]);
+}
+
+// y = x rsqrt(mean(x^2) + eps) w
+function rmsnormComposed(x: Tensor, w: Tensor, eps: number): Tensor {
+  const c = x.shape[x.rank - 1];
+  const rstd = rsqrt(addScalar(scale(sum(square(x), -1, true), 1 / c), eps)); // (..., 1)
+  return mul(mul(x, rstd), w); // (..., C)
 }
 
 // y = x r w, r = (mean x^2 + eps)^-1/2:  dx = r (g w - x r^2 mean(g w x)),  dw = sum_rows g x r
@@ -414,7 +437,7 @@ const vjpRmsnorm: Vjp<"rmsnorm"> = (g, { inputs: [x, w], saved: [rstd] }) => {
   const c = x.shape[x.rank - 1];
   const dx = empty(x.shape, x.dtype, x.backend);
   const dw = empty(w.shape, w.dtype, w.backend);
-  x.backend.rmsnormGrad(x.buf, w.buf, rstd.buf, g.buf, dx.buf, dw.buf, x.size / c, c);
+  fused(x.backend, "rmsnorm").rmsnormGrad(x.buf, w.buf, rstd.buf, g.buf, dx.buf, dw.buf, x.size / c, c);
   return [dx, dw];
 };
 
@@ -427,16 +450,29 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor): Tensor {
     throw new ShapeError("rope", { x: x.shape, cos: cos.shape, sin: sin.shape, pos: pos.shape },
       "need x (B, T, H, D) with even D, cos/sin (P, D/2), pos (B, T)");
   }
-  const out = empty(x.shape, x.dtype, x.backend);
-  x.backend.rope(x.buf, cos.buf, sin.buf, pos.buf, out.buf, b, t, h, d, false);
+  const be = x.backend;
+  if (!hasFused(be, "rope")) return composed([x, cos, sin], () => ropeComposed(x, cos, sin, pos));
+  const out = empty(x.shape, x.dtype, be);
+  be.rope(x.buf, cos.buf, sin.buf, pos.buf, out.buf, b, t, h, d, false);
   return record("rope", [x, cos, sin, pos], {}, out);
+}
+
+// (x1, x2) = the halves of D, c and s = cos and sin at each token's position:  y = (x1 c - x2 s, x2 c + x1 s)
+function ropeComposed(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor): Tensor {
+  const [b, t, , d] = x.shape;
+  const half = d / 2;
+  const c = reshape(gather(cos, pos), [b, t, 1, half]); // (B, T, 1, D/2)
+  const s = reshape(gather(sin, pos), [b, t, 1, half]); // (B, T, 1, D/2)
+  const x1 = slice(x, 3, 0, half); // (B, T, H, D/2)
+  const x2 = slice(x, 3, half, half); // (B, T, H, D/2)
+  return concat([sub(mul(x1, c), mul(x2, s)), add(mul(x2, c), mul(x1, s))], 3); // (B, T, H, D)
 }
 
 // y = R(p) x, a rotation:  dx = R(p)^T g = R(-p) g
 const vjpRope: Vjp<"rope"> = (g, { inputs: [x, cos, sin, pos] }) => {
   const [b, t, h, d] = x.shape;
   const dx = empty(x.shape, x.dtype, x.backend);
-  x.backend.rope(g.buf, cos.buf, sin.buf, pos.buf, dx.buf, b, t, h, d, true);
+  fused(x.backend, "rope").rope(g.buf, cos.buf, sin.buf, pos.buf, dx.buf, b, t, h, d, true);
   return [dx, null, null, null];
 };
 
@@ -447,8 +483,8 @@ export interface AttentionOptions {
 }
 
 /**
- * Fused softmax attention. q (B, Tq, H, D); k, v (B, Tk, Hkv, D), Tk >= Tq (a KV prefix of Tk - Tq positions);
- * returns (B, Tq, H, D). Causal by default; grouped-query when Hkv < H.
+ * Softmax attention. q (B, Tq, H, D); k, v (B, Tk, Hkv, D), Tk >= Tq (a KV prefix of Tk - Tq positions);
+ * returns (B, Tq, H, D). Causal by default; grouped-query when Hkv < H. A query that sees no key gets zeros.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   floatOnly("attention", q, k, v);
@@ -463,10 +499,46 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   }
   if (mask) intOnly("attention mask", mask);
   const params = { scale: opts.scale ?? 1 / Math.sqrt(d), causal: opts.causal ?? true };
-  const out = empty(q.shape, q.dtype, q.backend);
-  const lse = empty([b, h, tq], q.dtype, q.backend);
-  q.backend.attention(q.buf, k.buf, v.buf, mask?.buf ?? null, out.buf, lse.buf, { b, tq, tk, h, hkv, d, ...params });
+  const be = q.backend;
+  if (!hasFused(be, "attention")) return composed([q, k, v], () => attentionComposed(q, k, v, mask, params));
+  const out = empty(q.shape, q.dtype, be);
+  const lse = empty([b, h, tq], q.dtype, be);
+  be.attention(q.buf, k.buf, v.buf, mask?.buf ?? null, out.buf, lse.buf, { b, tq, tk, h, hkv, d, ...params });
   return record("attention", mask ? [q, k, v, mask] : [q, k, v], params, out, [lse]);
+}
+
+// O = softmax(s Q K^T + bias) V, bias = 0 where a query may see a key, -inf elsewhere (causal order, padding).
+// Query heads gG .. gG + G - 1 share key/value head g (G = H / Hkv), so each (b, g) is one (G Tq, Tk) product.
+function attentionComposed(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null,
+  { scale: s, causal }: PrimitiveParams["attention"]): Tensor {
+  const [b, tq, h, d] = q.shape;
+  const [, tk, hkv] = k.shape;
+  const group = h / hkv;
+  const qg = reshape(permute(q, [0, 2, 1, 3]), [b, hkv, group * tq, d]); // (B, Hkv, G Tq, D)
+  const kg = permute(k, [0, 2, 1, 3]); // (B, Hkv, Tk, D)
+  const vg = permute(v, [0, 2, 1, 3]); // (B, Hkv, Tk, D)
+  let scores = reshape(scale(matmul(qg, kg, false, true), s), [b, hkv, group, tq, tk]); // (B, Hkv, G, Tq, Tk)
+  if (causal) scores = add(scores, causalBias(tq, tk, q)); // + (Tq, Tk)
+  if (mask) {
+    const padding = reshape(log(cast(mask, q.dtype)), [b, 1, 1, 1, tk]); // (B, 1, 1, 1, Tk): log 1 = 0, log 0 = -inf
+    scores = add(scores, padding);
+  }
+  // softmax is shift-invariant: subtract each row's max as a constant, floored so that a row with no key stays finite
+  const floor = full([1], q.dtype === "f64" ? -Number.MAX_VALUE : -3.4028234663852886e38, q.dtype, q.backend);
+  const m = noGrad(() => maximum(max(scores, -1, true), floor)); // (B, Hkv, G, Tq, 1)
+  const e = exp(sub(scores, m)); // (B, Hkv, G, Tq, Tk), 0 where hidden
+  const z = sum(e, -1, true); // (B, Hkv, G, Tq, 1): >= 1 where a row sees a key (its max gives exp(0)), else 0
+  const zSafe = add(z, noGrad(() => relu(addScalar(neg(z), 1)))); // a row that sees no key divides 0 by 1
+  const ev = matmul(reshape(e, [b, hkv, group * tq, tk]), vg); // (B, Hkv, G Tq, D)
+  const o = div(ev, reshape(zSafe, [b, hkv, group * tq, 1])); // (B, Hkv, G Tq, D)
+  return permute(reshape(o, [b, h, tq, d]), [0, 2, 1, 3]); // (B, Tq, H, D)
+}
+
+/** (Tq, Tk): 0 where query i (absolute position Tk - Tq + i) may see key j <= Tk - Tq + i, -inf after. */
+function causalBias(tq: number, tk: number, like: Tensor): Tensor {
+  const bias = new Float64Array(tq * tk);
+  for (let i = 0; i < tq; i++) bias.fill(-Infinity, i * tk + tk - tq + i + 1, (i + 1) * tk);
+  return tensor(bias, [tq, tk], like.dtype, like.backend);
 }
 
 // O = softmax(s Q K^T) V:  dV = P^T dO,  dS = P (dO V^T - rowsum(dO O)),  dQ = s dS K,  dK = s dS^T Q
@@ -476,25 +548,33 @@ const vjpAttention: Vjp<"attention"> = (g, { inputs: [q, k, v, mask], params, sa
   const dq = empty(q.shape, q.dtype, q.backend);
   const dk = empty(k.shape, k.dtype, k.backend);
   const dv = empty(v.shape, v.dtype, v.backend);
-  q.backend.attentionGrad(q.buf, k.buf, v.buf, mask?.buf ?? null, out.buf, lse.buf, g.buf, dq.buf, dk.buf, dv.buf,
-    { b, tq, tk, h, hkv, d, ...params });
+  fused(q.backend, "attention").attentionGrad(q.buf, k.buf, v.buf, mask?.buf ?? null, out.buf, lse.buf, g.buf,
+    dq.buf, dk.buf, dv.buf, { b, tq, tk, h, hkv, d, ...params });
   return [dq, dk, dv, null];
 };
 
 /** log softmax over the last axis. */
 export function logSoftmax(x: Tensor): Tensor {
   floatOnly("logSoftmax", x);
+  const be = x.backend;
+  if (!hasFused(be, "logSoftmax")) return composed([x], () => sub(x, logsumexp(x)));
   const v = x.shape[x.rank - 1];
-  const out = empty(x.shape, x.dtype, x.backend);
-  x.backend.logSoftmax(x.buf, out.buf, x.size / v, v);
+  const out = empty(x.shape, x.dtype, be);
+  be.logSoftmax(x.buf, out.buf, x.size / v, v);
   return record("logSoftmax", [x], {}, out);
+}
+
+// lse(x) = m + log(sum(exp(x - m))) over the last axis (kept, size 1), m = max(x) as a constant: exp stays in range
+function logsumexp(x: Tensor): Tensor {
+  const m = noGrad(() => max(x, -1, true)); // (..., 1)
+  return add(m, log(sum(exp(sub(x, m)), -1, true))); // (..., 1)
 }
 
 // y = x - lse(x):  dx = g - softmax(x) sum(g)
 const vjpLogSoftmax: Vjp<"logSoftmax"> = (g, { inputs: [x] }, out) => {
   const v = x.shape[x.rank - 1];
   const dx = empty(x.shape, x.dtype, x.backend);
-  x.backend.logSoftmaxGrad(out.buf, g.buf, dx.buf, x.size / v, v);
+  fused(x.backend, "logSoftmax").logSoftmaxGrad(out.buf, g.buf, dx.buf, x.size / v, v);
   return [dx];
 };
 
@@ -510,17 +590,38 @@ export function tokenLogprobs(logits: Tensor, targets: Tensor): Tensor {
   if (targets.size !== n) {
     throw new ShapeError("tokenLogprobs", { logits: logits.shape, targets: targets.shape }, "one target per row");
   }
-  const out = empty(logits.shape.slice(0, -1), logits.dtype, logits.backend);
-  const lse = empty([n], logits.dtype, logits.backend);
-  logits.backend.tokenLogprobs(logits.buf, targets.buf, out.buf, lse.buf, n, v);
+  const be = logits.backend;
+  if (!hasFused(be, "tokenLogprobs")) return composed([logits], () => tokenLogprobsComposed(logits, targets));
+  const out = empty(logits.shape.slice(0, -1), logits.dtype, be);
+  const lse = empty([n], logits.dtype, be);
+  be.tokenLogprobs(logits.buf, targets.buf, out.buf, lse.buf, n, v);
   return record("tokenLogprobs", [logits, targets], {}, out, [lse]);
+}
+
+// y = (x_t - lse(x)) [t >= 0] on each row. Picking x_t takes the targets to the host (a small read, as crossEntropy's).
+function tokenLogprobsComposed(logits: Tensor, targets: Tensor): Tensor {
+  const v = logits.shape[logits.rank - 1];
+  const n = logits.size / v;
+  const t = targets.toArray();
+  const at = new Int32Array(n); // flat index of each row's target in (N V)
+  const counted = new Float64Array(n); // 1 for a row with a target, 0 for an ignored one
+  for (let r = 0; r < n; r++) {
+    if (t[r] >= v) throw new IndexError(`tokenLogprobs: target ${t[r]} at row ${r} is outside [0, ${v})`);
+    at[r] = r * v + Math.max(t[r], 0);
+    counted[r] = t[r] >= 0 ? 1 : 0;
+  }
+  const be = logits.backend;
+  const picked = gather(reshape(logits, [n * v, 1]), tensor(at, [n], "i32", be)); // (N, 1): x[r, t_r]
+  const lp = mul(sub(picked, logsumexp(reshape(logits, [n, v]))), tensor(counted, [n, 1], logits.dtype, be)); // (N, 1)
+  return reshape(lp, logits.shape.slice(0, -1)); // (...)
 }
 
 // y = x_t - lse(x):  dx_j = g (1[j = t] - softmax(x)_j)
 const vjpTokenLogprobs: Vjp<"tokenLogprobs"> = (g, { inputs: [logits, targets], saved: [lse] }) => {
   const v = logits.shape[logits.rank - 1];
   const dx = empty(logits.shape, logits.dtype, logits.backend);
-  logits.backend.tokenLogprobsGrad(logits.buf, targets.buf, lse.buf, g.buf, dx.buf, logits.size / v, v);
+  fused(logits.backend, "tokenLogprobs").tokenLogprobsGrad(logits.buf, targets.buf, lse.buf, g.buf, dx.buf,
+    logits.size / v, v);
   return [dx, null];
 };
 
