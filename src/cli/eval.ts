@@ -1,85 +1,11 @@
-// `stepwise eval`: accuracy of a model (or an OpenAI-compatible endpoint) on math problems, with a Wilson 95%
-// interval, majority vote, pass@k, the calculator's step error rate and accuracy by reference steps.
+// `stepwise eval`: flags -> EvalConfig -> the eval stage (src/eval/stage.ts), printed as a table or JSON.
 
-import { writeJsonlAtomic } from "../core/atomic.js";
-import fs from "node:fs";
-import path from "node:path";
-import { InputError } from "../core/errors.js";
-import { loadGsm8k, loadMapped, loadMath, type MathProblem } from "../data/load.js";
-import { DEFAULT_TEMPERATURE, defaultMaxTokens, evaluate, type EvalResult } from "../eval/eval.js";
-import type { MathTask } from "../verify/record.js";
+import { asFlags } from "../core/config.js";
+import { DEFAULT_TEMPERATURE, defaultMaxTokens } from "../eval/eval.js";
+import { evalConfig, evaluateFile, formatTable } from "../eval/stage.js";
+import { cliContext } from "./context.js";
 import type { Command } from "./main.js";
-import { flagNumber } from "./options.js";
-import { prepareOutputFile } from "../core/outputs.js";
-import { Progress } from "../core/progress.js";
-import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom, intOption, templateOption } from "./options.js";
-
-type Values = Record<string, string | boolean | undefined>;
-
-const TASKS: MathTask[] = ["arith", "gsm8k", "math"];
-type Format = "jsonl" | "gsm8k" | "math";
-const FORMATS: Format[] = ["jsonl", "gsm8k", "math"];
-
-/** The first `limit` problems of the file (a bad line is an InputError naming file:line, or skipped). */
-async function readProblems(file: string, format: Format, limit: number, skipBad: boolean): Promise<MathProblem[]> {
-  const opts = { skipBad };
-  const source = format === "gsm8k" ? loadGsm8k(file, opts) : format === "math" ? loadMath(file, opts) : loadMapped(file, opts);
-  const out: MathProblem[] = [];
-  for await (const p of source) {
-    if (out.length >= limit) break;
-    out.push(p);
-  }
-  if (out.length === 0) throw new InputError("no problems", file);
-  return out;
-}
-
-function choice<T extends string>(values: Values, names: string[], allowed: T[], dflt: T): T {
-  const name = names.find((n) => values[n] !== undefined);
-  if (name === undefined) return dflt;
-  const v = String(values[name]);
-  if (!allowed.includes(v as T)) throw new InputError(`--${name} must be one of ${allowed.join(", ")}, got "${v}"`);
-  return v as T;
-}
-
-/** "1,4,8" -> [1, 4, 8]. */
-function kList(values: Values): number[] | undefined {
-  const v = values["pass-k"];
-  if (v === undefined) return undefined;
-  const ks = String(v).split(",").map((s) => s.trim()).filter(Boolean).map(Number);
-  if (ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1)) {
-    throw new InputError(`--pass-k must be a comma-separated list of integers >= 1, got "${v}"`);
-  }
-  return ks;
-}
-
-function temperature(values: Values): number {
-  const v = values.temperature;
-  if (v === undefined) return DEFAULT_TEMPERATURE;
-  const t = flagNumber(v);
-  if (!Number.isFinite(t) || t < 0) throw new InputError(`--temperature must be a number >= 0, got "${v}"`);
-  return t;
-}
-
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-
-/** The readable summary: one metric a line, then accuracy by reference steps. */
-export function formatTable(r: EvalResult, about: string, maj?: number): string {
-  const rows: [string, string][] = [
-    ["accuracy", `${pct(r.accuracy)}  (${r.correct}/${r.n} greedy)  95% CI [${pct(r.ci95[0])}, ${pct(r.ci95[1])}]`],
-  ];
-  if (r.undecided) rows.push(["undecided", `${r.undecided} (counted as not correct)`]);
-  if (r.maj_accuracy !== undefined) rows.push([maj ? `maj@${maj}` : "maj", pct(r.maj_accuracy)]);
-  for (const [k, v] of Object.entries(r.pass_at_k ?? {})) rows.push([`pass@${k}`, pct(v)]);
-  if (r.step_error_rate !== undefined) rows.push(["step errors", `${pct(r.step_error_rate)} of decided steps`]);
-  rows.push(["time", `${r.seconds.toFixed(1)} s`]);
-  const lines = [about, ...rows.map(([k, v]) => `  ${k.padEnd(12)} ${v}`), "  by reference steps:", "    steps      n  accuracy"];
-  for (const g of r.by_steps) lines.push(`    ${String(g.steps).padStart(5)} ${String(g.n).padStart(6)}  ${pct(g.accuracy).padStart(8)}`);
-  if (r.by_level) {
-    lines.push("  by level:", "    level        n  accuracy");
-    for (const g of r.by_level) lines.push(`    ${g.level.padEnd(8)} ${String(g.n).padStart(5)}  ${pct(g.accuracy).padStart(8)}`);
-  }
-  return lines.join("\n");
-}
+import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom } from "./options.js";
 
 export const evalCommand: Command = {
   name: "eval",
@@ -131,38 +57,11 @@ export const evalCommand: Command = {
     "  --json               print the metrics as one JSON object on stdout (otherwise a table)",
   ].join("\n"),
   async run(values) {
-    if (typeof values.problems !== "string") throw new InputError("--problems FILE is required");
-    const format = choice(values, ["format", "problems-format"], FORMATS, "jsonl");
-    const task = choice(values, ["task"], TASKS, format === "math" ? "math" : "arith");
-    const batchSize = intOption(values, "batch-size", 16);
-    const seed = intOption(values, "seed", 0, 0);
-    const opts = {
-      task, batchSize, seed, template: templateOption(values),
-      maj: values.maj === undefined ? undefined : intOption(values, "maj", 1),
-      passK: kList(values), temperature: temperature(values),
-      maxTokens: intOption(values, "max-tokens", defaultMaxTokens(task)),
-    };
-    const limit = intOption(values, "limit", Number.MAX_SAFE_INTEGER);
-    const out = typeof values.out === "string" ? values.out : undefined;
-    if (out) prepareOutputFile(out); // its folders are made
-    const problems = await readProblems(values.problems, format, limit, Boolean(values["skip-bad"]));
-    const completer = (await completerFrom(values, { batchSize, seed }))!;
-    const progress = new Progress("eval", { total: problems.length * (1 + Math.max(opts.maj ?? 0, ...(opts.passK ?? []))), unit: "completions" });
-    let result: EvalResult;
-    try {
-      const got = await evaluate(completer, problems, { ...opts, onProgress: (done) => progress.set(done) });
-      progress.finish();
-      result = got.result;
-      if (out) {
-        fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-        await writeJsonlAtomic(out, got.records);
-      }
-    } finally {
-      progress.finish();
-      await completer.close?.();
-    }
+    const c = evalConfig(values, asFlags);
+    const open = async () => (await completerFrom(values, { batchSize: c.batch_size, seed: c.seed }))!;
+    const { result, completer } = await evaluateFile(c, cliContext(), open);
     if (values.json) console.log(JSON.stringify(result));
-    else console.log(formatTable(result, `eval of ${completer.name} on ${values.problems} (task ${task})`, opts.maj));
+    else console.log(formatTable(result, `eval of ${completer} on ${c.problems} (task ${c.task})`, c.maj ?? undefined));
     return 0;
   },
 };
