@@ -77,7 +77,10 @@ export function benchTrainStep(be: Backend, cfg = BENCH_MODEL, batch = 8, seq = 
     vocab: cfg.vocab_size, params: model.numParams(), flops, ms, tokens_per_s: (batch * seq) / (ms / 1000),
     gflops: flops / (ms * 1e6),
   };
-  ids.dispose(), targets.dispose(), opt.dispose(), model.dispose();
+  ids.dispose();
+  targets.dispose();
+  opt.dispose();
+  model.dispose();
   return result;
 }
 

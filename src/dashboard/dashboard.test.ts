@@ -30,6 +30,7 @@ after(async () => {
   fs.rmSync(root, { recursive: true, force: true });
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: the server's JSON, read field by field by the assertions below
 async function get(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
   const res = await fetch(base + url, init);
   return { status: res.status, body: await res.json() };

@@ -83,10 +83,6 @@ function pick(rng: Rng, [lo, hi]: [number, number]): number {
   return lo + rng.int(hi - lo + 1);
 }
 
-function inRange(x: number, [lo, hi]: [number, number]): boolean {
-  return x >= lo && x <= hi;
-}
-
 /** A feasible move from value `a`, or null. Results stay whole, >= 1, and <= maxValue. */
 function move(rng: Rng, cfg: TaskConfig, a: number, op: Op, compound: boolean): Move | null {
   switch (op) {

@@ -22,9 +22,12 @@ export function rewardColor(reward: number, maxAbs: number): Rgb {
 
 const signed = (x: number, digits = 4) => (x >= 0 ? "+" : "") + x.toFixed(digits);
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+
 /** A token's text as drawn: newlines as "↵", other control characters escaped. */
 export function visibleText(text: string): string {
-  return text.replace(/\r?\n/g, "↵").replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(/\r?\n/g, "↵").replace(CONTROL_CHARS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /** The tokens of each step, in order. */

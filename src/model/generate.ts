@@ -143,7 +143,7 @@ export class BatchDecoder {
   private readonly scratch: Sampler;
   private started = false;
 
-  constructor(private readonly model: Llama, private readonly tokenizer: GenTokenizer | null,
+  constructor(private readonly model: Llama, tokenizer: GenTokenizer | null,
     seqs: { ids: number[]; index: number; seed?: number }[], private readonly opts: GenerateOptions = {}) {
     this.maxTokens = opts.maxTokens ?? 256;
     this.stops = (opts.stop ?? []).filter((s) => s.length > 0);
@@ -232,7 +232,10 @@ export class BatchDecoder {
     const id = this.scratch.sample(logits, r.rng, temperature, o.topK ?? 0, o.topP ?? 1);
     r.gen.tokens.push(id);
     r.gen.logprobs.push(this.scratch.logprob(logits, id));
-    if (this.eos.has(id)) return this.finish(r, "eos");
+    if (this.eos.has(id)) {
+      this.finish(r, "eos");
+      return;
+    }
     if (r.detok) {
       r.gen.text += r.detok.push(id);
       if (this.checkText(r)) return;

@@ -157,7 +157,9 @@ for (const spec of SPECS) {
     const dir = path.join(tmp, `hf-${spec.config.model_type}-${spec.config.vocab_size}`);
     const log = console.log;
     let printed = "";
-    console.log = (s: string) => void (printed += s);
+    console.log = (s: string) => {
+      printed += s;
+    };
     try {
       assert.equal(await importCommand.run({ out: dir, json: true }, ["gguf", file]), 0);
     } finally {

@@ -66,7 +66,10 @@ describe("SmolLM2-135M-Instruct: import vs llama.cpp", { skip: MISSING ?? false 
     if ("skip" in got) skip = got.skip;
     else llama = got.llama;
     let folder = FOLDER;
-    if (!fs.existsSync(path.join(folder, "config.json"))) importGguf(GGUF, (folder = path.join(tmp, "model")));
+    if (!fs.existsSync(path.join(folder, "config.json"))) {
+      folder = path.join(tmp, "model");
+      importGguf(GGUF, folder);
+    }
     tok = loadModelTokenizer(folder);
     model = loadModel(folder); // f32, the default backend
   });

@@ -121,7 +121,9 @@ class ByteWriter {
       case "u64": b.writeBigUInt64LE(BigInt(v), at); break;
       case "i64": b.writeBigInt64LE(BigInt(v), at); break;
       case "f64": b.writeDoubleLE(v, at); break;
-      default: return type satisfies never;
+      default:
+        (type) satisfies never; // `type satisfies never;` alone would parse as a type alias
+        return;
     }
     this.length += NUMBER_BYTES[type];
   }
@@ -149,7 +151,10 @@ class ByteWriter {
 
   value(key: string, v: GgufValue): void {
     this.number("u32", VALUE_TYPES[v.type]);
-    if (v.type !== "array") return this.item(v.type, v.value, key);
+    if (v.type !== "array") {
+      this.item(v.type, v.value, key);
+      return;
+    }
     this.number("u32", VALUE_TYPES[v.itemType]);
     this.number("u64", v.value.length);
     for (const x of v.value) this.item(v.itemType, x, key);

@@ -88,8 +88,10 @@ export class Llama {
   constructor(readonly config: LlamaConfig,
     opts: { seed?: number; dtype?: DType; backend?: Backend; init?: "random" | "none"; maxPositions?: number } = {}) {
     const c = config;
-    const dtype = (this.dtype = opts.dtype ?? "f32");
-    const be = (this.be = opts.backend ?? getBackend());
+    const dtype = opts.dtype ?? "f32";
+    const be = opts.backend ?? getBackend();
+    this.dtype = dtype;
+    this.be = be;
     this.headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
     const D = this.headDim;
     if (!Number.isInteger(D) || D % 2 !== 0 || c.num_attention_heads % c.num_key_value_heads !== 0) {

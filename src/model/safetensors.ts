@@ -159,7 +159,7 @@ export function readTensorInto(fd: number, info: TensorInfo, out: FloatArray): v
       return;
     }
     default:
-      return info.dtype satisfies never;
+      info.dtype satisfies never;
   }
 }
 

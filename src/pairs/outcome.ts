@@ -6,7 +6,7 @@
 import { completionText } from "../data/format.js";
 import { referenceAnswer, type AnswerStyle } from "../verify/answer.js";
 import {
-  acceptable, capPairs, rejectedSide, Tally, type ChosenRule, type Pair, type ProblemSamples, type RejectedRule, type VerifiedSample,
+  acceptable, capPairs, rejectedSide, type Tally, type ChosenRule, type Pair, type ProblemSamples, type RejectedRule,
 } from "./records.js";
 
 export interface OutcomeOptions {

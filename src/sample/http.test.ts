@@ -64,11 +64,11 @@ async function faultServer(plan: (k: number) => Fault, opts: { latencyMs?: numbe
         case "ok": return send(res, body, all);
         case "slow": return setTimeout(() => send(res, body, all), 30);
         case "delay": return; // never answers: the client's timeout must fire
-        case "stall": return res.writeHead(200, { "content-type": "application/json" }), res.write('{"choices": [');
+        case "stall": return res.writeHead(200, { "content-type": "application/json" }).write('{"choices": [');
         case "429": return json(429, { error: { message: "slow down" } }, { "retry-after": "0" });
         case "500": return json(500, { error: { message: "boom" } });
         case "400": return json(400, { error: { message: "bad temperature", param: "temperature" } });
-        case "malformed": return res.writeHead(200, { "content-type": "application/json" }), res.end('{"choices": [{"text": ');
+        case "malformed": return res.writeHead(200, { "content-type": "application/json" }).end('{"choices": [{"text": ');
         case "drop": return req.socket.destroy();
         case "fewer": return send(res, body, all.filter((i) => i % 2 === 1).reverse()); // odd indices, out of order
         case "ignore-n": return send(res, body, [0]);

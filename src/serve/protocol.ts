@@ -277,7 +277,7 @@ export function parseGenRequest(raw: unknown, kind: GenRequest["kind"], tok: Pro
     maxTokens: maxTokensField(body, kind, prompts, limits),
     temperature: numField(body, "temperature", 1, (x) => x >= 0 && x <= 100, "between 0 and 100"),
     topP: numField(body, "top_p", 1, (x) => x > 0 && x <= 1, "in (0, 1]"),
-    topK: topK < 0 ? 0 : topK,
+    topK: Math.max(topK, 0),
     stop: stopField(body),
     ignoreEos: boolField(body, "ignore_eos", false),
   };

@@ -215,7 +215,10 @@ export class Scheduler {
   /** One decode step of a batch; finished rows complete their jobs; a batch of only cancelled jobs ends early. */
   private stepBatch(b: Batch): void {
     const live = b.slots.filter((s) => !s.ticket.cancelled && this.tickets.has(s.ticket.job));
-    if (live.length === 0) return this.endBatch(b);
+    if (live.length === 0) {
+      this.endBatch(b);
+      return;
+    }
     try {
       const t0 = performance.now();
       if (!b.dec.done) b.dec.step(); // a batch of max_tokens 0 is done before its first step
@@ -223,7 +226,8 @@ export class Scheduler {
       this.counts.steps++;
     } catch (e) {
       for (const s of live) this.settle(s.ticket, e);
-      return this.endBatch(b);
+      this.endBatch(b);
+      return;
     }
     const touched = new Set<Ticket>();
     for (const s of live) {

@@ -303,7 +303,8 @@ function sendError(req: http.IncomingMessage, res: Res, e: unknown): void {
   }
   if (err.status === 413) {
     res.on("finish", () => req.destroy());
-    return sendJson(res, 413, err.body(), { Connection: "close" });
+    sendJson(res, 413, err.body(), { Connection: "close" });
+    return;
   }
   sendJson(res, err.status, err.body(), err.status === 405 ? { Allow: "GET, POST" } : {});
 }

@@ -124,7 +124,7 @@ class ValueParser {
     const base = this.postfix();
     if (!this.take("^")) return base;
     const e = this.exponent().asRational();
-    if (!e || !e.isInteger()) throw new NotANumber();
+    if (!e?.isInteger()) throw new NotANumber();
     return base.pow(Number(e.num));
   }
 
@@ -198,7 +198,7 @@ class ValueParser {
 
   private singleDigitArg(): Surd {
     const k = this.peek();
-    if (!k || k.t !== "num" || !/^\d/.test(k.s)) throw new NotANumber();
+    if (k?.t !== "num" || !/^\d/.test(k.s)) throw new NotANumber();
     if (k.s.length === 1) {
       this.pos++;
       return Surd.rational(Rational.int(Number(k.s)));

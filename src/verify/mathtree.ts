@@ -179,7 +179,7 @@ function interval(args: Node[]): Value {
 }
 
 function matrix(rows: Node | undefined): Value {
-  if (!rows || rows.t !== "fn" || rows.head !== "List") throw new Undecidable("matrix");
+  if (rows?.t !== "fn" || rows.head !== "List") throw new Undecidable("matrix");
   return {
     k: "matrix",
     rows: rows.args.map((r) => (r.t === "fn" && r.head === "List" ? r.args.map(toValue) : [toValue(r)])),

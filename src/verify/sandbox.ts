@@ -265,6 +265,7 @@ const NS_SETUP = [
   'W=$1; U=$2; S=$3; D=$4; PR=$5; shift 5; R="$D/root"',
   'mount --make-rprivate / || exit 125',
   'if [ -n "$U" ]; then O="uid=$U,gid=$U,"; else O=""; fi',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a template
   'mount -t tmpfs -o "${O}size=$S,nr_inodes=4096,mode=0700,nosuid,nodev" tmpfs "$W" || exit 125',
   'mount -t tmpfs -o size=1m,mode=0755,nosuid,nodev tmpfs "$R" || exit 125',
   'while [ "$1" != "--" ]; do mount -o remount,bind,ro "$1" 2>/dev/null; shift; done; shift',

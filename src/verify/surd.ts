@@ -90,7 +90,7 @@ export class Surd {
     if (this.terms.size !== o.terms.size) return false;
     for (const [r, q] of this.terms) {
       const p = o.terms.get(r);
-      if (!p || !p.eq(q)) return false;
+      if (!p?.eq(q)) return false;
     }
     return true;
   }

@@ -147,6 +147,7 @@ async function onRoute(): Promise<void> {
   }));
   const body = el("div", { id: `tab-${tab}` });
   main.replaceChildren(el("h2", {}, detail.run.id, el("span", { class: "badge" }, detail.run.kind)), tabs, body);
+  // biome-ignore lint/suspicious/noConfusingVoidType: a view returns its stop function, or nothing when it starts no timer
   const views: Record<Tab, (b: HTMLElement, d: RunDetail) => (() => void) | void> = {
     metrics: metricsView, evals: evalsView, pairs: pairsView, credit: creditView,
   };
