@@ -33,8 +33,12 @@ function timeit(fn, work) {
 }
 
 const shapes = [
-  [256, 256, 256, false, false], [512, 512, 512, false, false], [1024, 1024, 1024, false, false],
-  [2048, 1024, 256, false, false], [512, 512, 512, true, false], [512, 512, 512, false, true],
+  [256, 256, 256, false, false],
+  [512, 512, 512, false, false],
+  [1024, 1024, 1024, false, false],
+  [2048, 1024, 256, false, false],
+  [512, 512, 512, true, false],
+  [512, 512, 512, false, true],
 ];
 for (const [m, n, k, transA, transB] of shapes) {
   const a = filled(m * k);
@@ -43,8 +47,10 @@ for (const [m, n, k, transA, transB] of shapes) {
   const p = { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0, accumulate: false };
   const flops = 2 * m * n * k;
   const t = timeit(() => nb.matmul(a, b, c, p), flops);
-  console.log(`matmul M=${m} N=${n} K=${k}${transA ? " transA" : ""}${transB ? " transB" : ""}: ` +
-    `median ${(flops / t.median / 1e9).toFixed(1)} GFLOP/s, best ${(flops / t.best / 1e9).toFixed(1)}`);
+  console.log(
+    `matmul M=${m} N=${n} K=${k}${transA ? " transA" : ""}${transB ? " transB" : ""}: ` +
+      `median ${(flops / t.median / 1e9).toFixed(1)} GFLOP/s, best ${(flops / t.best / 1e9).toFixed(1)}`,
+  );
   for (const x of [a, b, c]) nb.dispose(x);
 }
 
@@ -56,7 +62,9 @@ const o = nb.alloc(N, "f32");
 const ms = (t) => `${(t.median * 1e3).toFixed(3)} ms`;
 console.log(`unary silu 1M: ${ms(timeit(() => nb.unary("silu", x, o, 0), N * 20))}`);
 console.log(`unary exp 1M: ${ms(timeit(() => nb.unary("exp", x, o, 0), N * 20))}`);
-console.log(`binary mul 1M: ${ms(timeit(() => nb.binary("mul", x, [1024, 1024], y, [1024, 1024], o, [1024, 1024]), N * 20))}`);
+console.log(
+  `binary mul 1M: ${ms(timeit(() => nb.binary("mul", x, [1024, 1024], y, [1024, 1024], o, [1024, 1024]), N * 20))}`,
+);
 const m1 = nb.alloc(N, "f32");
 const v1 = nb.alloc(N, "f32");
 const adam = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step: 3 };
@@ -75,8 +83,10 @@ const dq = nb.alloc(T * H * D, "f32");
 const dk = nb.alloc(T * H * D, "f32");
 const dv = nb.alloc(T * H * D, "f32");
 const ap = { b: 1, tq: T, tk: T, h: H, hkv: H, d: D, scale: 1 / 8, causal: true };
-const attnFlops = 2 * 2 * H * T * T * D / 2; // causal: half of QK^T and PV
+const attnFlops = (2 * 2 * H * T * T * D) / 2; // causal: half of QK^T and PV
 const ta = timeit(() => nb.attention(q, k, v, null, out, lse, ap), attnFlops);
 const tg = timeit(() => nb.attentionGrad(q, k, v, null, out, lse, out, dq, dk, dv, ap), 2 * attnFlops);
-console.log(`attention T=${T} H=${H} D=${D} causal: fwd ${ms(ta)} (${(attnFlops / ta.median / 1e9).toFixed(1)} GFLOP/s useful), ` +
-  `bwd ${ms(tg)} (${((2.5 * attnFlops) / tg.median / 1e9).toFixed(1)} GFLOP/s useful)`);
+console.log(
+  `attention T=${T} H=${H} D=${D} causal: fwd ${ms(ta)} (${(attnFlops / ta.median / 1e9).toFixed(1)} GFLOP/s useful), ` +
+    `bwd ${ms(tg)} (${((2.5 * attnFlops) / tg.median / 1e9).toFixed(1)} GFLOP/s useful)`,
+);

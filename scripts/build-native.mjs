@@ -14,7 +14,10 @@ function nodeGypCommand() {
     const req = createRequire(import.meta.url);
     return [process.execPath, [req.resolve("node-gyp/bin/node-gyp.js")]];
   } catch {
-    const npmDir = path.resolve(path.dirname(process.execPath), "../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js");
+    const npmDir = path.resolve(
+      path.dirname(process.execPath),
+      "../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js",
+    );
     if (existsSync(npmDir)) return [process.execPath, [npmDir]];
   }
   return ["node-gyp", []];

@@ -49,7 +49,18 @@ export interface Buf {
 }
 
 export const UNARY_OPS = [
-  "neg", "exp", "log", "sqrt", "rsqrt", "silu", "sigmoid", "logsigmoid", "relu", "tanh", "square", "abs",
+  "neg",
+  "exp",
+  "log",
+  "sqrt",
+  "rsqrt",
+  "silu",
+  "sigmoid",
+  "logsigmoid",
+  "relu",
+  "tanh",
+  "square",
+  "abs",
   "scale", // alpha * x
   "addScalar", // x + alpha
   "powScalar", // x ** alpha (x > 0 unless alpha is an integer)
@@ -132,8 +143,18 @@ export interface Backend extends Partial<FusedKernels> {
    * dst[o, dstStart + i, j] (+)= src[o, srcStart + i, j] for o < outer, i < len, j < inner, where src is
    * (outer, srcDim, inner) and dst is (outer, dstDim, inner). Slice, concat, their backwards and KV-cache appends.
    */
-  copyRange(src: Buf, srcDim: number, srcStart: number, dst: Buf, dstDim: number, dstStart: number,
-    outer: number, len: number, inner: number, accumulate: boolean): void;
+  copyRange(
+    src: Buf,
+    srcDim: number,
+    srcStart: number,
+    dst: Buf,
+    dstDim: number,
+    dstStart: number,
+    outer: number,
+    len: number,
+    inner: number,
+    accumulate: boolean,
+  ): void;
   /** out[i, :] = table[ids[i], :] for table (V, C), ids (N) i32, out (N, C). Throws on an id outside [0, V). */
   gather(table: Buf, ids: Buf, out: Buf, n: number, v: number, c: number): void;
   /** out[ids[i], :] += g[i, :]: the backward of gather; out (V, C) is accumulated into. */
@@ -155,15 +176,37 @@ export interface FusedKernels {
    *   out[i + D/2] = x[i + D/2] * cos[p, i] + x[i] * sin[p, i]
    * x and out (B, T, H, D); pos (B, T) i32; cos and sin (P, D/2). inverse = true rotates by -angle (the backward).
    */
-  rope(x: Buf, cos: Buf, sin: Buf, pos: Buf, out: Buf, b: number, t: number, h: number, d: number, inverse: boolean): void;
+  rope(
+    x: Buf,
+    cos: Buf,
+    sin: Buf,
+    pos: Buf,
+    out: Buf,
+    b: number,
+    t: number,
+    h: number,
+    d: number,
+    inverse: boolean,
+  ): void;
   /**
    * Fused softmax attention. q (B, Tq, H, D), k and v (B, Tk, Hkv, D), out (B, Tq, H, D), lse (B, H, Tq).
    * keyMask (B, Tk) i32, 1 = attend, 0 = padding, or null. A query row that sees no key gets out = 0 and lse = -inf.
    */
   attention(q: Buf, k: Buf, v: Buf, keyMask: Buf | null, out: Buf, lse: Buf, p: AttentionParams): void;
   /** dq, dk, dv (overwritten) from g = dL/dout, using the forward's out and lse. */
-  attentionGrad(q: Buf, k: Buf, v: Buf, keyMask: Buf | null, out: Buf, lse: Buf, g: Buf,
-    dq: Buf, dk: Buf, dv: Buf, p: AttentionParams): void;
+  attentionGrad(
+    q: Buf,
+    k: Buf,
+    v: Buf,
+    keyMask: Buf | null,
+    out: Buf,
+    lse: Buf,
+    g: Buf,
+    dq: Buf,
+    dk: Buf,
+    dv: Buf,
+    p: AttentionParams,
+  ): void;
   /** out = x - logsumexp(x) over rows of x (N, V). */
   logSoftmax(x: Buf, out: Buf, n: number, v: number): void;
   /** dx = g - exp(y) * sum(g) over rows, from y = logSoftmax(x). */
@@ -201,6 +244,7 @@ type WithBackward<K extends FusedKernel> = K | Exclude<(typeof FUSED)[K], null>;
 export type WithFused<K extends FusedKernel> = Backend & Pick<FusedKernels, WithBackward<K>>;
 // FUSED names every method of FusedKernels, as a forward or as a backward (else this line does not compile).
 type Unlisted = Exclude<keyof FusedKernels, WithBackward<FusedKernel>>;
+// biome-ignore lint/correctness/noUnusedVariables: a compile-time check, never read
 const everyFusedKernelListed: [Unlisted] extends [never] ? true : Unlisted = true;
 
 /**
@@ -211,8 +255,10 @@ export function hasFused<K extends FusedKernel>(be: Backend, k: K): be is WithFu
   const grad: keyof FusedKernels | null = FUSED[k];
   const hasForward = typeof be[k] === "function";
   if (grad === null || hasForward === (typeof be[grad] === "function")) return hasForward;
-  throw new BackendError(`backend ${be.name} implements ${hasForward ? k : grad} but not ${hasForward ? grad : k}`,
-    "implement a fused kernel and its backward together, or neither (the engine then composes both)");
+  throw new BackendError(
+    `backend ${be.name} implements ${hasForward ? k : grad} but not ${hasForward ? grad : k}`,
+    "implement a fused kernel and its backward together, or neither (the engine then composes both)",
+  );
 }
 
 /** `be` with its fused kernels, after the forward found them (`hasFused`): for backward passes. */

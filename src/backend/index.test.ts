@@ -13,7 +13,8 @@ test("a missing native addon falls back to the reference backend and says so onc
     console.log(JSON.stringify({ backend: m.getBackend().name, out: Array.from(c.toArray()) }));
   })`;
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
-    encoding: "utf8", env: { ...process.env, STEPWISE_NATIVE_ADDON: "/nonexistent/stepwise_native.node", STEPWISE_BACKEND: "" },
+    encoding: "utf8",
+    env: { ...process.env, STEPWISE_NATIVE_ADDON: "/nonexistent/stepwise_native.node", STEPWISE_BACKEND: "" },
   });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), { backend: "reference", out: [4, 10] });
@@ -25,7 +26,8 @@ test("a missing native addon falls back to the reference backend and says so onc
 test("STEPWISE_BACKEND=native without the addon is a clear error", () => {
   const script = `import(${JSON.stringify(entry)}).then((m) => m.tensor([1]))`;
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
-    encoding: "utf8", env: { ...process.env, STEPWISE_NATIVE_ADDON: "/nonexistent/stepwise_native.node", STEPWISE_BACKEND: "native" },
+    encoding: "utf8",
+    env: { ...process.env, STEPWISE_NATIVE_ADDON: "/nonexistent/stepwise_native.node", STEPWISE_BACKEND: "native" },
   });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /the native backend is not available/);

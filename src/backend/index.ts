@@ -11,7 +11,8 @@ let reference: ReferenceBackend | null = null;
 let warned = false;
 
 export function referenceBackend(): ReferenceBackend {
-  return (reference ??= new ReferenceBackend());
+  reference ??= new ReferenceBackend();
+  return reference;
 }
 
 /** The native backend, or null (with the reason in nativeLoadError()) if its addon is not built. */
@@ -24,8 +25,10 @@ export function backendByName(name: string): Backend {
   if (name === "native") {
     const nb = nativeBackend();
     if (!nb) {
-      throw new BackendError(`the native backend is not available: ${nativeLoadError()}`,
-        "run `npm run build:native` (needs a C++ compiler and Python 3), or use --backend reference");
+      throw new BackendError(
+        `the native backend is not available: ${nativeLoadError()}`,
+        "run `npm run build:native` (needs a C++ compiler and Python 3), or use --backend reference",
+      );
     }
     return nb;
   }
@@ -35,9 +38,15 @@ export function backendByName(name: string): Backend {
 export function getBackend(): Backend {
   if (current) return current;
   const forced = process.env.STEPWISE_BACKEND;
-  if (forced) return (current = backendByName(forced));
+  if (forced) {
+    current = backendByName(forced);
+    return current;
+  }
   const nb = nativeBackend();
-  if (nb) return (current = nb);
+  if (nb) {
+    current = nb;
+    return current;
+  }
   if (!warned) {
     warned = true;
     process.stderr.write(
@@ -45,7 +54,8 @@ export function getBackend(): Backend {
         "  Build it with `npm run build:native` (needs a C++ compiler and Python 3).\n",
     );
   }
-  return (current = referenceBackend());
+  current = referenceBackend();
+  return current;
 }
 
 export function setBackend(b: Backend | "native" | "reference"): Backend {

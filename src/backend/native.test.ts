@@ -11,7 +11,6 @@ import { BINARY_OPS, UNARY_OPS } from "./backend.js";
 import { ReferenceBackend } from "./reference.js";
 import { loadNative, nativeLoadError } from "./native.js";
 import { Rng } from "../core/rng.js";
-import { f32ToBf16, f32ToF16 } from "../core/half.js";
 import { DisposedError, DTypeError, IndexError, ShapeError } from "../core/errors.js";
 
 const ref = new ReferenceBackend();
@@ -33,7 +32,10 @@ class Pair {
   constructor(private readonly name: string) {}
   /** Uploads the same data to both backends; returns its index. */
   add(data: HostArray, dtype: DType = "f32"): number {
-    for (const [be, list] of [[ref, this.r], [nat!, this.n]] as const) {
+    for (const [be, list] of [
+      [ref, this.r],
+      [nat!, this.n],
+    ] as const) {
       const b = be.alloc(data.length, dtype);
       be.write(b, data);
       list.push(b);
@@ -58,10 +60,14 @@ class Pair {
 
 function hostOf(dtype: DType, size: number): HostArray {
   switch (dtype) {
-    case "f32": return new Float32Array(size);
-    case "f64": return new Float64Array(size);
-    case "i32": return new Int32Array(size);
-    default: return new Uint16Array(size);
+    case "f32":
+      return new Float32Array(size);
+    case "f64":
+      return new Float64Array(size);
+    case "i32":
+      return new Int32Array(size);
+    default:
+      return new Uint16Array(size);
   }
 }
 
@@ -92,7 +98,10 @@ function compare(name: string, want: HostArray, got: HostArray, tol: Tol): void 
   const line = `${name}: n=${want.length} max abs ${maxAbs.toExponential(2)} max rel ${maxRel.toExponential(2)}`;
   comparisons++;
   console.log(line);
-  assert.ok(bad < 0, `${name}: element ${bad} is ${got[bad]}, reference ${want[bad]} (atol ${tol.atol}, rtol ${tol.rtol})`);
+  assert.ok(
+    bad < 0,
+    `${name}: element ${bad} is ${got[bad]}, reference ${want[bad]} (atol ${tol.atol}, rtol ${tol.rtol})`,
+  );
 }
 
 function randn(rng: Rng, n: number, scale = 1): Float32Array {
@@ -134,7 +143,23 @@ parity("fill and cast", () => {
     p.check(o, EXACT);
     p.dispose();
   }
-  const special = [0, -0, 1, -1, 0.1, 65504, 65520, 1e-8, 6e-5, 3.4e38, Infinity, -Infinity, NaN, 1 + 2 ** -11, 1 + 3 * 2 ** -11];
+  const special = [
+    0,
+    -0,
+    1,
+    -1,
+    0.1,
+    65504,
+    65520,
+    1e-8,
+    6e-5,
+    3.4e38,
+    Infinity,
+    -Infinity,
+    NaN,
+    1 + 2 ** -11,
+    1 + 3 * 2 ** -11,
+  ];
   const rng = new Rng(7);
   const src = new Float32Array([...special, ...randn(rng, 300, 100)]);
   for (const to of ["f16", "bf16", "f64", "f32"] as const) {
@@ -212,17 +237,53 @@ parity("unary in place (out === x)", (rng) => {
 });
 
 const BROADCASTS: [number[], number[], number[]][] = [
-  [[33, 17], [33, 17], [33, 17]],
-  [[33, 17], [1, 1], [33, 17]],
-  [[1, 1], [33, 17], [33, 17]],
-  [[33, 17], [1, 17], [33, 17]],
-  [[33, 17], [33, 1], [33, 17]],
-  [[33, 1], [1, 17], [33, 17]],
-  [[3, 1, 17], [1, 5, 1], [3, 5, 17]],
-  [[2, 3, 4, 5], [2, 1, 4, 1], [2, 3, 4, 5]],
+  [
+    [33, 17],
+    [33, 17],
+    [33, 17],
+  ],
+  [
+    [33, 17],
+    [1, 1],
+    [33, 17],
+  ],
+  [
+    [1, 1],
+    [33, 17],
+    [33, 17],
+  ],
+  [
+    [33, 17],
+    [1, 17],
+    [33, 17],
+  ],
+  [
+    [33, 17],
+    [33, 1],
+    [33, 17],
+  ],
+  [
+    [33, 1],
+    [1, 17],
+    [33, 17],
+  ],
+  [
+    [3, 1, 17],
+    [1, 5, 1],
+    [3, 5, 17],
+  ],
+  [
+    [2, 3, 4, 5],
+    [2, 1, 4, 1],
+    [2, 3, 4, 5],
+  ],
   [[257], [257], [257]],
   [[1], [1], [1]],
-  [[4, 1, 3], [4, 1, 3], [4, 1, 3]],
+  [
+    [4, 1, 3],
+    [4, 1, 3],
+    [4, 1, 3],
+  ],
 ];
 
 parity("binary with broadcasting, every op", (rng) => {
@@ -245,9 +306,46 @@ parity("binary with broadcasting, every op", (rng) => {
 
 parity("sumTo", (rng) => {
   const cases: [number[], number[]][] = [
-    [[33, 17], [1, 17]], [[33, 17], [33, 1]], [[33, 17], [1, 1]], [[33, 17], [33, 17]],
-    [[3, 5, 17], [3, 1, 17]], [[3, 5, 17], [1, 5, 1]], [[3, 5, 17], [3, 5, 1]], [[2, 3, 4, 5], [2, 1, 4, 1]],
-    [[257, 300], [1, 300]], [[1, 257], [1, 1]],
+    [
+      [33, 17],
+      [1, 17],
+    ],
+    [
+      [33, 17],
+      [33, 1],
+    ],
+    [
+      [33, 17],
+      [1, 1],
+    ],
+    [
+      [33, 17],
+      [33, 17],
+    ],
+    [
+      [3, 5, 17],
+      [3, 1, 17],
+    ],
+    [
+      [3, 5, 17],
+      [1, 5, 1],
+    ],
+    [
+      [3, 5, 17],
+      [3, 5, 1],
+    ],
+    [
+      [2, 3, 4, 5],
+      [2, 1, 4, 1],
+    ],
+    [
+      [257, 300],
+      [1, 300],
+    ],
+    [
+      [1, 257],
+      [1, 1],
+    ],
   ];
   for (const [xs, os] of cases) {
     const p = new Pair(`sumTo (${xs}) -> (${os})`);
@@ -260,7 +358,14 @@ parity("sumTo", (rng) => {
 });
 
 parity("reduce sum and max, reduceMaxGrad", (rng) => {
-  for (const [outer, n, inner] of [[1, 257, 1], [3, 17, 33], [5, 1, 3], [33, 33, 1], [2, 300, 257], [4, 3, 1]]) {
+  for (const [outer, n, inner] of [
+    [1, 257, 1],
+    [3, 17, 33],
+    [5, 1, 3],
+    [33, 33, 1],
+    [2, 300, 257],
+    [4, 3, 1],
+  ]) {
     const p = new Pair(`reduce (${outer}, ${n}, ${inner})`);
     const xv = randn(rng, outer * n * inner);
     for (let i = 0; i < xv.length; i += 3) xv[i] = Math.round(xv[i]); // ties for the max
@@ -301,7 +406,15 @@ function matmulCase(rng: Rng, mp: MatmulParams, label: string): void {
 }
 
 parity("matmul: transposes, edges, batch strides, accumulate", (rng) => {
-  for (const [m, n, k] of [[1, 1, 1], [3, 17, 33], [33, 257, 17], [257, 33, 65], [17, 3, 1], [6, 16, 300], [64, 100, 0]]) {
+  for (const [m, n, k] of [
+    [1, 1, 1],
+    [3, 17, 33],
+    [33, 257, 17],
+    [257, 33, 65],
+    [17, 3, 1],
+    [6, 16, 300],
+    [64, 100, 0],
+  ]) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         for (const accumulate of [false, true]) {
@@ -311,15 +424,45 @@ parity("matmul: transposes, edges, batch strides, accumulate", (rng) => {
       }
     }
   }
-  for (const [sa, sb] of [[1, 1], [0, 1], [1, 0]]) {
+  for (const [sa, sb] of [
+    [1, 1],
+    [0, 1],
+    [1, 0],
+  ]) {
     const [m, n, k] = [17, 33, 65];
-    const mp = { batch: 3, m, n, k, transA: sa === 0, transB: sb === 0, strideA: sa * m * k, strideB: sb * k * n, accumulate: false };
+    const mp = {
+      batch: 3,
+      m,
+      n,
+      k,
+      transA: sa === 0,
+      transB: sb === 0,
+      strideA: sa * m * k,
+      strideB: sb * k * n,
+      accumulate: false,
+    };
     matmulCase(rng, mp, `batch 3 strideA=${mp.strideA} strideB=${mp.strideB}`);
   }
-  matmulCase(rng, { batch: 1, m: 200, n: 300, k: 257, transA: false, transB: false, strideA: 0, strideB: 0, accumulate: true },
-    "200x300x257 (threaded)");
-  matmulCase(rng, { batch: 2, m: 130, n: 70, k: 513, transA: true, transB: true, strideA: 130 * 513, strideB: 70 * 513, accumulate: false },
-    "batch 2 130x70x513 tA tB (two K blocks)");
+  matmulCase(
+    rng,
+    { batch: 1, m: 200, n: 300, k: 257, transA: false, transB: false, strideA: 0, strideB: 0, accumulate: true },
+    "200x300x257 (threaded)",
+  );
+  matmulCase(
+    rng,
+    {
+      batch: 2,
+      m: 130,
+      n: 70,
+      k: 513,
+      transA: true,
+      transB: true,
+      strideA: 130 * 513,
+      strideB: 70 * 513,
+      accumulate: false,
+    },
+    "batch 2 130x70x513 tA tB (two K blocks)",
+  );
 });
 
 // m <= 16 takes the unpacked path (B streamed, several rows of C at a time): every transpose case, K and N tails
@@ -327,7 +470,12 @@ parity("matmul: transposes, edges, batch strides, accumulate", (rng) => {
 parity("matmul with few rows: m = 1, 3, 16, transposes, tails, batches", (rng) => {
   let i = 0;
   for (const m of [1, 3, 16]) {
-    for (const [n, k] of [[1, 1], [19, 13], [37, 64], [300, 131]]) {
+    for (const [n, k] of [
+      [1, 1],
+      [19, 13],
+      [37, 64],
+      [300, 131],
+    ]) {
       for (const transA of [false, true]) {
         for (const transB of [false, true]) {
           const accumulate = i++ % 3 === 0;
@@ -338,25 +486,66 @@ parity("matmul with few rows: m = 1, 3, 16, transposes, tails, batches", (rng) =
     }
   }
   for (const transB of [false, true]) {
-    matmulCase(rng, { batch: 3, m: 2, n: 45, k: 70, transA: true, transB, strideA: 0, strideB: 45 * 70, accumulate: false },
-      `batch 3 2x45x70 tA shared A tB=${transB}`);
-    matmulCase(rng, { batch: 1, m: 16, n: 1000, k: 300, transA: false, transB, strideA: 0, strideB: 0, accumulate: false },
-      `16x1000x300 tB=${transB} (threaded)`);
+    matmulCase(
+      rng,
+      { batch: 3, m: 2, n: 45, k: 70, transA: true, transB, strideA: 0, strideB: 45 * 70, accumulate: false },
+      `batch 3 2x45x70 tA shared A tB=${transB}`,
+    );
+    matmulCase(
+      rng,
+      { batch: 1, m: 16, n: 1000, k: 300, transA: false, transB, strideA: 0, strideB: 0, accumulate: false },
+      `16x1000x300 tB=${transB} (threaded)`,
+    );
   }
-  matmulCase(rng, { batch: 1, m: 1, n: 3000, k: 577, transA: false, transB: true, strideA: 0, strideB: 0, accumulate: true },
-    "1x3000x577 tB (threaded, accumulate)");
+  matmulCase(
+    rng,
+    { batch: 1, m: 1, n: 3000, k: 577, transA: false, transB: true, strideA: 0, strideB: 0, accumulate: true },
+    "1x3000x577 tB (threaded, accumulate)",
+  );
 });
 
 parity("permute", (rng) => {
   const cases: [number[], number[]][] = [
-    [[33, 17], [1, 0]], [[2, 3, 4, 5], [0, 2, 1, 3]], [[2, 3, 4, 5], [3, 2, 1, 0]], [[2, 3, 4, 5], [1, 3, 0, 2]],
-    [[1, 17, 3], [2, 0, 1]], [[70, 1, 40], [2, 1, 0]], [[257], [0]], [[5, 7], [0, 1]],
+    [
+      [33, 17],
+      [1, 0],
+    ],
+    [
+      [2, 3, 4, 5],
+      [0, 2, 1, 3],
+    ],
+    [
+      [2, 3, 4, 5],
+      [3, 2, 1, 0],
+    ],
+    [
+      [2, 3, 4, 5],
+      [1, 3, 0, 2],
+    ],
+    [
+      [1, 17, 3],
+      [2, 0, 1],
+    ],
+    [
+      [70, 1, 40],
+      [2, 1, 0],
+    ],
+    [[257], [0]],
+    [
+      [5, 7],
+      [0, 1],
+    ],
   ];
   for (const [shape, perm] of cases) {
     for (const dtype of ["f32", "i32", "f16"] as const) {
       const p = new Pair(`permute ${dtype} (${shape}) [${perm}]`);
       const size = prod(shape);
-      const data = dtype === "f32" ? randn(rng, size) : dtype === "i32" ? ints(rng, size, -1000, 1000) : new Uint16Array(ints(rng, size, 0, 30000));
+      const data =
+        dtype === "f32"
+          ? randn(rng, size)
+          : dtype === "i32"
+            ? ints(rng, size, -1000, 1000)
+            : new Uint16Array(ints(rng, size, 0, 30000));
       const x = p.add(data, dtype);
       const o = p.zeros(size, dtype);
       p.run((be, b) => be.permute(b[x], shape, perm, b[o]));
@@ -384,7 +573,11 @@ parity("copyRange", (rng) => {
 });
 
 parity("gather and scatterAdd", (rng) => {
-  for (const [n, v, c] of [[33, 17, 5], [1, 1, 1], [257, 50, 130]]) {
+  for (const [n, v, c] of [
+    [33, 17, 5],
+    [1, 1, 1],
+    [257, 50, 130],
+  ]) {
     const p = new Pair(`gather/scatterAdd n=${n} v=${v} c=${c}`);
     const table = p.add(randn(rng, v * c));
     const ids = p.add(ints(rng, n, 0, v), "i32");
@@ -402,7 +595,12 @@ parity("gather and scatterAdd", (rng) => {
 });
 
 parity("rmsnorm and rmsnormGrad", (rng) => {
-  for (const [n, c] of [[3, 1], [17, 17], [33, 257], [5, 1000]]) {
+  for (const [n, c] of [
+    [3, 1],
+    [17, 17],
+    [33, 257],
+    [5, 1000],
+  ]) {
     const p = new Pair(`rmsnorm n=${n} c=${c}`);
     const x = p.add(randn(rng, n * c, 2));
     const w = p.add(randn(rng, c));
@@ -495,19 +693,36 @@ parity("attention and attentionGrad: causal, KV prefix, padding, GQA", (rng) => 
 // chunk (72), rows that see no key, and a decode batch large enough to thread.
 parity("attention with few query rows: tq = 1, 2, 16, masks, GQA", (rng) => {
   const cases: [Omit<AttentionParams, "scale">, number[] | null, string][] = [
-    [{ b: 3, tq: 1, tk: 40, h: 6, hkv: 2, d: 72, causal: true }, [0, 1, 7, 45, 46, 80, 119], "tq=1 GQA 3:1 d=72 + padding"],
-    [{ b: 2, tq: 1, tk: 9, h: 4, hkv: 1, d: 16, causal: true }, [0, 1, 2, 3, 4, 5, 6, 7, 8], "tq=1 a batch row with every key padded"],
+    [
+      { b: 3, tq: 1, tk: 40, h: 6, hkv: 2, d: 72, causal: true },
+      [0, 1, 7, 45, 46, 80, 119],
+      "tq=1 GQA 3:1 d=72 + padding",
+    ],
+    [
+      { b: 2, tq: 1, tk: 9, h: 4, hkv: 1, d: 16, causal: true },
+      [0, 1, 2, 3, 4, 5, 6, 7, 8],
+      "tq=1 a batch row with every key padded",
+    ],
     [{ b: 2, tq: 2, tk: 21, h: 4, hkv: 4, d: 12, causal: true }, [3, 25], "tq=2 KV prefix d=12 + padding"],
     [{ b: 2, tq: 2, tk: 2, h: 2, hkv: 1, d: 8, causal: true }, [0], "tq=2 first row sees no key"],
     [{ b: 1, tq: 2, tk: 30, h: 4, hkv: 2, d: 32, causal: false }, [5, 6], "tq=2 non-causal + padding"],
     [{ b: 2, tq: 16, tk: 24, h: 3, hkv: 1, d: 20, causal: true }, [2, 30], "tq=16 (the last direct size) KV prefix"],
-    [{ b: 16, tq: 1, tk: 255, h: 9, hkv: 3, d: 64, causal: true }, [0, 1, 300, 301, 302, 4000], "tq=1 SmolLM2 heads, batch 16 (threaded)"],
+    [
+      { b: 16, tq: 1, tk: 255, h: 9, hkv: 3, d: 64, causal: true },
+      [0, 1, 300, 301, 302, 4000],
+      "tq=1 SmolLM2 heads, batch 16 (threaded)",
+    ],
   ];
   for (const [c, maskZeros, label] of cases) attentionCase(rng, { ...c, scale: 1 / Math.sqrt(c.d) }, maskZeros, label);
 });
 
 parity("logSoftmax, tokenLogprobs and their grads", (rng) => {
-  for (const [n, v] of [[1, 1], [3, 17], [17, 257], [4, 5000]]) {
+  for (const [n, v] of [
+    [1, 1],
+    [3, 17],
+    [17, 257],
+    [4, 5000],
+  ]) {
     const p = new Pair(`softmax n=${n} v=${v}`);
     const x = p.add(randn(rng, n * v, 3));
     const y = p.zeros(n * v);
@@ -543,7 +758,16 @@ parity("adamw and sumSquares", (rng) => {
       const grad = p.add(randn(rng, n, 0.1));
       const m = p.add(randn(rng, n, 0.01));
       const v = p.add(uniform(rng, n, 0, 1e-3));
-      p.run((be, b) => be.adamw(b[param], b[grad], b[m], b[v], { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, step }));
+      p.run((be, b) =>
+        be.adamw(b[param], b[grad], b[m], b[v], {
+          lr: 1e-3,
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          weightDecay: 0.1,
+          step,
+        }),
+      );
       p.check(param, FP, "param");
       p.check(m, FP, "m");
       p.check(v, FP, "v");
@@ -576,10 +800,26 @@ test("native: buffers, errors and thread-count invariance", (t) => {
   assert.throws(() => nat.write(a, new Int32Array(2)), DTypeError);
   nat.write(i, new Int32Array([0, 5, 1]));
   const out = nat.alloc(6, "f32");
-  assert.throws(() => nat.gather(a, i, out, 3, 5, 2), (e: unknown) =>
-    e instanceof IndexError && /id 5 at index 1/.test(e.message));
+  assert.throws(
+    () => nat.gather(a, i, out, 3, 5, 2),
+    (e: unknown) => e instanceof IndexError && /id 5 at index 1/.test(e.message),
+  );
   assert.throws(() => nat.gather(i, i, out, 3, 5, 2), DTypeError);
-  assert.throws(() => nat.matmul(a, a, out, { batch: 1, m: 3, n: 3, k: 3, transA: false, transB: false, strideA: 0, strideB: 0, accumulate: false }), ShapeError);
+  assert.throws(
+    () =>
+      nat.matmul(a, a, out, {
+        batch: 1,
+        m: 3,
+        n: 3,
+        k: 3,
+        transA: false,
+        transB: false,
+        strideA: 0,
+        strideB: 0,
+        accumulate: false,
+      }),
+    ShapeError,
+  );
   nat.dispose(a);
   nat.dispose(a); // a second dispose is a no-op
   assert.throws(() => nat.readSync(a), DisposedError);

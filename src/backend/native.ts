@@ -13,8 +13,19 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { AdamWParams, AttentionParams, Backend, BinaryOp, Buf, DType, FusedKernels, HostArray, MatmulParams,
-  ReduceOp, UnaryOp } from "./backend.js";
+import type {
+  AdamWParams,
+  AttentionParams,
+  Backend,
+  BinaryOp,
+  Buf,
+  DType,
+  FusedKernels,
+  HostArray,
+  MatmulParams,
+  ReduceOp,
+  UnaryOp,
+} from "./backend.js";
 import { BINARY_OPS, UNARY_OPS } from "./backend.js";
 import { BackendError, DisposedError, DTypeError, IndexError, ShapeError, StepwiseError } from "../core/errors.js";
 
@@ -39,29 +50,109 @@ interface Addon {
   reduce(op: number, x: Handle, outer: number, n: number, inner: number, out: Handle): void;
   reduceMaxGrad(x: Handle, g: Handle, outer: number, n: number, inner: number, out: Handle): void;
   sumSquares(x: Handle, out: Handle, accumulate: boolean): void;
-  matmul(a: Handle, b: Handle, out: Handle, batch: number, m: number, n: number, k: number, transA: boolean,
-    transB: boolean, strideA: number, strideB: number, accumulate: boolean): void;
+  matmul(
+    a: Handle,
+    b: Handle,
+    out: Handle,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    strideA: number,
+    strideB: number,
+    accumulate: boolean,
+  ): void;
   permute(x: Handle, shape: number[], perm: number[], out: Handle): void;
-  copyRange(src: Handle, srcDim: number, srcStart: number, dst: Handle, dstDim: number, dstStart: number,
-    outer: number, len: number, inner: number, accumulate: boolean): void;
+  copyRange(
+    src: Handle,
+    srcDim: number,
+    srcStart: number,
+    dst: Handle,
+    dstDim: number,
+    dstStart: number,
+    outer: number,
+    len: number,
+    inner: number,
+    accumulate: boolean,
+  ): void;
   gather(table: Handle, ids: Handle, out: Handle, n: number, v: number, c: number): void;
   scatterAdd(g: Handle, ids: Handle, out: Handle, n: number, v: number, c: number): void;
   rmsnorm(x: Handle, w: Handle, out: Handle, rstd: Handle, n: number, c: number, eps: number): void;
   rmsnormGrad(x: Handle, w: Handle, rstd: Handle, g: Handle, dx: Handle, dw: Handle, n: number, c: number): void;
-  rope(x: Handle, cos: Handle, sin: Handle, pos: Handle, out: Handle, b: number, t: number, h: number, d: number,
-    inverse: boolean): void;
-  attention(q: Handle, k: Handle, v: Handle, mask: Handle | null, out: Handle, lse: Handle, b: number, tq: number,
-    tk: number, h: number, hkv: number, d: number, scale: number, causal: boolean): void;
-  attentionGrad(q: Handle, k: Handle, v: Handle, mask: Handle | null, out: Handle, lse: Handle, g: Handle, dq: Handle,
-    dk: Handle, dv: Handle, b: number, tq: number, tk: number, h: number, hkv: number, d: number, scale: number,
-    causal: boolean): void;
+  rope(
+    x: Handle,
+    cos: Handle,
+    sin: Handle,
+    pos: Handle,
+    out: Handle,
+    b: number,
+    t: number,
+    h: number,
+    d: number,
+    inverse: boolean,
+  ): void;
+  attention(
+    q: Handle,
+    k: Handle,
+    v: Handle,
+    mask: Handle | null,
+    out: Handle,
+    lse: Handle,
+    b: number,
+    tq: number,
+    tk: number,
+    h: number,
+    hkv: number,
+    d: number,
+    scale: number,
+    causal: boolean,
+  ): void;
+  attentionGrad(
+    q: Handle,
+    k: Handle,
+    v: Handle,
+    mask: Handle | null,
+    out: Handle,
+    lse: Handle,
+    g: Handle,
+    dq: Handle,
+    dk: Handle,
+    dv: Handle,
+    b: number,
+    tq: number,
+    tk: number,
+    h: number,
+    hkv: number,
+    d: number,
+    scale: number,
+    causal: boolean,
+  ): void;
   logSoftmax(x: Handle, out: Handle, n: number, v: number): void;
   logSoftmaxGrad(y: Handle, g: Handle, dx: Handle, n: number, v: number): void;
   tokenLogprobs(logits: Handle, targets: Handle, out: Handle, lse: Handle, n: number, v: number): void;
-  tokenLogprobsGrad(logits: Handle, targets: Handle, lse: Handle, g: Handle, dlogits: Handle, n: number,
-    v: number): void;
-  adamw(param: Handle, grad: Handle, m: Handle, v: Handle, lr: number, beta1: number, beta2: number, eps: number,
-    weightDecay: number, step: number): void;
+  tokenLogprobsGrad(
+    logits: Handle,
+    targets: Handle,
+    lse: Handle,
+    g: Handle,
+    dlogits: Handle,
+    n: number,
+    v: number,
+  ): void;
+  adamw(
+    param: Handle,
+    grad: Handle,
+    m: Handle,
+    v: Handle,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    step: number,
+  ): void;
 }
 
 const DTYPE_CODE: { [D in DType]: number } = { f32: 0, f64: 1, i32: 2, f16: 3, bf16: 4 };
@@ -70,14 +161,20 @@ const BINARY_CODE = new Map<BinaryOp, number>(BINARY_OPS.map((op, i) => [op, i])
 
 class NativeBuf implements Buf {
   disposed = false;
-  constructor(readonly dtype: DType, readonly size: number, readonly handle: Handle) {}
+  constructor(
+    readonly dtype: DType,
+    readonly size: number,
+    readonly handle: Handle,
+  ) {}
 }
 
 /** The addon's handle behind a buffer of this backend. */
 function h(buf: Buf): Handle {
   if (!(buf instanceof NativeBuf)) {
-    throw new BackendError(`the native backend got a buffer of another backend (${buf.dtype}, ${buf.size})`,
-      "allocate every buffer of a computation on the same backend");
+    throw new BackendError(
+      `the native backend got a buffer of another backend (${buf.dtype}, ${buf.size})`,
+      "allocate every buffer of a computation on the same backend",
+    );
   }
   if (buf.disposed) throw new DisposedError(`buffer of ${buf.size} ${buf.dtype} used after dispose`);
   return buf.handle;
@@ -120,7 +217,8 @@ export class NativeBackend implements Backend, FusedKernels {
   alloc(size: number, dtype: DType): Buf {
     const code = DTYPE_CODE[dtype];
     if (code === undefined) throw new DTypeError(`alloc: unknown dtype ${String(dtype)}`);
-    if (!Number.isInteger(size) || size < 0) throw new ShapeError("alloc", { size: [size] }, "size must be an integer >= 0");
+    if (!Number.isInteger(size) || size < 0)
+      throw new ShapeError("alloc", { size: [size] }, "size must be an integer >= 0");
     let handle: Handle | undefined;
     this.run("alloc", (lib) => {
       handle = lib.alloc(size, code);
@@ -188,15 +286,27 @@ export class NativeBackend implements Backend, FusedKernels {
   }
   matmul(a: Buf, b: Buf, out: Buf, p: MatmulParams): void {
     this.run("matmul", (lib) =>
-      lib.matmul(h(a), h(b), h(out), p.batch, p.m, p.n, p.k, p.transA, p.transB, p.strideA, p.strideB, p.accumulate));
+      lib.matmul(h(a), h(b), h(out), p.batch, p.m, p.n, p.k, p.transA, p.transB, p.strideA, p.strideB, p.accumulate),
+    );
   }
   permute(x: Buf, shape: number[], perm: number[], out: Buf): void {
     this.run("permute", (lib) => lib.permute(h(x), shape, perm, h(out)));
   }
-  copyRange(src: Buf, srcDim: number, srcStart: number, dst: Buf, dstDim: number, dstStart: number,
-    outer: number, len: number, inner: number, accumulate: boolean): void {
+  copyRange(
+    src: Buf,
+    srcDim: number,
+    srcStart: number,
+    dst: Buf,
+    dstDim: number,
+    dstStart: number,
+    outer: number,
+    len: number,
+    inner: number,
+    accumulate: boolean,
+  ): void {
     this.run("copyRange", (lib) =>
-      lib.copyRange(h(src), srcDim, srcStart, h(dst), dstDim, dstStart, outer, len, inner, accumulate));
+      lib.copyRange(h(src), srcDim, srcStart, h(dst), dstDim, dstStart, outer, len, inner, accumulate),
+    );
   }
   gather(table: Buf, ids: Buf, out: Buf, n: number, v: number, c: number): void {
     this.run("gather", (lib) => lib.gather(h(table), h(ids), h(out), n, v, c));
@@ -210,20 +320,75 @@ export class NativeBackend implements Backend, FusedKernels {
   rmsnormGrad(x: Buf, w: Buf, rstd: Buf, g: Buf, dx: Buf, dw: Buf, n: number, c: number): void {
     this.run("rmsnormGrad", (lib) => lib.rmsnormGrad(h(x), h(w), h(rstd), h(g), h(dx), h(dw), n, c));
   }
-  rope(x: Buf, cos: Buf, sin: Buf, pos: Buf, out: Buf, b: number, t: number, hh: number, d: number,
-    inverse: boolean): void {
+  rope(
+    x: Buf,
+    cos: Buf,
+    sin: Buf,
+    pos: Buf,
+    out: Buf,
+    b: number,
+    t: number,
+    hh: number,
+    d: number,
+    inverse: boolean,
+  ): void {
     this.run("rope", (lib) => lib.rope(h(x), h(cos), h(sin), h(pos), h(out), b, t, hh, d, inverse));
   }
   attention(q: Buf, k: Buf, v: Buf, keyMask: Buf | null, out: Buf, lse: Buf, p: AttentionParams): void {
     this.run("attention", (lib) =>
-      lib.attention(h(q), h(k), h(v), keyMask ? h(keyMask) : null, h(out), h(lse), p.b, p.tq, p.tk, p.h, p.hkv, p.d,
-        p.scale, p.causal));
+      lib.attention(
+        h(q),
+        h(k),
+        h(v),
+        keyMask ? h(keyMask) : null,
+        h(out),
+        h(lse),
+        p.b,
+        p.tq,
+        p.tk,
+        p.h,
+        p.hkv,
+        p.d,
+        p.scale,
+        p.causal,
+      ),
+    );
   }
-  attentionGrad(q: Buf, k: Buf, v: Buf, keyMask: Buf | null, out: Buf, lse: Buf, g: Buf,
-    dq: Buf, dk: Buf, dv: Buf, p: AttentionParams): void {
+  attentionGrad(
+    q: Buf,
+    k: Buf,
+    v: Buf,
+    keyMask: Buf | null,
+    out: Buf,
+    lse: Buf,
+    g: Buf,
+    dq: Buf,
+    dk: Buf,
+    dv: Buf,
+    p: AttentionParams,
+  ): void {
     this.run("attentionGrad", (lib) =>
-      lib.attentionGrad(h(q), h(k), h(v), keyMask ? h(keyMask) : null, h(out), h(lse), h(g), h(dq), h(dk), h(dv),
-        p.b, p.tq, p.tk, p.h, p.hkv, p.d, p.scale, p.causal));
+      lib.attentionGrad(
+        h(q),
+        h(k),
+        h(v),
+        keyMask ? h(keyMask) : null,
+        h(out),
+        h(lse),
+        h(g),
+        h(dq),
+        h(dk),
+        h(dv),
+        p.b,
+        p.tq,
+        p.tk,
+        p.h,
+        p.hkv,
+        p.d,
+        p.scale,
+        p.causal,
+      ),
+    );
   }
   logSoftmax(x: Buf, out: Buf, n: number, v: number): void {
     this.run("logSoftmax", (lib) => lib.logSoftmax(h(x), h(out), n, v));
@@ -235,11 +400,14 @@ export class NativeBackend implements Backend, FusedKernels {
     this.run("tokenLogprobs", (lib) => lib.tokenLogprobs(h(logits), h(targets), h(out), h(lse), n, v));
   }
   tokenLogprobsGrad(logits: Buf, targets: Buf, lse: Buf, g: Buf, dlogits: Buf, n: number, v: number): void {
-    this.run("tokenLogprobsGrad", (lib) => lib.tokenLogprobsGrad(h(logits), h(targets), h(lse), h(g), h(dlogits), n, v));
+    this.run("tokenLogprobsGrad", (lib) =>
+      lib.tokenLogprobsGrad(h(logits), h(targets), h(lse), h(g), h(dlogits), n, v),
+    );
   }
   adamw(param: Buf, grad: Buf, m: Buf, v: Buf, p: AdamWParams): void {
     this.run("adamw", (lib) =>
-      lib.adamw(h(param), h(grad), h(m), h(v), p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step));
+      lib.adamw(h(param), h(grad), h(m), h(v), p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step),
+    );
   }
   sumSquares(x: Buf, out: Buf, accumulate: boolean): void {
     this.run("sumSquares", (lib) => lib.sumSquares(h(x), h(out), accumulate));

@@ -4,8 +4,19 @@
 // are computed in double and rounded once on store; f64 buffers make float64 finite-difference gradient checks
 // possible.
 
-import type { AdamWParams, AttentionParams, BinaryOp, Buf, Backend, DType, FusedKernels, HostArray, MatmulParams,
-  ReduceOp, UnaryOp } from "./backend.js";
+import type {
+  AdamWParams,
+  AttentionParams,
+  BinaryOp,
+  Buf,
+  Backend,
+  DType,
+  FusedKernels,
+  HostArray,
+  MatmulParams,
+  ReduceOp,
+  UnaryOp,
+} from "./backend.js";
 import { hostArray } from "./backend.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../core/half.js";
 import { DisposedError, DTypeError, IndexError } from "../core/errors.js";
@@ -14,7 +25,11 @@ type Arr = Float32Array | Float64Array | Int32Array | Uint16Array;
 
 class RefBuf implements Buf {
   disposed = false;
-  constructor(readonly dtype: DType, readonly size: number, public data: Arr) {}
+  constructor(
+    readonly dtype: DType,
+    readonly size: number,
+    public data: Arr,
+  ) {}
 }
 
 function d(buf: Buf): Arr {
@@ -46,6 +61,7 @@ const UNARY: { [P in UnaryOp]: { fwd: (x: number, a: number) => number; der: (x:
   silu: { fwd: (x) => x * sigmoid(x), der: (x) => sigmoid(x) * (1 + x * (1 - sigmoid(x))) }, // s(1 + x(1-s))
   sigmoid: { fwd: sigmoid, der: (x) => sigmoid(x) * (1 - sigmoid(x)) }, // s(1-s)
   logsigmoid: { fwd: (x) => Math.min(x, 0) - Math.log1p(Math.exp(-Math.abs(x))), der: (x) => sigmoid(-x) }, // 1-s
+  // biome-ignore lint/complexity/useMathMinMax: x > 0 ? x : 0 gives 0 for NaN, as native/elementwise.cc does; Math.max gives NaN
   relu: { fwd: (x) => (x > 0 ? x : 0), der: (x) => (x > 0 ? 1 : 0) }, // step(x)
   tanh: { fwd: (x) => Math.tanh(x), der: (x) => 1 - Math.tanh(x) ** 2 }, // 1 - tanh^2
   square: { fwd: (x) => x * x, der: (x) => 2 * x }, // 2x
@@ -76,7 +92,12 @@ function bstrides(shape: number[], outShape: number[]): number[] {
 }
 
 /** Calls fn(outIndex, aOffset, bOffset) over every element of outShape. */
-function forEachBroadcast(outShape: number[], aSt: number[], bSt: number[], fn: (o: number, ia: number, ib: number) => void) {
+function forEachBroadcast(
+  outShape: number[],
+  aSt: number[],
+  bSt: number[],
+  fn: (o: number, ia: number, ib: number) => void,
+) {
   const r = outShape.length;
   const idx = new Array<number>(r).fill(0);
   const total = outShape.reduce((p, x) => p * x, 1);
@@ -172,9 +193,14 @@ export class ReferenceBackend implements Backend, FusedKernels {
   sumTo(x: Buf, xShape: number[], out: Buf, outShape: number[]): void {
     const X = f(x);
     const acc = new Float64Array(out.size);
-    forEachBroadcast(xShape, xShape.map(() => 0), bstrides(outShape, xShape), (o, _ia, ib) => {
-      acc[ib] += X[o];
-    });
+    forEachBroadcast(
+      xShape,
+      xShape.map(() => 0),
+      bstrides(outShape, xShape),
+      (o, _ia, ib) => {
+        acc[ib] += X[o];
+      },
+    );
     f(out).set(acc);
   }
 
@@ -244,8 +270,18 @@ export class ReferenceBackend implements Backend, FusedKernels {
     });
   }
 
-  copyRange(src: Buf, srcDim: number, srcStart: number, dst: Buf, dstDim: number, dstStart: number,
-    outer: number, len: number, inner: number, accumulate: boolean): void {
+  copyRange(
+    src: Buf,
+    srcDim: number,
+    srcStart: number,
+    dst: Buf,
+    dstDim: number,
+    dstStart: number,
+    outer: number,
+    len: number,
+    inner: number,
+    accumulate: boolean,
+  ): void {
     const S = d(src);
     const D = d(dst);
     for (let o = 0; o < outer; o++) {
@@ -314,7 +350,18 @@ export class ReferenceBackend implements Backend, FusedKernels {
     f(dw).set(dwAcc);
   }
 
-  rope(x: Buf, cos: Buf, sin: Buf, pos: Buf, out: Buf, b: number, t: number, h: number, dd: number, inverse: boolean): void {
+  rope(
+    x: Buf,
+    cos: Buf,
+    sin: Buf,
+    pos: Buf,
+    out: Buf,
+    b: number,
+    t: number,
+    h: number,
+    dd: number,
+    inverse: boolean,
+  ): void {
     const X = f(x);
     const Cs = f(cos);
     const Sn = f(sin);
@@ -343,7 +390,7 @@ export class ReferenceBackend implements Backend, FusedKernels {
   private visibleKeys(mask: Int32Array | null, p: AttentionParams, bi: number, i: number): number[] {
     const last = p.causal ? p.tk - p.tq + i : p.tk - 1;
     const keys: number[] = [];
-    for (let j = 0; j <= Math.min(last, p.tk - 1); j++) if (!mask || mask[bi * p.tk + j] !== 0) keys.push(j);
+    for (let j = 0; j <= Math.min(last, p.tk - 1); j++) if (mask?.[bi * p.tk + j] !== 0) keys.push(j);
     return keys;
   }
 
@@ -387,8 +434,19 @@ export class ReferenceBackend implements Backend, FusedKernels {
   }
 
   // P = softmax(S), S = scale Q K^T.  dV = P^T dO;  dP = dO V^T;  dS = P (dP - rowsum(dO * O));  dQ = scale dS K;  dK = scale dS^T Q
-  attentionGrad(q: Buf, k: Buf, v: Buf, keyMask: Buf | null, out: Buf, lse: Buf, g: Buf,
-    dq: Buf, dk: Buf, dv: Buf, p: AttentionParams): void {
+  attentionGrad(
+    q: Buf,
+    k: Buf,
+    v: Buf,
+    keyMask: Buf | null,
+    out: Buf,
+    lse: Buf,
+    g: Buf,
+    dq: Buf,
+    dk: Buf,
+    dv: Buf,
+    p: AttentionParams,
+  ): void {
     const Q = f(q);
     const K = f(k);
     const V = f(v);

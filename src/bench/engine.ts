@@ -9,10 +9,24 @@ import { tensor, tidy } from "../engine/tensor.js";
 import { Llama, trainFlops, type LlamaConfig } from "../model/llama.js";
 import { timeMedian } from "./stats.js";
 
-export interface GemmResult { m: number; k: number; n: number; gflops: number }
+export interface GemmResult {
+  m: number;
+  k: number;
+  n: number;
+  gflops: number;
+}
 export interface TrainStepResult {
-  layers: number; d_model: number; heads: number; seq: number; batch: number; vocab: number;
-  params: number; flops: number; ms: number; tokens_per_s: number; gflops: number;
+  layers: number;
+  d_model: number;
+  heads: number;
+  seq: number;
+  batch: number;
+  vocab: number;
+  params: number;
+  flops: number;
+  ms: number;
+  tokens_per_s: number;
+  gflops: number;
 }
 export interface EngineBench {
   backend: string;
@@ -22,13 +36,26 @@ export interface EngineBench {
   train_step: TrainStepResult;
 }
 
-export const GEMM_SHAPES: [number, number, number][] = [[256, 256, 256], [512, 512, 512], [1024, 1024, 1024], [2048, 256, 1024]];
+export const GEMM_SHAPES: [number, number, number][] = [
+  [256, 256, 256],
+  [512, 512, 512],
+  [1024, 1024, 1024],
+  [2048, 256, 1024],
+];
 
 /** The benchmark decoder: 4 layers, d_model 256, 4 heads, vocab 64; MLP 688 (about 8/3 d_model, as in Llama). */
 export const BENCH_MODEL: LlamaConfig = {
-  vocab_size: 64, hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 4,
-  num_key_value_heads: 4, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 128,
-  tie_word_embeddings: false, attention_bias: false,
+  vocab_size: 64,
+  hidden_size: 256,
+  intermediate_size: 688,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 128,
+  tie_word_embeddings: false,
+  attention_bias: false,
 };
 
 function randomBuf(be: Backend, n: number, rng: Rng) {
@@ -45,10 +72,13 @@ export function benchGemm(be: Backend, m: number, k: number, n: number, minMs = 
   const b = randomBuf(be, k * n, rng);
   const c = be.alloc(m * n, "f32");
   const params = { batch: 1, m, n, k, transA: false, transB: false, strideA: 0, strideB: 0, accumulate: false };
-  const ms = timeMedian(() => {
-    be.matmul(a, b, c, params);
-    be.readSync(c).length; // wait for the kernel on asynchronous backends
-  }, { minMs, minReps: be.name === "reference" ? 1 : 5, warmup: be.name === "reference" ? 0 : 2 });
+  const ms = timeMedian(
+    () => {
+      be.matmul(a, b, c, params);
+      be.readSync(c).length; // wait for the kernel on asynchronous backends
+    },
+    { minMs, minReps: be.name === "reference" ? 1 : 5, warmup: be.name === "reference" ? 0 : 2 },
+  );
   for (const x of [a, b, c]) be.dispose(x);
   return { m, k, n, gflops: (2 * m * n * k) / (ms * 1e6) };
 }
@@ -58,7 +88,8 @@ export function benchTrainStep(be: Backend, cfg = BENCH_MODEL, batch = 8, seq = 
   const opt = new AdamW(model.parameters(), { lr: 1e-4 });
   const rng = new Rng(2);
   const tokens = Array.from({ length: batch * (seq + 1) }, () => rng.int(cfg.vocab_size));
-  const rows = (off: number) => Array.from({ length: batch * seq }, (_, i) => tokens[Math.floor(i / seq) * (seq + 1) + (i % seq) + off]);
+  const rows = (off: number) =>
+    Array.from({ length: batch * seq }, (_, i) => tokens[Math.floor(i / seq) * (seq + 1) + (i % seq) + off]);
   const ids = tensor(rows(0), [batch, seq], "i32", be);
   const targets = tensor(rows(1), [batch, seq], "i32", be);
   const step = () => {
@@ -73,8 +104,16 @@ export function benchTrainStep(be: Backend, cfg = BENCH_MODEL, batch = 8, seq = 
   const ms = timeMedian(step, { warmup: 2, minReps: reps, minMs: 0, maxReps: reps });
   const flops = trainFlops(cfg, batch, seq);
   const result: TrainStepResult = {
-    layers: cfg.num_hidden_layers, d_model: cfg.hidden_size, heads: cfg.num_attention_heads, seq, batch,
-    vocab: cfg.vocab_size, params: model.numParams(), flops, ms, tokens_per_s: (batch * seq) / (ms / 1000),
+    layers: cfg.num_hidden_layers,
+    d_model: cfg.hidden_size,
+    heads: cfg.num_attention_heads,
+    seq,
+    batch,
+    vocab: cfg.vocab_size,
+    params: model.numParams(),
+    flops,
+    ms,
+    tokens_per_s: (batch * seq) / (ms / 1000),
     gflops: flops / (ms * 1e6),
   };
   ids.dispose();

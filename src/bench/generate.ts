@@ -90,7 +90,10 @@ export async function benchGenerate(be: Backend, opts: GenerateBenchOptions = {}
  * Ours and llama.cpp's (node-llama-cpp, same weights as an F32 GGUF, same thread count) side by side. Without
  * node-llama-cpp, or when llama.cpp fails on a model, its columns are null and llama_cpp_note says why.
  */
-export async function benchGenerateVsLlamaCpp(be: Backend, opts: GenerateBenchOptions = {}): Promise<GenerateBenchRow[]> {
+export async function benchGenerateVsLlamaCpp(
+  be: Backend,
+  opts: GenerateBenchOptions = {},
+): Promise<GenerateBenchRow[]> {
   const o = resolve(opts);
   const loaded = opts.llamaCpp === false ? { error: "not measured (--no-llama-cpp)" } : await loadLlamaCpp();
   const rows: GenerateBenchRow[] = [];
@@ -126,8 +129,15 @@ export async function benchGenerateVsLlamaCpp(be: Backend, opts: GenerateBenchOp
  * One (model, batch): warm-ups, then reps alternating ours and llama.cpp's. A llama.cpp failure leaves its
  * columns null (with the reason in the note), not the whole benchmark failed.
  */
-async function benchPair(model: Llama, name: string, be: Backend, B: number, o: Resolved,
-  theirs: LlamaCppModelBench | null, note: string | undefined): Promise<GenerateBenchRow> {
+async function benchPair(
+  model: Llama,
+  name: string,
+  be: Backend,
+  B: number,
+  o: Resolved,
+  theirs: LlamaCppModelBench | null,
+  note: string | undefined,
+): Promise<GenerateBenchRow> {
   const prompts = randomPrompts(model, B, o.P);
   let runner: LlamaCppRunner | null = null;
   const fail = (what: string) => (e: Error) => {
@@ -137,7 +147,8 @@ async function benchPair(model: Llama, name: string, be: Backend, B: number, o: 
   if (theirs) runner = await theirs.runner(B, o.P, o.N, be.threads()).catch(fail(`create a context of ${B} sequences`));
   try {
     ourRun(model, shortPrompts(prompts), Math.min(o.N, 4));
-    let cppOk = runner !== null && (await runner.run(shortPrompts(prompts), Math.min(o.N, 4)).catch(fail("generate"))) !== null;
+    let cppOk =
+      runner !== null && (await runner.run(shortPrompts(prompts), Math.min(o.N, 4)).catch(fail("generate"))) !== null;
     const ours: RunTimes[] = [];
     const cpp: RunTimes[] = [];
     for (let r = 0; r < o.reps; r++) {
@@ -156,8 +167,12 @@ async function benchPair(model: Llama, name: string, be: Backend, B: number, o: 
 
 /** Our prefill (first step) and decode (the other N - 1 steps) times for one batch of prompts. */
 function ourRun(model: Llama, prompts: number[][], N: number): RunTimes {
-  const dec = new BatchDecoder(model, null, prompts.map((ids, index) => ({ ids, index })),
-    { maxTokens: N, temperature: 1, eosIds: [], seed: 1 });
+  const dec = new BatchDecoder(
+    model,
+    null,
+    prompts.map((ids, index) => ({ ids, index })),
+    { maxTokens: N, temperature: 1, eosIds: [], seed: 1 },
+  );
   try {
     let t0 = performance.now();
     dec.step(); // the prefill, and one sampled token per row
@@ -178,7 +193,8 @@ async function stepControlled(model: Llama, name: string, B: number, o: Resolved
   const tokenizer = presetTokenizer(name);
   if (!tokenizer) return null;
   const tasks: StepTask[] = generateProblems(TASK_PRESETS.medium, { seed: 1, split: "test", n: B }).map((p, i) => ({
-    prompt: promptText(p.question) + solutionPrefix(p.answer, 1), seed: i,
+    prompt: promptText(p.question) + solutionPrefix(p.answer, 1),
+    seed: i,
   }));
   await stepControlledRun(model, tokenizer, tasks, B, Math.min(o.N, 4)); // warm-up
   const runs: { tokens: number; ms: number }[] = [];
@@ -226,18 +242,46 @@ function shortPrompts(prompts: number[][]): number[][] {
   return prompts.map((p) => p.slice(0, 8));
 }
 
-function makeRow(name: string, be: Backend, B: number, o: Resolved, ours: RunTimes[], cpp: RunTimes[] | null,
-  stepControlled: number | null, note: string | undefined): GenerateBenchRow {
+function makeRow(
+  name: string,
+  be: Backend,
+  B: number,
+  o: Resolved,
+  ours: RunTimes[],
+  cpp: RunTimes[] | null,
+  stepControlled: number | null,
+  note: string | undefined,
+): GenerateBenchRow {
   const decodeTokens = B * (o.N - 1);
   const perSecond = (tokens: number, ms: number[]) => tokens / (median(ms) / 1000);
   const row: GenerateBenchRow = {
-    model: name, batch: B, prompt_tokens: o.P, new_tokens: o.N,
-    tokens_per_s: perSecond(decodeTokens, ours.map((t) => t.decodeMs)),
-    prefill_tokens_per_s: perSecond(B * o.P, ours.map((t) => t.prefillMs)),
-    llama_cpp_tokens_per_s: cpp ? perSecond(decodeTokens, cpp.map((t) => t.decodeMs)) : null,
-    llama_cpp_prefill_tokens_per_s: cpp ? perSecond(B * o.P, cpp.map((t) => t.prefillMs)) : null,
+    model: name,
+    batch: B,
+    prompt_tokens: o.P,
+    new_tokens: o.N,
+    tokens_per_s: perSecond(
+      decodeTokens,
+      ours.map((t) => t.decodeMs),
+    ),
+    prefill_tokens_per_s: perSecond(
+      B * o.P,
+      ours.map((t) => t.prefillMs),
+    ),
+    llama_cpp_tokens_per_s: cpp
+      ? perSecond(
+          decodeTokens,
+          cpp.map((t) => t.decodeMs),
+        )
+      : null,
+    llama_cpp_prefill_tokens_per_s: cpp
+      ? perSecond(
+          B * o.P,
+          cpp.map((t) => t.prefillMs),
+        )
+      : null,
     step_controlled_tokens_per_s: stepControlled,
-    backend: be.name, threads: be.threads(),
+    backend: be.name,
+    threads: be.threads(),
   };
   if (!cpp) row.llama_cpp_note = note ?? "llama.cpp was not measured";
   else row.llama_cpp_note = `${LLAMA_CPP_SETUP}, threads ${row.threads}`;

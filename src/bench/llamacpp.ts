@@ -14,13 +14,19 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { ControlledEvaluateInputItem, Llama as LlamaCpp, LlamaModel as LlamaCppModel, Token } from "node-llama-cpp";
+import type {
+  ControlledEvaluateInputItem,
+  Llama as LlamaCpp,
+  LlamaModel as LlamaCppModel,
+  Token,
+} from "node-llama-cpp";
 import { exportGguf } from "../model/gguf.js";
 import type { Llama } from "../model/llama.js";
 import { builtinTokenizer } from "../model/tokenizer.js";
 
 /** How llama.cpp is run, for the benchmark's note (package.json pins the version). */
-export const LLAMA_CPP_SETUP = "node-llama-cpp@3.21.1, F32 GGUF of the same weights, default context (F16 KV cache, " +
+export const LLAMA_CPP_SETUP =
+  "node-llama-cpp@3.21.1, F32 GGUF of the same weights, default context (F16 KV cache, " +
   "flash attention auto), sequences stepped together, temperature 1 top-k 40";
 
 const SAMPLING = { temperature: 1, topK: 40, topP: 1, minP: 0 };
@@ -29,8 +35,14 @@ const SAMPLING = { temperature: 1, topK: 40, topP: 1, minP: 0 };
 export async function loadLlamaCpp(): Promise<{ llama: LlamaCpp } | { error: string }> {
   try {
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-    const llama = await getLlama({ gpu: false, build: "never", usePrebuiltBinaries: true, skipDownload: true,
-      progressLogs: false, logLevel: LlamaLogLevel.error });
+    const llama = await getLlama({
+      gpu: false,
+      build: "never",
+      usePrebuiltBinaries: true,
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+    });
     return { llama };
   } catch (e) {
     return { error: `node-llama-cpp could not load llama.cpp: ${(e as Error).message.split("\n")[0]}` };
@@ -39,7 +51,10 @@ export async function loadLlamaCpp(): Promise<{ llama: LlamaCpp } | { error: str
 
 /** One model exported and loaded in llama.cpp; owns its temporary GGUF. Call dispose(). */
 export class LlamaCppModelBench {
-  private constructor(private readonly model: LlamaCppModel, private readonly dir: string) {}
+  private constructor(
+    private readonly model: LlamaCppModel,
+    private readonly dir: string,
+  ) {}
 
   /**
    * Exports `model` (our weights, F32) with the built-in tokenizer's vocabulary padded to the model's (the
@@ -63,8 +78,12 @@ export class LlamaCppModelBench {
 
   /** A context of B sequences with room for P + N tokens each, on `threads` threads. */
   async runner(B: number, P: number, N: number, threads: number): Promise<LlamaCppRunner> {
-    const ctx = await this.model.createContext({ sequences: B, contextSize: B * (P + N), batchSize: B * P,
-      threads: { ideal: threads, min: threads } });
+    const ctx = await this.model.createContext({
+      sequences: B,
+      contextSize: B * (P + N),
+      batchSize: B * P,
+      threads: { ideal: threads, min: threads },
+    });
     return new LlamaCppRunner(ctx);
   }
 
@@ -97,7 +116,8 @@ export class LlamaCppRunner {
 
   /** Prefills prompts (one per sequence), then samples `newTokens` tokens each; returns both times in ms. */
   async run(prompts: number[][], newTokens: number): Promise<{ prefillMs: number; decodeMs: number }> {
-    if (prompts.length !== this.seqs.length) throw new Error(`${prompts.length} prompts for ${this.seqs.length} sequences`);
+    if (prompts.length !== this.seqs.length)
+      throw new Error(`${prompts.length} prompts for ${this.seqs.length} sequences`);
     await Promise.all(this.seqs.map((s) => s.clearHistory()));
     // Feeds tokens to sequence i and samples the token after the last one.
     const next = async (seq: Sequence, i: number, tokens: number[]): Promise<number> => {
@@ -114,7 +134,8 @@ export class LlamaCppRunner {
     let last = await Promise.all(this.seqs.map((s, i) => next(s, i, prompts[i]))); // (B) sampled after the prompt
     const prefillMs = performance.now() - t0;
     t0 = performance.now();
-    for (let step = 1; step < newTokens; step++) last = await Promise.all(this.seqs.map((s, i) => next(s, i, [last[i]])));
+    for (let step = 1; step < newTokens; step++)
+      last = await Promise.all(this.seqs.map((s, i) => next(s, i, [last[i]])));
     return { prefillMs, decodeMs: performance.now() - t0 };
   }
 

@@ -34,7 +34,8 @@ export interface ServeBenchOptions {
   quick?: boolean; // a smoke test, not a measurement
 }
 
-const PROMPT = "Question: Tom has 12 apples. He buys 7 more and gives 5 to Ann. How many apples does Tom have now?\nAnswer: ";
+const PROMPT =
+  "Question: Tom has 12 apples. He buys 7 more and gives 5 to Ann. How many apples does Tom have now?\nAnswer: ";
 
 /** Percentile p (0-100) of sorted values, nearest rank. */
 function percentile(sorted: number[], p: number): number {
@@ -58,7 +59,9 @@ function startServer(dir: string, opts: ServeBenchOptions): Promise<{ child: Chi
       const m = /(http:\/\/\S+\/v1)/.exec(out);
       if (m) resolve({ child, url: m[1] });
     });
-    child.on("exit", (code) => reject(new StepwiseError(`stepwise serve exited (${code}) before listening: ${err.trim()}`)));
+    child.on("exit", (code) =>
+      reject(new StepwiseError(`stepwise serve exited (${code}) before listening: ${err.trim()}`)),
+    );
   });
 }
 
@@ -67,10 +70,18 @@ async function request(url: string, seed: number, maxTokens: number): Promise<nu
   const res = await fetch(`${url}/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "tiny", prompt: PROMPT, max_tokens: maxTokens, temperature: 1, ignore_eos: true, seed }),
+    body: JSON.stringify({
+      model: "tiny",
+      prompt: PROMPT,
+      max_tokens: maxTokens,
+      temperature: 1,
+      ignore_eos: true,
+      seed,
+    }),
   });
   const body = (await res.json()) as { choices?: unknown[]; error?: { message: string } };
-  if (!res.ok || !Array.isArray(body.choices)) throw new StepwiseError(`the server answered ${res.status}: ${body.error?.message}`);
+  if (!res.ok || !Array.isArray(body.choices))
+    throw new StepwiseError(`the server answered ${res.status}: ${body.error?.message}`);
   return performance.now() - t0;
 }
 
@@ -89,16 +100,23 @@ export async function benchServe(opts: ServeBenchOptions = {}): Promise<ServeBen
     const start = performance.now();
     const end = start + durationMs;
     let last = start;
-    await Promise.all(Array.from({ length: clients }, async () => {
-      while (performance.now() < end) {
-        latencies.push(await request(server.url, seed++, maxTokens));
-        last = performance.now();
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (performance.now() < end) {
+          latencies.push(await request(server.url, seed++, maxTokens));
+          last = performance.now();
+        }
+      }),
+    );
     latencies.sort((a, b) => a - b);
     return {
-      clients, requests_per_s: latencies.length / ((last - start) / 1000), p50_ms: percentile(latencies, 50),
-      p99_ms: percentile(latencies, 99), requests: latencies.length, max_tokens: maxTokens, prompt_tokens: PROMPT.length + 1,
+      clients,
+      requests_per_s: latencies.length / ((last - start) / 1000),
+      p50_ms: percentile(latencies, 50),
+      p99_ms: percentile(latencies, 99),
+      requests: latencies.length,
+      max_tokens: maxTokens,
+      prompt_tokens: PROMPT.length + 1,
       backend: opts.backend ?? process.env.STEPWISE_BACKEND ?? "default",
     };
   } finally {

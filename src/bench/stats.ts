@@ -7,7 +7,10 @@ export function median(xs: number[]): number {
 }
 
 /** Runs fn `warmup` times, then until both minReps runs and minMs have passed; returns the median ms. */
-export function timeMedian(fn: () => void, opts: { warmup?: number; minReps?: number; minMs?: number; maxReps?: number } = {}): number {
+export function timeMedian(
+  fn: () => void,
+  opts: { warmup?: number; minReps?: number; minMs?: number; maxReps?: number } = {},
+): number {
   const { warmup = 2, minReps = 5, minMs = 300, maxReps = 200 } = opts;
   for (let i = 0; i < warmup; i++) fn();
   const times: number[] = [];

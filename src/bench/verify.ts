@@ -106,28 +106,39 @@ async function sandboxRate(runs: number, concurrency: number): Promise<number> {
   await one(); // warm-up (and detection)
   let next = 0;
   const t0 = performance.now();
-  const worker = async () => { while (next++ < runs) await one(); };
+  const worker = async () => {
+    while (next++ < runs) await one();
+  };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return runs / ((performance.now() - t0) / 1000);
 }
 
 export async function benchVerify(opts: { quick?: boolean; concurrency?: number } = {}): Promise<VerifyBench> {
   const ms = opts.quick ? 200 : 1000;
-  const answer = rate(ANSWERS, ([s, ref]) => {
-    const pred = extractAnswer(s, "gsm8k");
-    return pred === null ? false : answersEqual(pred, ref);
-  }, ms);
+  const answer = rate(
+    ANSWERS,
+    ([s, ref]) => {
+      const pred = extractAnswer(s, "gsm8k");
+      return pred === null ? false : answersEqual(pred, ref);
+    },
+    ms,
+  );
   const math = ([out, gold]: [string, string]) => checkMathAnswer(out, gold).correct;
   const mathNumbers = medianRate(MATH_NUMBERS, math, ms);
   const mathLatex = medianRate(MATH_LATEX, math, ms);
-  const taskLines = generateProblems(PRESETS.medium, { n: 200, seed: 1, split: "train" })
-    .flatMap((p) => p.answer.split("\n").slice(0, -1));
+  const taskLines = generateProblems(PRESETS.medium, { n: 200, seed: 1, split: "train" }).flatMap((p) =>
+    p.answer.split("\n").slice(0, -1),
+  );
   const step = rate([...taskLines, ...LINES], checkStep, ms);
   const concurrency = opts.concurrency ?? os.availableParallelism();
   const sandbox = await sandboxRate(opts.quick ? 8 : 60, concurrency);
   return {
-    answer_checks_per_s: Math.round(answer), math_number_checks_per_s: Math.round(mathNumbers),
-    math_latex_checks_per_s: Math.round(mathLatex), step_checks_per_s: Math.round(step),
-    sandbox_runs_per_s: Math.round(sandbox * 10) / 10, sandbox_mode: detectSandbox().mode, concurrency,
+    answer_checks_per_s: Math.round(answer),
+    math_number_checks_per_s: Math.round(mathNumbers),
+    math_latex_checks_per_s: Math.round(mathLatex),
+    step_checks_per_s: Math.round(step),
+    sandbox_runs_per_s: Math.round(sandbox * 10) / 10,
+    sandbox_mode: detectSandbox().mode,
+    concurrency,
   };
 }

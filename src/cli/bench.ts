@@ -7,7 +7,12 @@ import { benchEngine } from "../bench/engine.js";
 import { benchServe } from "../bench/serve.js";
 import { benchTrain, type TrainBenchRow } from "../bench/train.js";
 import { benchVerify } from "../bench/verify.js";
-import { GENERATE_BENCH_MODELS, type GenerateBenchModel, type GenerateBenchRow, benchGenerateVsLlamaCpp } from "../bench/generate.js";
+import {
+  GENERATE_BENCH_MODELS,
+  type GenerateBenchModel,
+  type GenerateBenchRow,
+  benchGenerateVsLlamaCpp,
+} from "../bench/generate.js";
 import type { Command } from "./main.js";
 import { intOption } from "./options.js";
 import { Progress } from "../core/progress.js";
@@ -21,14 +26,17 @@ function printJson(r: object, values: Record<string, string | boolean | undefine
 
 function trainLine(r: TrainBenchRow): string {
   const ratio = (a: number, b: number | null) => (b ? ` (${(a / b).toFixed(2)}x PyTorch)` : "");
-  return `${r.model} ${r.mode}: SFT ${r.sft_tokens_per_s.toFixed(0)} tokens/s${ratio(r.sft_tokens_per_s, r.pytorch_sft_tokens_per_s)}, ` +
-    `DPO ${r.dpo_pairs_per_s.toFixed(2)} pairs/s${ratio(r.dpo_pairs_per_s, r.pytorch_dpo_pairs_per_s)}${r.note ? ` [${r.note}]` : ""}`;
+  return (
+    `${r.model} ${r.mode}: SFT ${r.sft_tokens_per_s.toFixed(0)} tokens/s${ratio(r.sft_tokens_per_s, r.pytorch_sft_tokens_per_s)}, ` +
+    `DPO ${r.dpo_pairs_per_s.toFixed(2)} pairs/s${ratio(r.dpo_pairs_per_s, r.pytorch_dpo_pairs_per_s)}${r.note ? ` [${r.note}]` : ""}`
+  );
 }
 
 export const benchCommand: Command = {
   name: "bench",
   summary: "run a benchmark suite (engine, generate, train, verify, serve) and print its figures",
-  usage: "stepwise bench engine|generate|train|verify|serve [--json] [--threads N] [--backend native|reference] [--quick]",
+  usage:
+    "stepwise bench engine|generate|train|verify|serve [--json] [--threads N] [--backend native|reference] [--quick]",
   options: {
     json: { type: "boolean" },
     threads: { type: "string" },
@@ -76,33 +84,50 @@ export const benchCommand: Command = {
   async run(values, positionals) {
     const suite = positionals[0];
     if (!SUITES.includes(suite as (typeof SUITES)[number])) {
-      throw new InputError(`unknown bench suite "${suite ?? ""}"`, undefined, `use: stepwise bench ${SUITES.join("|")}`);
+      throw new InputError(
+        `unknown bench suite "${suite ?? ""}"`,
+        undefined,
+        `use: stepwise bench ${SUITES.join("|")}`,
+      );
     }
     if (suite === "verify") return printJson(await benchVerify({ quick: Boolean(values.quick) }), values);
     const be = values.backend ? backendByName(String(values.backend)) : getBackend();
     if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
     if (suite === "generate") return runGenerate(be, values);
     if (suite === "train") {
-      const rows = benchTrain(be, { quick: Boolean(values.quick), onRow: values.json ? undefined : (r) => console.log(trainLine(r)) });
+      const rows = benchTrain(be, {
+        quick: Boolean(values.quick),
+        onRow: values.json ? undefined : (r) => console.log(trainLine(r)),
+      });
       if (values.json) console.log(JSON.stringify(rows));
       return 0;
     }
     if (suite === "serve") {
       const name = be.name === "native" || be.name === "reference" ? be.name : undefined;
-      return printJson(await benchServe({ quick: Boolean(values.quick), backend: name,
-        threads: values.threads === undefined ? undefined : be.threads() }), values);
+      return printJson(
+        await benchServe({
+          quick: Boolean(values.quick),
+          backend: name,
+          threads: values.threads === undefined ? undefined : be.threads(),
+        }),
+        values,
+      );
     }
     const r = benchEngine(be, { quick: Boolean(values.quick) });
     if (values.json) {
       console.log(JSON.stringify(r));
       return 0;
     }
-    console.log(`backend ${r.backend}, ${r.threads} threads, FMA peak ${r.fma_peak_gflops?.toFixed(1) ?? "n/a"} GFLOP/s`);
+    console.log(
+      `backend ${r.backend}, ${r.threads} threads, FMA peak ${r.fma_peak_gflops?.toFixed(1) ?? "n/a"} GFLOP/s`,
+    );
     for (const g of r.gemm) console.log(`gemm ${g.m}x${g.k}x${g.n}: ${g.gflops.toFixed(1)} GFLOP/s`);
     const t = r.train_step;
-    console.log(`train step (${t.layers} layers, d ${t.d_model}, ${t.heads} heads, seq ${t.seq}, batch ${t.batch}, ` +
-      `${(t.params / 1e6).toFixed(2)}M params): ${t.ms.toFixed(1)} ms, ${t.tokens_per_s.toFixed(0)} tokens/s, ` +
-      `${t.gflops.toFixed(1)} GFLOP/s`);
+    console.log(
+      `train step (${t.layers} layers, d ${t.d_model}, ${t.heads} heads, seq ${t.seq}, batch ${t.batch}, ` +
+        `${(t.params / 1e6).toFixed(2)}M params): ${t.ms.toFixed(1)} ms, ${t.tokens_per_s.toFixed(0)} tokens/s, ` +
+        `${t.gflops.toFixed(1)} GFLOP/s`,
+    );
     return 0;
   },
 };
@@ -111,7 +136,9 @@ export const benchCommand: Command = {
 function intList(values: Record<string, unknown>, name: string): number[] | undefined {
   const v = values[name];
   if (v === undefined) return undefined;
-  const xs = String(v).split(",").map((x) => Number(x.trim()));
+  const xs = String(v)
+    .split(",")
+    .map((x) => Number(x.trim()));
   if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1)) {
     throw new InputError(`--${name} must be a comma-separated list of integers >= 1, got "${v}"`);
   }
@@ -120,10 +147,16 @@ function intList(values: Record<string, unknown>, name: string): number[] | unde
 
 function modelList(values: Record<string, unknown>): GenerateBenchModel[] | undefined {
   if (values.models === undefined) return undefined;
-  const names = String(values.models).split(",").map((x) => x.trim());
+  const names = String(values.models)
+    .split(",")
+    .map((x) => x.trim());
   const bad = names.find((n) => !(GENERATE_BENCH_MODELS as readonly string[]).includes(n));
   if (bad !== undefined || names.length === 0) {
-    throw new InputError(`unknown model "${bad ?? ""}" for --models`, undefined, `use: ${GENERATE_BENCH_MODELS.join(", ")}`);
+    throw new InputError(
+      `unknown model "${bad ?? ""}" for --models`,
+      undefined,
+      `use: ${GENERATE_BENCH_MODELS.join(", ")}`,
+    );
   }
   return names as GenerateBenchModel[];
 }
@@ -133,9 +166,17 @@ async function runGenerate(be: Backend, values: Record<string, string | boolean 
   const models = modelList(values);
   const batches = intList(values, "batches");
   const opt = (name: string) => (values[name] === undefined ? undefined : intOption(values, name, 1));
-  const bar = new Progress("bench generate", { total: (models ?? GENERATE_BENCH_MODELS).length * (batches ?? [1, 16]).length, unit: " rows" });
+  const bar = new Progress("bench generate", {
+    total: (models ?? GENERATE_BENCH_MODELS).length * (batches ?? [1, 16]).length,
+    unit: " rows",
+  });
   const rows = await benchGenerateVsLlamaCpp(be, {
-    models, batches, quick, promptTokens: opt("prompt-tokens"), newTokens: opt("new-tokens"), reps: opt("reps"),
+    models,
+    batches,
+    quick,
+    promptTokens: opt("prompt-tokens"),
+    newTokens: opt("new-tokens"),
+    reps: opt("reps"),
     llamaCpp: !values["no-llama-cpp"],
     onRow: (r) => {
       bar.note(`${r.model} batch ${r.batch}`);
@@ -151,11 +192,13 @@ async function runGenerate(be: Backend, values: Record<string, string | boolean 
   const ratio = (a: number, b: number | null) => (b === null ? "n/a" : `${(a / b).toFixed(2)}x`);
   const fmt = (x: number | null) => (x === null ? "n/a" : x.toFixed(x < 100 ? 1 : 0));
   for (const r of rows as GenerateBenchRow[]) {
-    console.log(`${r.model.padEnd(13)} batch ${String(r.batch).padStart(2)}  P ${r.prompt_tokens} N ${r.new_tokens}  ` +
-      `decode ${fmt(r.tokens_per_s)} / ${fmt(r.llama_cpp_tokens_per_s)} = ${ratio(r.tokens_per_s, r.llama_cpp_tokens_per_s)}  ` +
-      `prefill ${fmt(r.prefill_tokens_per_s)} / ${fmt(r.llama_cpp_prefill_tokens_per_s)} = ` +
-      `${ratio(r.prefill_tokens_per_s, r.llama_cpp_prefill_tokens_per_s)}` +
-      (r.step_controlled_tokens_per_s === null ? "" : `  step-controlled ${fmt(r.step_controlled_tokens_per_s)}`));
+    console.log(
+      `${r.model.padEnd(13)} batch ${String(r.batch).padStart(2)}  P ${r.prompt_tokens} N ${r.new_tokens}  ` +
+        `decode ${fmt(r.tokens_per_s)} / ${fmt(r.llama_cpp_tokens_per_s)} = ${ratio(r.tokens_per_s, r.llama_cpp_tokens_per_s)}  ` +
+        `prefill ${fmt(r.prefill_tokens_per_s)} / ${fmt(r.llama_cpp_prefill_tokens_per_s)} = ` +
+        `${ratio(r.prefill_tokens_per_s, r.llama_cpp_prefill_tokens_per_s)}` +
+        (r.step_controlled_tokens_per_s === null ? "" : `  step-controlled ${fmt(r.step_controlled_tokens_per_s)}`),
+    );
   }
   const note = rows.find((r) => r.llama_cpp_note)?.llama_cpp_note;
   if (note) console.log(`llama.cpp: ${note}`);

@@ -22,23 +22,41 @@ const TEXT = "3 + 4 = <<3+4=7>>7 <pens>\n7 * 2 = <<7*2=14>>14\n#### 14";
 
 function cli(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [BIN, "credit", ...args], {
-    encoding: "utf8", env: { ...process.env, STEPWISE_BACKEND: "reference", ...env },
+    encoding: "utf8",
+    env: { ...process.env, STEPWISE_BACKEND: "reference", ...env },
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 test("stepwise credit --json --html: tokens, step sums adding up to the total, an HTML heatmap", () => {
   const html = path.join(dir, "credit.html");
-  const r = cli(["--model", POLICY, "--ref", REF, "--text", TEXT, "--question", "Ann has 3 pens.", "--beta", "0.2",
-    "--html", html, "--json"]);
+  const r = cli([
+    "--model",
+    POLICY,
+    "--ref",
+    REF,
+    "--text",
+    TEXT,
+    "--question",
+    "Ann has 3 pens.",
+    "--beta",
+    "0.2",
+    "--html",
+    html,
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
   const c = JSON.parse(r.out) as Credit & { html: string };
   assert.equal(c.prompt, "Ann has 3 pens.\n");
   assert.equal(c.completion, TEXT);
   assert.equal(c.beta, 0.2);
   assert.equal(c.tokens.length, TEXT.length);
-  for (const k of ["id", "text", "start", "end", "logprob", "ref_logprob", "reward", "step"]) assert.ok(k in c.tokens[0], k);
-  assert.deepEqual(c.steps.map((s) => s.text), TEXT.split("\n"));
+  for (const k of ["id", "text", "start", "end", "logprob", "ref_logprob", "reward", "step"])
+    assert.ok(k in c.tokens[0], k);
+  assert.deepEqual(
+    c.steps.map((s) => s.text),
+    TEXT.split("\n"),
+  );
   assert.ok(Math.abs(c.steps.reduce((a, s) => a + s.reward, 0) - c.total_reward) < 1e-9);
   assert.equal(c.html, html);
   const page = fs.readFileSync(html, "utf8");
@@ -50,12 +68,16 @@ test("stepwise credit --json --html: tokens, step sums adding up to the total, a
 test("stepwise credit: a table through a pipe or with NO_COLOR, colours with --color always; model == ref is all zeros", () => {
   const piped = cli(["--model", POLICY, "--ref", REF, "--text", TEXT]);
   assert.equal(piped.code, 0, piped.err);
-  assert.doesNotMatch(piped.out, /\x1b\[/);
+  assert.ok(!piped.out.includes("\x1b["), "no ANSI escapes when piped");
   assert.match(piped.out, /step +reward +tokens +text/);
-  const colored = cli(["--model", POLICY, "--ref", REF, "--text", TEXT, "--color", "always"], { COLORTERM: "truecolor" });
+  const colored = cli(["--model", POLICY, "--ref", REF, "--text", TEXT, "--color", "always"], {
+    COLORTERM: "truecolor",
+  });
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matches the ANSI escape the renderer writes
   assert.match(colored.out, /\x1b\[30;48;2;/);
   assert.equal(colored.out.split("\n").filter((l) => l.includes("[step ")).length, 3);
   const c256 = cli(["--model", POLICY, "--ref", REF, "--text", TEXT, "--color", "always"], { COLORTERM: "" });
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matches the ANSI escape the renderer writes
   assert.match(c256.out, /\x1b\[30;48;5;/);
   const self = JSON.parse(cli(["--model", POLICY, "--ref", POLICY, "--text", TEXT, "--json"]).out) as Credit;
   assert.ok(self.tokens.every((t) => t.reward === 0));
@@ -64,18 +86,51 @@ test("stepwise credit: a table through a pipe or with NO_COLOR, colours with --c
 
 test("stepwise credit --corrupt-eval: hit rates against chance, per-problem records", () => {
   const problems = path.join(dir, "problems.jsonl");
-  fs.writeFileSync(problems, generateProblems(PRESETS.easy, { n: 5, seed: 2, split: "test" }).map((p) => JSON.stringify(p)).join("\n") + "\n");
+  fs.writeFileSync(
+    problems,
+    generateProblems(PRESETS.easy, { n: 5, seed: 2, split: "test" })
+      .map((p) => JSON.stringify(p))
+      .join("\n") + "\n",
+  );
   const out = path.join(dir, "corrupt.jsonl");
-  const r = cli(["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", problems, "--seed", "3", "--out", out, "--json"]);
+  const r = cli([
+    "--corrupt-eval",
+    "--model",
+    POLICY,
+    "--ref",
+    REF,
+    "--problems",
+    problems,
+    "--seed",
+    "3",
+    "--out",
+    out,
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.err);
   const s = JSON.parse(r.out) as Record<string, number>;
   assert.equal(s.n, 5);
   for (const k of ["implicit_reward_hit_rate", "ref_logprob_hit_rate", "chance"]) assert.ok(s[k] >= 0 && s[k] <= 1, k);
   assert.ok(!("records" in s));
-  const recs = fs.readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { step: number; reward_pick: number });
+  const recs = fs
+    .readFileSync(out, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { step: number; reward_pick: number });
   assert.equal(recs.length, 5);
   assert.equal(s.implicit_reward_hit_rate, recs.filter((x) => x.reward_pick === x.step).length / 5);
-  const rec = cli(["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", problems, "--corrupt-mode", "recompute", "--json"]);
+  const rec = cli([
+    "--corrupt-eval",
+    "--model",
+    POLICY,
+    "--ref",
+    REF,
+    "--problems",
+    problems,
+    "--corrupt-mode",
+    "recompute",
+    "--json",
+  ]);
   assert.equal(JSON.parse(rec.out).mode, "recompute");
   const text = cli(["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", problems, "--limit", "2"]);
   assert.match(text.out, /corrupted solutions: 2/);
@@ -89,17 +144,29 @@ test("stepwise credit: missing flags, bad files and bad values exit 2 naming the
     [["--model", POLICY, "--ref", "/nonexistent/ref", "--text", "a"], /\/nonexistent\/ref/],
     [["--model", POLICY, "--ref", REF, "--text", "a", "--beta", "0"], /--beta/],
     [["--model", POLICY, "--ref", REF, "--text", "a", "--color", "sometimes"], /--color/],
-    [["--model", POLICY, "--ref", REF, "--text", "a", "--html", "/nonexistent/dir/x.html"], /\/nonexistent\/dir\/x.html: cannot write/],
+    [
+      ["--model", POLICY, "--ref", REF, "--text", "a", "--html", "/nonexistent/dir/x.html"],
+      /\/nonexistent\/dir\/x.html: cannot write/,
+    ],
     [["--corrupt-eval", "--model", POLICY, "--ref", REF], /--problems FILE/],
-    [["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", "x", "--corrupt-mode", "x"], /--corrupt-mode must be keep or recompute/],
-    [["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", "/nonexistent.jsonl"], /\/nonexistent.jsonl: cannot read/],
+    [
+      ["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", "x", "--corrupt-mode", "x"],
+      /--corrupt-mode must be keep or recompute/,
+    ],
+    [
+      ["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", "/nonexistent.jsonl"],
+      /\/nonexistent.jsonl: cannot read/,
+    ],
   ];
   const bad = path.join(dir, "bad.jsonl");
   fs.writeFileSync(bad, '{"id": "a", "question": "q", "answer": "#### 1"}\nnot json\n');
   cases.push([["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", bad], /bad.jsonl:2: invalid JSON/]);
   const none = path.join(dir, "none.jsonl");
   fs.writeFileSync(none, '{"id": "a", "question": "q", "answer": "#### 1"}\n');
-  cases.push([["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", none], /no problem has a reference solution/]);
+  cases.push([
+    ["--corrupt-eval", "--model", POLICY, "--ref", REF, "--problems", none],
+    /no problem has a reference solution/,
+  ]);
   for (const [args, msg] of cases) {
     const r = cli(args);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);

@@ -21,7 +21,8 @@ type Values = Record<string, string | boolean | undefined>;
 /** Colours for stdout: off when --color never, NO_COLOR is set or stdout is no terminal (unless --color always). */
 function colorMode(values: Values): ColorMode | null {
   const c = String(values.color ?? "auto");
-  if (c !== "auto" && c !== "always" && c !== "never") throw new InputError(`--color must be auto, always or never, got "${c}"`);
+  if (c !== "auto" && c !== "always" && c !== "never")
+    throw new InputError(`--color must be auto, always or never, got "${c}"`);
   if (c === "never") return null;
   if (c === "auto" && (!process.stdout.isTTY || (process.env.NO_COLOR ?? "") !== "")) return null;
   const ct = (process.env.COLORTERM ?? "").toLowerCase();
@@ -29,20 +30,27 @@ function colorMode(values: Values): ColorMode | null {
 }
 
 async function runCredit(values: Values): Promise<number> {
-  if (typeof values.text !== "string") throw new InputError("--text STR is required (or --corrupt-eval --problems FILE)");
-  if (values.prompt !== undefined && values.question !== undefined) throw new InputError("give --prompt or --question, not both");
+  if (typeof values.text !== "string")
+    throw new InputError("--text STR is required (or --corrupt-eval --problems FILE)");
+  if (values.prompt !== undefined && values.question !== undefined)
+    throw new InputError("give --prompt or --question, not both");
   const beta = betaOption(values);
   const mode = colorMode(values);
   const { model, ref, tokenizer } = loadPolicyAndRef(values, true);
   try {
-    const prompt = typeof values.question === "string" ? promptText(values.question, templateOption(values), tokenizer)
-      : String(values.prompt ?? "");
+    const prompt =
+      typeof values.question === "string"
+        ? promptText(values.question, templateOption(values), tokenizer)
+        : String(values.prompt ?? "");
     const c = scoreCredit(model, ref!, tokenizer, values.text, { beta, prompt, addEos: Boolean(values.eos) });
     if (typeof values.html === "string") {
       const html = creditHtml(c, { model: String(values.model), ref: String(values.ref) });
       await writeOutput(values.html, (f) => writeFileAtomic(f, html));
     }
-    if (values.json) console.log(JSON.stringify({ ...c, ...(typeof values.html === "string" ? { html: path.resolve(values.html) } : {}) }));
+    if (values.json)
+      console.log(
+        JSON.stringify({ ...c, ...(typeof values.html === "string" ? { html: path.resolve(values.html) } : {}) }),
+      );
     else {
       console.log(mode ? creditAnsi(c, mode) : creditTable(c));
       if (typeof values.html === "string") console.log(`wrote ${values.html}`);
@@ -55,30 +63,40 @@ async function runCredit(values: Values): Promise<number> {
 }
 
 async function runCorruptEval(values: Values): Promise<number> {
-  if (typeof values.problems !== "string") throw new InputError("--corrupt-eval needs --problems FILE (problems with reference solutions)");
+  if (typeof values.problems !== "string")
+    throw new InputError("--corrupt-eval needs --problems FILE (problems with reference solutions)");
   if (values.text !== undefined) throw new InputError("--corrupt-eval takes --problems, not --text");
   const beta = betaOption(values);
   const seed = intOption(values, "seed", 0, 0);
   const template = templateOption(values);
   const mode = String(values["corrupt-mode"] ?? "keep") as CorruptMode;
-  if (mode !== "keep" && mode !== "recompute") throw new InputError(`--corrupt-mode must be keep or recompute, got "${mode}"`);
+  if (mode !== "keep" && mode !== "recompute")
+    throw new InputError(`--corrupt-mode must be keep or recompute, got "${mode}"`);
   const limit = intOption(values, "limit", Infinity);
   const problems = (await collect(loadMapped(values.problems))).slice(0, limit);
   if (problems.length === 0) throw new InputError("no problems", values.problems);
   const { model, ref, tokenizer } = loadPolicyAndRef(values, true);
   try {
     const bar = new Progress("credit corrupt-eval", { total: problems.length, unit: "solutions" });
-    const r = corruptEval(model, ref!, tokenizer, problems, { beta, seed, template, mode, onProgress: (d) => bar.set(d) });
+    const r = corruptEval(model, ref!, tokenizer, problems, {
+      beta,
+      seed,
+      template,
+      mode,
+      onProgress: (d) => bar.set(d),
+    });
     bar.finish();
     const { records, ...summary } = r;
     if (typeof values.out === "string") await writeOutput(values.out, (f) => writeJsonlAtomic(f, records));
     if (values.json) console.log(JSON.stringify(summary));
     else {
       const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      console.log(`corrupted solutions: ${r.n} (${r.skipped} skipped)\n` +
-        `lowest implicit reward step is the corrupted one: ${pct(r.implicit_reward_hit_rate)}\n` +
-        `lowest reference mean log-prob step:               ${pct(r.ref_logprob_hit_rate)}\n` +
-        `chance:                                            ${pct(r.chance)}`);
+      console.log(
+        `corrupted solutions: ${r.n} (${r.skipped} skipped)\n` +
+          `lowest implicit reward step is the corrupted one: ${pct(r.implicit_reward_hit_rate)}\n` +
+          `lowest reference mean log-prob step:               ${pct(r.ref_logprob_hit_rate)}\n` +
+          `chance:                                            ${pct(r.chance)}`,
+      );
     }
     return 0;
   } finally {
@@ -90,20 +108,34 @@ async function runCorruptEval(values: Values): Promise<number> {
 export const creditCommand: Command = {
   name: "credit",
   summary: "per-token implicit reward beta*log(pi/pi_ref) as a heatmap (terminal, HTML); --corrupt-eval measures it",
-  usage: "stepwise credit --model DIR --ref DIR --text STR [--prompt STR | --question STR] [--html FILE] [--beta 0.1] " +
+  usage:
+    "stepwise credit --model DIR --ref DIR --text STR [--prompt STR | --question STR] [--html FILE] [--beta 0.1] " +
     "[--json]\n       stepwise credit --corrupt-eval --model DIR --ref DIR --problems FILE [--corrupt-mode keep|recompute] " +
     "[--seed 0] [--limit N] [--json]",
   options: {
-    model: { type: "string" }, ref: { type: "string" }, text: { type: "string" }, prompt: { type: "string" },
-    question: { type: "string" }, template: { type: "string" }, html: { type: "string" }, beta: { type: "string" },
-    json: { type: "boolean" }, color: { type: "string" }, eos: { type: "boolean" },
-    "corrupt-eval": { type: "boolean" }, "corrupt-mode": { type: "string" }, problems: { type: "string" }, seed: { type: "string" },
-    limit: { type: "string" }, out: { type: "string" },
-    backend: { type: "string" }, threads: { type: "string" },
+    model: { type: "string" },
+    ref: { type: "string" },
+    text: { type: "string" },
+    prompt: { type: "string" },
+    question: { type: "string" },
+    template: { type: "string" },
+    html: { type: "string" },
+    beta: { type: "string" },
+    json: { type: "boolean" },
+    color: { type: "string" },
+    eos: { type: "boolean" },
+    "corrupt-eval": { type: "boolean" },
+    "corrupt-mode": { type: "string" },
+    problems: { type: "string" },
+    seed: { type: "string" },
+    limit: { type: "string" },
+    out: { type: "string" },
+    backend: { type: "string" },
+    threads: { type: "string" },
   },
   help: [
     "Scores the text teacher-forced under the policy and the reference. Each token's reward is",
-    "beta * (log pi(token | prefix) - log pi_ref(token | prefix)); a step (a line, or a \"Step k:\" block) sums its",
+    'beta * (log pi(token | prefix) - log pi_ref(token | prefix)); a step (a line, or a "Step k:" block) sums its',
     "tokens' rewards. Red: the policy likes a token less than the reference did; green: more; the colour scale is the",
     "largest |reward| of the text. On a terminal the tokens are coloured (24-bit where COLORTERM says so, else 256",
     "colours), one line per step with its sum; with NO_COLOR, or when stdout is not a terminal, a table is printed.",
@@ -117,23 +149,23 @@ export const creditCommand: Command = {
     "  --beta X          DPO beta of the reward, default 0.1",
     "  --html FILE       write a self-contained HTML heatmap (token tooltips, step sums, legend)",
     "  --color WHEN      auto (default), always, never",
-    "  --json            print {\"prompt\", \"completion\", \"beta\", \"tokens\": [{\"id\", \"text\", \"start\", \"end\", \"logprob\",",
-    "                    \"ref_logprob\", \"reward\", \"step\"}], \"steps\": [{\"index\", \"text\", \"start\", \"end\", \"tokens\",",
-    "                    \"reward\", \"logprob\", \"ref_logprob\"}], \"total_reward\", \"max_abs_reward\", \"html\"?}",
+    '  --json            print {"prompt", "completion", "beta", "tokens": [{"id", "text", "start", "end", "logprob",',
+    '                    "ref_logprob", "reward", "step"}], "steps": [{"index", "text", "start", "end", "tokens",',
+    '                    "reward", "logprob", "ref_logprob"}], "total_reward", "max_abs_reward", "html"?}',
     "measurement (--corrupt-eval): each problem's reference solution gets one step's result changed (the number",
-    "after \"=\" and after \">>\" of one <<expr=N>> annotation, chosen by --seed). Reports how often the step with the",
+    'after "=" and after ">>" of one <<expr=N>> annotation, chosen by --seed). Reports how often the step with the',
     "lowest summed implicit reward is the corrupted one, against the reference model's lowest mean log-prob step and",
     "chance (mean of 1 / steps with an annotation):",
     "  --corrupt-mode M  keep (default): later steps stay as they were (the final answer stays right; the next step",
     "                    disagrees with the changed value); recompute: the wrong value is carried into later steps",
     "                    and their results recomputed (consistent after the error; the final answer changes)",
-    "  --problems FILE   {\"id\", \"question\", \"answer\"} with full solutions (as `stepwise task` writes)",
+    '  --problems FILE   {"id", "question", "answer"} with full solutions (as `stepwise task` writes)',
     "  --seed N          default 0",
     "  --limit N         the first N problems",
     "  --out FILE        per-problem records (corrupted step, each predictor's pick, step rewards), JSONL",
-    "  --json            print {\"n\", \"implicit_reward_hit_rate\", \"ref_logprob_hit_rate\", \"chance\",",
-    "                    \"implicit_reward_mean_hit_rate\", \"ref_logprob_sum_hit_rate\", \"policy_logprob_hit_rate\",",
-    "                    \"skipped\", \"beta\", \"seed\", \"mode\"}",
+    '  --json            print {"n", "implicit_reward_hit_rate", "ref_logprob_hit_rate", "chance",',
+    '                    "implicit_reward_mean_hit_rate", "ref_logprob_sum_hit_rate", "policy_logprob_hit_rate",',
+    '                    "skipped", "beta", "seed", "mode"}',
     "  --backend B       native (default when built) or reference",
     "  --threads N       worker threads of the native backend",
   ].join("\n"),

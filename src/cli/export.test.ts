@@ -18,16 +18,29 @@ import { builtinTokenizer } from "../model/tokenizer.js";
 
 const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
 const CFG: LlamaConfig = {
-  model_type: "llama", vocab_size: 100, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1,
-  num_attention_heads: 2, num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 64,
-  tie_word_embeddings: true, attention_bias: false, initializer_range: 0.2, bos_token_id: 1, eos_token_id: 2,
+  model_type: "llama",
+  vocab_size: 100,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 64,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  initializer_range: 0.2,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-export-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, "export", ...args], {
-    encoding: "utf8", env: { ...process.env, STEPWISE_BACKEND: "reference" },
+    encoding: "utf8",
+    env: { ...process.env, STEPWISE_BACKEND: "reference" },
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
@@ -52,7 +65,11 @@ test("stepwise export gguf --dtype f16 --json: hyperparameters, tokenizer and f1
   assert.equal((meta("tokenizer.ggml.tokens") as string[]).length, 100);
   assert.equal(meta("tokenizer.ggml.bos_token_id"), 1);
   assert.equal(typeof meta("tokenizer.chat_template"), "string");
-  assert.equal(g.tensors.find((t) => t.name === "output.weight"), undefined, "tied: llama.cpp reuses token_embd");
+  assert.equal(
+    g.tensors.find((t) => t.name === "output.weight"),
+    undefined,
+    "tied: llama.cpp reuses token_embd",
+  );
   const embed = m.embed.toArray();
   const stored = readGgufTensor(g, "token_embd.weight");
   embed.forEach((x, i) => assert.equal(stored[i], f16ToF32(f32ToF16(x))));

@@ -23,19 +23,20 @@ export const exportCommand: Command = {
   },
   help: [
     "formats:",
-    "  gguf         one GGUF file with the weights, hyperparameters, tokenizer and chat template; arch \"llama\"",
-    "               (Llama, SmolLM2, Mistral) or \"qwen2\"; byte-level BPE tokenizers and the built-in one",
+    '  gguf         one GGUF file with the weights, hyperparameters, tokenizer and chat template; arch "llama"',
+    '               (Llama, SmolLM2, Mistral) or "qwen2"; byte-level BPE tokenizers and the built-in one',
     "options:",
     "  --model DIR  a model folder (config.json, *.safetensors, tokenizer.json), a .gguf file or a Hugging Face name",
     "  --out FILE   the GGUF file to write (atomically)",
     "  --dtype      f32 (default: llama.cpp gives our log-probs to ~1e-5) or f16 (half the size; norms and",
     "               biases stay f32)",
     "  --name NAME  general.name in the file (default: the folder's name)",
-    "  --json       print {\"out\", \"arch\", \"dtype\", \"tensors\", \"bytes\"} when done",
+    '  --json       print {"out", "arch", "dtype", "tensors", "bytes"} when done',
   ].join("\n"),
   async run(values, positionals) {
     const format = positionals[0];
-    if (format !== "gguf") throw new InputError(`unknown export format "${format ?? ""}"`, undefined, "use: stepwise export gguf");
+    if (format !== "gguf")
+      throw new InputError(`unknown export format "${format ?? ""}"`, undefined, "use: stepwise export gguf");
     if (positionals.length > 1) throw new InputError(`unexpected argument "${positionals[1]}"`);
     const dir = values.model;
     const out = values.out;
@@ -48,10 +49,17 @@ export const exportCommand: Command = {
     const model = loadModel(dir);
     if (model.lora) mergeAndUnload(model); // an adapter folder exports as base + adapters, merged
     try {
-      const name = typeof values.name === "string" ? values.name : (dir.replace(/[/\\]+$/, "").split(/[/\\]/).pop() || "stepwise");
+      const name =
+        typeof values.name === "string"
+          ? values.name
+          : dir
+              .replace(/[/\\]+$/, "")
+              .split(/[/\\]/)
+              .pop() || "stepwise";
       let bar: Progress | null = null;
       const { arch, tensors } = exportGguf(model, tokenizer, out, {
-        dtype, name,
+        dtype,
+        name,
         progress: (bytes, total) => {
           bar ??= new Progress("export gguf", { total: Math.ceil(total / 1e6), unit: "MB" });
           bar.set(Math.ceil(bytes / 1e6));

@@ -20,7 +20,10 @@ const modelB = microModelDir(tmp, "model-b", 2);
 const TEXT = "Tom has 3 apples.\n3+4=7";
 
 /** Runs the binary without blocking this process (the fake hub answers from it). */
-function cli(env: Record<string, string>, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+function cli(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number | null; out: string; err: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HF_")));
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...clean, STEPWISE_BACKEND: "reference", ...env } });
   let out = "";
@@ -47,9 +50,17 @@ test("a missing model downloads into the cache with a progress bar on stderr; st
   const cache = fs.mkdtempSync(path.join(tmp, "cache-"));
   const commit = fakeCommit("hub");
   const hub = await fakeHub("owner/remote", commit, modelA, { "README.md": "# tiny" });
-  let got;
+  let got: Awaited<ReturnType<typeof cli>>;
   try {
-    got = await cli({ HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url }, "score", "--model", "owner/remote", "--text", TEXT, "--json");
+    got = await cli(
+      { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url },
+      "score",
+      "--model",
+      "owner/remote",
+      "--text",
+      TEXT,
+      "--json",
+    );
   } finally {
     await hub.close();
   }

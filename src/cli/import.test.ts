@@ -22,7 +22,10 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-import-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, STEPWISE_BACKEND: "reference" } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, STEPWISE_BACKEND: "reference" },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -32,11 +35,32 @@ test("stepwise import gguf --dtype bf16 --json: a Hugging Face folder, bf16 weig
   assert.equal(r.code, 0, r.err);
   const res = JSON.parse(r.out);
   const params = 7 * 256 * 256 + 2 * 64 * 256 + 3 * 256; // embed, q, o, gate, up, down, output; k, v; 3 norms
-  assert.deepEqual({ ...res, types: undefined }, { out, arch: "llama", dtype: "bf16", tensors: 12, params, types: undefined });
-  assert.deepEqual(res.types, { Q8_0: 1, Q4_0: 1, Q4_1: 1, Q5_0: 1, Q5_1: 1, Q2_K: 1, Q3_K: 1, Q4_K: 1, Q6_K: 1, F16: 1, BF16: 1, F32: 1 });
+  assert.deepEqual(
+    { ...res, types: undefined },
+    { out, arch: "llama", dtype: "bf16", tensors: 12, params, types: undefined },
+  );
+  assert.deepEqual(res.types, {
+    Q8_0: 1,
+    Q4_0: 1,
+    Q4_1: 1,
+    Q5_0: 1,
+    Q5_1: 1,
+    Q2_K: 1,
+    Q3_K: 1,
+    Q4_K: 1,
+    Q6_K: 1,
+    F16: 1,
+    BF16: 1,
+    F32: 1,
+  });
   assert.match(r.err, /import gguf .*12\/12 tensors/);
-  assert.deepEqual(fs.readdirSync(out).sort(),
-    ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+  assert.deepEqual(fs.readdirSync(out).sort(), [
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+  ]);
   const config = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8"));
   assert.equal(config.torch_dtype, "bfloat16");
   assert.equal(config.tie_word_embeddings, false);
@@ -47,7 +71,8 @@ test("stepwise import gguf --dtype bf16 --json: a Hugging Face folder, bf16 weig
   const bf16 = loadModel(out, { backend: referenceBackend() });
   for (const [name, p] of f32.params) {
     const [a, b] = [p.toArray(), bf16.params.get(name)!.toArray()];
-    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= Math.abs(a[i]) * 2 ** -8, `${name}[${i}]: ${a[i]} vs ${b[i]}`);
+    for (let i = 0; i < a.length; i++)
+      assert.ok(Math.abs(a[i] - b[i]) <= Math.abs(a[i]) * 2 ** -8, `${name}[${i}]: ${a[i]} vs ${b[i]}`);
   }
   f32.dispose();
   bf16.dispose();
@@ -86,10 +111,27 @@ test("a .gguf file as --model: stepwise sample runs on it (in-memory import)", (
   const problems = path.join(tmp, "problems.jsonl");
   fs.writeFileSync(problems, `${JSON.stringify({ id: "p1", question: "What is 2 + 3?", answer: "#### 5" })}\n`);
   const run = (m: string, out: string) => {
-    const r = cli("sample", "--model", m, "--problems", problems, "--n", "2", "--temperature", "0", "--max-tokens", "6",
-      "--out", out);
+    const r = cli(
+      "sample",
+      "--model",
+      m,
+      "--problems",
+      problems,
+      "--n",
+      "2",
+      "--temperature",
+      "0",
+      "--max-tokens",
+      "6",
+      "--out",
+      out,
+    );
     assert.equal(r.code, 0, r.err);
-    return fs.readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l).completion);
+    return fs
+      .readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).completion);
   };
   // The same completions as from the folder it was exported from.
   assert.deepEqual(run(file, path.join(tmp, "from-gguf.jsonl")), run(dir, path.join(tmp, "from-dir.jsonl")));
@@ -113,11 +155,26 @@ test("a .gguf file as --model: score gives the folder's log-probs, sft trains fr
   const out = path.join(tmp, "sft-from-gguf");
   let r = cli("sft", "--model", file, "--data", data, "--out", out, "--max-steps", "1", "--batch-size", "1", "--json");
   assert.equal(r.code, 0, r.err);
-  for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
+  for (const f of ["config.json", "model.safetensors", "tokenizer.json"])
+    assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
 
   const pairs = path.join(tmp, "pairs.jsonl");
   fs.writeFileSync(pairs, `${JSON.stringify({ prompt: "What is 2 + 3?", chosen: " 5", rejected: " 6" })}\n`);
-  r = cli("dpo", "--model", out, "--ref", file, "--pairs", pairs, "--out", path.join(tmp, "dpo-ref-gguf"), "--max-steps", "1",
-    "--batch-size", "1", "--json");
+  r = cli(
+    "dpo",
+    "--model",
+    out,
+    "--ref",
+    file,
+    "--pairs",
+    pairs,
+    "--out",
+    path.join(tmp, "dpo-ref-gguf"),
+    "--max-steps",
+    "1",
+    "--batch-size",
+    "1",
+    "--json",
+  );
   assert.equal(r.code, 0, r.err);
 });

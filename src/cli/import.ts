@@ -18,14 +18,14 @@ export const importCommand: Command = {
   },
   help: [
     "formats:",
-    "  gguf         a GGUF model file of arch \"llama\" (Llama, SmolLM2, Mistral) or \"qwen2\"; tensors dequantized",
+    '  gguf         a GGUF model file of arch "llama" (Llama, SmolLM2, Mistral) or "qwen2"; tensors dequantized',
     `               from ${DEQUANTIZABLE.join(", ")}`,
     "options:",
     "  FILE         the .gguf file",
     "  --out DIR    the folder to write: config.json, model.safetensors, tokenizer.json, tokenizer_config.json,",
     "               generation_config.json (each atomically; config.json last)",
     "  --dtype      f32 (default) or bf16 safetensors",
-    "  --json       print {\"out\", \"arch\", \"dtype\", \"tensors\", \"params\", \"types\"} when done",
+    '  --json       print {"out", "arch", "dtype", "tensors", "params", "types"} when done',
     "",
     "sample and eval also take a .gguf file as --model directly (imported in memory, no folder).",
   ].join("\n"),
@@ -50,7 +50,9 @@ export const importCommand: Command = {
     (bar as Progress | null)?.finish();
     if (values.json) console.log(JSON.stringify(result));
     else {
-      const types = Object.entries(result.types).map(([t, n]) => `${n} ${t}`).join(", ");
+      const types = Object.entries(result.types)
+        .map(([t, n]) => `${n} ${t}`)
+        .join(", ");
       const params = `${(result.params / 1e6).toFixed(1)}M parameters`;
       console.log(`wrote ${out}: arch ${result.arch}, ${params} as ${dtype} (from ${types})`);
     }

@@ -13,13 +13,21 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-interrupt-"));
 process.on("exit", () => fs.rmSync(root, { recursive: true, force: true }));
 
 const problems = [
-  { question: "Ann has 3 apples and buys 4 more. How many apples does she have?", answer: "3 + 4 = <<3+4=7>>7\n#### 7" },
+  {
+    question: "Ann has 3 apples and buys 4 more. How many apples does she have?",
+    answer: "3 + 4 = <<3+4=7>>7\n#### 7",
+  },
   { question: "Bo has 9 pens and gives away 2. How many pens are left?", answer: "9 - 2 = <<9-2=7>>7\n#### 7" },
 ];
 
-const metricSteps = (dir: string): number[] => fs.existsSync(path.join(dir, "metrics.jsonl"))
-  ? fs.readFileSync(path.join(dir, "metrics.jsonl"), "utf8").split("\n").filter((l) => l.endsWith("}")).map((l) => JSON.parse(l).step)
-  : [];
+const metricSteps = (dir: string): number[] =>
+  fs.existsSync(path.join(dir, "metrics.jsonl"))
+    ? fs
+        .readFileSync(path.join(dir, "metrics.jsonl"), "utf8")
+        .split("\n")
+        .filter((l) => l.endsWith("}"))
+        .map((l) => JSON.parse(l).step)
+    : [];
 
 /** Starts the CLI, sends `signal` once metrics.jsonl holds more than `after` steps, and waits for the exit. */
 async function interruptAfter(args: string[], out: string, after: number, signal: NodeJS.Signals) {
@@ -42,10 +50,26 @@ async function interruptAfter(args: string[], out: string, after: number, signal
 test("SIGINT stops sft after the current step with a checkpoint of it; --resume continues; SIGTERM exits 143", async () => {
   fs.writeFileSync(path.join(root, "d.jsonl"), problems.map((p) => JSON.stringify(p)).join("\n") + "\n");
   const out = path.join(root, "int");
-  const args = ["sft", "--data", "d.jsonl", "--init", "tiny", "--out", "int", "--epochs", "100000", "--batch-size", "2", "--save-every", "1000"];
+  const args = [
+    "sft",
+    "--data",
+    "d.jsonl",
+    "--init",
+    "tiny",
+    "--out",
+    "int",
+    "--epochs",
+    "100000",
+    "--batch-size",
+    "2",
+    "--save-every",
+    "1000",
+  ];
   const first = await interruptAfter(args, out, 2, "SIGINT");
   assert.equal(first.code, 130, first.stderr);
-  const m = /interrupted by SIGINT: sft stopped after step (\d+) of 100000; checkpoint (\S+) holds it/.exec(first.stderr);
+  const m = /interrupted by SIGINT: sft stopped after step (\d+) of 100000; checkpoint (\S+) holds it/.exec(
+    first.stderr,
+  );
   assert.ok(m, first.stderr);
   const step = Number(m[1]);
   assert.match(first.stderr, /to resume: stepwise sft --data d\.jsonl .* --save-every 1000 --resume\n/);
@@ -58,16 +82,42 @@ test("SIGINT stops sft after the current step with a checkpoint of it; --resume 
   assert.equal(second.code, 143, second.stderr);
   const later = Number(/stopped after step (\d+) of 100000/.exec(second.stderr)?.[1]);
   assert.ok(later > step + 1, second.stderr);
-  assert.deepEqual(metricSteps(out), Array.from({ length: later }, (_, i) => i + 1), "metrics run on from the checkpoint");
+  assert.deepEqual(
+    metricSteps(out),
+    Array.from({ length: later }, (_, i) => i + 1),
+    "metrics run on from the checkpoint",
+  );
 });
 
 test("sample --n 1e9 streams to disk in bounded memory (a 100 MB heap) and stops on SIGINT with what it wrote", async () => {
   const { microModelDir } = await import("./testkit.js");
   const model = microModelDir(root, "micro", 1);
-  fs.writeFileSync(path.join(root, "p.jsonl"), problems.map((p, i) => JSON.stringify({ id: `p${i}`, ...p })).join("\n") + "\n");
+  fs.writeFileSync(
+    path.join(root, "p.jsonl"),
+    problems.map((p, i) => JSON.stringify({ id: `p${i}`, ...p })).join("\n") + "\n",
+  );
   const out = path.join(root, "big.jsonl");
-  const child = spawn(process.execPath, ["--max-old-space-size=100", BIN, "sample", "--model", model, "--problems", "p.jsonl",
-    "--n", "1000000000", "--max-tokens", "2", "--batch-size", "4", "--out", "big.jsonl"], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(
+    process.execPath,
+    [
+      "--max-old-space-size=100",
+      BIN,
+      "sample",
+      "--model",
+      model,
+      "--problems",
+      "p.jsonl",
+      "--n",
+      "1000000000",
+      "--max-tokens",
+      "2",
+      "--batch-size",
+      "4",
+      "--out",
+      "big.jsonl",
+    ],
+    { cwd: root, stdio: ["ignore", "pipe", "pipe"] },
+  );
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));

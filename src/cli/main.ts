@@ -41,7 +41,24 @@ export interface Command {
   cooperative?: boolean;
 }
 
-const COMMANDS: Command[] = [runCommand, benchCommand, taskCommand, sampleCommand, verifyCommand, pairsCommand, sftCommand, dpoCommand, evalCommand, scoreCommand, creditCommand, searchCommand, exportCommand, importCommand, serveCommand, dashboardCommand];
+const COMMANDS: Command[] = [
+  runCommand,
+  benchCommand,
+  taskCommand,
+  sampleCommand,
+  verifyCommand,
+  pairsCommand,
+  sftCommand,
+  dpoCommand,
+  evalCommand,
+  scoreCommand,
+  creditCommand,
+  searchCommand,
+  exportCommand,
+  importCommand,
+  serveCommand,
+  dashboardCommand,
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -120,11 +137,15 @@ function installSignalHandlers(cmd: Command, argv: string[]): () => void {
   const on = (signal: StopSignal) => {
     seen++;
     if (seen === 1 && requestStop(signal)) {
-      process.stderr.write(`\nstepwise ${cmd.name}: ${signal}: stopping after the current step (again to quit at once)\n`);
+      process.stderr.write(
+        `\nstepwise ${cmd.name}: ${signal}: stopping after the current step (again to quit at once)\n`,
+      );
       return;
     }
-    process.stderr.write(`\nstepwise ${cmd.name}: interrupted by ${signal}; finished outputs are kept, partial ones ` +
-      `were never renamed into place\n  to go on: ${resumeLine(cmd, argv)}\n`);
+    process.stderr.write(
+      `\nstepwise ${cmd.name}: interrupted by ${signal}; finished outputs are kept, partial ones ` +
+        `were never renamed into place\n  to go on: ${resumeLine(cmd, argv)}\n`,
+    );
     process.exit(signalExitCode(signal));
   };
   const onInt = () => on("SIGINT");

@@ -15,7 +15,13 @@ type Values = Record<string, string | boolean | undefined>;
 export { flagNumber } from "../core/config.js";
 
 /** An integer option in [min, max], or the default; a clear error names the flag otherwise. */
-export function intOption(values: Record<string, unknown>, name: string, dflt: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+export function intOption(
+  values: Record<string, unknown>,
+  name: string,
+  dflt: number,
+  min = 1,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const v = values[name];
   if (v === undefined) return dflt;
   const n = flagNumber(v);
@@ -36,7 +42,12 @@ export interface Listener {
  * Serves until SIGINT or SIGTERM, then closes. `banner` gets the URL to print. A port that cannot be opened is an
  * InputError naming host and port.
  */
-export async function serveUntilSignal(server: Listener, port: number, host: string, banner: (url: string) => string): Promise<void> {
+export async function serveUntilSignal(
+  server: Listener,
+  port: number,
+  host: string,
+  banner: (url: string) => string,
+): Promise<void> {
   try {
     const url = await server.listen(port, host);
     console.log(banner(url));
@@ -56,7 +67,13 @@ export async function serveUntilSignal(server: Listener, port: number, host: str
 }
 
 /** A number option checked by `ok`, or the default; a clear error says what was expected (`what`). */
-export function numOption(values: Record<string, unknown>, name: string, dflt: number | undefined, ok: (x: number) => boolean, what: string): number | undefined {
+export function numOption(
+  values: Record<string, unknown>,
+  name: string,
+  dflt: number | undefined,
+  ok: (x: number) => boolean,
+  what: string,
+): number | undefined {
   const v = values[name];
   if (v === undefined) return dflt;
   const x = flagNumber(v);
@@ -98,8 +115,13 @@ function downloadBar(name: string, bytes: number): DownloadProgress {
 // --- completers from flags (sample, pairs, eval) ---
 
 export const COMPLETER_OPTIONS = {
-  model: { type: "string" }, endpoint: { type: "string" }, "endpoint-model": { type: "string" },
-  backend: { type: "string" }, threads: { type: "string" }, retries: { type: "string" }, timeout: { type: "string" },
+  model: { type: "string" },
+  endpoint: { type: "string" },
+  "endpoint-model": { type: "string" },
+  backend: { type: "string" },
+  threads: { type: "string" },
+  retries: { type: "string" },
+  timeout: { type: "string" },
 } as const;
 
 export const COMPLETER_HELP = [
@@ -115,10 +137,14 @@ export const COMPLETER_HELP = [
 ].join("\n");
 
 /** The completer the flags name (--model or --endpoint), or null when `optional` and neither is given. */
-export async function completerFrom(values: Values, o: { batchSize: number; seed: number; optional?: boolean }): Promise<Completer | null> {
+export async function completerFrom(
+  values: Values,
+  o: { batchSize: number; seed: number; optional?: boolean },
+): Promise<Completer | null> {
   const model = values.model;
   const endpoint = values.endpoint;
-  if (model !== undefined && endpoint !== undefined) throw new InputError("give --model DIR or --endpoint URL, not both");
+  if (model !== undefined && endpoint !== undefined)
+    throw new InputError("give --model DIR or --endpoint URL, not both");
   if (endpoint === undefined) {
     for (const flag of ["retries", "timeout"]) {
       if (values[flag] !== undefined) throw new InputError(`--${flag} needs --endpoint`);
@@ -129,12 +155,16 @@ export async function completerFrom(values: Values, o: { batchSize: number; seed
     if (values.threads !== undefined) getBackend().setThreads(intOption(values, "threads", 1));
   }
   if (model === undefined && endpoint === undefined && o.optional) return null;
-  return openCompleter({
-    model: typeof model === "string" ? model : null, endpoint: typeof endpoint === "string" ? endpoint : null,
-    endpoint_model: typeof values["endpoint-model"] === "string" ? values["endpoint-model"] : null,
-    retries: intOption(values, "retries", 6, 0),
-    timeout: numOption(values, "timeout", 300, (x) => x > 0 && x <= 86_400, "a number of seconds in (0, 86400]")!,
-  }, o);
+  return openCompleter(
+    {
+      model: typeof model === "string" ? model : null,
+      endpoint: typeof endpoint === "string" ? endpoint : null,
+      endpoint_model: typeof values["endpoint-model"] === "string" ? values["endpoint-model"] : null,
+      retries: intOption(values, "retries", 6, 0),
+      timeout: numOption(values, "timeout", 300, (x) => x > 0 && x <= 86_400, "a number of seconds in (0, 86400]")!,
+    },
+    o,
+  );
 }
 
 export function templateOption(values: Values): PromptTemplate {

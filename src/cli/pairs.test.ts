@@ -34,17 +34,29 @@ function write(file: string, records: object[]): void {
 }
 
 const verified = SAMPLES.map((completion, sample) =>
-  verifyMathRecord({ id: "p", sample, question: Q, answer: REF, completion, finish_reason: "eos" }, "gsm8k"));
+  verifyMathRecord({ id: "p", sample, question: Q, answer: REF, completion, finish_reason: "eos" }, "gsm8k"),
+);
 
 test("stepwise pairs --json: counts, skips and both formats", () => {
   write("v.jsonl", verified);
   const r = stepwise("--kind", "outcome", "--in", "v.jsonl", "--out", "o.jsonl", "--json");
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(JSON.parse(r.out), {
-    kind: "outcome", format: "trl", records: 3, problems: 1, pairs: 2, problems_with_pairs: 1,
-    pairs_per_problem: { mean: 2, max: 2, histogram: { 2: 1 } }, skipped: {}, out: "o.jsonl",
+    kind: "outcome",
+    format: "trl",
+    records: 3,
+    problems: 1,
+    pairs: 2,
+    problems_with_pairs: 1,
+    pairs_per_problem: { mean: 2, max: 2, histogram: { 2: 1 } },
+    skipped: {},
+    out: "o.jsonl",
   });
-  const rows = fs.readFileSync(path.join(dir, "o.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const rows = fs
+    .readFileSync(path.join(dir, "o.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   assert.deepEqual(rows[0], { prompt: `${Q}\n`, chosen: REF, rejected: SAMPLES[1], id: "p", kind: "outcome" });
 
   const s = stepwise("--kind", "stepdpo", "--format", "stepdpo", "--in", "v.jsonl", "--out", "s.jsonl", "--json");
@@ -52,9 +64,22 @@ test("stepwise pairs --json: counts, skips and both formats", () => {
   const summary = JSON.parse(s.out);
   assert.equal(summary.pairs, 1);
   assert.deepEqual(summary.located, { calculator: 1, rollouts: 0 });
-  const [pair] = fs.readFileSync(path.join(dir, "s.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-  assert.deepEqual(pair, { prompt: Q, initial_reason_steps: "3 + 4 = <<3+4=7>>7\n", chosen: "7 - 2 = <<7-2=5>>5\n",
-    rejected: "7 - 2 = <<7-2=6>>6\n", full_chosen: REF, full_rejected: SAMPLES[1], answer: "5", id: "p", kind: "stepdpo" });
+  const [pair] = fs
+    .readFileSync(path.join(dir, "s.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(pair, {
+    prompt: Q,
+    initial_reason_steps: "3 + 4 = <<3+4=7>>7\n",
+    chosen: "7 - 2 = <<7-2=5>>5\n",
+    rejected: "7 - 2 = <<7-2=6>>6\n",
+    full_chosen: REF,
+    full_rejected: SAMPLES[1],
+    answer: "5",
+    id: "p",
+    kind: "stepdpo",
+  });
 });
 
 test("stepwise pairs --kind stepdpo --model: rollouts locate the step the calculator cannot", () => {
@@ -64,8 +89,21 @@ test("stepwise pairs --kind stepdpo --model: rollouts locate the step the calcul
   tokenizer!.save(model);
   m.dispose();
   write("v.jsonl", verified);
-  const r = stepwise("--kind", "stepdpo", "--in", "v.jsonl", "--out", "r.jsonl", "--model", model, "--rollouts", "2",
-    "--max-tokens", "24", "--json");
+  const r = stepwise(
+    "--kind",
+    "stepdpo",
+    "--in",
+    "v.jsonl",
+    "--out",
+    "r.jsonl",
+    "--model",
+    model,
+    "--rollouts",
+    "2",
+    "--max-tokens",
+    "24",
+    "--json",
+  );
   assert.equal(r.code, 0, r.err);
   const s = JSON.parse(r.out);
   // A random model's rollouts reach nothing: the logic error stays unlocated, and says why.
@@ -79,8 +117,14 @@ test("stepwise pairs: bad flags and unverified input exit 2 with a clear message
   const cases: [string[], RegExp][] = [
     [["--in", "v.jsonl", "--out", "x.jsonl"], /--kind outcome\|scdpo\|stepdpo is required/],
     [["--kind", "best", "--in", "v.jsonl", "--out", "x.jsonl"], /--kind must be one of outcome, scdpo, stepdpo/],
-    [["--kind", "outcome", "--format", "dpo", "--in", "v.jsonl", "--out", "x.jsonl"], /--format must be one of trl, stepdpo/],
-    [["--kind", "outcome", "--in", "raw.jsonl", "--out", "x.jsonl"], /raw\.jsonl:1: no "correct" field[\s\S]*stepwise verify/],
+    [
+      ["--kind", "outcome", "--format", "dpo", "--in", "v.jsonl", "--out", "x.jsonl"],
+      /--format must be one of trl, stepdpo/,
+    ],
+    [
+      ["--kind", "outcome", "--in", "raw.jsonl", "--out", "x.jsonl"],
+      /raw\.jsonl:1: no "correct" field[\s\S]*stepwise verify/,
+    ],
     [["--kind", "outcome", "--in", "v.jsonl", "--out", "x.jsonl", "--template", "chat"], /--template chat needs/],
     [["--kind", "outcome", "--in", "missing.jsonl", "--out", "x.jsonl"], /missing\.jsonl: cannot read/],
   ];

@@ -9,20 +9,35 @@ import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom } from "./options.js";
 export const pairsCommand: Command = {
   name: "pairs",
   summary: "build preference pairs (outcome, SCDPO, Step-DPO) from verified samples",
-  usage: "stepwise pairs --kind outcome|scdpo|stepdpo --in FILE --out FILE [--format trl|stepdpo] " +
+  usage:
+    "stepwise pairs --kind outcome|scdpo|stepdpo --in FILE --out FILE [--format trl|stepdpo] " +
     "[--max-pairs-per-problem 4] [--balance-lengths] [--chosen sound|answer] [--rejected full|first_error] " +
     "[--stepdpo-chosen rollout|corrected|both] [--model DIR | --endpoint URL] [--rollouts 8] [--json]",
   options: {
     ...COMPLETER_OPTIONS,
-    kind: { type: "string" }, in: { type: "string" }, out: { type: "string" }, format: { type: "string" },
-    template: { type: "string" }, task: { type: "string" }, "max-pairs-per-problem": { type: "string" },
-    "balance-lengths": { type: "boolean" }, chosen: { type: "string" }, rejected: { type: "string" },
-    "stepdpo-chosen": { type: "string" }, rollouts: { type: "string" }, temperature: { type: "string" },
-    "top-p": { type: "string" }, "top-k": { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" },
-    "batch-size": { type: "string" }, "skip-bad": { type: "boolean" }, json: { type: "boolean" },
+    kind: { type: "string" },
+    in: { type: "string" },
+    out: { type: "string" },
+    format: { type: "string" },
+    template: { type: "string" },
+    task: { type: "string" },
+    "max-pairs-per-problem": { type: "string" },
+    "balance-lengths": { type: "boolean" },
+    chosen: { type: "string" },
+    rejected: { type: "string" },
+    "stepdpo-chosen": { type: "string" },
+    rollouts: { type: "string" },
+    temperature: { type: "string" },
+    "top-p": { type: "string" },
+    "top-k": { type: "string" },
+    "max-tokens": { type: "string" },
+    seed: { type: "string" },
+    "batch-size": { type: "string" },
+    "skip-bad": { type: "boolean" },
+    json: { type: "boolean" },
   },
   help: [
-    "Reads the output of stepwise verify (samples with \"correct\", \"steps\", \"first_error_step\").",
+    'Reads the output of stepwise verify (samples with "correct", "steps", "first_error_step").',
     "kinds:",
     "  outcome   chosen a correct completion, rejected an incorrect one of the same problem",
     "  scdpo     step-controlled samples (stepwise sample --cut ...) that end wrong: chosen the reference solution's",
@@ -30,9 +45,9 @@ export const pairsCommand: Command = {
     "  stepdpo   incorrect samples: the first wrong step (calculator, else rollouts) is rejected, the step in its",
     "            place of a correct continuation (a correct sample sharing the prefix, else rollouts) is chosen",
     "formats:",
-    "  trl       {\"prompt\", \"chosen\", \"rejected\", \"id\", \"kind\"}: the prompt is the full prompt text plus the prefix",
-    "  stepdpo   {\"prompt\" (the question), \"initial_reason_steps\", \"chosen\", \"rejected\", \"full_chosen\",",
-    "            \"full_rejected\", \"answer\", \"id\", \"kind\"}",
+    '  trl       {"prompt", "chosen", "rejected", "id", "kind"}: the prompt is the full prompt text plus the prefix',
+    '  stepdpo   {"prompt" (the question), "initial_reason_steps", "chosen", "rejected", "full_chosen",',
+    '            "full_rejected", "answer", "id", "kind"}',
     "options:",
     "  --in FILE                 verified samples (JSONL)",
     "  --out FILE                pairs (JSONL, written atomically)",
@@ -43,7 +58,7 @@ export const pairsCommand: Command = {
     "  --chosen R                outcome: sound (default: the right answer and no step the calculator finds wrong)",
     "                            or answer (the right final answer is enough)",
     "  --rejected R              outcome, scdpo: full (default: the whole wrong completion, EOS after it) or",
-    "                            first_error (cut after its first wrong step, no EOS; \"rejected_eos\": false)",
+    '                            first_error (cut after its first wrong step, no EOS; "rejected_eos": false)',
     "  --stepdpo-chosen S        stepdpo: rollout (default: a self-generated correct step), corrected (where the",
     "                            calculator located the wrong step, that line with its arithmetic corrected: a",
     "                            minimal pair; else a rollout) or both (a pair of each)",
@@ -55,14 +70,17 @@ export const pairsCommand: Command = {
     "  --seed N                  default 0",
     "  --batch-size N            prefixes per generation batch, default 16",
     "  --skip-bad                skip malformed lines (counted) instead of stopping",
-    "  --json                    print a JSON summary {\"kind\", \"format\", \"records\", \"problems\", \"pairs\",",
-    "                            \"problems_with_pairs\", \"pairs_per_problem\": {\"mean\", \"max\", \"histogram\"}, \"skipped\",",
-    "                            \"located\"?, \"chosen_from\"?, \"out\"}",
+    '  --json                    print a JSON summary {"kind", "format", "records", "problems", "pairs",',
+    '                            "problems_with_pairs", "pairs_per_problem": {"mean", "max", "histogram"}, "skipped",',
+    '                            "located"?, "chosen_from"?, "out"}',
   ].join("\n"),
   async run(values) {
     const c = pairsConfig(values, asFlags);
     // Rollouts need a model or an endpoint; without one, only calculator-flagged steps and shared prefixes are used.
-    const completer = c.kind === "stepdpo" ? await completerFrom(values, { batchSize: c.batch_size, seed: c.seed, optional: true }) : null;
+    const completer =
+      c.kind === "stepdpo"
+        ? await completerFrom(values, { batchSize: c.batch_size, seed: c.seed, optional: true })
+        : null;
     let s: PairsSummary;
     try {
       s = await writePairs(c, cliContext("stepwise pairs: "), completer);
@@ -73,11 +91,16 @@ export const pairsCommand: Command = {
       console.log(JSON.stringify(s));
       return 0;
     }
-    const lines = [`${s.pairs} ${s.kind} pairs (${s.format} format) from ${s.records} samples of ${s.problems} problems ` +
-      `into ${s.out}; ${s.problems_with_pairs} problems have pairs (mean ${s.pairs_per_problem.mean.toFixed(2)}, ` +
-      `max ${s.pairs_per_problem.max} per problem)`];
-    if (s.located) lines.push(`first wrong step found by calculator ${s.located.calculator}, by rollouts ${s.located.rollouts}; ` +
-      `chosen steps from samples ${s.chosen_from!.samples}, from rollouts ${s.chosen_from!.rollouts}`);
+    const lines = [
+      `${s.pairs} ${s.kind} pairs (${s.format} format) from ${s.records} samples of ${s.problems} problems ` +
+        `into ${s.out}; ${s.problems_with_pairs} problems have pairs (mean ${s.pairs_per_problem.mean.toFixed(2)}, ` +
+        `max ${s.pairs_per_problem.max} per problem)`,
+    ];
+    if (s.located)
+      lines.push(
+        `first wrong step found by calculator ${s.located.calculator}, by rollouts ${s.located.rollouts}; ` +
+          `chosen steps from samples ${s.chosen_from!.samples}, from rollouts ${s.chosen_from!.rollouts}`,
+      );
     for (const [why, n] of Object.entries(s.skipped)) lines.push(`  skipped ${n}: ${why}`);
     console.error(lines.join("\n"));
     return 0;

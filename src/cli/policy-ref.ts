@@ -19,9 +19,13 @@ export function betaOption(values: Values): number {
 }
 
 /** The policy (--model) and reference (--ref, optional unless `needRef`) on the chosen backend; same vocabulary. */
-export function loadPolicyAndRef(values: Values, needRef: boolean): { model: Llama; ref: Llama | null; tokenizer: TextTokenizer } {
+export function loadPolicyAndRef(
+  values: Values,
+  needRef: boolean,
+): { model: Llama; ref: Llama | null; tokenizer: TextTokenizer } {
   if (typeof values.model !== "string") throw new InputError("--model DIR is required");
-  if (needRef && typeof values.ref !== "string") throw new InputError("--ref DIR is required (the model the policy was trained from)");
+  if (needRef && typeof values.ref !== "string")
+    throw new InputError("--ref DIR is required (the model the policy was trained from)");
   const be = values.backend ? backendByName(String(values.backend)) : getBackend();
   if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
   const tokenizer = loadModelTokenizer(values.model);
@@ -31,8 +35,12 @@ export function loadPolicyAndRef(values: Values, needRef: boolean): { model: Lla
     const ref = loadModel(values.ref, { backend: be });
     if (ref.config.vocab_size !== model.config.vocab_size) {
       ref.dispose();
-      throw new InputError(`the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
-        `(${model.config.vocab_size})`, values.ref, "use the model the policy was trained from");
+      throw new InputError(
+        `the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
+          `(${model.config.vocab_size})`,
+        values.ref,
+        "use the model the policy was trained from",
+      );
     }
     return { model, ref, tokenizer };
   } catch (e) {

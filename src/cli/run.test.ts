@@ -36,14 +36,18 @@ test("run: all stages, resume after an interruption, cache, config change, repor
     // interrupted after 4 stages (data, split, sft, eval-sft)
     const first: string[] = [];
     await new Pipeline(dir, config, { log: quietLog(first), stopAfter: 4 }).run();
-    assert.ok(first.some((l) => /stopped before/.test(l)), first.join("\n"));
+    assert.ok(
+      first.some((l) => /stopped before/.test(l)),
+      first.join("\n"),
+    );
     assert.ok(fs.existsSync(path.join(dir, "seed-1", "sft", "model.safetensors")));
     assert.ok(!fs.existsSync(path.join(dir, "seed-1", "samples.jsonl")));
 
     // the same run again: finished stages are skipped, the rest runs
     const second: string[] = [];
     const r = await new Pipeline(dir, config, { log: quietLog(second) }).run();
-    for (const s of ["data", "split", "seed-1/sft", "seed-1/eval-sft"]) assert.ok(second.includes(`stepwise run: ${s}: done (cached)`), s);
+    for (const s of ["data", "split", "seed-1/sft", "seed-1/eval-sft"])
+      assert.ok(second.includes(`stepwise run: ${s}: done (cached)`), s);
     assert.ok(second.includes("stepwise run: seed-1/sample"));
     assert.equal(r.evals[0].name, "sft");
     const trained = r.evals.map((e) => e.name);
@@ -57,24 +61,48 @@ test("run: all stages, resume after an interruption, cache, config change, repor
     // a third run does nothing; a changed beta reruns the DPO variants and their evals only
     const third: string[] = [];
     await new Pipeline(dir, config, { log: quietLog(third) }).run();
-    assert.ok(third.every((l) => /done \(cached\)/.test(l)), third.join("\n"));
+    assert.ok(
+      third.every((l) => /done \(cached\)/.test(l)),
+      third.join("\n"),
+    );
     const changed = resolveConfig({ ...MICRO, dpo: { ...MICRO.dpo, beta: 0.3 } });
     const fourth: string[] = [];
     await new Pipeline(dir, changed, { log: quietLog(fourth) }).run();
     const ran = fourth.filter((l) => !/cached|accuracy|skipped/.test(l)).map((l) => l.replace("stepwise run: ", ""));
-    assert.deepEqual(ran, ["seed-1/dpo", "seed-1/dpo/eval", "seed-1/scdpo", "seed-1/scdpo/eval", "seed-1/step-dpo", "seed-1/step-dpo/eval", "seed-1/sft-more", "seed-1/sft-more/eval"]
-      .filter((s) => !skipped.some((k) => s.startsWith(`seed-1/${k}/`))));
+    assert.deepEqual(
+      ran,
+      [
+        "seed-1/dpo",
+        "seed-1/dpo/eval",
+        "seed-1/scdpo",
+        "seed-1/scdpo/eval",
+        "seed-1/step-dpo",
+        "seed-1/step-dpo/eval",
+        "seed-1/sft-more",
+        "seed-1/sft-more/eval",
+      ].filter((s) => !skipped.some((k) => s.startsWith(`seed-1/${k}/`))),
+    );
 
     const report = await writeReport(dir, changed, r.evals, r.skipped);
     const json = JSON.parse(fs.readFileSync(path.join(dir, "report.json"), "utf8"));
-    assert.deepEqual(Object.keys(json.variants[0]).filter((k) => ["name", "accuracy", "ci95", "maj_accuracy", "step_error_rate"].includes(k)).sort(),
-      ["accuracy", "ci95", "maj_accuracy", "name", "step_error_rate"]);
+    assert.deepEqual(
+      Object.keys(json.variants[0])
+        .filter((k) => ["name", "accuracy", "ci95", "maj_accuracy", "step_error_rate"].includes(k))
+        .sort(),
+      ["accuracy", "ci95", "maj_accuracy", "name", "step_error_rate"],
+    );
     assert.equal(json.seeds, 1);
     assert.ok(json.seconds > 0);
     assert.equal(json.config.dpo.beta, 0.3);
     assert.equal(report.variants[0].name, "sft");
     // the default task mixes easy and medium problems: accuracy by level, the 6 test problems split 3 + 3
-    assert.deepEqual(json.variants[0].by_level.map((l: { level: string; n: number }) => [l.level, l.n]), [["easy", 3], ["medium", 3]]);
+    assert.deepEqual(
+      json.variants[0].by_level.map((l: { level: string; n: number }) => [l.level, l.n]),
+      [
+        ["easy", 3],
+        ["medium", 3],
+      ],
+    );
     const html = fs.readFileSync(path.join(dir, "report.html"), "utf8");
     assert.match(html, /<table id="comparison">/);
     assert.match(html, /<table id="by-level">/);
@@ -91,15 +119,25 @@ test("run: two seeds and two rounds: round 2 samples with, and is referenced to,
   process.stderr.write = (() => true) as typeof process.stderr.write;
   try {
     const r = await new Pipeline(dir, config, { log: () => {} }).run();
-    assert.deepEqual(r.evals.map((e) => `${e.name}/${e.seed}`), ["sft/1", "sc/1", "sc-round2/1", "sft/2", "sc/2", "sc-round2/2"]);
+    assert.deepEqual(
+      r.evals.map((e) => `${e.name}/${e.seed}`),
+      ["sft/1", "sc/1", "sc-round2/1", "sft/2", "sc/2", "sc-round2/2"],
+    );
     const round2 = path.join(dir, "seed-1", "round-2", "sc");
     const samples = JSON.parse(fs.readFileSync(path.join(round2, "sc-samples.jsonl.config.json"), "utf8"));
-    assert.equal(path.resolve(samples.model ?? samples.options?.model ?? ""), path.join(dir, "seed-1", "sc"), JSON.stringify(samples));
+    assert.equal(
+      path.resolve(samples.model ?? samples.options?.model ?? ""),
+      path.join(dir, "seed-1", "sc"),
+      JSON.stringify(samples),
+    );
     const train = JSON.parse(fs.readFileSync(path.join(round2, "sc", "train_config.json"), "utf8"));
     assert.equal(path.resolve(train.model), path.join(dir, "seed-1", "sc"));
     const report = await writeReport(dir, config, r.evals, r.skipped);
     assert.equal(report.seeds, 2);
-    assert.deepEqual(report.variants.map((v) => v.name), ["sft", "sc", "sc-round2"]);
+    assert.deepEqual(
+      report.variants.map((v) => v.name),
+      ["sft", "sc", "sc-round2"],
+    );
     assert.equal(report.variants[0].per_seed.length, 2);
     assert.notEqual(report.variants[0].spread, undefined);
   } finally {
@@ -113,7 +151,10 @@ test("run: --print-default-config, bad config keys and bad flags exit 2 with the
   const origLog = console.log;
   const origOut = process.stdout.write.bind(process.stdout);
   const origErr = console.error;
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
+  process.stdout.write = ((s: string) => {
+    out.push(String(s));
+    return true;
+  }) as typeof process.stdout.write;
   console.error = (...a: unknown[]) => out.push(a.join(" "));
   try {
     assert.equal(await main(["run", "--print-default-config"]), 0);
@@ -137,7 +178,9 @@ test("run: model.pretrained starts SFT from a model folder (LoRA, merged) and ev
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-pretrained-"));
   const base = microModelDir(dir, "base", 5);
   const config = resolveConfig({
-    ...MICRO, model: { pretrained: base, template: "chat" }, sft: { ...MICRO.sft, lora: 2, lr: 1e-2, max_length: 2048 }, // the built-in tokenizer spells characters
+    ...MICRO,
+    model: { pretrained: base, template: "chat" },
+    sft: { ...MICRO.sft, lora: 2, lr: 1e-2, max_length: 2048 }, // the built-in tokenizer spells characters
     variants: [{ name: "step", pairs: ["stepdpo"] }],
   });
   const origErr = process.stderr.write.bind(process.stderr);
@@ -145,7 +188,10 @@ test("run: model.pretrained starts SFT from a model folder (LoRA, merged) and ev
   try {
     const r = await new Pipeline(dir, config, { log: () => {} }).run();
     // a random micro model rarely solves a problem, so its variant may have no pairs; the stages still ran
-    assert.deepEqual([...r.evals.map((e) => e.name), ...r.skipped.map((s) => `${s.name}: ${s.reason}`)].slice(0, 2)[0], "sft");
+    assert.deepEqual(
+      [...r.evals.map((e) => e.name), ...r.skipped.map((s) => `${s.name}: ${s.reason}`)].slice(0, 2)[0],
+      "sft",
+    );
     assert.equal(r.evals.length + r.skipped.length, 2, JSON.stringify(r.skipped));
     const sft = path.join(dir, "seed-1", "sft");
     const train = JSON.parse(fs.readFileSync(path.join(sft, "train_config.json"), "utf8"));
@@ -154,8 +200,14 @@ test("run: model.pretrained starts SFT from a model folder (LoRA, merged) and ev
     assert.equal(train.template, "chat");
     // merged: a plain folder with the base's shape and no adapter files; the weights moved
     assert.ok(!fs.existsSync(path.join(sft, "adapter_config.json")));
-    assert.equal(JSON.parse(fs.readFileSync(path.join(sft, "config.json"), "utf8")).hidden_size, MICRO_CONFIG.hidden_size);
-    assert.notDeepEqual(fs.readFileSync(path.join(sft, "model.safetensors")), fs.readFileSync(path.join(base, "model.safetensors")));
+    assert.equal(
+      JSON.parse(fs.readFileSync(path.join(sft, "config.json"), "utf8")).hidden_size,
+      MICRO_CONFIG.hidden_size,
+    );
+    assert.notDeepEqual(
+      fs.readFileSync(path.join(sft, "model.safetensors")),
+      fs.readFileSync(path.join(base, "model.safetensors")),
+    );
     const samples = JSON.parse(fs.readFileSync(path.join(dir, "seed-1", "samples.jsonl.config.json"), "utf8"));
     assert.equal(samples.template ?? samples.options?.template, "chat", JSON.stringify(samples));
     assert.ok(fs.existsSync(path.join(dir, "seed-1", "pairs", "stepdpo.jsonl")));

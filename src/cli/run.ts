@@ -19,7 +19,8 @@ type Values = Record<string, string | boolean | undefined>;
 const DEFAULT_OUT = "stepwise-run";
 
 function configFrom(values: Values, positionals: string[]): RunConfig {
-  if (positionals.length > 1) throw new InputError(`one config file at most, got ${positionals.length}: ${positionals.join(" ")}`);
+  if (positionals.length > 1)
+    throw new InputError(`one config file at most, got ${positionals.length}: ${positionals.join(" ")}`);
   const config = positionals.length === 1 ? loadConfig(positionals[0]) : resolveConfig({});
   if (values.seeds !== undefined) {
     const n = flagNumber(values.seeds);
@@ -28,7 +29,8 @@ function configFrom(values: Values, positionals: string[]): RunConfig {
   }
   if (values.threads !== undefined) {
     const n = flagNumber(values.threads);
-    if (!Number.isInteger(n) || n < 1) throw new InputError(`--threads must be an integer >= 1, got "${values.threads}"`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new InputError(`--threads must be an integer >= 1, got "${values.threads}"`);
     config.threads = n;
   }
   return config;
@@ -76,7 +78,11 @@ export const runCommand: Command = {
     const release = lockOutput(dir, "dir", "stepwise run"); // one run per directory at a time
     let report: Report;
     try {
-      const { evals, skipped } = await new Pipeline(dir, config, { ...cliContext(), log: undefined, resolve: SHOW_DOWNLOADS }).run();
+      const { evals, skipped } = await new Pipeline(dir, config, {
+        ...cliContext(),
+        log: undefined,
+        resolve: SHOW_DOWNLOADS,
+      }).run();
       report = await writeReport(dir, config, evals, skipped);
     } finally {
       release();

@@ -43,20 +43,28 @@ async function server(answer: (j: number, prompt: string) => Answer) {
       const j = attempts.get(sample) ?? 0;
       attempts.set(sample, j + 1);
       switch (answer(j, body.prompt)) {
-        case "ok": return json(200, { choices: [{ index: 0, text: `${body.prompt.trim()}|${body.seed}`, finish_reason: "length" }] });
-        case "429": return json(429, { error: { message: "slow down" } }, { "retry-after": "0" });
-        case "500": return json(500, { error: { message: "boom" } });
-        case "garbage": return res.writeHead(200, { "content-type": "application/json" }), res.end('{"choices": [{"te');
-        case "drop": return req.socket.destroy();
+        case "ok":
+          return json(200, {
+            choices: [{ index: 0, text: `${body.prompt.trim()}|${body.seed}`, finish_reason: "length" }],
+          });
+        case "429":
+          return json(429, { error: { message: "slow down" } }, { "retry-after": "0" });
+        case "500":
+          return json(500, { error: { message: "boom" } });
+        case "garbage":
+          return res.writeHead(200, { "content-type": "application/json" }).end('{"choices": [{"te');
+        case "drop":
+          return req.socket.destroy();
       }
     });
   });
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
   s.url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
-  s.close = () => new Promise<void>((r) => {
-    srv.close(() => r());
-    srv.closeAllConnections();
-  });
+  s.close = () =>
+    new Promise<void>((r) => {
+      srv.close(() => r());
+      srv.closeAllConnections();
+    });
   return s;
 }
 
@@ -68,27 +76,50 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  return new Promise((resolve) => child.on("exit", (code) => {
-    clearTimeout(timer);
-    resolve({ code, stdout, stderr });
-  }));
+  return new Promise((resolve) =>
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 const problems = Array.from({ length: 12 }, (_, i) => ({ id: `p${i}`, question: `q${i}`, answer: "#### 1" }));
 fs.writeFileSync(path.join(dir, "problems.jsonl"), problems.map((p) => JSON.stringify(p)).join("\n") + "\n");
 
-const keys = (file: string) => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => {
-  const r = JSON.parse(l) as { id: string; sample: number };
-  return `${r.id}/${r.sample}`;
-});
+const keys = (file: string) =>
+  fs
+    .readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => {
+      const r = JSON.parse(l) as { id: string; sample: number };
+      return `${r.id}/${r.sample}`;
+    });
 const all = problems.flatMap((p) => [0, 1, 2].map((s) => `${p.id}/${s}`));
 
 test("4 failures in every 5 requests (429, 500, garbage, drop): all 36 samples, each once, no listener warning", async () => {
   const cycle: Answer[] = ["429", "500", "garbage", "drop", "ok"];
   const s = await server((j) => cycle[j % cycle.length]);
   try {
-    const r = await cli(["sample", "--endpoint", s.url, "--problems", "problems.jsonl", "--n", "3", "--out", "flaky.jsonl",
-      "--batch-size", "36", "--retries", "4", "--timeout", "10", "--json"]);
+    const r = await cli([
+      "sample",
+      "--endpoint",
+      s.url,
+      "--problems",
+      "problems.jsonl",
+      "--n",
+      "3",
+      "--out",
+      "flaky.jsonl",
+      "--batch-size",
+      "36",
+      "--retries",
+      "4",
+      "--timeout",
+      "10",
+      "--json",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
     assert.deepEqual(keys(path.join(dir, "flaky.jsonl")).sort(), [...all].sort());
@@ -103,8 +134,21 @@ test("a problem whose requests keep failing: the others are written, the exit na
   let broken = true;
   const s = await server((_k, prompt) => (broken && prompt.startsWith("q3") ? "500" : "ok"));
   try {
-    const args = ["sample", "--endpoint", s.url, "--problems", "problems.jsonl", "--n", "3", "--out", "part.jsonl",
-      "--batch-size", "8", "--retries", "1"];
+    const args = [
+      "sample",
+      "--endpoint",
+      s.url,
+      "--problems",
+      "problems.jsonl",
+      "--n",
+      "3",
+      "--out",
+      "part.jsonl",
+      "--batch-size",
+      "8",
+      "--retries",
+      "1",
+    ];
     const first = await cli(args);
     assert.equal(first.code, 3, first.stderr);
     assert.match(first.stderr, /3 of 36 samples are missing: 3 failed in 3 passes \(last error: .*HTTP 500/);
@@ -124,10 +168,29 @@ test("a problem whose requests keep failing: the others are written, the exit na
 });
 
 test("--retries and --timeout are checked and need --endpoint", async () => {
-  let r = await cli(["sample", "--endpoint", "http://127.0.0.1:9", "--problems", "problems.jsonl", "--out", "x.jsonl", "--retries=-1"]);
+  let r = await cli([
+    "sample",
+    "--endpoint",
+    "http://127.0.0.1:9",
+    "--problems",
+    "problems.jsonl",
+    "--out",
+    "x.jsonl",
+    "--retries=-1",
+  ]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--retries must be an integer >= 0, got "-1"/);
-  r = await cli(["sample", "--endpoint", "http://127.0.0.1:9", "--problems", "problems.jsonl", "--out", "x.jsonl", "--timeout", "0"]);
+  r = await cli([
+    "sample",
+    "--endpoint",
+    "http://127.0.0.1:9",
+    "--problems",
+    "problems.jsonl",
+    "--out",
+    "x.jsonl",
+    "--timeout",
+    "0",
+  ]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--timeout must be a number of seconds in \(0, 86400\], got "0"/);
   r = await cli(["sample", "--model", "nowhere", "--problems", "problems.jsonl", "--out", "x.jsonl", "--retries", "2"]);

@@ -21,9 +21,18 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-sample-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const PROBLEMS = [
-  { id: "a", question: "Ann has 3 pens and buys 4. She gives 2 away. How many now?", answer: "3 + 4 = <<3+4=7>>7\n7 - 2 = <<7-2=5>>5\n#### 5" },
+  {
+    id: "a",
+    question: "Ann has 3 pens and buys 4. She gives 2 away. How many now?",
+    answer: "3 + 4 = <<3+4=7>>7\n7 - 2 = <<7-2=5>>5\n#### 5",
+  },
   { id: "b", question: "Bo has 6 cups and breaks 1. How many?", answer: "6 - 1 = <<6-1=5>>5\n#### 5" },
-  { id: "c", question: "Cy reads 2 books a day for 3 days, then 4 more. How many?", answer: "2 * 3 = <<2*3=6>>6\n6 + 4 = <<6+4=10>>10\n#### 10", level: 2 },
+  {
+    id: "c",
+    question: "Cy reads 2 books a day for 3 days, then 4 more. How many?",
+    answer: "2 * 3 = <<2*3=6>>6\n6 + 4 = <<6+4=10>>10\n#### 10",
+    level: 2,
+  },
 ];
 
 function writeProblems(file: string, problems: object[]): string {
@@ -32,7 +41,12 @@ function writeProblems(file: string, problems: object[]): string {
   return p;
 }
 
-const readLines = (f: string) => fs.readFileSync(f, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+const readLines = (f: string) =>
+  fs
+    .readFileSync(f, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 /** Answers "step k" lines, then "#### 9"; logs every request. */
 class FakeCompleter implements Completer {
@@ -49,19 +63,56 @@ class FakeCompleter implements Completer {
 }
 
 function options(out: string, extra: Partial<SampleConfig> = {}): SampleConfig {
-  return sampleConfig({ problems: writeProblems("p.jsonl", PROBLEMS), out, n: 2, max_tokens: 50, seed: 7, batch_size: 2, ...extra });
+  return sampleConfig({
+    problems: writeProblems("p.jsonl", PROBLEMS),
+    out,
+    n: 2,
+    max_tokens: 50,
+    seed: 7,
+    batch_size: 2,
+    ...extra,
+  });
 }
 
 test("sample stage: seeds from (seed, id, sample), records in order, extra fields kept, resume skips what is there", async () => {
   const out = path.join(dir, "plain.jsonl");
   const fake = new FakeCompleter();
   const s = await sample(options(out), {}, fake);
-  assert.deepEqual({ ...s, out: undefined }, { problems: 3, samples: 6, present: 0, written: 6, skipped: {},
-    finish_reasons: { stop: 6, length: 0, eos: 0 }, out: undefined, missing: [] });
+  assert.deepEqual(
+    { ...s, out: undefined },
+    {
+      problems: 3,
+      samples: 6,
+      present: 0,
+      written: 6,
+      skipped: {},
+      finish_reasons: { stop: 6, length: 0, eos: 0 },
+      out: undefined,
+      missing: [],
+    },
+  );
   const recs = readLines(out);
-  assert.deepEqual(recs.map((r) => [r.id, r.sample]), [["a", 0], ["a", 1], ["b", 0], ["b", 1], ["c", 0], ["c", 1]]);
-  assert.deepEqual(recs[4], { id: "c", sample: 0, question: PROBLEMS[2].question, answer: PROBLEMS[2].answer,
-    completion: `whole ${sampleSeed(7, "c", 0)}`, finish_reason: "stop", final: "10", level: 2 });
+  assert.deepEqual(
+    recs.map((r) => [r.id, r.sample]),
+    [
+      ["a", 0],
+      ["a", 1],
+      ["b", 0],
+      ["b", 1],
+      ["c", 0],
+      ["c", 1],
+    ],
+  );
+  assert.deepEqual(recs[4], {
+    id: "c",
+    sample: 0,
+    question: PROBLEMS[2].question,
+    answer: PROBLEMS[2].answer,
+    completion: `whole ${sampleSeed(7, "c", 0)}`,
+    finish_reason: "stop",
+    final: "10",
+    level: 2,
+  });
   assert.equal(fake.log[0].prompt, `${PROBLEMS[0].question}\n`);
   // A torn last line (a kill during a write) is cut off and its sample made again; nothing else is redone.
   const full = fs.readFileSync(out, "utf8");
@@ -74,8 +125,11 @@ test("sample stage: seeds from (seed, id, sample), records in order, extra field
   assert.equal(again.log.length, 2);
   assert.equal(fs.readFileSync(out, "utf8"), full);
   // Different options do not mix into the same file.
-  await assert.rejects(sample(options(out, { n: 3 }), {}, new FakeCompleter()),
-    (e: unknown) => e instanceof InputError && /cannot resume with different options \(n: 2 before, 3 now\)/.test(e.message));
+  await assert.rejects(
+    sample(options(out, { n: 3 }), {}, new FakeCompleter()),
+    (e: unknown) =>
+      e instanceof InputError && /cannot resume with different options \(n: 2 before, 3 now\)/.test(e.message),
+  );
 });
 
 test("sample stage, step-controlled: every cut in a range, prefix kept, temperature rising per generated step", async () => {
@@ -85,15 +139,30 @@ test("sample stage, step-controlled: every cut in a range, prefix kept, temperat
   assert.equal(s.samples, 5); // a: cuts 1 and 2; b: cut 1 (cut 2 would leave nothing); c: cuts 1 and 2
   assert.deepEqual(s.skipped, { "samples cut beyond the end of the solution": 1 });
   const recs = readLines(out);
-  assert.deepEqual(recs.map((r) => [r.id, r.sample, r.cut]), [["a", 0, 1], ["a", 1, 2], ["b", 0, 1], ["c", 0, 1], ["c", 1, 2]]);
+  assert.deepEqual(
+    recs.map((r) => [r.id, r.sample, r.cut]),
+    [
+      ["a", 0, 1],
+      ["a", 1, 2],
+      ["b", 0, 1],
+      ["c", 0, 1],
+      ["c", 1, 2],
+    ],
+  );
   const a1 = recs[0];
   assert.equal(a1.prefix, "3 + 4 = <<3+4=7>>7\n");
   // The prompt holds 2 lines (question, step 1); steps "step 3", "step 4" follow, then "#### 9".
   assert.equal(a1.completion, "3 + 4 = <<3+4=7>>7\nstep 3\nstep 4\n#### 9");
   assert.equal(a1.finish_reason, "stop");
-  const forA1 = fake.log.filter((r) => r.prompt.startsWith(`${PROBLEMS[0].question}\n3 + 4 = <<3+4=7>>7\nstep`) ||
-    r.prompt === `${PROBLEMS[0].question}\n3 + 4 = <<3+4=7>>7\n`);
-  assert.deepEqual(forA1.map((r) => r.params.temperature), [1.0, 1.05, 1.1]);
+  const forA1 = fake.log.filter(
+    (r) =>
+      r.prompt.startsWith(`${PROBLEMS[0].question}\n3 + 4 = <<3+4=7>>7\nstep`) ||
+      r.prompt === `${PROBLEMS[0].question}\n3 + 4 = <<3+4=7>>7\n`,
+  );
+  assert.deepEqual(
+    forA1.map((r) => r.params.temperature),
+    [1.0, 1.05, 1.1],
+  );
   assert.ok(fake.log.every((r) => r.params.stop?.[0] === "\n"));
 });
 
@@ -108,11 +177,32 @@ function tinyModel(): string {
 
 test("stepwise sample: kill -9 mid-run, then the same command: nothing lost or duplicated, equal to an uninterrupted run", async () => {
   const model = tinyModel();
-  const problems = writeProblems("many.jsonl", Array.from({ length: 12 }, (_, i) => ({
-    id: `q${i}`, question: `Problem ${i}: add ${i} and ${i + 2}.`, answer: `${i} + ${i + 2} = <<${i}+${i + 2}=${2 * i + 2}>>${2 * i + 2}\n#### ${2 * i + 2}`,
-  })));
-  const args = (out: string) => ["sample", "--model", model, "--problems", problems, "--n", "4", "--out", out,
-    "--max-tokens", "48", "--seed", "3", "--logprobs", "--batch-size", "4"];
+  const problems = writeProblems(
+    "many.jsonl",
+    Array.from({ length: 12 }, (_, i) => ({
+      id: `q${i}`,
+      question: `Problem ${i}: add ${i} and ${i + 2}.`,
+      answer: `${i} + ${i + 2} = <<${i}+${i + 2}=${2 * i + 2}>>${2 * i + 2}\n#### ${2 * i + 2}`,
+    })),
+  );
+  const args = (out: string) => [
+    "sample",
+    "--model",
+    model,
+    "--problems",
+    problems,
+    "--n",
+    "4",
+    "--out",
+    out,
+    "--max-tokens",
+    "48",
+    "--seed",
+    "3",
+    "--logprobs",
+    "--batch-size",
+    "4",
+  ];
   const whole = path.join(dir, "whole.jsonl");
   const ref = spawnSync(process.execPath, [BIN, ...args(whole), "--json"], { encoding: "utf8", timeout: 60_000 });
   assert.equal(ref.status, 0, ref.stderr);
@@ -121,10 +211,12 @@ test("stepwise sample: kill -9 mid-run, then the same command: nothing lost or d
   const out = path.join(dir, "killed.jsonl");
   const child = spawn(process.execPath, [BIN, ...args(out)], { stdio: "ignore" });
   let running = true;
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => {
-    running = false;
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => {
+      running = false;
+      resolve(code);
+    }),
+  );
   let lines = 0;
   while (lines < 8 && running) {
     await new Promise((r) => setTimeout(r, 5));
@@ -145,7 +237,9 @@ test("stepwise sample: kill -9 mid-run, then the same command: nothing lost or d
   const keys = readLines(out).map((r) => `${r.id}/${r.sample}`);
   assert.equal(new Set(keys).size, 48);
 
-  const other = spawnSync(process.execPath, [BIN, ...args(out).map((a) => (a === "3" ? "4" : a))], { encoding: "utf8" });
+  const other = spawnSync(process.execPath, [BIN, ...args(out).map((a) => (a === "3" ? "4" : a))], {
+    encoding: "utf8",
+  });
   assert.equal(other.status, 2);
   assert.match(other.stderr, /cannot resume with different options \(seed: 3 before, 4 now\)/);
   const none = spawnSync(process.execPath, [BIN, "sample", "--problems", problems, "--out", out], { encoding: "utf8" });

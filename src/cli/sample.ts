@@ -2,7 +2,15 @@
 
 import { asFlags } from "../core/config.js";
 import { prepareOutputFile } from "../core/outputs.js";
-import { describeMissing, INCOMPLETE_EXIT, MAX_DEFERRED, RETRY_PASSES, sample, sampleConfig, type SampleSummary } from "../sample/stage.js";
+import {
+  describeMissing,
+  INCOMPLETE_EXIT,
+  MAX_DEFERRED,
+  RETRY_PASSES,
+  sample,
+  sampleConfig,
+  type SampleSummary,
+} from "../sample/stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./main.js";
 import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom } from "./options.js";
@@ -11,28 +19,41 @@ export const sampleCommand: Command = {
   name: "sample",
   cooperative: true,
   summary: "N completions per problem, or step-controlled continuations (SCDPO); resumable",
-  usage: "stepwise sample --model DIR|--endpoint URL --problems FILE --n 8 --out FILE [--temperature 1] [--top-p P] " +
+  usage:
+    "stepwise sample --model DIR|--endpoint URL --problems FILE --n 8 --out FILE [--temperature 1] [--top-p P] " +
     "[--top-k K] [--max-tokens 256] [--seed 0] [--logprobs] [--step-temperature SCHEDULE --cut random|K|A-B] " +
     "[--template plain|chat] [--batch-size 16] [--json]",
   options: {
     ...COMPLETER_OPTIONS,
-    problems: { type: "string" }, format: { type: "string" }, n: { type: "string" }, out: { type: "string" },
-    temperature: { type: "string" }, "top-p": { type: "string" }, "top-k": { type: "string" },
-    "max-tokens": { type: "string" }, stop: { type: "string", multiple: true }, seed: { type: "string" },
-    logprobs: { type: "boolean" }, "step-temperature": { type: "string" }, cut: { type: "string" },
-    "max-steps": { type: "string" }, template: { type: "string" }, "batch-size": { type: "string" },
-    "skip-bad": { type: "boolean" }, json: { type: "boolean" },
+    problems: { type: "string" },
+    format: { type: "string" },
+    n: { type: "string" },
+    out: { type: "string" },
+    temperature: { type: "string" },
+    "top-p": { type: "string" },
+    "top-k": { type: "string" },
+    "max-tokens": { type: "string" },
+    stop: { type: "string", multiple: true },
+    seed: { type: "string" },
+    logprobs: { type: "boolean" },
+    "step-temperature": { type: "string" },
+    cut: { type: "string" },
+    "max-steps": { type: "string" },
+    template: { type: "string" },
+    "batch-size": { type: "string" },
+    "skip-bad": { type: "boolean" },
+    json: { type: "boolean" },
   },
   help: [
-    "Writes one record a line: {\"id\", \"sample\", \"question\", \"answer\", \"completion\", \"finish_reason\", \"logprobs\"?}",
-    "(+ \"cut\", \"prefix\" when step-controlled; other fields of the problem are kept). Rerunning the same command",
+    'Writes one record a line: {"id", "sample", "question", "answer", "completion", "finish_reason", "logprobs"?}',
+    '(+ "cut", "prefix" when step-controlled; other fields of the problem are kept). Rerunning the same command',
     "after an interruption resumes: samples already written are kept, the missing ones generated, none twice.",
     "OUT.config.json records the options that decide the samples; a rerun with other ones is refused.",
     "With --endpoint, a request that still fails after its retries is tried again after the other samples (2 more",
     "passes); samples still failing then are listed and the exit code is 3, every other sample being written.",
     "options:",
     COMPLETER_HELP,
-    "  --problems FILE      problems: {\"id\", \"question\", \"answer\"} (the answer a reference solution or a final answer)",
+    '  --problems FILE      problems: {"id", "question", "answer"} (the answer a reference solution or a final answer)',
     "  --format F           jsonl (default: id/question/answer), gsm8k, math (problem/solution), code (prompt/tests)",
     "  --n N                samples per problem (per cut point when step-controlled), default 8",
     "  --out FILE           output JSONL (appended batch by batch, fsynced)",
@@ -46,14 +67,14 @@ export const sampleCommand: Command = {
     "  --template T         plain (default: question, newline) or chat (the model's chat template; needs --model)",
     "  --batch-size N       samples per batch (generated together, then written and fsynced), default 16",
     "  --skip-bad           skip malformed problem lines (counted) instead of stopping",
-    "  --json               print a JSON summary {\"problems\", \"samples\", \"present\", \"written\", \"skipped\",",
-    "                       \"finish_reasons\", \"out\"}",
-    "step-controlled sampling (SCDPO): needs a reference solution in \"answer\"; keeps its steps 1..k and generates",
+    '  --json               print a JSON summary {"problems", "samples", "present", "written", "skipped",',
+    '                       "finish_reasons", "out"}',
+    'step-controlled sampling (SCDPO): needs a reference solution in "answer"; keeps its steps 1..k and generates',
     "the rest one step (line) at a time, each step's temperature from the schedule (--temperature is not used);",
-    "\"completion\" is the prefix plus the continuation.",
+    '"completion" is the prefix plus the continuation.',
     "  --step-temperature S temperature of generated step i (from 0): gsm8k = min(1.1+0.1*i, 1.4) (default),",
-    "                       math = min(1.0+0.05*i, 1.2), blog = 1.05, 1.1, 1.15, ..., or \"a+b*i<=c\" (b, c optional)",
-    "  --cut C              random (default: k in 1..R-1, R the steps before \"####\"), K, or every k in A-B",
+    '                       math = min(1.0+0.05*i, 1.2), blog = 1.05, 1.1, 1.15, ..., or "a+b*i<=c" (b, c optional)',
+    '  --cut C              random (default: k in 1..R-1, R the steps before "####"), K, or every k in A-B',
     "                       (n samples each; sample = (k - A) * n + j)",
     "  --max-steps N        steps generated at most, default 32",
   ].join("\n"),
@@ -71,20 +92,26 @@ export const sampleCommand: Command = {
     if (values.json) {
       console.log(JSON.stringify(summary));
     } else {
-      const skipped = Object.entries(summary.skipped).map(([why, n]) => `${n} ${why}`).join("; ");
+      const skipped = Object.entries(summary.skipped)
+        .map(([why, n]) => `${n} ${why}`)
+        .join("; ");
       const f = summary.finish_reasons;
-      console.error(`sampled ${summary.written} (${summary.present} already present) of ${summary.samples} for ` +
-        `${summary.problems} problems into ${summary.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length` +
-        (skipped ? `; skipped: ${skipped}` : ""));
+      console.error(
+        `sampled ${summary.written} (${summary.present} already present) of ${summary.samples} for ` +
+          `${summary.problems} problems into ${summary.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length` +
+          (skipped ? `; skipped: ${skipped}` : ""),
+      );
     }
     const unattempted = summary.unattempted ?? 0;
     if (summary.missing.length === 0 && unattempted === 0) return 0;
     // The samples written are kept (fsynced); a rerun of the same command generates only the missing ones.
     const notAsked = unattempted > 0 ? `; ${unattempted} more were not asked for after ${MAX_DEFERRED} failures` : "";
-    console.error(`stepwise sample: ${summary.missing.length + unattempted} of ${summary.samples} samples are missing: ` +
-      `${summary.missing.length} failed in ${RETRY_PASSES + 1} passes${notAsked} (last error: ${summary.last_error})\n` +
-      `${describeMissing(summary.missing).join("\n")}\n` +
-      `  rerun the same command to generate only these${values.json ? "" : " (--json lists them all)"}`);
+    console.error(
+      `stepwise sample: ${summary.missing.length + unattempted} of ${summary.samples} samples are missing: ` +
+        `${summary.missing.length} failed in ${RETRY_PASSES + 1} passes${notAsked} (last error: ${summary.last_error})\n` +
+        `${describeMissing(summary.missing).join("\n")}\n` +
+        `  rerun the same command to generate only these${values.json ? "" : " (--json lists them all)"}`,
+    );
     return INCOMPLETE_EXIT;
   },
 };

@@ -17,9 +17,20 @@ import type { ScoreResult } from "./score.js";
 
 const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
 const CFG: LlamaConfig = {
-  vocab_size: 100, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 64,
-  tie_word_embeddings: true, attention_bias: false, initializer_range: 0.2, bos_token_id: 1, eos_token_id: 2,
+  vocab_size: 100,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 64,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  initializer_range: 0.2,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 const TEXT = "Tom has 3 apples.\n3+4=7";
 
@@ -34,7 +45,8 @@ function modelDir(seed: number): string {
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, "score", ...args], {
-    encoding: "utf8", env: { ...process.env, STEPWISE_BACKEND: "reference" },
+    encoding: "utf8",
+    env: { ...process.env, STEPWISE_BACKEND: "reference" },
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
@@ -47,7 +59,10 @@ test("stepwise score --json: every token, BOS first with logprob null, log-probs
   const tok = builtinTokenizer();
   const ids = tok.encode(TEXT);
   assert.equal(ids[0], tok.bosId);
-  assert.deepEqual(got.tokens.map((t) => t.id), ids);
+  assert.deepEqual(
+    got.tokens.map((t) => t.id),
+    ids,
+  );
   assert.equal(got.tokens[0].logprob, null);
   assert.equal(got.tokens[0].text, "<s>");
   assert.equal(got.tokens.map((t) => t.text).join(""), "<s>" + TEXT);

@@ -14,7 +14,13 @@ import { flagNumber, intOption } from "./options.js";
 export type ScoreResult = SequenceScore;
 
 /** Scores `text` (tokenized with BOS as the tokenizer adds it) under `model`, and against `ref` when given. */
-export function scoreText(model: Llama, tokenizer: TextTokenizer, text: string, ref: Llama | null, beta: number): ScoreResult {
+export function scoreText(
+  model: Llama,
+  tokenizer: TextTokenizer,
+  text: string,
+  ref: Llama | null,
+  beta: number,
+): ScoreResult {
   const ids = tokenizer.encode(text);
   if (ids.length === 0) throw new InputError("the text has no tokens", "--text");
   return scoreSequence(model, ref, tokenizer, ids, beta);
@@ -24,11 +30,15 @@ function table(r: ScoreResult): string {
   const lines = ["  pos      id  logprob     reward  text"];
   const num = (x: number | null | undefined) => (x === null || x === undefined ? "" : x.toFixed(4));
   r.tokens.forEach((t, i) => {
-    lines.push(`${String(i).padStart(5)} ${String(t.id).padStart(7)}  ${num(t.logprob).padStart(8)}  ` +
-      `${num(t.reward).padStart(9)}  ${JSON.stringify(t.text)}`);
+    lines.push(
+      `${String(i).padStart(5)} ${String(t.id).padStart(7)}  ${num(t.logprob).padStart(8)}  ` +
+        `${num(t.reward).padStart(9)}  ${JSON.stringify(t.text)}`,
+    );
   });
-  lines.push(`total logprob ${r.total_logprob.toFixed(4)}` +
-    (r.total_reward !== undefined ? `, total reward ${r.total_reward.toFixed(4)}` : ""));
+  lines.push(
+    `total logprob ${r.total_logprob.toFixed(4)}` +
+      (r.total_reward !== undefined ? `, total reward ${r.total_reward.toFixed(4)}` : ""),
+  );
   return lines.join("\n");
 }
 
@@ -53,7 +63,7 @@ export const scoreCommand: Command = {
     "  --ref DIR       reference model folder (same vocabulary): adds each token's reward beta*log(pi/pi_ref)",
     "  --beta X        DPO beta of the reward (default 0.1)",
     "  --text STR      the text to score",
-    "  --json          print {\"tokens\": [{\"id\", \"text\", \"logprob\", \"reward\"?}], \"total_logprob\", \"total_reward\"?};",
+    '  --json          print {"tokens": [{"id", "text", "logprob", "reward"?}], "total_logprob", "total_reward"?};',
     "                  tokens is the whole sequence the model sees, BOS included with logprob null",
     "  --backend B     native (default when built) or reference",
     "  --threads N     worker threads of the native backend",
@@ -72,8 +82,12 @@ export const scoreCommand: Command = {
       if (typeof values.ref === "string") {
         ref = loadModel(values.ref, { backend: be });
         if (ref.config.vocab_size !== model.config.vocab_size) {
-          throw new InputError(`the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
-            `(${model.config.vocab_size})`, values.ref, "score against the model this one was trained from");
+          throw new InputError(
+            `the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
+              `(${model.config.vocab_size})`,
+            values.ref,
+            "score against the model this one was trained from",
+          );
         }
       }
       const r = scoreText(model, tokenizer, values.text, ref, beta);

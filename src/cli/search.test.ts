@@ -13,19 +13,26 @@ import type { SearchRecord } from "../inspect/search.js";
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-search-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const modelDir = (name: string, seed: number) => microModelDir(dir, name, seed, { max_position_embeddings: 256, initializer_range: 0.3 });
+const modelDir = (name: string, seed: number) =>
+  microModelDir(dir, name, seed, { max_position_embeddings: 256, initializer_range: 0.3 });
 const POLICY = modelDir("policy", 11);
 const REF = modelDir("ref", 12);
 const PROBLEMS = path.join(dir, "problems.jsonl");
-fs.writeFileSync(PROBLEMS, [
-  { id: "a", question: "Ann has 3 pens and buys 4. How many?", answer: "3 + 4 = <<3+4=7>>7\n#### 7" },
-  { id: "b", question: "Bo has 6 cups and breaks 1. How many?", answer: "#### 5" },
-  { id: "c", question: "Cy has 2.", answer: "2" },
-].map((p) => JSON.stringify(p)).join("\n") + "\n");
+fs.writeFileSync(
+  PROBLEMS,
+  [
+    { id: "a", question: "Ann has 3 pens and buys 4. How many?", answer: "3 + 4 = <<3+4=7>>7\n#### 7" },
+    { id: "b", question: "Bo has 6 cups and breaks 1. How many?", answer: "#### 5" },
+    { id: "c", question: "Cy has 2.", answer: "2" },
+  ]
+    .map((p) => JSON.stringify(p))
+    .join("\n") + "\n",
+);
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, "search", ...args], {
-    encoding: "utf8", env: { ...process.env, STEPWISE_BACKEND: "reference" },
+    encoding: "utf8",
+    env: { ...process.env, STEPWISE_BACKEND: "reference" },
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
@@ -36,7 +43,18 @@ test("stepwise search --json: accuracies of greedy decoding and beam search", ()
   const r = cli(...COMMON, "--ref", REF, "--beams", "2", "--expand", "2", "--json");
   assert.equal(r.code, 0, r.err);
   const s = JSON.parse(r.out) as Record<string, unknown>;
-  for (const k of ["n", "greedy_accuracy", "beam_accuracy", "beams", "expand", "temperature", "score", "beta", "max_steps", "seconds"]) {
+  for (const k of [
+    "n",
+    "greedy_accuracy",
+    "beam_accuracy",
+    "beams",
+    "expand",
+    "temperature",
+    "score",
+    "beta",
+    "max_steps",
+    "seconds",
+  ]) {
     assert.ok(k in s, k);
   }
   assert.equal(s.n, 3);
@@ -51,8 +69,15 @@ test("stepwise search --beams 1 --expand 0 is greedy decoding; --score logprob n
   assert.equal(r.code, 0, r.err);
   const s = JSON.parse(r.out) as { greedy_accuracy: number; beam_accuracy: number };
   assert.equal(s.beam_accuracy, s.greedy_accuracy);
-  const recs = fs.readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l) as SearchRecord);
-  assert.deepEqual(recs.map((x) => x.id), ["a", "b", "c"]);
+  const recs = fs
+    .readFileSync(out, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as SearchRecord);
+  assert.deepEqual(
+    recs.map((x) => x.id),
+    ["a", "b", "c"],
+  );
   recs.forEach((x) => assert.equal(x.beam, x.greedy));
   const lp = cli(...COMMON, "--beams", "2", "--score", "logprob", "--expand", "1");
   assert.equal(lp.code, 0, lp.err);
@@ -68,7 +93,10 @@ test("stepwise search: missing flags, bad files and bad values exit 2 naming the
     [[...COMMON, "--ref", REF, "--beams", "2", "--score", "best"], /--score must be reward or logprob/],
     [[...COMMON, "--ref", REF, "--beams", "2", "--temperature", "-1"], /--temperature/],
     [[...COMMON, "--ref", REF, "--beams", "2", "--task", "code"], /--task/],
-    [["--model", POLICY, "--ref", REF, "--beams", "2", "--problems", "/nonexistent.jsonl"], /\/nonexistent.jsonl: cannot read/],
+    [
+      ["--model", POLICY, "--ref", REF, "--beams", "2", "--problems", "/nonexistent.jsonl"],
+      /\/nonexistent.jsonl: cannot read/,
+    ],
     [["--model", "/nonexistent/model", "--ref", REF, "--beams", "2", "--problems", PROBLEMS], /\/nonexistent\/model/],
   ];
   for (const [args, msg] of cases) {

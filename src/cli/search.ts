@@ -24,27 +24,42 @@ function numberOption(values: Values, name: string, dflt: number, ok: (x: number
 export const searchCommand: Command = {
   name: "search",
   summary: "implicit-reward guided step-level beam search; accuracy vs greedy decoding",
-  usage: "stepwise search --model DIR --ref DIR --problems FILE --beams K [--expand 3] [--temperature 0.7] " +
+  usage:
+    "stepwise search --model DIR --ref DIR --problems FILE --beams K [--expand 3] [--temperature 0.7] " +
     "[--beta 0.1] [--score reward|logprob] [--max-steps 12] [--max-tokens 256] [--json]",
   options: {
-    model: { type: "string" }, ref: { type: "string" }, problems: { type: "string" }, beams: { type: "string" },
-    expand: { type: "string" }, temperature: { type: "string" }, beta: { type: "string" }, score: { type: "string" },
-    "max-steps": { type: "string" }, "max-tokens": { type: "string" }, seed: { type: "string" },
-    template: { type: "string" }, task: { type: "string" }, limit: { type: "string" }, "batch-size": { type: "string" },
-    out: { type: "string" }, json: { type: "boolean" }, backend: { type: "string" }, threads: { type: "string" },
+    model: { type: "string" },
+    ref: { type: "string" },
+    problems: { type: "string" },
+    beams: { type: "string" },
+    expand: { type: "string" },
+    temperature: { type: "string" },
+    beta: { type: "string" },
+    score: { type: "string" },
+    "max-steps": { type: "string" },
+    "max-tokens": { type: "string" },
+    seed: { type: "string" },
+    template: { type: "string" },
+    task: { type: "string" },
+    limit: { type: "string" },
+    "batch-size": { type: "string" },
+    out: { type: "string" },
+    json: { type: "boolean" },
+    backend: { type: "string" },
+    threads: { type: "string" },
   },
   help: [
     "Solves each problem twice with the policy: greedy decoding, and a beam search over steps (lines). Each round,",
     "every live beam proposes its greedy next line plus --expand lines sampled at --temperature (duplicates dropped);",
     "a partial solution's score is the implicit reward beta * sum log(pi/pi_ref) of all its generated tokens (or its",
     "summed policy log-prob with --score logprob); the best K of the finished beams and all extensions are kept.",
-    "A beam ends at EOS, after its \"#### n\" line, or when --max-tokens are spent; the search after --max-steps",
+    'A beam ends at EOS, after its "#### n" line, or when --max-tokens are spent; the search after --max-steps',
     "rounds. The top beam's answer is verified against the reference. --beams 1 --expand 0 is greedy decoding.",
     "Prompts are made as SFT makes them (the question and a newline, or the chat template).",
     "options:",
     "  --model DIR         the policy",
     "  --ref DIR           the reference model (needed for --score reward)",
-    "  --problems FILE     {\"id\", \"question\", \"answer\"} (a reference solution or a final answer)",
+    '  --problems FILE     {"id", "question", "answer"} (a reference solution or a final answer)',
     "  --beams K           beams kept per problem",
     "  --expand N          sampled candidates per beam and step besides the greedy one, default 3",
     "  --temperature T     of the sampled candidates, default 0.7",
@@ -57,10 +72,10 @@ export const searchCommand: Command = {
     "  --task T            arith (default), gsm8k or math: how answers are compared",
     "  --limit N           the first N problems",
     "  --batch-size N      rows generated and scored together, default 32",
-    "  --out FILE          per-problem records {\"id\", \"greedy\", \"beam\", \"beam_score\", \"greedy_correct\",",
-    "                      \"beam_correct\", \"greedy_pred\", \"beam_pred\"}, JSONL",
-    "  --json              print {\"n\", \"greedy_accuracy\", \"beam_accuracy\", \"beams\", \"expand\", \"temperature\",",
-    "                      \"score\", \"beta\", \"max_steps\", \"both_correct\", \"beam_only\", \"greedy_only\", \"seconds\"}",
+    '  --out FILE          per-problem records {"id", "greedy", "beam", "beam_score", "greedy_correct",',
+    '                      "beam_correct", "greedy_pred", "beam_pred"}, JSONL',
+    '  --json              print {"n", "greedy_accuracy", "beam_accuracy", "beams", "expand", "temperature",',
+    '                      "score", "beta", "max_steps", "both_correct", "beam_only", "greedy_only", "seconds"}',
     "  --backend B         native (default when built) or reference",
     "  --threads N         worker threads of the native backend",
   ].join("\n"),
@@ -68,9 +83,11 @@ export const searchCommand: Command = {
     if (typeof values.problems !== "string") throw new InputError("--problems FILE is required");
     if (values.beams === undefined) throw new InputError("--beams K is required");
     const score = String(values.score ?? "reward") as SearchScore;
-    if (score !== "reward" && score !== "logprob") throw new InputError(`--score must be reward or logprob, got "${values.score}"`);
+    if (score !== "reward" && score !== "logprob")
+      throw new InputError(`--score must be reward or logprob, got "${values.score}"`);
     const task = String(values.task ?? "arith") as MathTask;
-    if (!["arith", "gsm8k", "math"].includes(task)) throw new InputError(`--task must be arith, gsm8k or math, got "${values.task}"`);
+    if (!["arith", "gsm8k", "math"].includes(task))
+      throw new InputError(`--task must be arith, gsm8k or math, got "${values.task}"`);
     const opts = {
       beams: intOption(values, "beams", 1),
       expand: intOption(values, "expand", 3, 0),
@@ -99,8 +116,10 @@ export const searchCommand: Command = {
       if (values.json) console.log(JSON.stringify(out));
       else {
         const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-        console.log(`problems ${r.n}: greedy ${pct(r.greedy_accuracy)}, beam search (K=${r.beams}, expand ${r.expand}, ` +
-          `score ${r.score}) ${pct(r.beam_accuracy)}; beam only ${r.beam_only}, greedy only ${r.greedy_only}`);
+        console.log(
+          `problems ${r.n}: greedy ${pct(r.greedy_accuracy)}, beam search (K=${r.beams}, expand ${r.expand}, ` +
+            `score ${r.score}) ${pct(r.beam_accuracy)}; beam only ${r.beam_only}, greedy only ${r.greedy_only}`,
+        );
       }
       return 0;
     } finally {

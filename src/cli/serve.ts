@@ -11,7 +11,8 @@ export const serveCommand: Command = {
   name: "serve",
   ownsSignals: true,
   summary: "serve a model on an OpenAI-compatible API (/v1/completions, /v1/chat/completions, /v1/models)",
-  usage: "stepwise serve --model DIR --port P [--host 127.0.0.1] [--api-key KEY] [--max-tokens-limit N] [--max-body-bytes N]",
+  usage:
+    "stepwise serve --model DIR --port P [--host 127.0.0.1] [--api-key KEY] [--max-tokens-limit N] [--max-body-bytes N]",
   options: {
     model: { type: "string" },
     port: { type: "string" },
@@ -26,7 +27,7 @@ export const serveCommand: Command = {
   },
   help: [
     "Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (the tokenizer's chat template),",
-    "GET /health. Streaming (\"stream\": true) sends server-sent events ending with `data: [DONE]`. Concurrent requests",
+    'GET /health. Streaming ("stream": true) sends server-sent events ending with `data: [DONE]`. Concurrent requests',
     "with the same sampling options are decoded in one batch. Parameters: n, max_tokens, temperature, top_p, top_k,",
     "stop, seed, logprobs, stream_options.include_usage, ignore_eos; unsupported ones are refused with a 400.",
     "options:",
@@ -34,7 +35,7 @@ export const serveCommand: Command = {
     "  --port P                 port to listen on (0 picks a free one; the address is printed)",
     "  --host H                 address to bind, default 127.0.0.1 (0.0.0.0 exposes the server to the network);",
     "                           on a loopback address only requests whose Host is localhost are answered",
-    "  --api-key KEY            require \"Authorization: Bearer KEY\" (what OpenAI clients send as api_key) on /v1/*;",
+    '  --api-key KEY            require "Authorization: Bearer KEY" (what OpenAI clients send as api_key) on /v1/*;',
     "                           default: $STEPWISE_API_KEY if set, else no key",
     "  --served-model-name S    the model id clients name (default: the --model argument)",
     "  --max-tokens-limit N     largest max_tokens a request may ask for (default 2048)",
@@ -45,25 +46,36 @@ export const serveCommand: Command = {
   ].join("\n"),
   async run(values) {
     if (typeof values.model !== "string") throw new InputError("--model DIR is required");
-    if (values.port === undefined) throw new InputError("--port P is required", undefined, "use --port 0 for a free port");
+    if (values.port === undefined)
+      throw new InputError("--port P is required", undefined, "use --port 0 for a free port");
     const port = intOption(values, "port", 0, 0);
     if (port > 65535) throw new InputError(`--port must be at most 65535, got ${port}`);
     const host = typeof values.host === "string" ? values.host : "127.0.0.1";
     const be = values.backend ? backendByName(String(values.backend)) : getBackend();
     if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-    const apiKey = typeof values["api-key"] === "string" ? values["api-key"] : process.env.STEPWISE_API_KEY || undefined;
+    const apiKey =
+      typeof values["api-key"] === "string" ? values["api-key"] : process.env.STEPWISE_API_KEY || undefined;
     if (apiKey !== undefined && apiKey.trim() === "") throw new InputError("--api-key must not be empty");
-    const limits = { maxTokensLimit: intOption(values, "max-tokens-limit", 2048), maxBodyBytes: intOption(values, "max-body-bytes", 1 << 20),
-      maxBatchRows: intOption(values, "max-batch", 32) };
+    const limits = {
+      maxTokensLimit: intOption(values, "max-tokens-limit", 2048),
+      maxBodyBytes: intOption(values, "max-body-bytes", 1 << 20),
+      maxBatchRows: intOption(values, "max-batch", 32),
+    };
     const tokenizer = loadModelTokenizer(values.model);
     const model = loadModel(values.model, { backend: be });
     try {
       // Refuses a tokenizer whose ids run past the model's vocabulary, before listening.
       const server = new CompletionServer(model, tokenizer, {
-        apiKey, ...limits,
+        apiKey,
+        ...limits,
         modelName: typeof values["served-model-name"] === "string" ? values["served-model-name"] : values.model,
       });
-      await serveUntilSignal(server, port, host, (url) => `stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`);
+      await serveUntilSignal(
+        server,
+        port,
+        host,
+        (url) => `stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`,
+      );
     } finally {
       model.dispose();
     }

@@ -11,7 +11,8 @@ import { Progress } from "../core/progress.js";
 export const taskCommand: Command = {
   name: "task",
   summary: "generate built-in multi-step arithmetic word problems (GSM8K format)",
-  usage: "stepwise task [--preset easy|medium|hard|easy+medium] [--steps 2-5] [--n 1000] [--seed 1] [--split train|test] [--out FILE]",
+  usage:
+    "stepwise task [--preset easy|medium|hard|easy+medium] [--steps 2-5] [--n 1000] [--seed 1] [--split train|test] [--out FILE]",
   options: {
     preset: { type: "string" },
     steps: { type: "string" },
@@ -29,12 +30,12 @@ export const taskCommand: Command = {
     json: { type: "boolean" },
   },
   help: [
-    "Each record: {\"id\", \"question\", \"answer\", \"final\", \"steps\", \"split\", \"scenario\", \"ops\", \"level\"?}; the answer has one",
-    "line a step with a <<expr=value>> annotation and ends with \"#### n\". Train and test never share a problem.",
+    'Each record: {"id", "question", "answer", "final", "steps", "split", "scenario", "ops", "level"?}; the answer has one',
+    'line a step with a <<expr=value>> annotation and ends with "#### n". Train and test never share a problem.',
     "options:",
     "  --preset P      easy (2-3 steps, + -, values <= 100), medium (default: 2-4 steps, + - * /, <= 1000),",
-    "                  hard (3-6 steps, + - * / mod, <= 10000); several joined by \"+\" (easy+medium) mix them in",
-    "                  equal shares, interleaved, each problem labelled with its \"level\"; the options below",
+    '                  hard (3-6 steps, + - * / mod, <= 10000); several joined by "+" (easy+medium) mix them in',
+    '                  equal shares, interleaved, each problem labelled with its "level"; the options below',
     "                  override every part",
     "  --steps A-B     answer lines per problem",
     "  --n N           number of problems (default 1000)",
@@ -46,13 +47,13 @@ export const taskCommand: Command = {
     "  --addend A-B    range of numbers added or subtracted",
     "  --factor A-B    range of multipliers, divisors and moduli (>= 2)",
     "  --max-value N   largest intermediate value",
-    "  --compound P    probability that an add/subtract step first multiplies two numbers (\"3 packs of 12\")",
-    "  --noise K:R[:keep]  flawed solutions for SFT data (questions and the \"final\" field stay true): K",
+    '  --compound P    probability that an add/subtract step first multiplies two numbers ("3 packs of 12")',
+    '  --noise K:R[:keep]  flawed solutions for SFT data (questions and the "final" field stay true): K',
     "                  borrow (a subtraction needing a borrow forgets it, rate R per such line) or slip (one line",
     "                  off by 1-9, rate R per solution); later lines are recomputed from the wrong value, or with",
     "                  :keep use the right one (the final answer stays right). A changed record keeps its",
-    "                  original as \"clean_answer\". Sample and evaluate on files made without --noise",
-    "  --json          print a JSON summary {\"n\", \"split\", \"seed\", \"out\", \"config\"} on stdout",
+    '                  original as "clean_answer". Sample and evaluate on files made without --noise',
+    '  --json          print a JSON summary {"n", "split", "seed", "out", "config"} on stdout',
   ].join("\n"),
   async run(values) {
     const c = taskConfig(values, asFlags);
@@ -66,7 +67,16 @@ export const taskCommand: Command = {
       progress.finish();
     }
     const { parts } = c;
-    if (values.json) console.log(JSON.stringify({ n: c.n, split: c.split, seed: c.seed, out: out ?? null, config: parts.length === 1 ? parts[0].config : Object.fromEntries(parts.map((p) => [p.level, p.config])) }));
+    if (values.json)
+      console.log(
+        JSON.stringify({
+          n: c.n,
+          split: c.split,
+          seed: c.seed,
+          out: out ?? null,
+          config: parts.length === 1 ? parts[0].config : Object.fromEntries(parts.map((p) => [p.level, p.config])),
+        }),
+      );
     return 0;
   },
 };

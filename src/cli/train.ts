@@ -11,15 +11,33 @@ import { intOption } from "./options.js";
 type Values = Record<string, string | boolean | undefined>;
 
 const TRAIN_OPTIONS = {
-  epochs: { type: "string" }, "max-steps": { type: "string" }, "batch-size": { type: "string" },
-  "grad-accum": { type: "string" }, lr: { type: "string" }, "lr-schedule": { type: "string" },
-  "warmup-ratio": { type: "string" }, "weight-decay": { type: "string" }, "max-grad-norm": { type: "string" },
-  seed: { type: "string" }, "save-every": { type: "string" }, "keep-checkpoints": { type: "string" },
-  resume: { type: "boolean" }, overwrite: { type: "boolean" }, threads: { type: "string" }, backend: { type: "string" },
-  "max-length": { type: "string" }, template: { type: "string" }, "skip-bad": { type: "boolean" },
-  out: { type: "string" }, json: { type: "boolean" }, "eval-every": { type: "string" },
-  lora: { type: "string" }, "lora-alpha": { type: "string" }, "lora-dropout": { type: "string" },
-  "lora-targets": { type: "string" }, merge: { type: "boolean" },
+  epochs: { type: "string" },
+  "max-steps": { type: "string" },
+  "batch-size": { type: "string" },
+  "grad-accum": { type: "string" },
+  lr: { type: "string" },
+  "lr-schedule": { type: "string" },
+  "warmup-ratio": { type: "string" },
+  "weight-decay": { type: "string" },
+  "max-grad-norm": { type: "string" },
+  seed: { type: "string" },
+  "save-every": { type: "string" },
+  "keep-checkpoints": { type: "string" },
+  resume: { type: "boolean" },
+  overwrite: { type: "boolean" },
+  threads: { type: "string" },
+  backend: { type: "string" },
+  "max-length": { type: "string" },
+  template: { type: "string" },
+  "skip-bad": { type: "boolean" },
+  out: { type: "string" },
+  json: { type: "boolean" },
+  "eval-every": { type: "string" },
+  lora: { type: "string" },
+  "lora-alpha": { type: "string" },
+  "lora-dropout": { type: "string" },
+  "lora-targets": { type: "string" },
+  merge: { type: "boolean" },
 } as const;
 
 const TRAIN_HELP = [
@@ -70,13 +88,25 @@ export const sftCommand: Command = {
   resumeFlag: "--resume",
   summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
-  options: { ...TRAIN_OPTIONS, data: { type: "string" }, model: { type: "string" }, init: { type: "string" },
-    "eval-data": { type: "string" }, pack: { type: "boolean" }, bucket: { type: "boolean" }, "bucket-window": { type: "string" }, tokenizer: { type: "string" }, "vocab-size": { type: "string" } },
-  help: ["  --data FILE          JSONL or .parquet: {question, answer}, or TRL's SFT formats: {prompt, completion}",
+  options: {
+    ...TRAIN_OPTIONS,
+    data: { type: "string" },
+    model: { type: "string" },
+    init: { type: "string" },
+    "eval-data": { type: "string" },
+    pack: { type: "boolean" },
+    bucket: { type: "boolean" },
+    "bucket-window": { type: "string" },
+    tokenizer: { type: "string" },
+    "vocab-size": { type: "string" },
+  },
+  help: [
+    "  --data FILE          JSONL or .parquet: {question, answer}, or TRL's SFT formats: {prompt, completion}",
     "                       (strings, or lists of {role, content} messages), {messages} or {text} (loss on every",
     "                       token after the first); messages are rendered with the model's chat template",
     "  --eval-data FILE     held-out examples (same formats): eval/loss in metrics.jsonl",
-    "  --model DIR          start from a model folder, a .gguf file or a Hugging Face name owner/name", "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
+    "  --model DIR          start from a model folder, a .gguf file or a Hugging Face name owner/name",
+    "  --init SPEC          or from a fresh model: tiny, small, or a config.json",
     "  --tokenizer K        with --init tiny|small: bpe (default: learned from --data; words become tokens, digits",
     "                       stay single) or chars (the built-in character tokenizer)",
     "  --vocab-size N       bpe: largest vocabulary (default 1024; fewer when the data has fewer frequent pairs)",
@@ -86,11 +116,15 @@ export const sftCommand: Command = {
     "  --bucket             length-bucketed batches: sort by length within seeded windows, then shuffle the",
     "                       batches (less padding, faster; seeded and resumable). Off by default: plain shuffle",
     "  --bucket-window N    micro-batches per sorting window with --bucket (default 50)",
-    TRAIN_HELP].join("\n"),
+    TRAIN_HELP,
+  ].join("\n"),
   async run(values) {
     setup(values);
     const s = await sft(sftConfig(values, asFlags), cliContext());
-    if (!values.json) console.error(`stepwise: padding: ${(100 * (s.padding_fraction as number)).toFixed(1)}% of batch positions (first epoch's batches)`);
+    if (!values.json)
+      console.error(
+        `stepwise: padding: ${(100 * (s.padding_fraction as number)).toFixed(1)}% of batch positions (first epoch's batches)`,
+      );
     return report(values, s);
   },
 };
@@ -100,11 +134,23 @@ export const dpoCommand: Command = {
   cooperative: true,
   resumeFlag: "--resume",
   summary: "DPO-family training on preference pairs (outcome, SCDPO or Step-DPO)",
-  usage: "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",
-  options: { ...TRAIN_OPTIONS, model: { type: "string" }, pairs: { type: "string" }, loss: { type: "string" },
-    "loss-weights": { type: "string" }, beta: { type: "string" }, "label-smoothing": { type: "string" },
-    "dpop-lambda": { type: "string" }, ref: { type: "string" }, reference: { type: "string" }, "eval-pairs": { type: "string" } },
-  help: ["  --model DIR          the policy to train (usually the SFT model); also the reference unless --ref",
+  usage:
+    "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",
+  options: {
+    ...TRAIN_OPTIONS,
+    model: { type: "string" },
+    pairs: { type: "string" },
+    loss: { type: "string" },
+    "loss-weights": { type: "string" },
+    beta: { type: "string" },
+    "label-smoothing": { type: "string" },
+    "dpop-lambda": { type: "string" },
+    ref: { type: "string" },
+    reference: { type: "string" },
+    "eval-pairs": { type: "string" },
+  },
+  help: [
+    "  --model DIR          the policy to train (usually the SFT model); also the reference unless --ref",
     "  --pairs FILE         JSONL or .parquet pairs: TRL {prompt, chosen, rejected} as strings or lists of",
     "                       {role, content} messages (the model's chat template), or {chosen, rejected} alone",
     "                       (implicit prompt: their common start), or Step-DPO format",
@@ -116,7 +162,8 @@ export const dpoCommand: Command = {
     "  --ref DIR            a reference model other than --model",
     "  --reference MODE     precomputed (default: one batched pass, cached in --out) or live",
     "  --eval-pairs FILE    held-out pairs (same formats): eval/loss, eval/rewards/... in metrics.jsonl",
-    TRAIN_HELP].join("\n"),
+    TRAIN_HELP,
+  ].join("\n"),
   async run(values) {
     setup(values);
     return report(values, await dpo(dpoConfig(values, asFlags), cliContext()));

@@ -19,15 +19,35 @@ function stepwise(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const lines = (f: string) => readFileSync(path.join(dir, f), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (f: string) =>
+  readFileSync(path.join(dir, f), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 test("stepwise task writes the same file for the same seed, and a JSON summary", () => {
-  const a = stepwise("task", "--steps", "2-5", "--n", "60", "--seed", "1", "--split", "test", "--out", "a.jsonl", "--json");
+  const a = stepwise(
+    "task",
+    "--steps",
+    "2-5",
+    "--n",
+    "60",
+    "--seed",
+    "1",
+    "--split",
+    "test",
+    "--out",
+    "a.jsonl",
+    "--json",
+  );
   assert.equal(a.code, 0, a.stderr);
   const summary = JSON.parse(a.stdout) as { n: number; split: string };
   assert.equal(summary.n, 60);
   assert.equal(summary.split, "test");
-  assert.equal(stepwise("task", "--steps", "2-5", "--n", "60", "--seed", "1", "--split", "test", "--out", "b.jsonl").code, 0);
+  assert.equal(
+    stepwise("task", "--steps", "2-5", "--n", "60", "--seed", "1", "--split", "test", "--out", "b.jsonl").code,
+    0,
+  );
   assert.equal(readFileSync(path.join(dir, "a.jsonl"), "utf8"), readFileSync(path.join(dir, "b.jsonl"), "utf8"));
   const rows = lines("a.jsonl");
   assert.equal(rows.length, 60);
@@ -37,10 +57,24 @@ test("stepwise task writes the same file for the same seed, and a JSON summary",
   assert.match(bad.stderr, /steps/);
   assert.match(stepwise("task", "--help").stdout, /usage: stepwise task/);
   // a mixed task: --preset easy+medium, the knobs apply to every part, each record names its level
-  const mix = stepwise("task", "--preset", "easy+medium", "--steps", "2-4", "--n", "10", "--out", "mix.jsonl", "--json");
+  const mix = stepwise(
+    "task",
+    "--preset",
+    "easy+medium",
+    "--steps",
+    "2-4",
+    "--n",
+    "10",
+    "--out",
+    "mix.jsonl",
+    "--json",
+  );
   assert.equal(mix.code, 0, mix.stderr);
   assert.deepEqual(Object.keys(JSON.parse(mix.stdout).config), ["easy", "medium"]);
-  assert.deepEqual(lines("mix.jsonl").map((r) => r.level), Array.from({ length: 10 }, (_, i) => (i % 2 ? "medium" : "easy")));
+  assert.deepEqual(
+    lines("mix.jsonl").map((r) => r.level),
+    Array.from({ length: 10 }, (_, i) => (i % 2 ? "medium" : "easy")),
+  );
   assert.ok(lines("mix.jsonl").every((r) => (r.steps as number) <= 4));
   for (const preset of ["easy+nope", "easy+easy"]) {
     const r = stepwise("task", "--preset", preset, "--n", "2");
@@ -51,10 +85,16 @@ test("stepwise task writes the same file for the same seed, and a JSON summary",
 
 test("stepwise task --noise: flawed SFT solutions beside the clean ones; the same problems otherwise", () => {
   assert.equal(stepwise("task", "--preset", "easy", "--n", "40", "--out", "clean.jsonl").code, 0);
-  assert.equal(stepwise("task", "--preset", "easy", "--n", "40", "--noise", "borrow:1", "--out", "noisy.jsonl").code, 0);
+  assert.equal(
+    stepwise("task", "--preset", "easy", "--n", "40", "--noise", "borrow:1", "--out", "noisy.jsonl").code,
+    0,
+  );
   const clean = lines("clean.jsonl");
   const noisy = lines("noisy.jsonl");
-  assert.deepEqual(noisy.map((r) => r.id), clean.map((r) => r.id));
+  assert.deepEqual(
+    noisy.map((r) => r.id),
+    clean.map((r) => r.id),
+  );
   const changed = noisy.filter((r) => r.clean_answer !== undefined);
   assert.ok(changed.length > 3 && changed.length < 40, `${changed.length} changed`);
   for (const r of changed) {
@@ -79,7 +119,13 @@ test("stepwise verify labels arithmetic completions and counts", () => {
   const r = stepwise("verify", "--task", "arith", "--in", "s.jsonl", "--out", "v.jsonl", "--json");
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), {
-    n: 40, correct: 20, incorrect: 20, undecided: 0, skipped_bad: 0, accuracy: 0.5, step_error_rate: 0.5,
+    n: 40,
+    correct: 20,
+    incorrect: 20,
+    undecided: 0,
+    skipped_bad: 0,
+    accuracy: 0.5,
+    step_error_rate: 0.5,
   });
   const v = lines("v.jsonl");
   assert.equal(v[1].correct, false);
@@ -108,24 +154,54 @@ test("stepwise verify --task code runs unit tests in the sandbox", () => {
     { ...base, id: "ok", completion: "```js\nfunction sq(x) { return x * x; }\n```" },
     { ...base, id: "wrong", completion: "function sq(x) { return x + x; }" },
     { ...base, id: "loop", completion: "function sq(x) { for (;;) {} }" },
-    { id: "py", tests: "def check(f):\n    assert f(3) == 9\n", entry_point: "sq", language: "python", completion: "def sq(x):\n    return x ** 2\n" },
+    {
+      id: "py",
+      tests: "def check(f):\n    assert f(3) == 9\n",
+      entry_point: "sq",
+      language: "python",
+      completion: "def sq(x):\n    return x ** 2\n",
+    },
   ];
   writeFileSync(path.join(dir, "c.jsonl"), recs.map((s) => JSON.stringify(s)).join("\n") + "\n");
-  const r = stepwise("verify", "--task", "code", "--in", "c.jsonl", "--out", "vc.jsonl", "--time-limit", "1000", "--json");
+  const r = stepwise(
+    "verify",
+    "--task",
+    "code",
+    "--in",
+    "c.jsonl",
+    "--out",
+    "vc.jsonl",
+    "--time-limit",
+    "1000",
+    "--json",
+  );
   assert.equal(r.code, 0, r.stderr);
   const summary = JSON.parse(r.stdout) as { sandbox: { mode: string; protections: string[] } };
   assert.ok(summary.sandbox.protections.includes("wall-timeout"));
   const v = lines("vc.jsonl");
-  assert.deepEqual(v.map((x) => [x.id, (x.result as { status: string }).status, x.correct]), [
-    ["ok", "passed", true], ["wrong", "failed", false], ["loop", "timeout", false], ["py", "passed", true],
-  ]);
+  assert.deepEqual(
+    v.map((x) => [x.id, (x.result as { status: string }).status, x.correct]),
+    [
+      ["ok", "passed", true],
+      ["wrong", "failed", false],
+      ["loop", "timeout", false],
+      ["py", "passed", true],
+    ],
+  );
 });
 
 test("progress: plain lines off a terminal, a redrawn bar on one, rate and ETA", () => {
   const out = new PassThrough();
   let text = "";
-  out.on("data", (b: Buffer) => { text += b.toString(); });
-  const p = new Progress("verify", { total: 10, stream: out as unknown as NodeJS.WriteStream, tty: false, unit: "lines" });
+  out.on("data", (b: Buffer) => {
+    text += b.toString();
+  });
+  const p = new Progress("verify", {
+    total: 10,
+    stream: out as unknown as NodeJS.WriteStream,
+    tty: false,
+    unit: "lines",
+  });
   for (let i = 0; i < 10; i++) p.tick();
   p.finish();
   p.finish();

@@ -20,16 +20,16 @@ export const verifyCommand: Command = {
     "memory-limit": { type: "string" },
   },
   help: [
-    "Input: one record a line with \"completion\" and \"answer\" (math tasks) or \"completion\", \"tests\", \"entry_point\",",
-    "\"language\" (code). Output: each record plus {\"correct\": true|false|null, \"pred\", \"steps\": [{\"text\", \"ok\"}],",
-    "\"first_error_step\"} (null = undecided); code records also get \"result\": {\"status\", \"message\", \"ms\"}.",
+    'Input: one record a line with "completion" and "answer" (math tasks) or "completion", "tests", "entry_point",',
+    '"language" (code). Output: each record plus {"correct": true|false|null, "pred", "steps": [{"text", "ok"}],',
+    '"first_error_step"} (null = undecided); code records also get "result": {"status", "message", "ms"}.',
     "options:",
-    "  --task T           arith (built-in), gsm8k (\"#### n\" answers), math (\\boxed{} answers), code (unit tests)",
+    '  --task T           arith (built-in), gsm8k ("#### n" answers), math (\\boxed{} answers), code (unit tests)',
     "  --in FILE          input JSONL",
     "  --out FILE         output JSONL (written atomically)",
     "  --skip-bad         skip malformed lines (counted) instead of stopping at the first",
-    "  --json             print a JSON summary {\"n\", \"correct\", \"incorrect\", \"undecided\", \"skipped_bad\", \"accuracy\",",
-    "                     \"step_error_rate\", \"sandbox\"?} on stdout (accuracy = correct / n: undecided counts as not",
+    '  --json             print a JSON summary {"n", "correct", "incorrect", "undecided", "skipped_bad", "accuracy",',
+    '                     "step_error_rate", "sandbox"?} on stdout (accuracy = correct / n: undecided counts as not',
     "                     correct; step_error_rate = share of records with steps that have a wrong step)",
     "  --concurrency N    code: programs run at once (default: number of CPU cores)",
     "  --time-limit MS    code: wall-time limit per program (default 5000)",
@@ -43,10 +43,11 @@ export const verifyCommand: Command = {
       return 0;
     }
     const pct = summary.accuracy === null ? "n/a" : `${(summary.accuracy * 100).toFixed(1)}%`;
-    console.error(`verified ${summary.n}: ${summary.correct} correct (${pct}), ${summary.incorrect} wrong, ` +
-      `${summary.undecided} undecided${summary.skipped_bad ? `, ${summary.skipped_bad} bad lines skipped` : ""}`);
+    console.error(
+      `verified ${summary.n}: ${summary.correct} correct (${pct}), ${summary.incorrect} wrong, ` +
+        `${summary.undecided} undecided${summary.skipped_bad ? `, ${summary.skipped_bad} bad lines skipped` : ""}`,
+    );
     if (summary.sandbox) console.error(`sandbox: ${summary.sandbox.mode} (${summary.sandbox.protections.join(", ")})`);
     return 0;
   },
 };
-

@@ -19,7 +19,9 @@ export class AtomicJsonlWriter {
   constructor(readonly file: string) {
     this.tmp = tempPath(file);
     this.out = createWriteStream(this.tmp, { encoding: "utf8" });
-    this.out.on("error", (e) => { this.failed = e; });
+    this.out.on("error", (e) => {
+      this.failed = e;
+    });
   }
 
   /** Appends one record; waits when the OS buffer is full (backpressure). */
@@ -47,7 +49,9 @@ export class AtomicJsonlWriter {
     });
     await fsyncPath(this.tmp);
     await rename(this.tmp, this.file);
-    await fsyncPath(path.dirname(this.file)).catch(() => { /* some filesystems refuse directory fsync */ });
+    await fsyncPath(path.dirname(this.file)).catch(() => {
+      /* some filesystems refuse directory fsync */
+    });
   }
 
   async abort(): Promise<void> {
@@ -72,7 +76,10 @@ async function fsyncPath(p: string): Promise<void> {
 }
 
 /** Writes all records (sync or async iterable) to `file` atomically; returns the count. */
-export async function writeJsonlAtomic(file: string, records: Iterable<unknown> | AsyncIterable<unknown>): Promise<number> {
+export async function writeJsonlAtomic(
+  file: string,
+  records: Iterable<unknown> | AsyncIterable<unknown>,
+): Promise<number> {
   const w = new AtomicJsonlWriter(file);
   try {
     for await (const r of records) await w.write(r);
@@ -98,7 +105,9 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   }
   await fh.close();
   await rename(tmp, file);
-  await fsyncPath(path.dirname(file)).catch(() => { /* as above */ });
+  await fsyncPath(path.dirname(file)).catch(() => {
+    /* as above */
+  });
 }
 
 /** Runs write(fd) on a temp file beside `file`, fsyncs it and renames it over `file`. */
@@ -133,4 +142,3 @@ export function writeAllSync(fd: number, bytes: Uint8Array): void {
 export function writeJsonAtomic(file: string, value: unknown): void {
   atomicWrite(file, (fd) => writeAllSync(fd, Buffer.from(JSON.stringify(value, null, 2) + "\n", "utf8")));
 }
-

@@ -23,8 +23,16 @@ export class KnobReader {
   private readonly src: Map<string, unknown>;
 
   /** `src`: the given knobs; flag spellings (batch-size) and key spellings (batch_size) are the same knob. */
-  constructor(src: Record<string, unknown>, readonly naming: Naming = asKeys(), readonly file?: string) {
-    this.src = new Map(Object.entries(src).filter(([, v]) => v !== undefined).map(([k, v]) => [k.replace(/-/g, "_"), v]));
+  constructor(
+    src: Record<string, unknown>,
+    readonly naming: Naming = asKeys(),
+    readonly file?: string,
+  ) {
+    this.src = new Map(
+      Object.entries(src)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k.replace(/-/g, "_"), v]),
+    );
   }
 
   /** The value as given (undefined when absent). */
@@ -39,11 +47,19 @@ export class KnobReader {
   fail(key: string, what: string, v: unknown = this.src.get(key)): never {
     const name = this.naming.name(key);
     const shown = typeof v === "string" ? `"${v}"` : JSON.stringify(v);
-    throw new InputError(this.naming.flags ? `${name} must be ${what}, got ${shown}` : `${name}: expected ${what}, got ${shown}`, this.file);
+    throw new InputError(
+      this.naming.flags ? `${name} must be ${what}, got ${shown}` : `${name}: expected ${what}, got ${shown}`,
+      this.file,
+    );
   }
 
   /** A number that passes `ok` (described by `what` in errors), or the default. */
-  num<D extends number | null>(key: string, dflt: D, ok: (x: number) => boolean = Number.isFinite, what = "a number"): number | D {
+  num<D extends number | null>(
+    key: string,
+    dflt: D,
+    ok: (x: number) => boolean = Number.isFinite,
+    what = "a number",
+  ): number | D {
     if (!this.has(key)) return dflt;
     const v = this.src.get(key);
     const x = typeof v === "number" ? v : typeof v === "string" ? flagNumber(v) : Number.NaN;
@@ -85,7 +101,11 @@ export class KnobReader {
   /** A string that must be given: `what` says what it is ("DIR", "FILE"). */
   need(key: string, what: string): string {
     const v = this.str(key, null);
-    if (v === null) throw new InputError(`${this.naming.flags ? `${this.naming.name(key)} ${what}` : this.naming.name(key)} is required`, this.file);
+    if (v === null)
+      throw new InputError(
+        `${this.naming.flags ? `${this.naming.name(key)} ${what}` : this.naming.name(key)} is required`,
+        this.file,
+      );
     return v;
   }
 }

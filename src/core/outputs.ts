@@ -28,16 +28,24 @@ function writable(dir: string): string | null {
 export function checkOutputFile(file: string, flag = "--out"): void {
   const abs = path.resolve(file);
   if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) {
-    throw new InputError(`${flag} ${file} is a folder, but a file is expected`, undefined, "name a file inside it, e.g. " +
-      path.join(file, "out.jsonl"));
+    throw new InputError(
+      `${flag} ${file} is a folder, but a file is expected`,
+      undefined,
+      "name a file inside it, e.g. " + path.join(file, "out.jsonl"),
+    );
   }
   const parent = path.dirname(abs);
   if (!fs.existsSync(parent)) {
-    throw new InputError(`${flag} ${file}: the folder ${parent} does not exist`, undefined, "create it first, or pick another path");
+    throw new InputError(
+      `${flag} ${file}: the folder ${parent} does not exist`,
+      undefined,
+      "create it first, or pick another path",
+    );
   }
   if (!fs.statSync(parent).isDirectory()) throw new InputError(`${flag} ${file}: ${parent} is a file, not a folder`);
   const why = writable(parent);
-  if (why) throw new InputError(`${flag} ${file}: cannot write in ${parent} (${why})`, undefined, "pick a writable place");
+  if (why)
+    throw new InputError(`${flag} ${file}: cannot write in ${parent} (${why})`, undefined, "pick a writable place");
 }
 
 /** For commands that make their output's folders (sample, eval): creates them, then checks as checkOutputFile. */
@@ -54,18 +62,32 @@ export function prepareOutputFile(file: string, flag = "--out"): void {
 export function checkOutputDir(dir: string, flag = "--out"): void {
   const abs = path.resolve(dir);
   if (fs.existsSync(abs) && !fs.statSync(abs).isDirectory()) {
-    throw new InputError(`${flag} ${dir} is a file, but a folder is expected`, undefined, "pick a folder name (it is created)");
+    throw new InputError(
+      `${flag} ${dir} is a file, but a folder is expected`,
+      undefined,
+      "pick a folder name (it is created)",
+    );
   }
   let above = abs;
   while (!fs.existsSync(above)) above = path.dirname(above);
   if (!fs.statSync(above).isDirectory()) throw new InputError(`${flag} ${dir}: ${above} is a file, not a folder`);
   const why = writable(above);
-  if (why) throw new InputError(`${flag} ${dir}: cannot write in ${above} (${why})`, undefined, "pick a writable place");
+  if (why)
+    throw new InputError(`${flag} ${dir}: cannot write in ${above} (${why})`, undefined, "pick a writable place");
 }
 
 /** A training folder's own outputs: what a new run would overwrite or mix with. */
-const RUN_OUTPUTS = ["train_config.json", "metrics.jsonl", "checkpoints", "ref_logps.json", "ref_logps_eval.json",
-  "model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "adapter_config.json"];
+const RUN_OUTPUTS = [
+  "train_config.json",
+  "metrics.jsonl",
+  "checkpoints",
+  "ref_logps.json",
+  "ref_logps_eval.json",
+  "model.safetensors",
+  "model.safetensors.index.json",
+  "adapter_model.safetensors",
+  "adapter_config.json",
+];
 
 /**
  * A training --out folder: refused when it holds another run's outputs, unless `resume` (continue that run) or
@@ -73,12 +95,17 @@ const RUN_OUTPUTS = ["train_config.json", "metrics.jsonl", "checkpoints", "ref_l
  */
 export function claimRunDir(dir: string, o: { resume: boolean; overwrite: boolean; command: string }): void {
   if (!fs.existsSync(dir)) return;
-  const found = [...RUN_OUTPUTS.filter((f) => fs.existsSync(path.join(dir, f))),
-    ...fs.readdirSync(dir).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f))];
+  const found = [
+    ...RUN_OUTPUTS.filter((f) => fs.existsSync(path.join(dir, f))),
+    ...fs.readdirSync(dir).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f)),
+  ];
   if (found.length === 0 || o.resume) return;
   if (!o.overwrite) {
-    throw new InputError(`--out ${dir} holds the outputs of an earlier run (${found.join(", ")})`, undefined,
-      `--resume continues that run, --overwrite replaces it, or pick another --out`);
+    throw new InputError(
+      `--out ${dir} holds the outputs of an earlier run (${found.join(", ")})`,
+      undefined,
+      `--resume continues that run, --overwrite replaces it, or pick another --out`,
+    );
   }
   for (const f of found) fs.rmSync(path.join(dir, f), { recursive: true, force: true });
 }
@@ -87,7 +114,11 @@ export function claimRunDir(dir: string, o: { resume: boolean; overwrite: boolea
 export function checkNotInput(out: string, inputs: Record<string, unknown>): void {
   for (const [flag, v] of Object.entries(inputs)) {
     if (typeof v === "string" && fs.existsSync(v) && path.resolve(v) === path.resolve(out)) {
-      throw new InputError(`--out ${out} is also ${flag}: the input would be overwritten`, undefined, "pick another --out");
+      throw new InputError(
+        `--out ${out} is also ${flag}: the input would be overwritten`,
+        undefined,
+        "pick another --out",
+      );
     }
   }
 }
@@ -118,7 +149,12 @@ export function lockPath(target: string, kind: "file" | "dir"): string {
  * Takes the one-writer lock of `target` (a file or a folder, which must exist for "dir"); returns the release.
  * Held by a live process: an InputError naming its pid. Left by a dead one: taken over, with a warning.
  */
-export function lockOutput(target: string, kind: "file" | "dir", command: string, warn: (m: string) => void = (m) => process.stderr.write(`${m}\n`)): () => void {
+export function lockOutput(
+  target: string,
+  kind: "file" | "dir",
+  command: string,
+  warn: (m: string) => void = (m) => process.stderr.write(`${m}\n`),
+): () => void {
   const file = lockPath(target, kind);
   const info: LockInfo = { pid: process.pid, host: os.hostname(), command, since: new Date().toISOString() };
   for (let attempt = 0; ; attempt++) {
@@ -132,18 +168,30 @@ export function lockOutput(target: string, kind: "file" | "dir", command: string
     }
     const holder = readLock(file);
     if (holder && holder.host === info.host && alive(holder.pid) && holder.pid !== process.pid) {
-      throw new InputError(`${target} is being written by another process: pid ${holder.pid} (${holder.command}, since ${holder.since})`,
-        file, "wait for it to finish or stop it; one output has one writer at a time");
+      throw new InputError(
+        `${target} is being written by another process: pid ${holder.pid} (${holder.command}, since ${holder.since})`,
+        file,
+        "wait for it to finish or stop it; one output has one writer at a time",
+      );
     }
     if (holder && holder.host !== info.host) {
-      throw new InputError(`${target} is locked by pid ${holder.pid} on host ${holder.host} (${holder.command}, since ${holder.since})`,
-        file, "if that process is gone, delete the lock file");
+      throw new InputError(
+        `${target} is locked by pid ${holder.pid} on host ${holder.host} (${holder.command}, since ${holder.since})`,
+        file,
+        "if that process is gone, delete the lock file",
+      );
     }
     const age = fs.existsSync(file) ? Date.now() - fs.statSync(file).mtimeMs : Infinity;
     if (!holder && age < 5000) {
-      throw new InputError(`${target} is being locked by another process right now`, file, "one output has one writer at a time");
+      throw new InputError(
+        `${target} is being locked by another process right now`,
+        file,
+        "one output has one writer at a time",
+      );
     }
-    warn(`stepwise: ${file}: a stale lock ${holder ? `of pid ${holder.pid} (no longer running)` : "(unreadable)"} was taken over`);
+    warn(
+      `stepwise: ${file}: a stale lock ${holder ? `of pid ${holder.pid} (no longer running)` : "(unreadable)"} was taken over`,
+    );
     fs.rmSync(file, { force: true });
   }
   const release = () => {
@@ -165,7 +213,12 @@ function readLock(file: string): LockInfo | null {
 }
 
 /** Runs `fn` holding the lock of `target`. */
-export async function withOutputLock<T>(target: string, kind: "file" | "dir", command: string, fn: () => Promise<T>): Promise<T> {
+export async function withOutputLock<T>(
+  target: string,
+  kind: "file" | "dir",
+  command: string,
+  fn: () => Promise<T>,
+): Promise<T> {
   const release = lockOutput(target, kind, command);
   try {
     return await fn();

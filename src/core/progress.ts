@@ -27,7 +27,10 @@ export class Progress {
   private readonly total: number | undefined;
   private readonly unit: string;
 
-  constructor(readonly label: string, opts: ProgressOptions = {}) {
+  constructor(
+    readonly label: string,
+    opts: ProgressOptions = {},
+  ) {
     this.stream = opts.stream ?? process.stderr;
     this.tty = opts.tty ?? Boolean(this.stream.isTTY);
     this.total = opts.total !== undefined && opts.total > 0 ? opts.total : undefined;
@@ -75,13 +78,17 @@ export class Progress {
       const frac = Math.min(1, this.done / this.total);
       const width = 24;
       const full = Math.round(frac * width);
-      parts.push(`[${"#".repeat(full)}${".".repeat(width - full)}]`, `${(frac * 100).toFixed(0).padStart(3)}%`,
-        `${this.done}/${this.total}${unit}`);
+      parts.push(
+        `[${"#".repeat(full)}${".".repeat(width - full)}]`,
+        `${(frac * 100).toFixed(0).padStart(3)}%`,
+        `${this.done}/${this.total}${unit}`,
+      );
     } else {
       parts.push(`${this.done}${unit}`);
     }
     parts.push(`${formatRate(rate)}/s`);
-    if (this.total !== undefined && rate > 0 && this.done < this.total) parts.push(`ETA ${formatDuration((this.total - this.done) / rate)}`);
+    if (this.total !== undefined && rate > 0 && this.done < this.total)
+      parts.push(`ETA ${formatDuration((this.total - this.done) / rate)}`);
     else parts.push(`in ${formatDuration(secs)}`);
     return parts.join(" ");
   }

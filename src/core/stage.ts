@@ -30,7 +30,11 @@ export interface StageContext {
 const SILENT: ProgressSink = { set() {}, tick() {}, note() {}, finish() {} };
 
 /** The context's progress display, or one that shows nothing. */
-export function progressOf(ctx: StageContext, label: string, o: { total?: number; start?: number; unit?: string } = {}): ProgressSink {
+export function progressOf(
+  ctx: StageContext,
+  label: string,
+  o: { total?: number; start?: number; unit?: string } = {},
+): ProgressSink {
   return ctx.progress ? ctx.progress(label, o) : SILENT;
 }
 

@@ -45,7 +45,10 @@ export class ModelCache {
   private readonly entries: Loaded[] = [];
   loads = 0; // how many times a folder was read from disk (tests check the cache works)
 
-  constructor(private readonly backend: Backend | undefined, private readonly capacity = 4) {}
+  constructor(
+    private readonly backend: Backend | undefined,
+    private readonly capacity = 4,
+  ) {}
 
   get(dir: string): Loaded {
     const key = `${fs.realpathSync(dir)}@${weightsMtime(dir)}`;
@@ -73,19 +76,32 @@ export class ModelCache {
 function promptTokenCount(tokenizer: TextTokenizer, prompt: string, ids: number[]): number {
   if (!prompt) return ids.length > 0 && tokenizer.prefixIds.length > 0 ? tokenizer.prefixIds.length : 0;
   const p = tokenizer.encode(prompt);
-  const bare = p.slice(0, p.length - (tokenizer.suffixIds.length && p.length >= tokenizer.suffixIds.length ? tokenizer.suffixIds.length : 0));
+  const bare = p.slice(
+    0,
+    p.length - (tokenizer.suffixIds.length && p.length >= tokenizer.suffixIds.length ? tokenizer.suffixIds.length : 0),
+  );
   let n = 0;
   while (n < bare.length && n < ids.length && bare[n] === ids[n]) n++;
   return n;
 }
 
 /** Scores prompt + text under the policy folder against the reference folder. */
-export function credit(cache: ModelCache, policyDir: string, refDir: string, prompt: string, text: string, beta: number): CreditResult {
+export function credit(
+  cache: ModelCache,
+  policyDir: string,
+  refDir: string,
+  prompt: string,
+  text: string,
+  beta: number,
+): CreditResult {
   const policy = cache.get(policyDir);
   const ref = cache.get(refDir);
   if (ref.model.config.vocab_size !== policy.model.config.vocab_size) {
-    throw new HttpError(400, `the reference's vocabulary (${ref.model.config.vocab_size}) differs from the model's ` +
-      `(${policy.model.config.vocab_size}): score against the model this one was trained from`);
+    throw new HttpError(
+      400,
+      `the reference's vocabulary (${ref.model.config.vocab_size}) differs from the model's ` +
+        `(${policy.model.config.vocab_size}): score against the model this one was trained from`,
+    );
   }
   const full = prompt + text;
   if (!full) throw new HttpError(400, "the text is empty");
@@ -95,6 +111,12 @@ export function credit(cache: ModelCache, policyDir: string, refDir: string, pro
   const promptTokens = promptTokenCount(policy.tokenizer, prompt, ids);
   let completionReward = 0;
   for (const t of scored.tokens.slice(promptTokens)) completionReward += t.reward ?? 0;
-  return { tokens: scored.tokens, total_logprob: scored.total_logprob, total_reward: scored.total_reward ?? 0,
-    prompt_tokens: promptTokens, completion_reward: completionReward, beta };
+  return {
+    tokens: scored.tokens,
+    total_logprob: scored.total_logprob,
+    total_reward: scored.total_reward ?? 0,
+    prompt_tokens: promptTokens,
+    completion_reward: completionReward,
+    beta,
+  };
 }

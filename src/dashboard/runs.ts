@@ -16,7 +16,10 @@ const SKIP_DIRS = new Set(["checkpoints", "node_modules"]);
 
 /** An HTTP-facing error: the server answers with `status` and `{"error": message}`. */
 export class HttpError extends Error {
-  constructor(readonly status: 400 | 403 | 404 | 405 | 413 | 500, message: string) {
+  constructor(
+    readonly status: 400 | 403 | 404 | 405 | 413 | 500,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -50,9 +53,13 @@ function isFile(p: string): boolean {
 }
 
 export function isModelDir(dir: string): boolean {
-  return isFile(path.join(dir, "config.json")) && isFile(path.join(dir, "tokenizer.json")) &&
-    (isFile(path.join(dir, "model.safetensors")) || isFile(path.join(dir, "model.safetensors.index.json")) ||
-      isFile(path.join(dir, "adapter_model.safetensors")));
+  return (
+    isFile(path.join(dir, "config.json")) &&
+    isFile(path.join(dir, "tokenizer.json")) &&
+    (isFile(path.join(dir, "model.safetensors")) ||
+      isFile(path.join(dir, "model.safetensors.index.json")) ||
+      isFile(path.join(dir, "adapter_model.safetensors")))
+  );
 }
 
 /** Reads a JSON file, or null when it is missing or not (yet) valid JSON. */
@@ -100,13 +107,15 @@ export function describeRun(root: string, dir: string, parent: string | null): R
   const hasMetrics = isFile(metricsFile);
   const hasReport = isFile(reportFile);
   if (!hasMetrics && !hasReport) return null;
-  const mtime = Math.max(...[metricsFile, reportFile].map((f) => {
-    try {
-      return fs.statSync(f).mtimeMs;
-    } catch {
-      return 0;
-    }
-  }));
+  const mtime = Math.max(
+    ...[metricsFile, reportFile].map((f) => {
+      try {
+        return fs.statSync(f).mtimeMs;
+      } catch {
+        return 0;
+      }
+    }),
+  );
   const metrics = hasMetrics ? readMetrics(metricsFile, 0).records : [];
   const trainConfig = readJsonOrNull(path.join(dir, "train_config.json")) as { stage?: unknown } | null;
   return {
@@ -210,11 +219,22 @@ const num = (x: unknown): number | null => (typeof x === "number" && Number.isFi
 function evalTable(runDirPath: string, file: string, seed: string | null): EvalTable | null {
   const j = readJsonOrNull(file) as Record<string, unknown> | null;
   if (!j || typeof j !== "object") return null;
-  const ci = Array.isArray(j.ci95) && j.ci95.length === 2 && j.ci95.every((x) => num(x) !== null) ? j.ci95 as [number, number] : null;
-  const bySteps = Array.isArray(j.by_steps) ? j.by_steps.filter((r): r is { steps: number; n: number; accuracy: number } =>
-    !!r && typeof r === "object" && num(r.steps) !== null && num(r.n) !== null && num(r.accuracy) !== null) : [];
-  const byLevel = Array.isArray(j.by_level) ? j.by_level.filter((r): r is { level: string; n: number; accuracy: number } =>
-    !!r && typeof r === "object" && typeof r.level === "string" && num(r.n) !== null && num(r.accuracy) !== null) : [];
+  const ci =
+    Array.isArray(j.ci95) && j.ci95.length === 2 && j.ci95.every((x) => num(x) !== null)
+      ? (j.ci95 as [number, number])
+      : null;
+  const bySteps = Array.isArray(j.by_steps)
+    ? j.by_steps.filter(
+        (r): r is { steps: number; n: number; accuracy: number } =>
+          !!r && typeof r === "object" && num(r.steps) !== null && num(r.n) !== null && num(r.accuracy) !== null,
+      )
+    : [];
+  const byLevel = Array.isArray(j.by_level)
+    ? j.by_level.filter(
+        (r): r is { level: string; n: number; accuracy: number } =>
+          !!r && typeof r === "object" && typeof r.level === "string" && num(r.n) !== null && num(r.accuracy) !== null,
+      )
+    : [];
   return {
     file: path.relative(runDirPath, file).split(path.sep).join("/"),
     seed,
@@ -243,7 +263,10 @@ function seedDirs(dir: string): { seed: string | null; dir: string }[] {
 
 function filesIn(dir: string, ext: string): string[] {
   try {
-    return fs.readdirSync(dir).filter((n) => n.endsWith(ext) && isFile(path.join(dir, n))).sort();
+    return fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith(ext) && isFile(path.join(dir, n)))
+      .sort();
   } catch {
     return [];
   }
@@ -272,7 +295,12 @@ export function listPairFiles(dir: string): string[] {
   const out: string[] = [];
   for (const s of seedDirs(dir)) {
     for (const f of filesIn(path.join(s.dir, "pairs"), ".jsonl")) {
-      out.push(path.relative(dir, path.join(s.dir, "pairs", f)).split(path.sep).join("/"));
+      out.push(
+        path
+          .relative(dir, path.join(s.dir, "pairs", f))
+          .split(path.sep)
+          .join("/"),
+      );
     }
   }
   return out;

@@ -28,8 +28,20 @@ import { credit, ModelCache } from "./credit.js";
 import { indexHtml } from "./page.js";
 import { readPairs } from "./pairs.js";
 import {
-  countLines, describeRun, discoverRuns, HttpError, isModelDir, listPairFiles, listSkipped, readEvals, readJsonOrNull, readMetrics, resolveInside, ROOT_ID,
-  runDir, type RunInfo,
+  countLines,
+  describeRun,
+  discoverRuns,
+  HttpError,
+  isModelDir,
+  listPairFiles,
+  listSkipped,
+  readEvals,
+  readJsonOrNull,
+  readMetrics,
+  resolveInside,
+  ROOT_ID,
+  runDir,
+  type RunInfo,
 } from "./runs.js";
 
 export interface DashboardOptions {
@@ -66,7 +78,8 @@ function intParam(q: URLSearchParams, name: string, dflt: number, max = Number.M
   const v = q.get(name);
   if (v === null || v === "") return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > max) throw new HttpError(400, `?${name} must be an integer in 0..${max}, got "${v}"`);
+  if (!Number.isInteger(n) || n < 0 || n > max)
+    throw new HttpError(400, `?${name} must be an integer in 0..${max}, got "${v}"`);
   return n;
 }
 
@@ -119,10 +132,12 @@ export class DashboardServer {
 
   close(): Promise<void> {
     this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => {
-      this.models.dispose();
-      resolve();
-    }));
+    return new Promise((resolve) =>
+      this.server.close(() => {
+        this.models.dispose();
+        resolve();
+      }),
+    );
   }
 
   private fail(res: http.ServerResponse, e: unknown): void {
@@ -142,7 +157,8 @@ export class DashboardServer {
       throw new HttpError(403, `Host "${req.headers.host ?? ""}" refused: the dashboard answers on localhost only`);
     }
     if (url.pathname === "/api/credit") {
-      if (method !== "POST") throw new HttpError(405, "POST a JSON body {model, ref, text, prompt?, beta?} to /api/credit");
+      if (method !== "POST")
+        throw new HttpError(405, "POST a JSON body {model, ref, text, prompt?, beta?} to /api/credit");
       sendJson(res, 200, this.credit(await readBody(req, this.maxBody)));
       return;
     }
@@ -203,14 +219,18 @@ export class DashboardServer {
   /** A run, the training runs nested in it, its pair files, and the models the credit view starts with. */
   private runDetail(id: string, dir: string) {
     const run = describeRun(this.root, dir, null) as RunInfo;
-    const children = run.kind === "pipeline"
-      ? discoverRuns(this.root).filter((r) => r.id !== id && (id === ROOT_ID || r.id.startsWith(`${id}/`)))
-      : [];
+    const children =
+      run.kind === "pipeline"
+        ? discoverRuns(this.root).filter((r) => r.id !== id && (id === ROOT_ID || r.id.startsWith(`${id}/`)))
+        : [];
     const pairFiles = listPairFiles(dir);
     return {
-      run, children, pair_files: pairFiles,
+      run,
+      children,
+      pair_files: pairFiles,
       pair_counts: Object.fromEntries(pairFiles.map((f) => [f, countLines(path.join(dir, ...f.split("/")))])),
-      skipped: listSkipped(dir), credit: this.creditDefaults(run, children),
+      skipped: listSkipped(dir),
+      credit: this.creditDefaults(run, children),
     };
   }
 
@@ -219,8 +239,9 @@ export class DashboardServer {
    * `ref` when it lies under the root, else an `sft` folder beside the policy; beta is train_config.json's.
    */
   private creditDefaults(run: RunInfo, children: RunInfo[]) {
-    const policyId = run.isModel ? run.id
-      : (children.find((c) => c.isModel && c.name !== "sft") ?? children.find((c) => c.isModel))?.id ?? null;
+    const policyId = run.isModel
+      ? run.id
+      : ((children.find((c) => c.isModel && c.name !== "sft") ?? children.find((c) => c.isModel))?.id ?? null);
     let ref: string | null = null;
     let beta = 0.1;
     if (policyId !== null) {
@@ -245,23 +266,35 @@ export class DashboardServer {
   }
 
   private modelIds(): string[] {
-    return discoverRuns(this.root).filter((r) => r.isModel).map((r) => r.id);
+    return discoverRuns(this.root)
+      .filter((r) => r.isModel)
+      .map((r) => r.id);
   }
 
   private credit(body: unknown): unknown {
-    if (!body || typeof body !== "object" || Array.isArray(body)) throw new HttpError(400, "the body must be a JSON object");
+    if (!body || typeof body !== "object" || Array.isArray(body))
+      throw new HttpError(400, "the body must be a JSON object");
     const b = body as Record<string, unknown>;
     for (const k of ["model", "ref", "text"]) {
       if (typeof b[k] !== "string") throw new HttpError(400, `"${k}" must be a string`);
     }
     if (b.prompt !== undefined && typeof b.prompt !== "string") throw new HttpError(400, `"prompt" must be a string`);
     const beta = b.beta === undefined ? 0.1 : b.beta;
-    if (typeof beta !== "number" || !Number.isFinite(beta) || beta <= 0) throw new HttpError(400, `"beta" must be a number > 0`);
+    if (typeof beta !== "number" || !Number.isFinite(beta) || beta <= 0)
+      throw new HttpError(400, `"beta" must be a number > 0`);
     const dirOf = (k: "model" | "ref") => {
       const d = resolveInside(this.root, b[k] as string, k);
-      if (!isModelDir(d)) throw new HttpError(404, `"${k}" ${b[k]} is not a model folder (config.json, tokenizer.json, weights)`);
+      if (!isModelDir(d))
+        throw new HttpError(404, `"${k}" ${b[k]} is not a model folder (config.json, tokenizer.json, weights)`);
       return d;
     };
-    return credit(this.models, dirOf("model"), dirOf("ref"), (b.prompt as string | undefined) ?? "", b.text as string, beta);
+    return credit(
+      this.models,
+      dirOf("model"),
+      dirOf("ref"),
+      (b.prompt as string | undefined) ?? "",
+      b.text as string,
+      beta,
+    );
   }
 }

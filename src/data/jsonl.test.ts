@@ -17,15 +17,24 @@ const long = JSON.stringify({ id: "b", question: "x".repeat(3_000_000) }); // sp
 fs.writeFileSync(file, `{"id":"a"}\r\n${long}\n\n{"id":"c"}`);
 
 test("a line over the limit is an InputError naming file:line", async () => {
-  await assert.rejects(async () => {
-    for await (const _ of readLines(file, { maxLineBytes: 1_000_000 })) { /* read on */ }
-  }, (e: unknown) => e instanceof InputError && e.message.startsWith(`${file}:2: line longer than 1000000 bytes`));
+  await assert.rejects(
+    async () => {
+      for await (const _ of readLines(file, { maxLineBytes: 1_000_000 })) {
+        /* read on */
+      }
+    },
+    (e: unknown) => e instanceof InputError && e.message.startsWith(`${file}:2: line longer than 1000000 bytes`),
+  );
 });
 
 test("under the limit every line reads, CRLF and a last line without a newline included", async () => {
   const lines = [];
   for await (const l of readLines(file, { maxLineBytes: 4_000_000 })) lines.push([l.line, l.text.length]);
-  assert.deepEqual(lines, [[1, 10], [2, long.length], [4, 10]]);
+  assert.deepEqual(lines, [
+    [1, 10],
+    [2, long.length],
+    [4, 10],
+  ]);
 });
 
 test("with skipBad the long line is reported and skipped; the others are read", async () => {
@@ -33,8 +42,12 @@ test("with skipBad the long line is reported and skipped; the others are read", 
   try {
     const bad: string[] = [];
     const ids = [];
-    for await (const r of readJsonl(file, { skipBad: true, onBad: (e) => bad.push(e.message) })) ids.push([r.line, r.value.id]);
-    assert.deepEqual(ids, [[1, "a"], [4, "c"]]);
+    for await (const r of readJsonl(file, { skipBad: true, onBad: (e) => bad.push(e.message) }))
+      ids.push([r.line, r.value.id]);
+    assert.deepEqual(ids, [
+      [1, "a"],
+      [4, "c"],
+    ]);
     assert.equal(bad.length, 1);
     assert.match(bad[0], /long\.jsonl:2: line longer than 100000 bytes/);
   } finally {

@@ -36,15 +36,20 @@ export async function* readLines(file: string, opts: ReadLinesOptions = {}): Asy
   const opened = new Promise<void>((resolve, reject) => {
     stream.once("open", () => resolve());
     stream.once("error", (e: NodeJS.ErrnoException) =>
-      reject(new InputError(`cannot read: ${e.code === "ENOENT" ? "no such file" : e.message}`, file)));
+      reject(new InputError(`cannot read: ${e.code === "ENOENT" ? "no such file" : e.message}`, file)),
+    );
   });
   await opened;
   let parts: Buffer[] = []; // the current line's bytes so far
   let size = 0;
   let skipping = false; // inside a line over the limit (onTooLong): its bytes are dropped
   let line = 0;
-  const tooLong = () => new InputError(`line longer than ${limit} bytes`, `${file}:${line + 1}`,
-    "a JSONL record is one line; is this JSONL? (STEPWISE_MAX_LINE_BYTES raises the limit)");
+  const tooLong = () =>
+    new InputError(
+      `line longer than ${limit} bytes`,
+      `${file}:${line + 1}`,
+      "a JSONL record is one line; is this JSONL? (STEPWISE_MAX_LINE_BYTES raises the limit)",
+    );
   const take = (): JsonlLine | null => {
     line++;
     const wasSkipping = skipping;
@@ -114,7 +119,11 @@ export async function* readJsonl(file: string, opts: ReadJsonlOptions = {}): Asy
       yield { line, value: value as Record<string, unknown> };
       continue;
     }
-    const err = new InputError(problem, `${file}:${line}`, "fix or remove the line, or pass --skip-bad to skip malformed lines");
+    const err = new InputError(
+      problem,
+      `${file}:${line}`,
+      "fix or remove the line, or pass --skip-bad to skip malformed lines",
+    );
     if (!opts.skipBad) throw err;
     opts.onBad?.(err);
   }

@@ -20,9 +20,19 @@ function file(name: string, lines: unknown[]): string {
 }
 
 test("GSM8K: question/answer with the #### final answer; ids default to file:line", async () => {
-  const f = file("gsm.jsonl", [{ question: "Q1?", answer: "1 + 1 = <<1+1=2>>2\n#### 2" }, "", { id: 9, question: "Q2?", answer: "#### 1,000", extra: true }]);
+  const f = file("gsm.jsonl", [
+    { question: "Q1?", answer: "1 + 1 = <<1+1=2>>2\n#### 2" },
+    "",
+    { id: 9, question: "Q2?", answer: "#### 1,000", extra: true },
+  ]);
   const rows = await collect(loadGsm8k(f));
-  assert.deepEqual(rows.map((r) => [r.id, r.final]), [["gsm.jsonl:1", "2"], ["9", "1,000"]]);
+  assert.deepEqual(
+    rows.map((r) => [r.id, r.final]),
+    [
+      ["gsm.jsonl:1", "2"],
+      ["9", "1,000"],
+    ],
+  );
   assert.equal(rows[1].extra, true);
 });
 
@@ -47,37 +57,72 @@ test("code problems: language js|python, entry point checked", async () => {
     { prompt: "def f(x):", tests: "assert f(1) == 1", entry_point: "f", language: "py" },
   ]);
   const rows = await collect(loadCode(f));
-  assert.deepEqual(rows.map((r) => r.language), ["js", "python"]);
+  assert.deepEqual(
+    rows.map((r) => r.language),
+    ["js", "python"],
+  );
 });
 
 test("a malformed line is an InputError naming the file and line; skipBad counts and skips", async () => {
   const f = file("bad.jsonl", [
-    { question: "ok?", answer: "#### 1" }, "{not json", "[1, 2]", { question: "no answer" },
-    { question: "no final", answer: "just text" }, { question: "ok2?", answer: "#### 2" },
+    { question: "ok?", answer: "#### 1" },
+    "{not json",
+    "[1, 2]",
+    { question: "no answer" },
+    { question: "no final", answer: "just text" },
+    { question: "ok2?", answer: "#### 2" },
   ]);
-  await assert.rejects(collect(loadGsm8k(f)), (e: unknown) => e instanceof InputError && e.message.includes(`${f}:2: invalid JSON`));
-  for (const [i, expect] of [[3, "expected a JSON object"], [4, 'missing field "answer"'], [5, 'the answer has no "#### <final answer>" line']] as const) {
+  await assert.rejects(
+    collect(loadGsm8k(f)),
+    (e: unknown) => e instanceof InputError && e.message.includes(`${f}:2: invalid JSON`),
+  );
+  for (const [i, expect] of [
+    [3, "expected a JSON object"],
+    [4, 'missing field "answer"'],
+    [5, 'the answer has no "#### <final answer>" line'],
+  ] as const) {
     const only = file(`bad${i}.jsonl`, [readFileSync(f, "utf8").split("\n")[i - 1]]);
-    await assert.rejects(collect(loadGsm8k(only)), (e: unknown) => e instanceof InputError && e.message.includes(`${only}:1: ${expect}`));
+    await assert.rejects(
+      collect(loadGsm8k(only)),
+      (e: unknown) => e instanceof InputError && e.message.includes(`${only}:1: ${expect}`),
+    );
   }
   const stats = newStats();
   const rows = await collect(loadGsm8k(f, { skipBad: true, stats }));
-  assert.deepEqual(rows.map((r) => r.question), ["ok?", "ok2?"]);
+  assert.deepEqual(
+    rows.map((r) => r.question),
+    ["ok?", "ok2?"],
+  );
   assert.equal(stats.bad, 4);
-  assert.deepEqual(stats.errors.map((e) => (e.message.match(/:(\d+):/) ?? [])[1]), ["2", "3", "4", "5"]);
-  const code = file("badcode.jsonl", [{ prompt: "", tests: "", entry_point: "a b", language: "js" }, { prompt: "", tests: "", entry_point: "f", language: "ruby" }]);
+  assert.deepEqual(
+    stats.errors.map((e) => (e.message.match(/:(\d+):/) ?? [])[1]),
+    ["2", "3", "4", "5"],
+  );
+  const code = file("badcode.jsonl", [
+    { prompt: "", tests: "", entry_point: "a b", language: "js" },
+    { prompt: "", tests: "", entry_point: "f", language: "ruby" },
+  ]);
   await assert.rejects(collect(loadCode(code)), /:1: entry_point "a b"/);
   const s2 = newStats();
   assert.deepEqual(await collect(loadCode(code, { skipBad: true, stats: s2 })), []);
   assert.equal(s2.bad, 2);
-  await assert.rejects(collect(loadMath(file("nobox.jsonl", [{ problem: "p", solution: "no box" }]))), /:1: the solution has no \\boxed/);
+  await assert.rejects(
+    collect(loadMath(file("nobox.jsonl", [{ problem: "p", solution: "no box" }]))),
+    /:1: the solution has no \\boxed/,
+  );
   await assert.rejects(collect(readJsonl(path.join(dir, "missing.jsonl"))), /no such file/);
 });
 
 test("readJsonl streams line numbers through blank lines and CRLF", async () => {
   const p = path.join(dir, "crlf.jsonl");
   writeFileSync(p, '{"a":1}\r\n\r\n{"a":2}\r\n');
-  assert.deepEqual((await collect(readJsonl(p))).map((r) => [r.line, r.value.a]), [[1, 1], [3, 2]]);
+  assert.deepEqual(
+    (await collect(readJsonl(p))).map((r) => [r.line, r.value.a]),
+    [
+      [1, 1],
+      [3, 2],
+    ],
+  );
 });
 
 test("atomic writes: the target appears whole or not at all", async () => {
@@ -98,5 +143,8 @@ test("atomic writes: the target appears whole or not at all", async () => {
   assert.equal(readFileSync(target, "utf8").split("\n").length, 20001);
   await writeFileAtomic(path.join(dir, "x.txt"), "hello");
   assert.equal(readFileSync(path.join(dir, "x.txt"), "utf8"), "hello");
-  assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith(".tmp")), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.endsWith(".tmp")),
+    [],
+  );
 });

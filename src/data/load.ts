@@ -56,7 +56,10 @@ export function newStats(): LoadStats {
 /** "question=prompt,answer=target.text" -> { question: "prompt", answer: "target.text" }. */
 export function parseMapping(spec: string): FieldMapping {
   const out: FieldMapping = {};
-  for (const part of spec.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [key, from] = part.split("=").map((s) => s.trim());
     if ((key !== "id" && key !== "question" && key !== "answer") || !from) {
       throw new InputError(`bad field mapping "${part}"`, undefined, 'use e.g. --map "question=prompt,answer=target"');
@@ -68,7 +71,8 @@ export function parseMapping(spec: string): FieldMapping {
 
 function get(rec: Record<string, unknown>, key: string): unknown {
   let v: unknown = rec;
-  for (const k of key.split(".")) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+  for (const k of key.split("."))
+    v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
   return v;
 }
 
@@ -85,7 +89,11 @@ function idOf(rec: Record<string, unknown>, key: string, file: string, line: num
 }
 
 /** Runs `make` on each JSON line, turning its InputErrors into skips when asked. */
-async function* each<T>(file: string, opts: LoadOptions, make: (rec: Record<string, unknown>, where: string, line: number) => T): AsyncGenerator<T> {
+async function* each<T>(
+  file: string,
+  opts: LoadOptions,
+  make: (rec: Record<string, unknown>, where: string, line: number) => T,
+): AsyncGenerator<T> {
   const stats = opts.stats ?? newStats();
   const bad = (e: InputError) => {
     stats.bad++;
@@ -145,18 +153,28 @@ export function loadCode(file: string, opts: LoadOptions = {}): AsyncGenerator<C
     const entry = str(rec, "entry_point", where);
     if (!/^[A-Za-z_$][\w$]*$/.test(entry)) throw new InputError(`entry_point "${entry}" is not an identifier`, where);
     const language = parseLanguage(rec.language);
-    if (!language) throw new InputError(`language must be "js" or "python", got ${JSON.stringify(rec.language)}`, where);
+    if (!language)
+      throw new InputError(`language must be "js" or "python", got ${JSON.stringify(rec.language)}`, where);
     return { ...rec, id: idOf(rec, "id", file, line), prompt, tests, entry_point: entry, language };
   });
 }
 
-export function loadProblems(file: string, format: ProblemFormat, opts: LoadOptions = {}): AsyncGenerator<MathProblem | CodeProblemRecord> {
+export function loadProblems(
+  file: string,
+  format: ProblemFormat,
+  opts: LoadOptions = {},
+): AsyncGenerator<MathProblem | CodeProblemRecord> {
   switch (format) {
-    case "gsm8k": return loadGsm8k(file, opts);
-    case "math": return loadMath(file, opts);
-    case "jsonl": return loadMapped(file, opts);
-    case "code": return loadCode(file, opts);
-    default: return format satisfies never;
+    case "gsm8k":
+      return loadGsm8k(file, opts);
+    case "math":
+      return loadMath(file, opts);
+    case "jsonl":
+      return loadMapped(file, opts);
+    case "code":
+      return loadCode(file, opts);
+    default:
+      return format satisfies never;
   }
 }
 

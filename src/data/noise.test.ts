@@ -9,17 +9,25 @@ const borrow: NoiseConfig = { kind: "borrow", rate: 1, answer: "recompute" };
 
 test("noise: borrow forgets the borrow and recomputes what follows", () => {
   const a = "She has 52 - 17 = <<52-17=35>>35 left.\nThen 35 + 8 = <<35+8=43>>43.\n#### 43";
-  assert.equal(noisyAnswer(a, "x", borrow, 1), "She has 52 - 17 = <<52-17=45>>45 left.\nThen 45 + 8 = <<45+8=53>>53.\n#### 53");
+  assert.equal(
+    noisyAnswer(a, "x", borrow, 1),
+    "She has 52 - 17 = <<52-17=45>>45 left.\nThen 45 + 8 = <<45+8=53>>53.\n#### 53",
+  );
   // keep: the wrong line alone, the rest and the final answer stay right
-  assert.equal(noisyAnswer(a, "x", { ...borrow, answer: "keep" }, 1),
-    "She has 52 - 17 = <<52-17=45>>45 left.\nThen 35 + 8 = <<35+8=43>>43.\n#### 43");
+  assert.equal(
+    noisyAnswer(a, "x", { ...borrow, answer: "keep" }, 1),
+    "She has 52 - 17 = <<52-17=45>>45 left.\nThen 35 + 8 = <<35+8=43>>43.\n#### 43",
+  );
   // no borrow needed: unchanged
   const b = "58 - 17 = <<58-17=41>>41 left.\n#### 41";
   assert.equal(noisyAnswer(b, "x", borrow, 1), b);
   // money and compound moves: "3 * 12" is not the running value, the next line is
-  const c = "He has 40 - 9 = $<<40-9=31>>31.\nThree packs cost 3 * 12 = $<<3*12=36>>36.\nSo 31 - 36 is not it; 31 + 36 = $<<31+36=67>>67.\n#### 67";
-  assert.equal(noisyAnswer(c, "x", borrow, 1),
-    "He has 40 - 9 = $<<40-9=41>>41.\nThree packs cost 3 * 12 = $<<3*12=36>>36.\nSo 31 - 36 is not it; 41 + 36 = $<<41+36=77>>77.\n#### 77");
+  const c =
+    "He has 40 - 9 = $<<40-9=31>>31.\nThree packs cost 3 * 12 = $<<3*12=36>>36.\nSo 31 - 36 is not it; 31 + 36 = $<<31+36=67>>67.\n#### 67";
+  assert.equal(
+    noisyAnswer(c, "x", borrow, 1),
+    "He has 40 - 9 = $<<40-9=41>>41.\nThree packs cost 3 * 12 = $<<3*12=36>>36.\nSo 31 - 36 is not it; 41 + 36 = $<<41+36=77>>77.\n#### 77",
+  );
 });
 
 test("noise: on the built-in task, exactly the slipped line is wrong (recompute), or the answer stays right (keep)", () => {
@@ -36,7 +44,8 @@ test("noise: on the built-in task, exactly the slipped line is wrong (recompute)
         if (answer === "recompute") assert.ok(wrong >= 1 && wrong <= lines.length, noisy);
         else {
           assert.equal(extractHashAnswer(noisy), p.final, noisy);
-          if (kind === "slip") assert.equal(wrong, 1, noisy); // borrow: every borrow line may forget it
+          if (kind === "slip")
+            assert.equal(wrong, 1, noisy); // borrow: every borrow line may forget it
           else assert.ok(wrong >= 1, noisy);
         }
         assert.equal(noisyAnswer(p.answer, p.id, { kind, rate: kind === "borrow" ? 0.7 : 0.5, answer }, 1), noisy); // deterministic
@@ -60,7 +69,13 @@ test("noise: recompute keeps each changed solution internally consistent after i
 });
 
 test("noise: bad knobs name the key", () => {
-  assert.throws(() => validateNoise({ kind: "bogus" as never, rate: 0.5, answer: "keep" }, "task.noise"), /task\.noise\.kind/);
+  assert.throws(
+    () => validateNoise({ kind: "bogus" as never, rate: 0.5, answer: "keep" }, "task.noise"),
+    /task\.noise\.kind/,
+  );
   assert.throws(() => validateNoise({ kind: "slip", rate: 2, answer: "keep" }, "task.noise"), /task\.noise\.rate/);
-  assert.throws(() => validateNoise({ kind: "slip", rate: 0.1, answer: "x" as never }, "task.noise"), /task\.noise\.answer/);
+  assert.throws(
+    () => validateNoise({ kind: "slip", rate: 0.1, answer: "x" as never }, "task.noise"),
+    /task\.noise\.answer/,
+  );
 });

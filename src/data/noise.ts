@@ -25,9 +25,11 @@ export interface NoiseConfig {
 export const NO_NOISE: NoiseConfig = { kind: "none", rate: 0, answer: "recompute" };
 
 export function validateNoise(n: NoiseConfig, key = "noise"): NoiseConfig {
-  if (!["none", "borrow", "slip"].includes(n.kind)) throw new InputError(`${key}.kind: expected none, borrow or slip, got ${JSON.stringify(n.kind)}`);
+  if (!["none", "borrow", "slip"].includes(n.kind))
+    throw new InputError(`${key}.kind: expected none, borrow or slip, got ${JSON.stringify(n.kind)}`);
   if (!(n.rate >= 0 && n.rate <= 1)) throw new InputError(`${key}.rate: expected a number in [0, 1], got ${n.rate}`);
-  if (n.answer !== "recompute" && n.answer !== "keep") throw new InputError(`${key}.answer: expected recompute or keep, got ${JSON.stringify(n.answer)}`);
+  if (n.answer !== "recompute" && n.answer !== "keep")
+    throw new InputError(`${key}.answer: expected recompute or keep, got ${JSON.stringify(n.answer)}`);
   return n;
 }
 
@@ -46,11 +48,16 @@ function parseLine(text: string): Line {
 
 function applyOp(a: number, op: string, b: number): number {
   switch (op) {
-    case "+": return a + b;
-    case "-": return a - b;
-    case "*": return a * b;
-    case "/": return a / b;
-    default: return a % b; // mod
+    case "+":
+      return a + b;
+    case "-":
+      return a - b;
+    case "*":
+      return a * b;
+    case "/":
+      return a / b;
+    default:
+      return a % b; // mod
   }
 }
 
@@ -68,11 +75,26 @@ function rewrite(line: Line, a: number, r: number): string {
 function compoundFirst(lines: Line[], i: number): boolean {
   const c = lines[i].calc!;
   const next = lines[i + 1]?.calc;
-  return c.op === "*" && next !== undefined && next !== null && (next.op === "+" || next.op === "-") && next.b === c.r && next.a !== c.r;
+  return (
+    c.op === "*" &&
+    next !== undefined &&
+    next !== null &&
+    (next.op === "+" || next.op === "-") &&
+    next.b === c.r &&
+    next.a !== c.r
+  );
 }
 
 /** The wrong result the noise model writes for a running line a op b (true result r), or null for none. */
-function slipOf(n: NoiseConfig, rng: Rng, a: number, op: string, b: number, r: number, slipLine: boolean): number | null {
+function slipOf(
+  n: NoiseConfig,
+  rng: Rng,
+  a: number,
+  op: string,
+  b: number,
+  r: number,
+  slipLine: boolean,
+): number | null {
   if (n.kind === "borrow") return op === "-" && a % 10 < b % 10 && rng.next() < n.rate ? r + 10 : null;
   if (n.kind === "slip" && slipLine) {
     const d = 1 + rng.int(9);
@@ -92,7 +114,8 @@ export function noisyAnswer(answer: string, id: string, n: NoiseConfig, seed: nu
   const running = lines.map((l, i) => l.calc !== null && !compoundFirst(lines, i));
   const runningIdx = running.flatMap((r, i) => (r ? [i] : []));
   // slip: which running line (if any) slips is drawn once per solution
-  const slipAt = n.kind === "slip" && runningIdx.length > 0 && rng.next() < n.rate ? runningIdx[rng.int(runningIdx.length)] : -1;
+  const slipAt =
+    n.kind === "slip" && runningIdx.length > 0 && rng.next() < n.rate ? runningIdx[rng.int(runningIdx.length)] : -1;
   let shift: { from: number; to: number } | null = null; // the running value as written vs the true one
   let changed = false;
   const out: string[] = [];

@@ -27,8 +27,15 @@ test("parquet rows are what pyarrow wrote, named FILE row N, across row groups a
   for (const [name, want] of Object.entries(expected.files)) {
     const file = path.join(FIX, name);
     const got = await all(file);
-    assert.deepEqual(got.map((r) => r.value), want.rows, name);
-    assert.deepEqual(got.map((r) => r.where), want.rows.map((_, i) => `${file} row ${i}`));
+    assert.deepEqual(
+      got.map((r) => r.value),
+      want.rows,
+      name,
+    );
+    assert.deepEqual(
+      got.map((r) => r.where),
+      want.rows.map((_, i) => `${file} row ${i}`),
+    );
     assert.ok(want.row_groups > 1, `${name} has several row groups`);
     codecs.add(want.codec);
   }
@@ -42,12 +49,21 @@ test("JSONL rows are named FILE:LINE; a file that is not parquet or is missing i
   try {
     const jsonl = path.join(dir, "a.jsonl");
     fs.writeFileSync(jsonl, '{"text":"x"}\n\n{"text":"y"}\n');
-    assert.deepEqual(await all(jsonl), [{ where: `${jsonl}:1`, value: { text: "x" } }, { where: `${jsonl}:3`, value: { text: "y" } }]);
+    assert.deepEqual(await all(jsonl), [
+      { where: `${jsonl}:1`, value: { text: "x" } },
+      { where: `${jsonl}:3`, value: { text: "y" } },
+    ]);
     const fake = path.join(dir, "b.parquet");
     fs.writeFileSync(fake, '{"text":"x"}\n');
-    await assert.rejects(all(fake), (e: unknown) => e instanceof InputError && e.message.startsWith(`${fake}: not a readable parquet file`));
+    await assert.rejects(
+      all(fake),
+      (e: unknown) => e instanceof InputError && e.message.startsWith(`${fake}: not a readable parquet file`),
+    );
     const missing = path.join(dir, "c.parquet");
-    await assert.rejects(all(missing), (e: unknown) => e instanceof InputError && e.message === `${missing}: cannot read: no such file`);
+    await assert.rejects(
+      all(missing),
+      (e: unknown) => e instanceof InputError && e.message === `${missing}: cannot read: no such file`,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

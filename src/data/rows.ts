@@ -7,7 +7,13 @@
 // numbers where they fit exactly, else decimal strings, so a record always survives JSON.stringify.
 
 import fs from "node:fs";
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from "hyparquet";
+import {
+  asyncBufferFromFile,
+  parquetMetadataAsync,
+  parquetReadObjects,
+  type AsyncBuffer,
+  type FileMetaData,
+} from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { InputError } from "../core/errors.js";
 import { readJsonl, type ReadJsonlOptions } from "./jsonl.js";
@@ -37,7 +43,8 @@ export async function* readRows(file: string, opts: ReadJsonlOptions = {}): Asyn
     } catch (e) {
       throw new InputError(`cannot read rows ${start}..${end - 1} (${(e as Error).message})`, file);
     }
-    for (let i = 0; i < rows.length; i++) yield { where: `${file} row ${start + i}`, value: plain(rows[i]) as Record<string, unknown> };
+    for (let i = 0; i < rows.length; i++)
+      yield { where: `${file} row ${start + i}`, value: plain(rows[i]) as Record<string, unknown> };
     start = end;
   }
 }
@@ -48,8 +55,11 @@ async function openParquet(file: string): Promise<{ buffer: AsyncBuffer; metadat
     const buffer = await asyncBufferFromFile(file);
     return { buffer, metadata: await parquetMetadataAsync(buffer) };
   } catch (e) {
-    throw new InputError(`not a readable parquet file (${(e as Error).message})`, file,
-      "a .parquet name means parquet; name a JSONL file .jsonl");
+    throw new InputError(
+      `not a readable parquet file (${(e as Error).message})`,
+      file,
+      "a .parquet name means parquet; name a JSONL file .jsonl",
+    );
   }
 }
 

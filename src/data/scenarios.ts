@@ -20,9 +20,26 @@ export interface Scenario {
 }
 
 export const NAMES: [string, "she" | "he"][] = [
-  ["Maya", "she"], ["Liam", "he"], ["Sofia", "she"], ["Noah", "he"], ["Ava", "she"], ["Ethan", "he"], ["Zoe", "she"],
-  ["Omar", "he"], ["Priya", "she"], ["Lucas", "he"], ["Hana", "she"], ["Mateo", "he"], ["Chloe", "she"], ["Kenji", "he"],
-  ["Amara", "she"], ["Diego", "he"], ["Ines", "she"], ["Felix", "he"], ["Leila", "she"], ["Tomas", "he"],
+  ["Maya", "she"],
+  ["Liam", "he"],
+  ["Sofia", "she"],
+  ["Noah", "he"],
+  ["Ava", "she"],
+  ["Ethan", "he"],
+  ["Zoe", "she"],
+  ["Omar", "he"],
+  ["Priya", "she"],
+  ["Lucas", "he"],
+  ["Hana", "she"],
+  ["Mateo", "he"],
+  ["Chloe", "she"],
+  ["Kenji", "he"],
+  ["Amara", "she"],
+  ["Diego", "he"],
+  ["Ines", "she"],
+  ["Felix", "he"],
+  ["Leila", "she"],
+  ["Tomas", "he"],
 ];
 export const FRIENDS = ["a friend", "a cousin", "a classmate", "a neighbor", "a younger brother", "an older sister"];
 
@@ -34,7 +51,11 @@ export const SCENARIOS: Scenario[] = [
     start: ["{Name} has {n} {items}.", "{Name} collects {items} and has {n} of them."],
     ask: ["How many {items} does {Name} have now?", "How many {items} does {Name} have at the end?"],
     q: {
-      "+": ["{P} finds {n} more {items}.", "{Friend} gives {o} {n} {items}.", "{P} buys {n} more {items} at the store."],
+      "+": [
+        "{P} finds {n} more {items}.",
+        "{Friend} gives {o} {n} {items}.",
+        "{P} buys {n} more {items} at the store.",
+      ],
       "-": ["{P} gives {n} {items} to {friend}.", "{P} loses {n} {items}.", "{P} trades away {n} {items}."],
       "*": ["After a swap meet, {p} has {n} times as many {items} as before."],
       "/": ["{P} splits the {items} equally into {n} boxes and keeps just one box."],

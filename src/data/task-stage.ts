@@ -7,7 +7,18 @@ import { InputError } from "../core/errors.js";
 import { checkOutputFile } from "../core/outputs.js";
 import { progressOf, type StageContext } from "../core/stage.js";
 import { NO_NOISE, noisyAnswer, validateNoise, type NoiseConfig } from "./noise.js";
-import { ALL_OPS, PRESETS, presetNames, streamMixture, validateTaskConfig, type Op, type Split, type TaskConfig, type TaskPart, type TaskProblem } from "./task.js";
+import {
+  ALL_OPS,
+  PRESETS,
+  presetNames,
+  streamMixture,
+  validateTaskConfig,
+  type Op,
+  type Split,
+  type TaskConfig,
+  type TaskPart,
+  type TaskProblem,
+} from "./task.js";
 
 export interface TaskFileConfig {
   parts: TaskPart[]; // the preset(s) with every override applied: one, or several mixed in equal shares
@@ -27,9 +38,18 @@ function range(r: KnobReader, key: string, dflt: [number, number]): [number, num
 }
 
 function partConfig(base: TaskConfig, r: KnobReader): TaskConfig {
-  const ops = r.has("ops") ? String(r.raw("ops")).split(",").map((s) => s.trim()) as Op[] : base.ops;
+  const ops = r.has("ops")
+    ? (String(r.raw("ops"))
+        .split(",")
+        .map((s) => s.trim()) as Op[])
+    : base.ops;
   const bad = ops.find((o) => !ALL_OPS.includes(o));
-  if (bad !== undefined) throw new InputError(`${r.naming.name("ops")}: unknown operation "${bad}"`, undefined, `use a comma list of: ${ALL_OPS.join(" ")}`);
+  if (bad !== undefined)
+    throw new InputError(
+      `${r.naming.name("ops")}: unknown operation "${bad}"`,
+      undefined,
+      `use a comma list of: ${ALL_OPS.join(" ")}`,
+    );
   return validateTaskConfig({
     steps: range(r, "steps", base.steps),
     ops,
@@ -49,7 +69,11 @@ function noiseOf(r: KnobReader): NoiseConfig {
   if (typeof v === "string") {
     const m = /^(borrow|slip):([0-9.]+)(?::(keep|recompute))?$/.exec(v);
     if (!m) r.fail("noise", "borrow:RATE or slip:RATE, optionally :keep");
-    noise = { kind: m[1] as NoiseConfig["kind"], rate: Number(m[2]), answer: (m[3] ?? "recompute") as NoiseConfig["answer"] };
+    noise = {
+      kind: m[1] as NoiseConfig["kind"],
+      rate: Number(m[2]),
+      answer: (m[3] ?? "recompute") as NoiseConfig["answer"],
+    };
   } else {
     noise = v as NoiseConfig;
   }
@@ -80,7 +104,10 @@ export function taskConfig(given: Record<string, unknown>, naming: Naming = asKe
 }
 
 /** The problems a config names, one at a time (a noisy record keeps its original as "clean_answer"). */
-export function* taskProblems(c: TaskFileConfig, onProblem: () => void = () => {}): Generator<TaskProblem & { clean_answer?: string }> {
+export function* taskProblems(
+  c: TaskFileConfig,
+  onProblem: () => void = () => {},
+): Generator<TaskProblem & { clean_answer?: string }> {
   let i = 0;
   if (c.n === 0) return;
   for (const p of streamMixture(c.parts, { seed: c.seed, split: c.split })) {
@@ -96,7 +123,10 @@ export async function writeTask(c: TaskFileConfig, out: string, ctx: StageContex
   checkOutputFile(out);
   const progress = progressOf(ctx, `task ${c.split}`, { total: c.n, unit: "problems" });
   try {
-    await writeJsonlAtomic(out, taskProblems(c, () => progress.tick()));
+    await writeJsonlAtomic(
+      out,
+      taskProblems(c, () => progress.tick()),
+    );
   } finally {
     progress.finish();
   }

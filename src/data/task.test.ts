@@ -5,22 +5,39 @@ import { test } from "node:test";
 import { InputError } from "../core/errors.js";
 import { checkStep } from "../verify/calculator.js";
 import { verifySolution } from "../verify/record.js";
-import { fnv1a, generateProblems, PRESETS, skeletonKey, splitOfKey, TEST_FRACTION, type TaskConfig, type TaskPart } from "./task.js";
+import {
+  fnv1a,
+  generateProblems,
+  PRESETS,
+  skeletonKey,
+  splitOfKey,
+  TEST_FRACTION,
+  type TaskConfig,
+  type TaskPart,
+} from "./task.js";
 
 test("same config and seed give the same problems; another seed gives others", () => {
   const a = generateProblems(PRESETS.medium, { n: 200, seed: 7, split: "train" });
   const b = generateProblems(PRESETS.medium, { n: 200, seed: 7, split: "train" });
   const c = generateProblems(PRESETS.medium, { n: 200, seed: 8, split: "train" });
   assert.deepEqual(a, b);
-  assert.notDeepEqual(a.map((p) => p.id), c.map((p) => p.id));
+  assert.notDeepEqual(
+    a.map((p) => p.id),
+    c.map((p) => p.id),
+  );
   // pinned output, so that any change to the generator shows
   assert.equal(fnv1a("hello"), 0x4f9f2cab);
   assert.deepEqual(a[0], {
     id: "arith-40df8aae",
-    question: "Chloe has saved $25. A savings bonus makes her money grow to 8 times as much. A savings bonus makes her " +
+    question:
+      "Chloe has saved $25. A savings bonus makes her money grow to 8 times as much. A savings bonus makes her " +
       "money grow to 4 times as much. How much money does Chloe have now?",
     answer: "Her money grows to 25 * 8 = $<<25*8=200>>200.\nHer money grows to 200 * 4 = $<<200*4=800>>800.\n#### 800",
-    final: "800", steps: 2, split: "train", scenario: "money", ops: ["*", "*"],
+    final: "800",
+    steps: 2,
+    split: "train",
+    scenario: "money",
+    ops: ["*", "*"],
   });
   assert.equal(a.length, 200);
   assert.equal(new Set(a.map((p) => p.id)).size, 200, "no duplicates within a split");
@@ -68,7 +85,15 @@ test("every generated solution is in GSM8K format and verifies step by step", ()
 });
 
 test("knobs: steps, ops and value ranges are respected", () => {
-  const cfg: TaskConfig = { steps: [4, 4], ops: ["*", "/"], start: [10, 20], addend: [1, 5], factor: [2, 3], maxValue: 500, compound: 0 };
+  const cfg: TaskConfig = {
+    steps: [4, 4],
+    ops: ["*", "/"],
+    start: [10, 20],
+    addend: [1, 5],
+    factor: [2, 3],
+    maxValue: 500,
+    compound: 0,
+  };
   for (const p of generateProblems(cfg, { n: 100, seed: 1, split: "train" })) {
     assert.equal(p.steps, 4);
     assert.ok(p.ops.every((o) => o === "*" || o === "/"));
@@ -81,10 +106,16 @@ test("knobs: steps, ops and value ranges are respected", () => {
 
 test("a mixed task: equal interleaved shares, each part's knobs, labelled, deterministic, splits disjoint", () => {
   const easy4 = { ...PRESETS.easy, steps: [2, 4] as [number, number] };
-  const parts: TaskPart[] = [{ level: "easy", config: easy4 }, { level: "medium", config: PRESETS.medium }];
+  const parts: TaskPart[] = [
+    { level: "easy", config: easy4 },
+    { level: "medium", config: PRESETS.medium },
+  ];
   const a = generateProblems(parts, { n: 400, seed: 5, split: "train" });
   assert.deepEqual(a, generateProblems(parts, { n: 400, seed: 5, split: "train" }));
-  assert.deepEqual(a.map((p) => p.level), a.map((_, i) => (i % 2 === 0 ? "easy" : "medium")));
+  assert.deepEqual(
+    a.map((p) => p.level),
+    a.map((_, i) => (i % 2 === 0 ? "easy" : "medium")),
+  );
   assert.equal(new Set(a.map((p) => p.id)).size, 400, "no skeleton twice across parts");
   for (const p of a) {
     const values = [...p.answer.matchAll(/<<[^=]+=(\d+)>>/g)].map((m) => Number(m[1]));
@@ -92,22 +123,45 @@ test("a mixed task: equal interleaved shares, each part's knobs, labelled, deter
       assert.ok(p.ops.every((o) => o === "+" || o === "-") && values.every((v) => v <= 100), p.answer);
       assert.ok(p.steps >= 2 && p.steps <= 4);
     } else {
-      assert.ok(values.every((v) => v <= 1000), p.answer);
+      assert.ok(
+        values.every((v) => v <= 1000),
+        p.answer,
+      );
     }
   }
   assert.ok(a.some((p) => p.level === "medium" && p.ops.some((o) => o === "*" || o === "/")));
   const test = new Set(generateProblems(parts, { n: 2000, seed: 5, split: "test" }).map((p) => p.id));
-  for (const seed of [5, 6]) for (const p of generateProblems(parts, { n: 4000, seed, split: "train" })) assert.ok(!test.has(p.id));
+  for (const seed of [5, 6])
+    for (const p of generateProblems(parts, { n: 4000, seed, split: "train" })) assert.ok(!test.has(p.id));
   // one part is the plain stream: same problems, no level field
-  assert.deepEqual(generateProblems([{ level: "easy", config: easy4 }], { n: 50, seed: 5, split: "test" }),
-    generateProblems(easy4, { n: 50, seed: 5, split: "test" }));
+  assert.deepEqual(
+    generateProblems([{ level: "easy", config: easy4 }], { n: 50, seed: 5, split: "test" }),
+    generateProblems(easy4, { n: 50, seed: 5, split: "test" }),
+  );
   assert.throws(() => generateProblems([], { n: 1, seed: 1, split: "train" }), /at least one part/);
 });
 
 test("bad knobs and too-small problem spaces are InputErrors", () => {
   assert.throws(() => generateProblems({ ...PRESETS.easy, steps: [3, 2] }, { n: 1, seed: 1, split: "train" }), /steps/);
-  assert.throws(() => generateProblems({ ...PRESETS.easy, ops: ["^" as never] }, { n: 1, seed: 1, split: "train" }), /ops/);
-  assert.throws(() => generateProblems({ ...PRESETS.easy, factor: [1, 3] }, { n: 1, seed: 1, split: "train" }), /factor/);
-  const tiny: TaskConfig = { steps: [1, 1], ops: ["+"], start: [1, 2], addend: [1, 2], factor: [2, 2], maxValue: 10, compound: 0 };
-  assert.throws(() => generateProblems(tiny, { n: 50, seed: 1, split: "train" }), (e: unknown) => e instanceof InputError && /too few/.test(e.message));
+  assert.throws(
+    () => generateProblems({ ...PRESETS.easy, ops: ["^" as never] }, { n: 1, seed: 1, split: "train" }),
+    /ops/,
+  );
+  assert.throws(
+    () => generateProblems({ ...PRESETS.easy, factor: [1, 3] }, { n: 1, seed: 1, split: "train" }),
+    /factor/,
+  );
+  const tiny: TaskConfig = {
+    steps: [1, 1],
+    ops: ["+"],
+    start: [1, 2],
+    addend: [1, 2],
+    factor: [2, 2],
+    maxValue: 10,
+    compound: 0,
+  };
+  assert.throws(
+    () => generateProblems(tiny, { n: 50, seed: 1, split: "train" }),
+    (e: unknown) => e instanceof InputError && /too few/.test(e.message),
+  );
 });

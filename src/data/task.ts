@@ -41,8 +41,24 @@ export interface TaskConfig {
 
 export const PRESETS: Record<"easy" | "medium" | "hard", TaskConfig> = {
   easy: { steps: [2, 3], ops: ["+", "-"], start: [2, 20], addend: [1, 20], factor: [2, 5], maxValue: 100, compound: 0 },
-  medium: { steps: [2, 4], ops: ["+", "-", "*", "/"], start: [5, 50], addend: [2, 50], factor: [2, 9], maxValue: 1000, compound: 0.2 },
-  hard: { steps: [3, 6], ops: ["+", "-", "*", "/", "mod"], start: [10, 200], addend: [5, 200], factor: [2, 12], maxValue: 10000, compound: 0.3 },
+  medium: {
+    steps: [2, 4],
+    ops: ["+", "-", "*", "/"],
+    start: [5, 50],
+    addend: [2, 50],
+    factor: [2, 9],
+    maxValue: 1000,
+    compound: 0.2,
+  },
+  hard: {
+    steps: [3, 6],
+    ops: ["+", "-", "*", "/", "mod"],
+    start: [10, 200],
+    addend: [5, 200],
+    factor: [2, 12],
+    maxValue: 10000,
+    compound: 0.3,
+  },
 };
 
 /** The presets a spec names: "medium", or several joined by "+" ("easy+medium"); null if one is unknown or repeated. */
@@ -86,7 +102,8 @@ function pick(rng: Rng, [lo, hi]: [number, number]): number {
 /** A feasible move from value `a`, or null. Results stay whole, >= 1, and <= maxValue. */
 function move(rng: Rng, cfg: TaskConfig, a: number, op: Op, compound: boolean): Move | null {
   switch (op) {
-    case "+": case "-": {
+    case "+":
+    case "-": {
       const k = compound ? pick(rng, cfg.factor) : undefined;
       const n = pick(rng, cfg.addend);
       const d = (k ?? 1) * n;
@@ -114,12 +131,18 @@ function move(rng: Rng, cfg: TaskConfig, a: number, op: Op, compound: boolean): 
 function apply(a: number, m: Move): number {
   const d = (m.k ?? 1) * m.n;
   switch (m.op) {
-    case "+": return a + d;
-    case "-": return a - d;
-    case "*": return a * m.n;
-    case "/": return a / m.n;
-    case "mod": return a % m.n;
-    default: return m.op satisfies never;
+    case "+":
+      return a + d;
+    case "-":
+      return a - d;
+    case "*":
+      return a * m.n;
+    case "/":
+      return a / m.n;
+    case "mod":
+      return a % m.n;
+    default:
+      return m.op satisfies never;
   }
 }
 
@@ -189,14 +212,26 @@ function castOf(rng: Rng, sc: Scenario): Record<string, string> {
   const she = pronoun === "she";
   const friend = choice(rng, FRIENDS);
   return {
-    Name: name, P: she ? "She" : "He", p: she ? "she" : "he", o: she ? "her" : "him", poss: she ? "her" : "his",
-    Poss: she ? "Her" : "His", self: she ? "herself" : "himself", friend, Friend: friend[0].toUpperCase() + friend.slice(1),
+    Name: name,
+    P: she ? "She" : "He",
+    p: she ? "she" : "he",
+    o: she ? "her" : "him",
+    poss: she ? "her" : "his",
+    Poss: she ? "Her" : "His",
+    self: she ? "herself" : "himself",
+    friend,
+    Friend: friend[0].toUpperCase() + friend.slice(1),
     items: choice(rng, sc.items),
   };
 }
 
 /** Question and answer text for a skeleton. */
-function render(rng: Rng, sc: Scenario, start: number, moves: readonly Move[]): { question: string; answer: string; final: number } {
+function render(
+  rng: Rng,
+  sc: Scenario,
+  start: number,
+  moves: readonly Move[],
+): { question: string; answer: string; final: number } {
   const cast = castOf(rng, sc);
   const money = (x: number) => (sc.money ? `$${x}` : String(x));
   const q = [fill(choice(rng, sc.start), { ...cast, n: money(start) })];
@@ -226,7 +261,9 @@ function render(rng: Rng, sc: Scenario, start: number, moves: readonly Move[]): 
 
 function checkRange(name: string, r: unknown, min: number): [number, number] {
   if (!Array.isArray(r) || r.length !== 2 || !r.every((x) => Number.isInteger(x)) || r[0] < min || r[1] < r[0]) {
-    throw new InputError(`task knob "${name}" must be a range [lo, hi] of whole numbers with ${min} <= lo <= hi, got ${JSON.stringify(r)}`);
+    throw new InputError(
+      `task knob "${name}" must be a range [lo, hi] of whole numbers with ${min} <= lo <= hi, got ${JSON.stringify(r)}`,
+    );
   }
   return r as [number, number];
 }
@@ -239,12 +276,17 @@ export function validateTaskConfig(cfg: TaskConfig): TaskConfig {
   checkRange("addend", cfg.addend, 1);
   checkRange("factor", cfg.factor, 2);
   if (!Array.isArray(cfg.ops) || cfg.ops.length === 0 || cfg.ops.some((o) => !ALL_OPS.includes(o))) {
-    throw new InputError(`task knob "ops" must be a non-empty list of ${ALL_OPS.join(" ")}, got ${JSON.stringify(cfg.ops)}`);
+    throw new InputError(
+      `task knob "ops" must be a non-empty list of ${ALL_OPS.join(" ")}, got ${JSON.stringify(cfg.ops)}`,
+    );
   }
   if (!Number.isInteger(cfg.maxValue) || cfg.maxValue < cfg.start[1]) {
-    throw new InputError(`task knob "maxValue" must be a whole number >= start's upper end (${cfg.start[1]}), got ${cfg.maxValue}`);
+    throw new InputError(
+      `task knob "maxValue" must be a whole number >= start's upper end (${cfg.start[1]}), got ${cfg.maxValue}`,
+    );
   }
-  if (!(cfg.compound >= 0 && cfg.compound <= 1)) throw new InputError(`task knob "compound" must be in [0, 1], got ${cfg.compound}`);
+  if (!(cfg.compound >= 0 && cfg.compound <= 1))
+    throw new InputError(`task knob "compound" must be in [0, 1], got ${cfg.compound}`);
   return cfg;
 }
 
@@ -266,18 +308,30 @@ export function* streamProblems(cfg: TaskConfig, opts: GenerateOptions): Generat
     const lines = pick(rng, cfg.steps);
     const sk = skeleton(rng, cfg, lines);
     const key = sk ? skeletonKey(sk.start, sk.moves) : null;
-    if (!sk || !key || seen.has(key) || splitOfKey(key) !== opts.split) { misses++; continue; }
+    if (!sk || !key || seen.has(key) || splitOfKey(key) !== opts.split) {
+      misses++;
+      continue;
+    }
     misses = 0;
     seen.add(key);
     const sc = choice(rng, SCENARIOS);
     const { question, answer, final } = render(rng, sc, sk.start, sk.moves);
     yield {
-      id: `arith-${fnv1a(key).toString(16).padStart(8, "0")}`, question, answer, final: String(final), steps: lines,
-      split: opts.split, scenario: sc.id, ops: sk.moves.map((m) => m.op),
+      id: `arith-${fnv1a(key).toString(16).padStart(8, "0")}`,
+      question,
+      answer,
+      final: String(final),
+      steps: lines,
+      split: opts.split,
+      scenario: sc.id,
+      ops: sk.moves.map((m) => m.op),
     };
   }
-  throw new InputError(`these task knobs allow too few distinct ${opts.split} problems (${seen.size} found)`, undefined,
-    "widen the number ranges or the steps range, or allow more operations");
+  throw new InputError(
+    `these task knobs allow too few distinct ${opts.split} problems (${seen.size} found)`,
+    undefined,
+    "widen the number ranges or the steps range, or allow more operations",
+  );
 }
 
 /** One part of a mixed task: a name for the `level` field and its config. */
@@ -310,7 +364,10 @@ export function* streamMixture(parts: readonly TaskPart[], opts: GenerateOptions
 }
 
 /** The first `n` problems of streamProblems (a config) or streamMixture (parts). */
-export function generateProblems(cfg: TaskConfig | readonly TaskPart[], opts: GenerateOptions & { n: number }): TaskProblem[] {
+export function generateProblems(
+  cfg: TaskConfig | readonly TaskPart[],
+  opts: GenerateOptions & { n: number },
+): TaskProblem[] {
   const out: TaskProblem[] = [];
   if (opts.n <= 0) return out;
   for (const p of Array.isArray(cfg) ? streamMixture(cfg, opts) : streamProblems(cfg as TaskConfig, opts)) {

@@ -15,16 +15,31 @@ function badOf(x: unknown): string {
 }
 
 test("standard preference, explicit prompt: the strings as they are", () => {
-  assert.deepEqual(parsePreference({ prompt: "2+3=", chosen: "5", rejected: "6", id: "x" }),
-    { conversational: false, prompt: "2+3=", chosen: "5", rejected: "6", implicit: false });
+  assert.deepEqual(parsePreference({ prompt: "2+3=", chosen: "5", rejected: "6", id: "x" }), {
+    conversational: false,
+    prompt: "2+3=",
+    chosen: "5",
+    rejected: "6",
+    implicit: false,
+  });
 });
 
 test("standard preference, implicit prompt: the common prefix, the space before the split going to the completions", () => {
-  assert.deepEqual(parsePreference({ chosen: "The sky is blue.", rejected: "The sky is green." }),
-    { conversational: false, prompt: "The sky is", chosen: " blue.", rejected: " green.", implicit: true });
+  assert.deepEqual(parsePreference({ chosen: "The sky is blue.", rejected: "The sky is green." }), {
+    conversational: false,
+    prompt: "The sky is",
+    chosen: " blue.",
+    rejected: " green.",
+    implicit: true,
+  });
   // no space at the split: the prefix is the prompt
-  assert.deepEqual(parsePreference({ chosen: "2+3=5", rejected: "2+3=6" }),
-    { conversational: false, prompt: "2+3=", chosen: "5", rejected: "6", implicit: true });
+  assert.deepEqual(parsePreference({ chosen: "2+3=5", rejected: "2+3=6" }), {
+    conversational: false,
+    prompt: "2+3=",
+    chosen: "5",
+    rejected: "6",
+    implicit: true,
+  });
   // null counts as absent, as a missing parquet column value does
   assert.equal((parsePreference({ prompt: null, chosen: "ab", rejected: "ac" }) as { prompt: string }).prompt, "a");
 });
@@ -59,38 +74,75 @@ test("conversational preference, implicit prompt: the leading messages both side
     // the same message with its keys in another order is the same message (Python's == on dicts)
     rejected: [{ content: "Be brief.", role: "system" }, user("2+3?"), bot("6")],
   });
-  assert.deepEqual(got, { conversational: true, prompt: [sys, user("2+3?")], chosen: [bot("5")], rejected: [bot("6")], implicit: true });
+  assert.deepEqual(got, {
+    conversational: true,
+    prompt: [sys, user("2+3?")],
+    chosen: [bot("5")],
+    rejected: [bot("6")],
+    implicit: true,
+  });
   // one side continues the other: the shorter one's last message stays its completion
-  const longer = parsePreference({ chosen: [user("a"), bot("b")], rejected: [user("a"), bot("b"), user("c"), bot("d")] });
-  assert.deepEqual(longer, { conversational: true, prompt: [user("a")], chosen: [bot("b")],
-    rejected: [bot("b"), user("c"), bot("d")], implicit: true });
+  const longer = parsePreference({
+    chosen: [user("a"), bot("b")],
+    rejected: [user("a"), bot("b"), user("c"), bot("d")],
+  });
+  assert.deepEqual(longer, {
+    conversational: true,
+    prompt: [user("a")],
+    chosen: [bot("b")],
+    rejected: [bot("b"), user("c"), bot("d")],
+    implicit: true,
+  });
 });
 
 test("a string prompt beside conversations (ultrafeedback_binarized) is implicit: the conversations hold it", () => {
   const got = parsePreference({ prompt: "2+3?", chosen: [user("2+3?"), bot("5")], rejected: [user("2+3?"), bot("6")] });
-  assert.deepEqual(got, { conversational: true, prompt: [user("2+3?")], chosen: [bot("5")], rejected: [bot("6")], implicit: true });
+  assert.deepEqual(got, {
+    conversational: true,
+    prompt: [user("2+3?")],
+    chosen: [bot("5")],
+    rejected: [bot("6")],
+    implicit: true,
+  });
 });
 
 test("bad preference records name the key at fault", () => {
   assert.match(badOf(parsePreference({ prompt: "x", chosen: "y" })), /^missing or non-string field rejected$/);
   assert.match(badOf(parsePreference({ prompt: "x" })), /^missing or non-string fields chosen, rejected$/);
-  assert.match(badOf(parsePreference({ prompt: 3, chosen: "y", rejected: "z" })), /^missing or non-string field prompt$/);
+  assert.match(
+    badOf(parsePreference({ prompt: 3, chosen: "y", rejected: "z" })),
+    /^missing or non-string field prompt$/,
+  );
   assert.match(badOf(parsePreference({ chosen: "y", rejected: [bot("z")] })), /"chosen" and "rejected" must both be/);
-  assert.match(badOf(parsePreference({ chosen: [user("a"), bot("b")], rejected: [user("a"), { role: "assistant" }] })),
-    /"rejected" message 1 has no string "content"/);
+  assert.match(
+    badOf(parsePreference({ chosen: [user("a"), bot("b")], rejected: [user("a"), { role: "assistant" }] })),
+    /"rejected" message 1 has no string "content"/,
+  );
   assert.match(badOf(parsePreference({ chosen: [user("a")], rejected: [7] })), /"rejected" message 0 is not an object/);
   assert.match(badOf(parsePreference({ chosen: [], rejected: [bot("b")] })), /"chosen" is an empty list of messages/);
-  assert.match(badOf(parsePreference({ prompt: [{ content: "q" }], chosen: [bot("a")], rejected: [bot("b")] })),
-    /"prompt" message 0 has no string "role"/);
-  assert.match(badOf(parsePreference({ chosen: [user("a"), bot("b")], rejected: [user("c"), bot("b")] })),
-    /share no leading message/);
+  assert.match(
+    badOf(parsePreference({ prompt: [{ content: "q" }], chosen: [bot("a")], rejected: [bot("b")] })),
+    /"prompt" message 0 has no string "role"/,
+  );
+  assert.match(
+    badOf(parsePreference({ chosen: [user("a"), bot("b")], rejected: [user("c"), bot("b")] })),
+    /share no leading message/,
+  );
 });
 
 test("SFT formats: prompt-completion (strings or messages), text, messages", () => {
-  assert.deepEqual(parseSft({ prompt: "2+3=", completion: "5" }),
-    { kind: "prompt-completion", conversational: false, prompt: "2+3=", completion: "5" });
-  assert.deepEqual(parseSft({ prompt: [user("2+3?")], completion: [bot("5")] }),
-    { kind: "prompt-completion", conversational: true, prompt: [user("2+3?")], completion: [bot("5")] });
+  assert.deepEqual(parseSft({ prompt: "2+3=", completion: "5" }), {
+    kind: "prompt-completion",
+    conversational: false,
+    prompt: "2+3=",
+    completion: "5",
+  });
+  assert.deepEqual(parseSft({ prompt: [user("2+3?")], completion: [bot("5")] }), {
+    kind: "prompt-completion",
+    conversational: true,
+    prompt: [user("2+3?")],
+    completion: [bot("5")],
+  });
   assert.deepEqual(parseSft({ text: "The sky is blue." }), { kind: "text", text: "The sky is blue." });
   const messages = [user("2+3?"), { role: "assistant", content: "5", tool_calls: null }];
   assert.deepEqual(parseSft({ messages }), { kind: "messages", messages }, "other keys stay for the template");
@@ -99,16 +151,23 @@ test("SFT formats: prompt-completion (strings or messages), text, messages", () 
 test("bad SFT records name the key at fault", () => {
   assert.match(badOf(parseSft({ prompt: "2+3=" })), /"prompt" and "completion" must both be strings or both lists/);
   assert.match(badOf(parseSft({ prompt: "q", completion: [bot("a")] })), /must both be strings or both lists/);
-  assert.match(badOf(parseSft({ prompt: [user("q")], completion: [{ role: "assistant", content: 5 }] })),
-    /"completion" message 0 has no string "content"/);
+  assert.match(
+    badOf(parseSft({ prompt: [user("q")], completion: [{ role: "assistant", content: 5 }] })),
+    /"completion" message 0 has no string "content"/,
+  );
   assert.match(badOf(parseSft({ messages: "hello" })), /"messages" must be a string or a list/);
-  assert.match(badOf(parseSft({ text: 3 })), /needs "question" and "answer", "prompt" and "completion", "messages", or "text"/);
+  assert.match(
+    badOf(parseSft({ text: 3 })),
+    /needs "question" and "answer", "prompt" and "completion", "messages", or "text"/,
+  );
 });
 
 test("templateExtra: tools (a list or JSON text of one) and chat_template_kwargs, as TRL passes them", () => {
   const tool = { type: "function", function: { name: "add" } };
-  assert.deepEqual(templateExtra({ tools: [tool], chat_template_kwargs: { enable_thinking: false } }),
-    { tools: [tool], enable_thinking: false });
+  assert.deepEqual(templateExtra({ tools: [tool], chat_template_kwargs: { enable_thinking: false } }), {
+    tools: [tool],
+    enable_thinking: false,
+  });
   assert.deepEqual(templateExtra({ tools: JSON.stringify([tool]) }), { tools: [tool] });
   assert.deepEqual(templateExtra({ tools: null, chat_template_kwargs: null }), {});
   assert.deepEqual(templateExtra({ tools: [] }), {});

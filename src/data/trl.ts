@@ -47,7 +47,8 @@ export function messagesOf(v: unknown, key: string): Message[] | Bad {
   if (v.length === 0) return { bad: `"${key}" is an empty list of messages` };
   for (let i = 0; i < v.length; i++) {
     const m = v[i] as Record<string, unknown> | null;
-    if (typeof m !== "object" || m === null || Array.isArray(m)) return { bad: `"${key}" message ${i} is not an object` };
+    if (typeof m !== "object" || m === null || Array.isArray(m))
+      return { bad: `"${key}" message ${i} is not an object` };
     if (typeof m.role !== "string") return { bad: `"${key}" message ${i} has no string "role"` };
     if (typeof m.content !== "string") return { bad: `"${key}" message ${i} has no string "content"` };
   }
@@ -58,18 +59,27 @@ export function messagesOf(v: unknown, key: string): Message[] | Bad {
 export function parsePreference(value: Record<string, unknown>): Preference | Bad {
   const { prompt, chosen, rejected } = value;
   const missing = (["chosen", "rejected"] as const).filter((k) => absent(value[k]));
-  if (missing.length) return { bad: `missing or non-string field${missing.length > 1 ? "s" : ""} ${missing.join(", ")}` };
+  if (missing.length)
+    return { bad: `missing or non-string field${missing.length > 1 ? "s" : ""} ${missing.join(", ")}` };
   if (Array.isArray(chosen) !== Array.isArray(rejected)) {
     return { bad: `"chosen" and "rejected" must both be strings or both lists of messages` };
   }
   if (!Array.isArray(chosen)) {
-    const wrong = (["prompt", "chosen", "rejected"] as const).filter((k) => !absent(value[k]) && typeof value[k] !== "string");
+    const wrong = (["prompt", "chosen", "rejected"] as const).filter(
+      (k) => !absent(value[k]) && typeof value[k] !== "string",
+    );
     if (wrong.length) return { bad: `missing or non-string field${wrong.length > 1 ? "s" : ""} ${wrong.join(", ")}` };
-    if (typeof prompt === "string") return { conversational: false, prompt, chosen: chosen as string, rejected: rejected as string, implicit: false };
+    if (typeof prompt === "string")
+      return { conversational: false, prompt, chosen: chosen as string, rejected: rejected as string, implicit: false };
     const split = extractPrompt([...(chosen as string)], [...(rejected as string)], (a, b) => a === b);
     if (isBad(split)) return split;
-    return { conversational: false, prompt: split.prompt.join(""), chosen: split.chosen.join(""),
-      rejected: split.rejected.join(""), implicit: true };
+    return {
+      conversational: false,
+      prompt: split.prompt.join(""),
+      chosen: split.chosen.join(""),
+      rejected: split.rejected.join(""),
+      implicit: true,
+    };
   }
   const c = messagesOf(chosen, "chosen");
   const r = messagesOf(rejected, "rejected");
@@ -81,18 +91,23 @@ export function parsePreference(value: Record<string, unknown>): Preference | Ba
   }
   const split = extractPrompt(c, r, sameJson);
   if (isBad(split)) return split;
-  if (split.prompt.length === 0) return { bad: `"chosen" and "rejected" share no leading message to take as the prompt` };
+  if (split.prompt.length === 0)
+    return { bad: `"chosen" and "rejected" share no leading message to take as the prompt` };
   return { conversational: true, ...split, implicit: true };
 }
 
 /** TRL's extract_prompt over code points or messages (see the top of the file). */
-export function extractPrompt<T>(chosen: T[], rejected: T[], same: (a: T, b: T) => boolean):
-  { prompt: T[]; chosen: T[]; rejected: T[] } | Bad {
+export function extractPrompt<T>(
+  chosen: T[],
+  rejected: T[],
+  same: (a: T, b: T) => boolean,
+): { prompt: T[]; chosen: T[]; rejected: T[] } | Bad {
   const m = Math.min(chosen.length, rejected.length);
   if (m === 0) return { bad: `empty ${chosen.length === 0 ? "chosen" : "rejected"} completion` };
   let at = 0;
   while (at < m && same(chosen[at], rejected[at])) at++;
-  if (at === m) at = m - 1; // one side is a prefix of the other: its last element stays a completion
+  if (at === m)
+    at = m - 1; // one side is a prefix of the other: its last element stays a completion
   else if (at > 0 && chosen[at - 1] === " ") at--; // the space before the split goes with the completions
   return { prompt: chosen.slice(0, at), chosen: chosen.slice(at), rejected: rejected.slice(at) };
 }
@@ -104,7 +119,10 @@ function sameJson(a: unknown, b: unknown): boolean {
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   const ka = Object.keys(a);
   const kb = Object.keys(b);
-  return ka.length === kb.length && ka.every((k) => k in b && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return (
+    ka.length === kb.length &&
+    ka.every((k) => k in b && sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
+  );
 }
 
 /** An SFT record in TRL's prompt-completion or language-modeling formats (question/answer is the caller's). */

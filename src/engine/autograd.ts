@@ -4,7 +4,7 @@
 
 import type { AttentionParams, BinaryOp, UnaryOp } from "../backend/backend.js";
 import { ShapeError } from "../core/errors.js";
-import { Tensor, empty, noGrad, ones, tidy } from "./tensor.js";
+import { type Tensor, empty, noGrad, ones, tidy } from "./tensor.js";
 import { VJPS, accumulate } from "./ops.js";
 
 /** Each primitive and the parameters its forward was called with. */
@@ -86,7 +86,8 @@ export function backward(root: Tensor, grad?: Tensor): void {
         if (!gi || !inp.requiresGrad) return;
         const prev = grads.get(inp);
         if (prev) grads.set(inp, accumulate(prev, gi));
-        else if (stored.has(gi)) grads.set(inp, gi.view(gi.shape)); // passed through, or returned twice
+        else if (stored.has(gi))
+          grads.set(inp, gi.view(gi.shape)); // passed through, or returned twice
         else {
           grads.set(inp, gi);
           stored.add(gi);

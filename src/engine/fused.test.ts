@@ -47,11 +47,19 @@ function run(be: Backend, f: (...xs: Tensor[]) => Tensor, inputs: Input[], dtype
   const results = tidy(() => {
     const y = f(...xs);
     const rng = new Rng(99);
-    const r = tensor(Array.from({ length: y.size }, () => rng.uniform(-1, 1)), y.shape, dtype, be);
+    const r = tensor(
+      Array.from({ length: y.size }, () => rng.uniform(-1, 1)),
+      y.shape,
+      dtype,
+      be,
+    );
     backward(op.sumAll(op.mul(y, r)));
     return [y, ...xs.filter((x) => x.requiresGrad).map((x) => x.grad!)].map((t) => Float64Array.from(t.toArray()));
   });
-  for (const x of xs) x.grad?.dispose(), x.dispose();
+  for (const x of xs) {
+    x.grad?.dispose();
+    x.dispose();
+  }
   return results;
 }
 
@@ -69,8 +77,14 @@ function maxRelErr(want: ArrayLike<number>, got: ArrayLike<number>): number {
 }
 
 /** The composed path on `be` (primitives only) against its fused kernels: output, then each input's gradient. */
-function sameOnBoth(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Input[], be: Backend = full,
-  dtype: "f32" | "f64" = "f64", tol = TOL): void {
+function sameOnBoth(
+  name: string,
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: Input[],
+  be: Backend = full,
+  dtype: "f32" | "f64" = "f64",
+  tol = TOL,
+): void {
   const want = run(be, f, inputs, dtype);
   const got = run(primitivesOnly(be), f, inputs, dtype);
   want.forEach((w, i) => {
@@ -91,7 +105,10 @@ function gradCheckComposed(name: string, f: (...xs: Tensor[]) => Tensor, inputs:
   const res = gradCheck(prims, f, xs);
   assert.ok(res.length > 0, `${name}: no input was checked`);
   for (const r of res) assert.ok(r.maxRelErr <= 1e-6, `${name} input ${r.input}: max rel err ${r.maxRelErr} > 1e-6`);
-  for (const t of xs) t.grad?.dispose(), t.dispose();
+  for (const t of xs) {
+    t.grad?.dispose();
+    t.dispose();
+  }
 }
 
 // Rotary tables for positions 0..7 of head size 6, with a little noise so no value is special.
@@ -106,33 +123,53 @@ function ropeTables(d: number): [Input, Input] {
       sin.push(Math.sin(angle));
     }
   }
-  return [{ shape: [8, d / 2], data: cos, kind: "const" }, { shape: [8, d / 2], data: sin, kind: "const" }];
+  return [
+    { shape: [8, d / 2], data: cos, kind: "const" },
+    { shape: [8, d / 2], data: sin, kind: "const" },
+  ];
 }
 
 /** Each fused op with inputs that reach its edge cases, as (name, f, inputs). */
 function cases(): [string, (...xs: Tensor[]) => Tensor, Input[]][] {
   const [cos, sin] = ropeTables(6);
   const [b, tq, tk, h, hkv, d] = [2, 3, 5, 4, 2, 4];
-  const qkv = (seed: number, tq_ = tq, tk_ = tk, h_ = h, hkv_ = hkv) =>
-    [randInput([b, tq_, h_, d], seed), randInput([b, tk_, hkv_, d], seed + 1), randInput([b, tk_, hkv_, d], seed + 2)];
+  const qkv = (seed: number, tq_ = tq, tk_ = tk, h_ = h, hkv_ = hkv) => [
+    randInput([b, tq_, h_, d], seed),
+    randInput([b, tk_, hkv_, d], seed + 1),
+    randInput([b, tk_, hkv_, d], seed + 2),
+  ];
   return [
     ["rmsnorm (3, 17)", (x, w) => op.rmsnorm(x, w, 1e-5), [randInput([3, 17], 1), randInput([17], 2, 0.5, 1.5)]],
     ["rmsnorm (2, 1, 33)", (x, w) => op.rmsnorm(x, w, 1e-6), [randInput([2, 1, 33], 3), randInput([33], 4)]],
-    ["rope", (x, c, s, p) => op.rope(x, c, s, p),
-      [randInput([2, 3, 2, 6], 5), cos, sin, ids([0, 1, 2, 5, 6, 7], [2, 3])]],
-    ["rope, one batch row", (x, c, s, p) => op.rope(x, c, s, p),
-      [randInput([1, 2, 3, 6], 6), cos, sin, ids([4, 0], [1, 2])]],
+    [
+      "rope",
+      (x, c, s, p) => op.rope(x, c, s, p),
+      [randInput([2, 3, 2, 6], 5), cos, sin, ids([0, 1, 2, 5, 6, 7], [2, 3])],
+    ],
+    [
+      "rope, one batch row",
+      (x, c, s, p) => op.rope(x, c, s, p),
+      [randInput([1, 2, 3, 6], 6), cos, sin, ids([4, 0], [1, 2])],
+    ],
     ["attention causal, KV prefix, GQA", (q, k, v) => op.attention(q, k, v), qkv(10)],
-    ["attention + padding, a query that sees no key", (q, k, v, m) => op.attention(q, k, v, { keyMask: m }),
-      [...qkv(20, 3, 3), ids([0, 0, 1, 1, 1, 0], [b, 3])]],
-    ["attention non-causal + padding, scale 0.7",
+    [
+      "attention + padding, a query that sees no key",
+      (q, k, v, m) => op.attention(q, k, v, { keyMask: m }),
+      [...qkv(20, 3, 3), ids([0, 0, 1, 1, 1, 0], [b, 3])],
+    ],
+    [
+      "attention non-causal + padding, scale 0.7",
       (q, k, v, m) => op.attention(q, k, v, { causal: false, scale: 0.7, keyMask: m }),
-      [...qkv(30), ids([0, 1, 1, 1, 1, 1, 1, 0, 1, 1], [b, tk])]],
+      [...qkv(30), ids([0, 1, 1, 1, 1, 1, 1, 0, 1, 1], [b, tk])],
+    ],
     ["attention multi-head, Tq = Tk = 7", (q, k, v) => op.attention(q, k, v), qkv(40, 7, 7, 3, 3)],
     ["logSoftmax (3, 17)", (x) => op.logSoftmax(x), [randInput([3, 17], 50, -3, 3)]],
     ["logSoftmax (2, 1, 257)", (x) => op.logSoftmax(x), [randInput([2, 1, 257], 51, -30, 30)]],
-    ["tokenLogprobs with an ignored target", (x, t) => op.tokenLogprobs(x, t),
-      [randInput([2, 3, 17], 60, -3, 3), ids([4, -100, 16, 0, 3, -1], [2, 3])]],
+    [
+      "tokenLogprobs with an ignored target",
+      (x, t) => op.tokenLogprobs(x, t),
+      [randInput([2, 3, 17], 60, -3, 3), ids([4, -100, 16, 0, 3, -1], [2, 3])],
+    ],
   ];
 }
 
@@ -160,8 +197,10 @@ test("composed attention: a query that sees no key gives zeros; composed tokenLo
 test("a backend with a fused forward but not its backward is an error that names both", () => {
   const halfDone: Backend = { ...prims, rmsnorm: (...args) => full.rmsnorm(...args) };
   const x = tensor([1, 2, 3], [1, 3], "f64", halfDone);
-  assert.throws(() => op.rmsnorm(x, tensor([1, 1, 1], [3], "f64", halfDone), 1e-5),
-    (e: unknown) => e instanceof BackendError && /implements rmsnorm but not rmsnormGrad/.test(e.message));
+  assert.throws(
+    () => op.rmsnorm(x, tensor([1, 1, 1], [3], "f64", halfDone), 1e-5),
+    (e: unknown) => e instanceof BackendError && /implements rmsnorm but not rmsnormGrad/.test(e.message),
+  );
 });
 
 test("the reference and native backends take every fused path; primitivesOnly takes none", () => {
@@ -173,9 +212,17 @@ test("the reference and native backends take every fused path; primitivesOnly ta
 });
 
 const TOY: LlamaConfig = {
-  vocab_size: 16, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 16,
-  tie_word_embeddings: false, attention_bias: false,
+  vocab_size: 16,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 16,
+  tie_word_embeddings: false,
+  attention_bias: false,
 };
 const SEQ = [3, 7, 1, 12, 3, 7, 9, 0, 14, 3, 7, 1, 12];
 
@@ -199,18 +246,24 @@ function trainToy(be: Backend, dtype: "f32" | "f64", steps: number): ToyRun {
   let grads: Float64Array[] = [];
   for (let s = 0; s < steps; s++) {
     zeroGrad(model.parameters());
-    losses.push(tidy(() => {
-      const loss = crossEntropy(model.forward(inputs, { keyMask }), targets);
-      backward(loss);
-      return loss.item();
-    }));
+    losses.push(
+      tidy(() => {
+        const loss = crossEntropy(model.forward(inputs, { keyMask }), targets);
+        backward(loss);
+        return loss.item();
+      }),
+    );
     if (s === 0) grads = model.parameters().map((p) => Float64Array.from(p.grad!.toArray()));
     clipGradNorm(model.parameters(), 1.0);
     opt.step();
     live.push(be.liveBuffers());
   }
   const params = model.parameters().map((p) => Float64Array.from(p.toArray()));
-  inputs.dispose(), targets.dispose(), keyMask.dispose(), opt.dispose(), model.dispose();
+  inputs.dispose();
+  targets.dispose();
+  keyMask.dispose();
+  opt.dispose();
+  model.dispose();
   return { losses, grads, params, live };
 }
 
@@ -227,7 +280,10 @@ test("a 2-layer decoder trains the same on primitives only as on the fused refer
   assert.ok(want.losses[2] < want.losses[0], `the loss should fall: ${want.losses}`);
   assert.ok(want.grads.length === got.grads.length && want.grads.length > 0, "every parameter has a gradient");
   for (const [what, err] of Object.entries(errs)) assert.ok(err <= TOL, `${what} differ by ${err} > ${TOL}`);
-  assert.ok(got.live.every((n) => n === got.live[0]), `live buffers changed across composed steps: ${got.live}`);
+  assert.ok(
+    got.live.every((n) => n === got.live[0]),
+    `live buffers changed across composed steps: ${got.live}`,
+  );
   assert.equal(full.liveBuffers(), before, "disposing the model and optimizer frees every buffer");
 });
 

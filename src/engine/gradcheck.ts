@@ -4,7 +4,7 @@ import type { Backend } from "../backend/backend.js";
 import { Rng } from "../core/rng.js";
 import { backward } from "./autograd.js";
 import { mul, sumAll } from "./ops.js";
-import { Tensor, tensor, tidy } from "./tensor.js";
+import { type Tensor, tensor, tidy } from "./tensor.js";
 
 export interface GradCheckResult {
   input: number;
@@ -16,15 +16,28 @@ export interface GradCheckResult {
  * Compares autograd gradients of L = sum(f(inputs) * R), R fixed random weights, with central differences
  * (step h) for each float input that requires grad. Inputs must be f64 tensors on `backend`.
  */
-export function gradCheck(backend: Backend, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], seed = 1,
-  h = 1e-6): GradCheckResult[] {
+export function gradCheck(
+  backend: Backend,
+  f: (...xs: Tensor[]) => Tensor,
+  inputs: Tensor[],
+  seed = 1,
+  h = 1e-6,
+): GradCheckResult[] {
   const rng = new Rng(seed);
   const out0 = tidy(() => f(...inputs).keep());
-  const r = tensor(Array.from({ length: out0.size }, () => rng.uniform(-1, 1)), out0.shape, "f64", backend);
+  const r = tensor(
+    Array.from({ length: out0.size }, () => rng.uniform(-1, 1)),
+    out0.shape,
+    "f64",
+    backend,
+  );
   out0.dispose();
   const loss = (xs: Tensor[]) => tidy(() => sumAll(mul(f(...xs), r)).item());
 
-  for (const x of inputs) x.grad?.dispose(), (x.grad = null);
+  for (const x of inputs) {
+    x.grad?.dispose();
+    x.grad = null;
+  }
   tidy(() => backward(sumAll(mul(f(...inputs), r))));
 
   const results: GradCheckResult[] = [];

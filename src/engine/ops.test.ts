@@ -9,7 +9,7 @@ import { Rng } from "../core/rng.js";
 import { gradCheck } from "./gradcheck.js";
 import * as op from "./ops.js";
 import { crossEntropy, linear, mean, softmax } from "./nn.js";
-import { Tensor, tensor, tidy } from "./tensor.js";
+import { type Tensor, tensor, tidy } from "./tensor.js";
 import { backward } from "./autograd.js";
 
 const be = referenceBackend();
@@ -18,7 +18,12 @@ const TOL = 1e-6; // max |analytic - numeric| / max(1, |numeric|) for h = 1e-6 i
 function rand(shape: number[], seed: number, lo = -1, hi = 1, grad = true): Tensor {
   const rng = new Rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  const t = tensor(Array.from({ length: n }, () => rng.uniform(lo, hi)), shape, "f64", be);
+  const t = tensor(
+    Array.from({ length: n }, () => rng.uniform(lo, hi)),
+    shape,
+    "f64",
+    be,
+  );
   t.requiresGrad = grad;
   return t;
 }
@@ -33,7 +38,10 @@ function check(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], t
   for (const r of res) {
     assert.ok(r.maxRelErr <= tol, `${name} input ${r.input}: max rel err ${r.maxRelErr.toExponential(2)} > ${tol}`);
   }
-  for (const t of inputs) t.grad?.dispose(), t.dispose();
+  for (const t of inputs) {
+    t.grad?.dispose();
+    t.dispose();
+  }
 }
 
 test("matmul: plain, transposed operands, batched, broadcast batch, folded leading dims", () => {
@@ -56,7 +64,10 @@ test("matmul: plain, transposed operands, batched, broadcast batch, folded leadi
 test("binary ops with broadcasting", () => {
   const shapes: [number[], number[]][] = [
     [[257], [257]],
-    [[3, 1, 5], [4, 1]],
+    [
+      [3, 1, 5],
+      [4, 1],
+    ],
     [[1], [3, 17]],
     [[33, 3], [3]],
   ];
@@ -95,8 +106,11 @@ test("reshape, permute, transpose, slice, concat", () => {
   check("transpose", (x) => op.transpose(x), [rand([33, 3], 73)]);
   check("slice mid axis", (x) => op.slice(x, 1, 4, 9), [rand([3, 17, 2], 74)]);
   check("slice last axis", (x) => op.slice(x, -1, 1, 1), [rand([3, 3], 75)]);
-  check("concat axis 1", (a, b, c) => op.concat([a, b, c], 1),
-    [rand([2, 3, 2], 76), rand([2, 1, 2], 77), rand([2, 17, 2], 78)]);
+  check("concat axis 1", (a, b, c) => op.concat([a, b, c], 1), [
+    rand([2, 3, 2], 76),
+    rand([2, 1, 2], 77),
+    rand([2, 17, 2], 78),
+  ]);
   check("concat axis 0", (a, b) => op.concat([a, b], 0), [rand([1, 3], 79), rand([3, 3], 80)]);
 });
 
@@ -127,20 +141,34 @@ test("rope", () => {
   const s = tensor(sin, [8, d / 2], "f64", be);
   const pos = ints([0, 1, 2, 5, 6, 7], [b, t]);
   check("rope", (x) => op.rope(x, c, s, pos), [rand([b, t, h, d], 111)]);
-  c.dispose(), s.dispose(), pos.dispose();
+  c.dispose();
+  s.dispose();
+  pos.dispose();
 });
 
 test("attention: causal, prefix, grouped-query, padding mask, non-causal", () => {
   const [b, tq, tk, h, hkv, d] = [2, 3, 5, 4, 2, 4];
-  check("attention causal prefix gqa", (q, k, v) => op.attention(q, k, v),
-    [rand([b, tq, h, d], 120), rand([b, tk, hkv, d], 121), rand([b, tk, hkv, d], 122)]);
+  check("attention causal prefix gqa", (q, k, v) => op.attention(q, k, v), [
+    rand([b, tq, h, d], 120),
+    rand([b, tk, hkv, d], 121),
+    rand([b, tk, hkv, d], 122),
+  ]);
   const mask = ints([0, 1, 1, 1, 1, 1, 1, 0, 1, 1], [b, tk]);
-  check("attention masked", (q, k, v) => op.attention(q, k, v, { keyMask: mask }),
-    [rand([b, tq, h, d], 123), rand([b, tk, hkv, d], 124), rand([b, tk, hkv, d], 125)]);
-  check("attention non-causal, scale 0.7", (q, k, v) => op.attention(q, k, v, { causal: false, scale: 0.7 }),
-    [rand([1, 3, 1, 3], 126), rand([1, 3, 1, 3], 127), rand([1, 3, 1, 3], 128)]);
-  check("attention Tq = Tk = 17", (q, k, v) => op.attention(q, k, v),
-    [rand([1, 17, 2, 2], 129), rand([1, 17, 1, 2], 130), rand([1, 17, 1, 2], 131)]);
+  check("attention masked", (q, k, v) => op.attention(q, k, v, { keyMask: mask }), [
+    rand([b, tq, h, d], 123),
+    rand([b, tk, hkv, d], 124),
+    rand([b, tk, hkv, d], 125),
+  ]);
+  check("attention non-causal, scale 0.7", (q, k, v) => op.attention(q, k, v, { causal: false, scale: 0.7 }), [
+    rand([1, 3, 1, 3], 126),
+    rand([1, 3, 1, 3], 127),
+    rand([1, 3, 1, 3], 128),
+  ]);
+  check("attention Tq = Tk = 17", (q, k, v) => op.attention(q, k, v), [
+    rand([1, 17, 2, 2], 129),
+    rand([1, 17, 1, 2], 130),
+    rand([1, 17, 1, 2], 131),
+  ]);
   mask.dispose();
 });
 
@@ -186,6 +214,9 @@ test("a tidy scope leaves no live buffers; shape errors name the shapes", () => 
   tidy(() => backward(op.sumAll(op.silu(linear(x, w)))));
   assert.equal(be.liveBuffers(), before + 4, "only x, w and their two grads stay");
   assert.throws(() => op.matmul(x, w), /matmul: inner dims differ \(4 vs 5\) \[a=\(3, 4\) b=\(5, 4\)\]/);
-  x.grad?.dispose(), w.grad?.dispose(), x.dispose(), w.dispose();
+  x.grad?.dispose();
+  w.grad?.dispose();
+  x.dispose();
+  w.dispose();
   assert.equal(be.liveBuffers(), before);
 });

@@ -8,12 +8,17 @@ import type { BinaryOp, UnaryOp } from "../backend/backend.js";
 import { fused, hasFused } from "../backend/backend.js";
 import { DTypeError, IndexError, ShapeError } from "../core/errors.js";
 import type { Node, Primitive, PrimitiveParams, Vjp } from "./autograd.js";
-import { Tensor, empty, full, isGradEnabled, noGrad, numel, tensor, tidy, zeros } from "./tensor.js";
+import { type Tensor, empty, full, isGradEnabled, noGrad, numel, tensor, tidy, zeros } from "./tensor.js";
 
 // --- recording ---
 
-function record<P extends Primitive>(prim: P, inputs: Tensor[], params: PrimitiveParams[P], out: Tensor,
-  saved: Tensor[] = []): Tensor {
+function record<P extends Primitive>(
+  prim: P,
+  inputs: Tensor[],
+  params: PrimitiveParams[P],
+  out: Tensor,
+  saved: Tensor[] = [],
+): Tensor {
   if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     out.node = { prim, inputs, params, saved } as Node;
@@ -26,7 +31,8 @@ function record<P extends Primitive>(prim: P, inputs: Tensor[], params: Primitiv
 function sameBackend(op: string, ts: Tensor[]): void {
   const b = ts[0].backend;
   for (const t of ts) {
-    if (t.backend !== b) throw new DTypeError(`${op}: tensors live on different backends (${b.name}, ${t.backend.name})`);
+    if (t.backend !== b)
+      throw new DTypeError(`${op}: tensors live on different backends (${b.name}, ${t.backend.name})`);
   }
 }
 
@@ -46,7 +52,8 @@ function intOnly(op: string, t: Tensor): void {
 
 export function normAxis(axis: number, rank: number, op = "axis"): number {
   const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new ShapeError(op, { rank: [rank] }, `axis ${axis} out of range`);
+  if (!Number.isInteger(a) || a < 0 || a >= rank)
+    throw new ShapeError(op, { rank: [rank] }, `axis ${axis} out of range`);
   return a;
 }
 
@@ -109,7 +116,12 @@ function mm3(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
   const batch = Math.max(nA, nB);
   const out = empty([batch, m, n], a.dtype, a.backend);
   a.backend.matmul(a.buf, b.buf, out.buf, {
-    batch, m, n, k, transA, transB,
+    batch,
+    m,
+    n,
+    k,
+    transA,
+    transB,
     strideA: nA === 1 ? 0 : m * k,
     strideB: nB === 1 ? 0 : k * n,
     accumulate: false,
@@ -119,12 +131,8 @@ function mm3(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
 
 // C = op(A) op(B):  d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC  (then summed over a broadcast batch)
 const vjpMatmul: Vjp<"matmul"> = (g, { inputs: [a, b], params: { transA, transB } }) => {
-  const da = a.requiresGrad
-    ? (transA ? mm3(b, g, transB, true) : mm3(g, b, false, !transB))
-    : null;
-  const db = b.requiresGrad
-    ? (transB ? mm3(g, a, true, transA) : mm3(a, g, !transA, false))
-    : null;
+  const da = a.requiresGrad ? (transA ? mm3(b, g, transB, true) : mm3(g, b, false, !transB)) : null;
+  const db = b.requiresGrad ? (transB ? mm3(g, a, true, transA) : mm3(a, g, !transA, false)) : null;
   return [da && sumBatchTo(da, a.shape), db && sumBatchTo(db, b.shape)];
 };
 
@@ -187,10 +195,13 @@ const vjpBinary: Vjp<"binary"> = (g, { inputs: [a, b], params: { op } }) => {
     case "mul": // d(ab) = (g b, g a)
       return [a.requiresGrad ? ga(mul(g, b)) : null, b.requiresGrad ? gb(mul(g, a)) : null];
     case "div": // d(a/b) = (g / b, -g a / b^2)
-      return [a.requiresGrad ? ga(div(g, b)) : null,
-        b.requiresGrad ? gb(unary("neg", div(mul(g, a), mul(b, b)))) : null];
+      return [
+        a.requiresGrad ? ga(div(g, b)) : null,
+        b.requiresGrad ? gb(unary("neg", div(mul(g, a), mul(b, b)))) : null,
+      ];
     case "maximum": // d max(a,b) = (g [a > b], g [a <= b])
-    case "minimum": { // d min(a,b) = (g [a < b], g [a >= b])
+    case "minimum": {
+      // d min(a,b) = (g [a < b], g [a >= b])
       const diff = op === "maximum" ? sub(a, b) : sub(b, a);
       const toA = unaryGradOf("relu", diff, broadcastTo(g, diff.shape));
       return [ga(toA), b.requiresGrad ? gb(sub(broadcastTo(g, diff.shape), toA)) : null];
@@ -204,7 +215,11 @@ const vjpBinary: Vjp<"binary"> = (g, { inputs: [a, b], params: { op } }) => {
 export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
   const full = padTo(x.shape, shape.length);
   if (full.every((s, i) => s === shape[i])) return x;
-  const z = zeros(shape.map((s, i) => (full[i] === s ? 1 : s)), x.dtype, x.backend);
+  const z = zeros(
+    shape.map((s, i) => (full[i] === s ? 1 : s)),
+    x.dtype,
+    x.backend,
+  );
   return add(x, z);
 }
 
@@ -248,7 +263,11 @@ export function sum(x: Tensor, axis: number, keepDims = false): Tensor {
   floatOnly("sum", x);
   const ax = normAxis(axis, x.rank, "sum");
   const [outer, n, inner] = around(x.shape, ax);
-  const out = empty(x.shape.map((s, i) => (i === ax ? 1 : s)), x.dtype, x.backend);
+  const out = empty(
+    x.shape.map((s, i) => (i === ax ? 1 : s)),
+    x.dtype,
+    x.backend,
+  );
   x.backend.reduce("sum", x.buf, outer, n, inner, out.buf);
   const r = record("sum", [x], { axis: ax }, out);
   return keepDims ? r : squeezeAxis(r, ax);
@@ -262,7 +281,11 @@ export function max(x: Tensor, axis: number, keepDims = false): Tensor {
   floatOnly("max", x);
   const ax = normAxis(axis, x.rank, "max");
   const [outer, n, inner] = around(x.shape, ax);
-  const out = empty(x.shape.map((s, i) => (i === ax ? 1 : s)), x.dtype, x.backend);
+  const out = empty(
+    x.shape.map((s, i) => (i === ax ? 1 : s)),
+    x.dtype,
+    x.backend,
+  );
   x.backend.reduce("max", x.buf, outer, n, inner, out.buf);
   const r = record("max", [x], { axis: ax }, out);
   return keepDims ? r : squeezeAxis(r, ax);
@@ -277,7 +300,10 @@ const vjpMax: Vjp<"max"> = (g, { inputs: [x], params: { axis } }) => {
 };
 
 function squeezeAxis(x: Tensor, axis: number): Tensor {
-  return reshape(x, x.shape.filter((_, i) => i !== axis));
+  return reshape(
+    x,
+    x.shape.filter((_, i) => i !== axis),
+  );
 }
 
 /** Sum of every element, as a scalar tensor of shape []. */
@@ -304,7 +330,11 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank || [...perm].sort((p, q) => p - q).some((p, i) => p !== i)) {
     throw new ShapeError("permute", { x: x.shape, perm }, "perm must reorder every axis once");
   }
-  const out = empty(perm.map((p) => x.shape[p]), x.dtype, x.backend);
+  const out = empty(
+    perm.map((p) => x.shape[p]),
+    x.dtype,
+    x.backend,
+  );
   x.backend.permute(x.buf, x.shape as number[], [...perm], out.buf);
   return record("permute", [x], { perm: [...perm] }, out);
 }
@@ -332,7 +362,11 @@ export function slice(x: Tensor, axis: number, start: number, len: number): Tens
     throw new ShapeError("slice", { x: x.shape }, `range [${start}, ${start + len}) outside axis ${ax}`);
   }
   const [outer, n, inner] = around(x.shape, ax);
-  const out = empty(x.shape.map((s, i) => (i === ax ? len : s)), x.dtype, x.backend);
+  const out = empty(
+    x.shape.map((s, i) => (i === ax ? len : s)),
+    x.dtype,
+    x.backend,
+  );
   x.backend.copyRange(x.buf, n, start, out.buf, len, 0, outer, len, inner, false);
   return record("slice", [x], { axis: ax, start, len }, out);
 }
@@ -352,11 +386,19 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   const ax = normAxis(axis, xs[0].rank, "concat");
   for (const t of xs) {
     if (t.rank !== xs[0].rank || t.dtype !== xs[0].dtype || t.shape.some((s, i) => i !== ax && s !== xs[0].shape[i])) {
-      throw new ShapeError("concat", Object.fromEntries(xs.map((t, i) => [`x${i}`, t.shape])), `shapes differ off axis ${ax}`);
+      throw new ShapeError(
+        "concat",
+        Object.fromEntries(xs.map((t, i) => [`x${i}`, t.shape])),
+        `shapes differ off axis ${ax}`,
+      );
     }
   }
   const total = xs.reduce((p, t) => p + t.shape[ax], 0);
-  const out = empty(xs[0].shape.map((s, i) => (i === ax ? total : s)), xs[0].dtype, xs[0].backend);
+  const out = empty(
+    xs[0].shape.map((s, i) => (i === ax ? total : s)),
+    xs[0].dtype,
+    xs[0].backend,
+  );
   let at = 0;
   for (const t of xs) {
     const [outer, n, inner] = around(t.shape, ax);
@@ -447,8 +489,11 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor): Tensor {
   intOnly("rope", pos);
   const [b, t, h, d] = x.shape;
   if (x.rank !== 4 || d % 2 !== 0 || cos.shape[1] !== d / 2 || sin.shape[1] !== d / 2 || pos.size !== b * t) {
-    throw new ShapeError("rope", { x: x.shape, cos: cos.shape, sin: sin.shape, pos: pos.shape },
-      "need x (B, T, H, D) with even D, cos/sin (P, D/2), pos (B, T)");
+    throw new ShapeError(
+      "rope",
+      { x: x.shape, cos: cos.shape, sin: sin.shape, pos: pos.shape },
+      "need x (B, T, H, D) with even D, cos/sin (P, D/2), pos (B, T)",
+    );
   }
   const be = x.backend;
   if (!hasFused(be, "rope")) return composed([x, cos, sin], () => ropeComposed(x, cos, sin, pos));
@@ -491,11 +536,21 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const [b, tq, h, d] = q.shape;
   const [bk, tk, hkv, dk] = k.shape;
   const mask = opts.keyMask ?? null;
-  const bad = q.rank !== 4 || k.rank !== 4 || v.shape.join() !== k.shape.join() || bk !== b || dk !== d ||
-    h % hkv !== 0 || tk < tq || (mask !== null && mask.size !== b * tk);
+  const bad =
+    q.rank !== 4 ||
+    k.rank !== 4 ||
+    v.shape.join() !== k.shape.join() ||
+    bk !== b ||
+    dk !== d ||
+    h % hkv !== 0 ||
+    tk < tq ||
+    (mask !== null && mask.size !== b * tk);
   if (bad) {
-    throw new ShapeError("attention", { q: q.shape, k: k.shape, v: v.shape, ...(mask ? { mask: mask.shape } : {}) },
-      "need q (B, Tq, H, D), k = v (B, Tk, Hkv, D) with Tk >= Tq, H % Hkv = 0, mask (B, Tk)");
+    throw new ShapeError(
+      "attention",
+      { q: q.shape, k: k.shape, v: v.shape, ...(mask ? { mask: mask.shape } : {}) },
+      "need q (B, Tq, H, D), k = v (B, Tk, Hkv, D) with Tk >= Tq, H % Hkv = 0, mask (B, Tk)",
+    );
   }
   if (mask) intOnly("attention mask", mask);
   const params = { scale: opts.scale ?? 1 / Math.sqrt(d), causal: opts.causal ?? true };
@@ -509,8 +564,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 
 // O = softmax(s Q K^T + bias) V, bias = 0 where a query may see a key, -inf elsewhere (causal order, padding).
 // Query heads gG .. gG + G - 1 share key/value head g (G = H / Hkv), so each (b, g) is one (G Tq, Tk) product.
-function attentionComposed(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null,
-  { scale: s, causal }: PrimitiveParams["attention"]): Tensor {
+function attentionComposed(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  mask: Tensor | null,
+  { scale: s, causal }: PrimitiveParams["attention"],
+): Tensor {
   const [b, tq, h, d] = q.shape;
   const [, tk, hkv] = k.shape;
   const group = h / hkv;
@@ -528,7 +588,10 @@ function attentionComposed(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null,
   const m = noGrad(() => maximum(max(scores, -1, true), floor)); // (B, Hkv, G, Tq, 1)
   const e = exp(sub(scores, m)); // (B, Hkv, G, Tq, Tk), 0 where hidden
   const z = sum(e, -1, true); // (B, Hkv, G, Tq, 1): >= 1 where a row sees a key (its max gives exp(0)), else 0
-  const zSafe = add(z, noGrad(() => relu(addScalar(neg(z), 1)))); // a row that sees no key divides 0 by 1
+  const zSafe = add(
+    z,
+    noGrad(() => relu(addScalar(neg(z), 1))),
+  ); // a row that sees no key divides 0 by 1
   const ev = matmul(reshape(e, [b, hkv, group * tq, tk]), vg); // (B, Hkv, G Tq, D)
   const o = div(ev, reshape(zSafe, [b, hkv, group * tq, 1])); // (B, Hkv, G Tq, D)
   return permute(reshape(o, [b, h, tq, d]), [0, 2, 1, 3]); // (B, Tq, H, D)
@@ -548,8 +611,19 @@ const vjpAttention: Vjp<"attention"> = (g, { inputs: [q, k, v, mask], params, sa
   const dq = empty(q.shape, q.dtype, q.backend);
   const dk = empty(k.shape, k.dtype, k.backend);
   const dv = empty(v.shape, v.dtype, v.backend);
-  fused(q.backend, "attention").attentionGrad(q.buf, k.buf, v.buf, mask?.buf ?? null, out.buf, lse.buf, g.buf,
-    dq.buf, dk.buf, dv.buf, { b, tq, tk, h, hkv, d, ...params });
+  fused(q.backend, "attention").attentionGrad(
+    q.buf,
+    k.buf,
+    v.buf,
+    mask?.buf ?? null,
+    out.buf,
+    lse.buf,
+    g.buf,
+    dq.buf,
+    dk.buf,
+    dv.buf,
+    { b, tq, tk, h, hkv, d, ...params },
+  );
   return [dq, dk, dv, null];
 };
 
@@ -620,8 +694,15 @@ function tokenLogprobsComposed(logits: Tensor, targets: Tensor): Tensor {
 const vjpTokenLogprobs: Vjp<"tokenLogprobs"> = (g, { inputs: [logits, targets], saved: [lse] }) => {
   const v = logits.shape[logits.rank - 1];
   const dx = empty(logits.shape, logits.dtype, logits.backend);
-  fused(logits.backend, "tokenLogprobs").tokenLogprobsGrad(logits.buf, targets.buf, lse.buf, g.buf, dx.buf,
-    logits.size / v, v);
+  fused(logits.backend, "tokenLogprobs").tokenLogprobsGrad(
+    logits.buf,
+    targets.buf,
+    lse.buf,
+    g.buf,
+    dx.buf,
+    logits.size / v,
+    v,
+  );
   return [dx, null];
 };
 

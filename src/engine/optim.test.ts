@@ -22,12 +22,20 @@ test("AdamW's first step moves each weight by lr * sign(grad) after decoupled de
   const got = Array.from(p.toArray());
   const want = [0.5 * 0.95 - 0.1, -1.0 * 0.95 + 0.1, 2.0 * 0.95 - 0.1];
   got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) < 1e-9, `weight ${i}: ${g} vs ${want[i]}`));
-  opt.dispose(), p.grad.dispose(), p.dispose();
+  opt.dispose();
+  p.grad.dispose();
+  p.dispose();
 });
 
 test("AdamW over 5 steps equals the PyTorch formula written out", () => {
   const p = param([0.1, -0.2]);
-  const grads = [[1, -1], [0.5, 0.2], [-0.3, 0.3], [2, 0], [0.1, -0.4]];
+  const grads = [
+    [1, -1],
+    [0.5, 0.2],
+    [-0.3, 0.3],
+    [2, 0],
+    [0.1, -0.4],
+  ];
   const [lr, b1, b2, eps, wd] = [0.01, 0.9, 0.95, 1e-8, 0.1];
   const opt = new AdamW([p], { lr, beta1: b1, beta2: b2, eps, weightDecay: wd });
   const w = [0.1, -0.2];
@@ -48,7 +56,9 @@ test("AdamW over 5 steps equals the PyTorch formula written out", () => {
   });
   const got = Array.from(p.toArray());
   got.forEach((x, i) => assert.ok(Math.abs(x - w[i]) < 1e-12, `weight ${i}: ${x} vs ${w[i]}`));
-  opt.dispose(), p.grad?.dispose(), p.dispose();
+  opt.dispose();
+  p.grad?.dispose();
+  p.dispose();
 });
 
 test("clipGradNorm scales gradients to the max norm and reports the norm before", () => {
@@ -63,5 +73,8 @@ test("clipGradNorm scales gradients to the max norm and reports the norm before"
   assert.equal(clipGradNorm([a, b], 10), gradNorm([a, b]), "below the max nothing changes");
   zeroGrad([a, b]);
   assert.equal(gradNorm([a, b]), 0);
-  for (const t of [a, b]) t.grad?.dispose(), t.dispose();
+  for (const t of [a, b]) {
+    t.grad?.dispose();
+    t.dispose();
+  }
 });

@@ -23,7 +23,10 @@ export class AdamW {
   stepCount = 0;
   private readonly o: Required<Omit<AdamWOptions, "noDecay">> & Pick<AdamWOptions, "noDecay">;
 
-  constructor(readonly params: Tensor[], opts: AdamWOptions) {
+  constructor(
+    readonly params: Tensor[],
+    opts: AdamWOptions,
+  ) {
     this.o = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, ...opts };
     this.m = params.map((p) => zeros(p.shape, p.dtype, p.backend).keep());
     this.v = params.map((p) => zeros(p.shape, p.dtype, p.backend).keep());
@@ -51,13 +54,20 @@ export class AdamW {
 // PyTorch AdamW, as reference.ts's fused kernel:  p *= 1 - lr wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
 //                p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 function adamwComposed(p: Tensor, g: Tensor, m: Tensor, v: Tensor, o: AdamWParams): void {
-  noGrad(() => tidy(() => {
-    const m2 = add(scale(m, o.beta1), scale(g, 1 - o.beta1));
-    const v2 = add(scale(v, o.beta2), scale(square(g), 1 - o.beta2));
-    const denom = addScalar(scale(sqrt(v2), 1 / Math.sqrt(1 - o.beta2 ** o.step)), o.eps);
-    const p2 = sub(scale(p, 1 - o.lr * o.weightDecay), scale(div(m2, denom), o.lr / (1 - o.beta1 ** o.step)));
-    for (const [to, from] of [[m, m2], [v, v2], [p, p2]]) copyInto(to, from, false);
-  }));
+  noGrad(() =>
+    tidy(() => {
+      const m2 = add(scale(m, o.beta1), scale(g, 1 - o.beta1));
+      const v2 = add(scale(v, o.beta2), scale(square(g), 1 - o.beta2));
+      const denom = addScalar(scale(sqrt(v2), 1 / Math.sqrt(1 - o.beta2 ** o.step)), o.eps);
+      const p2 = sub(scale(p, 1 - o.lr * o.weightDecay), scale(div(m2, denom), o.lr / (1 - o.beta1 ** o.step)));
+      for (const [to, from] of [
+        [m, m2],
+        [v, v2],
+        [p, p2],
+      ])
+        copyInto(to, from, false);
+    }),
+  );
 }
 
 /** to (+)= from, elementwise, in place (same size). */

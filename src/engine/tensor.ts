@@ -15,7 +15,10 @@ import type { Node } from "./autograd.js";
 
 class Storage {
   refs = 1;
-  constructor(readonly backend: Backend, readonly buf: Buf) {}
+  constructor(
+    readonly backend: Backend,
+    readonly buf: Buf,
+  ) {}
   release(): void {
     if (--this.refs === 0) this.backend.dispose(this.buf);
   }
@@ -36,7 +39,11 @@ export class Tensor {
   private disposed_ = false;
   private kept = false;
 
-  constructor(readonly shape: readonly number[], readonly dtype: DType, private storage: Storage) {
+  constructor(
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    private storage: Storage,
+  ) {
     this.size = numel(shape);
     if (this.size !== storage.buf.size) {
       throw new ShapeError("Tensor", { shape }, `needs ${this.size} elements, buffer has ${storage.buf.size}`);
@@ -185,8 +192,12 @@ export function ones(shape: readonly number[], dtype: DType = "f32", backend?: B
 }
 
 /** A tensor holding `data` (copied), with the given shape. */
-export function tensor(data: ArrayLike<number>, shape: readonly number[] = [data.length], dtype: DType = "f32",
-  backend?: Backend): Tensor {
+export function tensor(
+  data: ArrayLike<number>,
+  shape: readonly number[] = [data.length],
+  dtype: DType = "f32",
+  backend?: Backend,
+): Tensor {
   if (numel(shape) !== data.length) {
     throw new ShapeError("tensor", { shape }, `data has ${data.length} elements`);
   }

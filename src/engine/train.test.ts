@@ -12,9 +12,17 @@ import { AdamW, clipGradNorm, zeroGrad } from "./optim.js";
 import { tensor, tidy } from "./tensor.js";
 
 const TOY: LlamaConfig = {
-  vocab_size: 16, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 32,
-  tie_word_embeddings: false, attention_bias: false,
+  vocab_size: 16,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 32,
+  tie_word_embeddings: false,
+  attention_bias: false,
 };
 const LOSS_AFTER_50 = 0.05; // from ln 16 = 2.77 at the start (measured: about 0.0015 on both backends)
 
@@ -41,11 +49,17 @@ function train(be: Backend, steps: number) {
     losses.push(loss);
     live.push(be.liveBuffers());
   }
-  ids.dispose(), targets.dispose(), opt.dispose(), model.dispose();
+  ids.dispose();
+  targets.dispose();
+  opt.dispose();
+  model.dispose();
   return { losses, live };
 }
 
-for (const [name, get] of [["reference", referenceBackend], ["native", nativeBackend]] as const) {
+for (const [name, get] of [
+  ["reference", referenceBackend],
+  ["native", nativeBackend],
+] as const) {
   test(`2-layer decoder learns the toy sequence in 50 steps (${name})`, (t) => {
     const be = get();
     if (!be) return t.skip("native backend not built");
@@ -55,7 +69,10 @@ for (const [name, get] of [["reference", referenceBackend], ["native", nativeBac
     assert.ok(Math.abs(losses[0] - Math.log(16)) < 0.1, `initial loss ${losses[0]} should be near ln 16`);
     assert.ok(losses[49] < LOSS_AFTER_50, `loss after 50 steps ${losses[49]} >= ${LOSS_AFTER_50}`);
     // After the first step (which allocates the .grad buffers), every step ends with the same live buffers.
-    assert.ok(live.slice(1).every((n) => n === live[1]), `live buffers changed across steps: ${live.slice(0, 5)}`);
+    assert.ok(
+      live.slice(1).every((n) => n === live[1]),
+      `live buffers changed across steps: ${live.slice(0, 5)}`,
+    );
     assert.equal(be.liveBuffers(), before, "disposing the model and optimizer frees every buffer");
   });
 }

@@ -21,7 +21,11 @@ test("wilson: Newcombe (1998) table values and the edges", () => {
   // Newcombe, "Two-sided confidence intervals for the single proportion", Stat. Med. 17: 81/263 -> 0.2553-0.3662,
   // and the usual textbook cases with n = 10.
   const cases: [number, number, number, number][] = [
-    [81, 263, 0.2553, 0.3662], [0, 10, 0, 0.2775], [5, 10, 0.2366, 0.7634], [8, 10, 0.4902, 0.9433], [10, 10, 0.7225, 1],
+    [81, 263, 0.2553, 0.3662],
+    [0, 10, 0, 0.2775],
+    [5, 10, 0.2366, 0.7634],
+    [8, 10, 0.4902, 0.9433],
+    [10, 10, 0.7225, 1],
   ];
   for (const [c, n, lo, hi] of cases) {
     const [l, h] = wilson(c, n);
@@ -41,7 +45,14 @@ test("wilson: Newcombe (1998) table values and the edges", () => {
 
 test("pass@k: 1 - C(n-c,k)/C(n,k), exact at the edges", () => {
   const binom = (n: number, k: number): number => (k < 0 || k > n ? 0 : k === 0 ? 1 : (binom(n - 1, k - 1) * n) / k);
-  for (const [n, c, k] of [[10, 3, 1], [10, 3, 5], [5, 2, 3], [4, 1, 2], [20, 7, 10], [8, 8, 1]]) {
+  for (const [n, c, k] of [
+    [10, 3, 1],
+    [10, 3, 5],
+    [5, 2, 3],
+    [4, 1, 2],
+    [20, 7, 10],
+    [8, 8, 1],
+  ]) {
     close(passAtK(n, c, k), 1 - binom(n - c, k) / binom(n, k), 1e-12, `pass@${k} n=${n} c=${c}`);
   }
   close(passAtK(10, 3, 1), 0.3, 1e-15, "pass@1 = c/n");
@@ -78,7 +89,10 @@ test("referenceSteps: the steps field, else the lines before ####", () => {
 class ScriptedCompleter implements Completer {
   readonly name = "scripted";
   readonly log: CompletionRequest[] = [];
-  constructor(private readonly script: Record<string, { id: string; greedy: string; samples: string[] }>, private readonly seed: number) {}
+  constructor(
+    private readonly script: Record<string, { id: string; greedy: string; samples: string[] }>,
+    private readonly seed: number,
+  ) {}
   async complete(requests: CompletionRequest[]): Promise<Completion[][]> {
     return requests.map((r) => {
       this.log.push(r);
@@ -100,10 +114,18 @@ const PROBLEMS: MathProblem[] = [
 
 const SCRIPT = {
   // greedy right, every step right; samples 2 of 4 right, maj tie 10 vs 9 -> 10 (first seen): right
-  "A?": { id: "a", greedy: "2 + 3 = <<2+3=5>>5\n5 * 2 = <<5*2=10>>10\n#### 10", samples: ["#### 10", "#### 9", "#### 10", "#### 9"] },
+  "A?": {
+    id: "a",
+    greedy: "2 + 3 = <<2+3=5>>5\n5 * 2 = <<5*2=10>>10\n#### 10",
+    samples: ["#### 10", "#### 9", "#### 10", "#### 9"],
+  },
   // greedy wrong (a wrong calculation and a wrong answer: 2 wrong steps); samples 2 of 4 right ("1,000" = "1000"),
   // maj tie 7 vs 1000 -> 7 (first seen): wrong
-  "B?": { id: "b", greedy: "10 * 100 = <<10*100=1001>>1001\n#### 1001", samples: ["#### 7", "#### 1,000", "#### 1000", "#### 7"] },
+  "B?": {
+    id: "b",
+    greedy: "10 * 100 = <<10*100=1001>>1001\n#### 1001",
+    samples: ["#### 7", "#### 1,000", "#### 1000", "#### 7"],
+  },
   // greedy gives no answer (wrong; its one step undecided); samples 3 of 4 right, maj 12 (3 votes): right
   "C?": { id: "c", greedy: "no idea", samples: ["#### 12", "#### 12", "#### 12.0", "#### 5"] },
   // greedy undecided (a symbolic answer): not correct; samples give nothing
@@ -114,7 +136,11 @@ test("evaluate on scripted completions: every metric exactly known", async () =>
   const fake = new ScriptedCompleter(SCRIPT, 3);
   const progress: [number, number][] = [];
   const { result, records } = await evaluate(fake, PROBLEMS, {
-    maj: 4, passK: [4, 1, 2], seed: 3, batchSize: 3, onProgress: (d, t) => progress.push([d, t]),
+    maj: 4,
+    passK: [4, 1, 2],
+    seed: 3,
+    batchSize: 3,
+    onProgress: (d, t) => progress.push([d, t]),
   });
   const { seconds, pass_at_k, ...rest } = result;
   assert.ok(seconds >= 0);
@@ -123,30 +149,71 @@ test("evaluate on scripted completions: every metric exactly known", async () =>
   close(pass_at_k!["2"], (5 / 6 + 5 / 6 + 1 + 0) / 4, 1e-15, "pass@2"); // 1 - C(2,2)/C(4,2) = 5/6 for a and b
   close(pass_at_k!["4"], 0.75, 1e-15, "pass@4");
   assert.deepEqual(rest, {
-    accuracy: 0.25, n: 4, correct: 1, ci95: wilson(1, 4),
+    accuracy: 0.25,
+    n: 4,
+    correct: 1,
+    ci95: wilson(1, 4),
     maj_accuracy: 0.5,
     step_error_rate: 2 / 5, // decided greedy steps: a's 3 right, b's 2 wrong; c's and d's undecided
-    by_steps: [{ steps: 0, n: 1, accuracy: 0 }, { steps: 1, n: 2, accuracy: 0 }, { steps: 2, n: 1, accuracy: 1 }],
-    by_level: [{ level: "easy", n: 1, accuracy: 1 }, { level: "hard", n: 1, accuracy: 0 }], // c and d have none
-    undecided: 1, samples: 4,
+    by_steps: [
+      { steps: 0, n: 1, accuracy: 0 },
+      { steps: 1, n: 2, accuracy: 0 },
+      { steps: 2, n: 1, accuracy: 1 },
+    ],
+    by_level: [
+      { level: "easy", n: 1, accuracy: 1 },
+      { level: "hard", n: 1, accuracy: 0 },
+    ], // c and d have none
+    undecided: 1,
+    samples: 4,
   });
   // 4 greedy + 16 sampled completions, in chunks of 3
   assert.equal(fake.log.length, 20);
   assert.deepEqual(progress.at(-1), [20, 20]);
-  assert.deepEqual(progress.map(([d]) => d), [3, 6, 9, 12, 15, 18, 20]);
+  assert.deepEqual(
+    progress.map(([d]) => d),
+    [3, 6, 9, 12, 15, 18, 20],
+  );
   assert.ok(fake.log.every((r) => r.params.n === 1 && r.params.maxTokens === 256 && r.params.stop === undefined));
-  assert.deepEqual(fake.log.slice(0, 4).map((r) => [r.prompt, r.params.temperature]), [["A?\n", 0], ["B?\n", 0], ["C?\n", 0], ["D?\n", 0]]);
+  assert.deepEqual(
+    fake.log.slice(0, 4).map((r) => [r.prompt, r.params.temperature]),
+    [
+      ["A?\n", 0],
+      ["B?\n", 0],
+      ["C?\n", 0],
+      ["D?\n", 0],
+    ],
+  );
   assert.ok(fake.log.slice(4).every((r) => r.params.temperature === 0.7));
 
   // Records: the greedy completions, verified; the problem's own "steps" count gives way to the verdict's steps.
   assert.equal(records.length, 4);
   assert.deepEqual(records[0], {
-    id: "a", sample: 0, question: "A?", answer: PROBLEMS[0].answer, completion: SCRIPT["A?"].greedy, finish_reason: "eos",
-    level: "easy", correct: true, pred: "10",
-    steps: [{ text: "2 + 3 = <<2+3=5>>5", ok: true }, { text: "5 * 2 = <<5*2=10>>10", ok: true }, { text: "#### 10", ok: true }],
+    id: "a",
+    sample: 0,
+    question: "A?",
+    answer: PROBLEMS[0].answer,
+    completion: SCRIPT["A?"].greedy,
+    finish_reason: "eos",
+    level: "easy",
+    correct: true,
+    pred: "10",
+    steps: [
+      { text: "2 + 3 = <<2+3=5>>5", ok: true },
+      { text: "5 * 2 = <<5*2=10>>10", ok: true },
+      { text: "#### 10", ok: true },
+    ],
     first_error_step: null,
   });
-  assert.deepEqual(records.map((r) => [r.correct, r.pred, r.first_error_step]), [[true, "10", null], [false, "1001", 0], [false, null, null], [null, "x+y", null]]);
+  assert.deepEqual(
+    records.map((r) => [r.correct, r.pred, r.first_error_step]),
+    [
+      [true, "10", null],
+      [false, "1001", 0],
+      [false, null, null],
+      [null, "x+y", null],
+    ],
+  );
 });
 
 test("evaluate: greedy only by default, maj alone, and bad options", async () => {
@@ -179,7 +246,11 @@ test("evaluate through an OpenAI-compatible endpoint (stepwise serve) gives the 
   const url = await server.listen(0);
   try {
     const local = await evaluate(new LocalCompleter(model, tokenizer!), problems, { maxTokens: 12 });
-    const remote = await evaluate(createHttpCompleter(url, { concurrency: 2 }), problems, { maxTokens: 12, maj: 2, passK: [2] });
+    const remote = await evaluate(createHttpCompleter(url, { concurrency: 2 }), problems, {
+      maxTokens: 12,
+      maj: 2,
+      passK: [2],
+    });
     assert.deepEqual(remote.records, local.records);
     const { seconds: _a, ...l } = local.result;
     const { seconds: _b, maj_accuracy, pass_at_k, samples, ...r } = remote.result;

@@ -73,8 +73,19 @@ export function evalSampleSeed(seed: number, id: string, sample: number): number
 }
 
 /** Fields later stages define: a problem's own field of that name is not carried into the records. */
-const RESERVED = new Set(["sample", "completion", "finish_reason", "logprobs", "cut", "prefix", "steps", "correct", "pred",
-  "first_error_step", "result"]);
+const RESERVED = new Set([
+  "sample",
+  "completion",
+  "finish_reason",
+  "logprobs",
+  "cut",
+  "prefix",
+  "steps",
+  "correct",
+  "pred",
+  "first_error_step",
+  "result",
+]);
 
 /**
  * The number of reference steps of a problem: its `steps` field when that is a non-negative integer, else the
@@ -100,7 +111,8 @@ interface Resolved {
 
 function resolve(o: EvalOptions): Resolved {
   const int = (name: string, v: number | undefined, min: number) => {
-    if (v !== undefined && (!Number.isInteger(v) || v < min)) throw new InputError(`${name} must be an integer >= ${min}, got ${v}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < min))
+      throw new InputError(`${name} must be an integer >= ${min}, got ${v}`);
     return v;
   };
   const task = o.task ?? "arith";
@@ -108,9 +120,13 @@ function resolve(o: EvalOptions): Resolved {
   const passK = [...new Set(o.passK ?? [])].sort((a, b) => a - b);
   passK.forEach((k) => int("pass@k's k", k, 1));
   const temperature = o.temperature ?? DEFAULT_TEMPERATURE;
-  if (!Number.isFinite(temperature) || temperature < 0) throw new InputError(`temperature must be >= 0, got ${temperature}`);
+  if (!Number.isFinite(temperature) || temperature < 0)
+    throw new InputError(`temperature must be >= 0, got ${temperature}`);
   return {
-    task, maj, passK, temperature,
+    task,
+    maj,
+    passK,
+    temperature,
     maxTokens: int("maxTokens", o.maxTokens, 1) ?? defaultMaxTokens(task),
     batchSize: int("batchSize", o.batchSize, 1) ?? 16,
     samples: Math.max(maj ?? 0, ...passK, 0),
@@ -119,8 +135,12 @@ function resolve(o: EvalOptions): Resolved {
 }
 
 /** Runs the requests in chunks of batchSize, reporting progress; one completion per request. */
-async function completeAll(completer: Completer, requests: CompletionRequest[], r: Resolved,
-  progress: (done: number) => void): Promise<Completion[]> {
+async function completeAll(
+  completer: Completer,
+  requests: CompletionRequest[],
+  r: Resolved,
+  progress: (done: number) => void,
+): Promise<Completion[]> {
   const out: Completion[] = [];
   for (let i = 0; i < requests.length; i += r.batchSize) {
     const got = await completer.complete(requests.slice(i, i + r.batchSize));
@@ -141,7 +161,11 @@ function record(p: MathProblem, c: Completion, v: Verdict): VerifiedRecord {
 }
 
 /** Greedy accuracy per key, in first-seen order; problems whose key is undefined are left out. */
-function accuracyBy<K>(problems: MathProblem[], ok: boolean[], key: (p: MathProblem) => K | undefined): { key: K; n: number; accuracy: number }[] {
+function accuracyBy<K>(
+  problems: MathProblem[],
+  ok: boolean[],
+  key: (p: MathProblem) => K | undefined,
+): { key: K; n: number; accuracy: number }[] {
   const groups = new Map<K, { n: number; correct: number }>();
   problems.forEach((p, i) => {
     const k = key(p);
@@ -156,7 +180,9 @@ function accuracyBy<K>(problems: MathProblem[], ok: boolean[], key: (p: MathProb
 
 /** Accuracy grouped by the number of reference steps, fewest first. */
 function bySteps(problems: MathProblem[], ok: boolean[]): EvalResult["by_steps"] {
-  return accuracyBy(problems, ok, referenceSteps).sort((a, b) => a.key - b.key).map(({ key, n, accuracy }) => ({ steps: key, n, accuracy }));
+  return accuracyBy(problems, ok, referenceSteps)
+    .sort((a, b) => a.key - b.key)
+    .map(({ key, n, accuracy }) => ({ steps: key, n, accuracy }));
 }
 
 /** Accuracy grouped by the problems' string `level` field, in first-seen order; undefined when none has one. */
@@ -205,32 +231,53 @@ function sampleMetrics(sampled: Verdict[][], r: Resolved): Pick<EvalResult, "maj
  * Evaluates a completer on math problems: greedy accuracy (+ Wilson 95% interval), by_steps, step_error_rate, and
  * with `maj` / `passK` the sampled metrics. Returns the metrics and the greedy completions as verified records.
  */
-export async function evaluate(completer: Completer, problems: MathProblem[], opts: EvalOptions = {}): Promise<{ result: EvalResult; records: VerifiedRecord[] }> {
+export async function evaluate(
+  completer: Completer,
+  problems: MathProblem[],
+  opts: EvalOptions = {},
+): Promise<{ result: EvalResult; records: VerifiedRecord[] }> {
   const t0 = performance.now();
   const r = resolve(opts);
   if (problems.length === 0) throw new InputError("no problems to evaluate");
   const template = opts.template ?? "plain";
   const chat = opts.chat ?? (completer instanceof LocalCompleter ? completer.tokenizer : undefined);
-  if (template === "chat" && !chat) throw new InputError("the chat template needs the model's tokenizer (a local model)");
+  if (template === "chat" && !chat)
+    throw new InputError("the chat template needs the model's tokenizer (a local model)");
   const prompts = problems.map((p) => promptText(p.question, template, chat));
 
-  const params = (temperature: number, seed: number) => ({ n: 1, temperature, maxTokens: r.maxTokens, stop: opts.stop, seed });
-  const requests: CompletionRequest[] = problems.map((p, i) => ({ prompt: prompts[i], params: params(0, evalSampleSeed(r.seed, p.id, 0)) }));
+  const params = (temperature: number, seed: number) => ({
+    n: 1,
+    temperature,
+    maxTokens: r.maxTokens,
+    stop: opts.stop,
+    seed,
+  });
+  const requests: CompletionRequest[] = problems.map((p, i) => ({
+    prompt: prompts[i],
+    params: params(0, evalSampleSeed(r.seed, p.id, 0)),
+  }));
   problems.forEach((p, i) => {
-    for (let j = 0; j < r.samples; j++) requests.push({ prompt: prompts[i], params: params(r.temperature, evalSampleSeed(r.seed, p.id, j)) });
+    for (let j = 0; j < r.samples; j++)
+      requests.push({ prompt: prompts[i], params: params(r.temperature, evalSampleSeed(r.seed, p.id, j)) });
   });
   const completions = await completeAll(completer, requests, r, (done) => opts.onProgress?.(done, requests.length));
 
   const n = problems.length;
   const greedy = problems.map((p, i) => verifySolution(completions[i].text, p.answer, r.task));
-  const sampled = problems.map((p, i) => Array.from({ length: r.samples },
-    (_, j) => verifySolution(completions[n + i * r.samples + j].text, p.answer, r.task)));
+  const sampled = problems.map((p, i) =>
+    Array.from({ length: r.samples }, (_, j) =>
+      verifySolution(completions[n + i * r.samples + j].text, p.answer, r.task),
+    ),
+  );
   const ok = greedy.map((v) => v.correct === true);
   const correct = ok.filter(Boolean).length;
   const stepErr = stepErrorRate(greedy);
   const levels = byLevel(problems, ok);
   const result: EvalResult = {
-    accuracy: correct / n, n, correct, ci95: wilson(correct, n),
+    accuracy: correct / n,
+    n,
+    correct,
+    ci95: wilson(correct, n),
     ...(r.samples > 0 ? sampleMetrics(sampled, r) : {}),
     ...(stepErr !== undefined ? { step_error_rate: stepErr } : {}),
     by_steps: bySteps(problems, ok),

@@ -19,9 +19,15 @@ export type ProblemFileFormat = "jsonl" | "gsm8k" | "math";
 const FORMATS: ProblemFileFormat[] = ["jsonl", "gsm8k", "math"];
 
 /** The first `limit` problems of the file (a bad line is an InputError naming file:line, or skipped). */
-export async function readProblems(file: string, format: ProblemFileFormat, limit: number, skipBad: boolean): Promise<MathProblem[]> {
+export async function readProblems(
+  file: string,
+  format: ProblemFileFormat,
+  limit: number,
+  skipBad: boolean,
+): Promise<MathProblem[]> {
   const opts = { skipBad };
-  const source = format === "gsm8k" ? loadGsm8k(file, opts) : format === "math" ? loadMath(file, opts) : loadMapped(file, opts);
+  const source =
+    format === "gsm8k" ? loadGsm8k(file, opts) : format === "math" ? loadMath(file, opts) : loadMapped(file, opts);
   const out: MathProblem[] = [];
   for await (const p of source) {
     if (out.length >= limit) break;
@@ -43,15 +49,21 @@ export function formatTable(r: EvalResult, about: string, maj?: number): string 
   for (const [k, v] of Object.entries(r.pass_at_k ?? {})) rows.push([`pass@${k}`, pct(v)]);
   if (r.step_error_rate !== undefined) rows.push(["step errors", `${pct(r.step_error_rate)} of decided steps`]);
   rows.push(["time", `${r.seconds.toFixed(1)} s`]);
-  const lines = [about, ...rows.map(([k, v]) => `  ${k.padEnd(12)} ${v}`), "  by reference steps:", "    steps      n  accuracy"];
-  for (const g of r.by_steps) lines.push(`    ${String(g.steps).padStart(5)} ${String(g.n).padStart(6)}  ${pct(g.accuracy).padStart(8)}`);
+  const lines = [
+    about,
+    ...rows.map(([k, v]) => `  ${k.padEnd(12)} ${v}`),
+    "  by reference steps:",
+    "    steps      n  accuracy",
+  ];
+  for (const g of r.by_steps)
+    lines.push(`    ${String(g.steps).padStart(5)} ${String(g.n).padStart(6)}  ${pct(g.accuracy).padStart(8)}`);
   if (r.by_level) {
     lines.push("  by level:", "    level        n  accuracy");
-    for (const g of r.by_level) lines.push(`    ${g.level.padEnd(8)} ${String(g.n).padStart(5)}  ${pct(g.accuracy).padStart(8)}`);
+    for (const g of r.by_level)
+      lines.push(`    ${g.level.padEnd(8)} ${String(g.n).padStart(5)}  ${pct(g.accuracy).padStart(8)}`);
   }
   return lines.join("\n");
 }
-
 
 export interface EvalConfig {
   problems: string; // {id, question, answer} (jsonl), GSM8K's or MATH's format
@@ -73,19 +85,36 @@ export interface EvalConfig {
 }
 
 /** A full EvalConfig from the knobs given (flag or key spellings), validated once. */
-export function evalConfig(given: Partial<EvalConfig> | Record<string, unknown>, naming: Naming = asKeys()): EvalConfig {
+export function evalConfig(
+  given: Partial<EvalConfig> | Record<string, unknown>,
+  naming: Naming = asKeys(),
+): EvalConfig {
   const r: KnobReader = new KnobReader(given as Record<string, unknown>, naming);
-  const format = r.choice(r.has("problems_format") && !r.has("format") ? "problems_format" : "format", FORMATS, "jsonl");
+  const format = r.choice(
+    r.has("problems_format") && !r.has("format") ? "problems_format" : "format",
+    FORMATS,
+    "jsonl",
+  );
   const task = r.choice("task", TASKS, format === "math" ? "math" : "arith");
   let passK: number[] | null = null;
   if (r.has("pass_k")) {
     const v = r.raw("pass_k");
-    passK = Array.isArray(v) ? v : String(v).split(",").map((s) => s.trim()).filter(Boolean).map(Number);
-    if (passK.length === 0 || passK.some((k) => !Number.isInteger(k) || k < 1)) r.fail("pass_k", "a comma-separated list of integers >= 1");
+    passK = Array.isArray(v)
+      ? v
+      : String(v)
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .map(Number);
+    if (passK.length === 0 || passK.some((k) => !Number.isInteger(k) || k < 1))
+      r.fail("pass_k", "a comma-separated list of integers >= 1");
   }
   return {
-    problems: r.need("problems", "FILE"), format, task,
-    maj: r.int("maj", null), pass_k: passK,
+    problems: r.need("problems", "FILE"),
+    format,
+    task,
+    maj: r.int("maj", null),
+    pass_k: passK,
     temperature: r.num("temperature", DEFAULT_TEMPERATURE, (x) => x >= 0, "a number >= 0"),
     max_tokens: r.int("max_tokens", defaultMaxTokens(task)),
     batch_size: r.int("batch_size", 16),
@@ -94,7 +123,9 @@ export function evalConfig(given: Partial<EvalConfig> | Record<string, unknown>,
     template: r.choice("template", ["plain", "chat"] as const, "plain"),
     skip_bad: r.bool("skip_bad"),
     out: r.str("out", null),
-    model: r.str("model", null), endpoint: r.str("endpoint", null), endpoint_model: r.str("endpoint_model", null),
+    model: r.str("model", null),
+    endpoint: r.str("endpoint", null),
+    endpoint_model: r.str("endpoint_model", null),
   };
 }
 
@@ -103,16 +134,31 @@ export function evalConfig(given: Partial<EvalConfig> | Record<string, unknown>,
  * or one this opens after the problems are read (a bad file fails before a model loads) and closes: from `open`,
  * else the model / endpoint c names. Returns the metrics and the completer's name.
  */
-export async function evaluateFile(c: EvalConfig, ctx: StageContext = {},
-  completer?: Completer | (() => Promise<Completer>)): Promise<{ result: EvalResult; completer: string }> {
+export async function evaluateFile(
+  c: EvalConfig,
+  ctx: StageContext = {},
+  completer?: Completer | (() => Promise<Completer>),
+): Promise<{ result: EvalResult; completer: string }> {
   if (c.out !== null) prepareOutputFile(c.out); // its folders are made
   const problems = await readProblems(c.problems, c.format, c.limit ?? Number.MAX_SAFE_INTEGER, c.skip_bad);
   const given = typeof completer === "object" ? completer : null;
-  const opener = typeof completer === "function" ? completer : () => openCompleter(c, { batchSize: c.batch_size, seed: c.seed });
+  const opener =
+    typeof completer === "function" ? completer : () => openCompleter(c, { batchSize: c.batch_size, seed: c.seed });
   const own = given ?? (await opener());
-  const opts = { task: c.task, batchSize: c.batch_size, seed: c.seed, template: c.template, maj: c.maj ?? undefined,
-    passK: c.pass_k ?? undefined, temperature: c.temperature, maxTokens: c.max_tokens };
-  const progress = progressOf(ctx, "eval", { total: problems.length * (1 + Math.max(c.maj ?? 0, ...(c.pass_k ?? []))), unit: "completions" });
+  const opts = {
+    task: c.task,
+    batchSize: c.batch_size,
+    seed: c.seed,
+    template: c.template,
+    maj: c.maj ?? undefined,
+    passK: c.pass_k ?? undefined,
+    temperature: c.temperature,
+    maxTokens: c.max_tokens,
+  };
+  const progress = progressOf(ctx, "eval", {
+    total: problems.length * (1 + Math.max(c.maj ?? 0, ...(c.pass_k ?? []))),
+    unit: "completions",
+  });
   try {
     const got = await evaluate(own, problems, { ...opts, onProgress: (done) => progress.set(done) });
     if (c.out !== null) await writeJsonlAtomic(c.out, got.records);

@@ -56,7 +56,10 @@ export interface Vote {
  * The group with the most votes wins; a tie goes to the group whose first sample came earliest, so the result depends
  * only on the order of the samples.
  */
-export function majorityVote(answers: (string | null)[], equal: (a: string, b: string) => boolean | null = answersEqual): Vote {
+export function majorityVote(
+  answers: (string | null)[],
+  equal: (a: string, b: string) => boolean | null = answersEqual,
+): Vote {
   const groups: { answer: string; index: number; votes: number }[] = [];
   answers.forEach((a, i) => {
     if (a === null) return;

@@ -26,11 +26,17 @@ test("corruptSolution: one step's result changes, the verifier flags exactly tha
     const before = splitSteps(SOLUTION).map((s) => s.text);
     const now = splitSteps(c.text).map((s) => s.text);
     assert.equal(now.length, before.length);
-    assert.deepEqual(now.map((s, i) => s !== before[i]), before.map((_, i) => i === c.step));
+    assert.deepEqual(
+      now.map((s, i) => s !== before[i]),
+      before.map((_, i) => i === c.step),
+    );
     assert.ok(now[c.step].includes(`=${c.corrupted}>>${c.corrupted}`), now[c.step]);
     const v = verifySolution(c.text, SOLUTION, "arith");
     assert.equal(v.first_error_step, c.step);
-    assert.deepEqual(v.steps.map((s) => s.ok === false), before.map((_, i) => i === c.step));
+    assert.deepEqual(
+      v.steps.map((s) => s.ok === false),
+      before.map((_, i) => i === c.step),
+    );
     assert.equal(v.correct, true); // later steps kept: the final answer is unchanged
     assert.deepEqual(corruptSolution(SOLUTION, seed), c); // deterministic by seed
   }
@@ -70,18 +76,45 @@ test("corruptSolution recompute: the wrong value carried forward, later steps co
     assert.equal(v.first_error_step, c.step, c.text);
     assert.equal(v.correct, false, c.text); // the final answer follows the error
     v.steps.slice(c.step + 1, -1).forEach((s) => assert.notEqual(s.ok, false, c.text)); // later arithmetic holds
-    assert.equal(splitSteps(c.text).slice(0, c.step + 1).join(), splitSteps(keep.text).slice(0, c.step + 1).join());
+    assert.equal(
+      splitSteps(c.text)
+        .slice(0, c.step + 1)
+        .join(),
+      splitSteps(keep.text)
+        .slice(0, c.step + 1)
+        .join(),
+    );
   }
   const c = corruptSolution(SOLUTION, 0, "recompute")!;
-  if (c.step === 0) assert.ok(c.text.includes(`${c.corrupted} * 4 = $<<${c.corrupted}*4=${Number(c.corrupted) * 4}>>${Number(c.corrupted) * 4}.`), c.text);
-  assert.match(corruptSolution("a = <<7*2=14>>14\nb = 14 / 4 = <<14/4=3.5>>3.5\n#### 3.5", 2, "recompute")!.text, /#### \d+(\.\d+)?$/);
+  if (c.step === 0)
+    assert.ok(
+      c.text.includes(
+        `${c.corrupted} * 4 = $<<${c.corrupted}*4=${Number(c.corrupted) * 4}>>${Number(c.corrupted) * 4}.`,
+      ),
+      c.text,
+    );
+  assert.match(
+    corruptSolution("a = <<7*2=14>>14\nb = 14 / 4 = <<14/4=3.5>>3.5\n#### 3.5", 2, "recompute")!.text,
+    /#### \d+(\.\d+)?$/,
+  );
 });
 
 test("corruptEval: rates in [0, 1], chance = mean 1/candidates, model == ref hits whatever step 0 is", () => {
   const cfg: LlamaConfig = {
-    vocab_size: 100, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2,
-    num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 512,
-    tie_word_embeddings: true, attention_bias: false, initializer_range: 0.2, bos_token_id: 1, eos_token_id: 2,
+    vocab_size: 100,
+    hidden_size: 16,
+    intermediate_size: 24,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    num_key_value_heads: 1,
+    rms_norm_eps: 1e-5,
+    rope_theta: 1e4,
+    max_position_embeddings: 512,
+    tie_word_embeddings: true,
+    attention_bias: false,
+    initializer_range: 0.2,
+    bos_token_id: 1,
+    eos_token_id: 2,
   };
   const be = referenceBackend();
   const policy = new Llama(cfg, { seed: 1, backend: be });
@@ -92,7 +125,10 @@ test("corruptEval: rates in [0, 1], chance = mean 1/candidates, model == ref hit
   });
   const problems = generateProblems(PRESETS.medium, { n: 6, seed: 1, split: "test" });
   const tok = builtinTokenizer();
-  const r = corruptEval(policy, ref, tok, [...problems, { id: "x", question: "q?", answer: "#### 3" }], { seed: 5, batch: 4 });
+  const r = corruptEval(policy, ref, tok, [...problems, { id: "x", question: "q?", answer: "#### 3" }], {
+    seed: 5,
+    batch: 4,
+  });
   assert.equal(r.n, 6);
   assert.equal(r.skipped, 1);
   for (const k of ["implicit_reward_hit_rate", "ref_logprob_hit_rate", "policy_logprob_hit_rate"] as const) {
@@ -108,9 +144,18 @@ test("corruptEval: rates in [0, 1], chance = mean 1/candidates, model == ref hit
   assert.equal(r.implicit_reward_hit_rate, hits / r.n);
   const self = corruptEval(policy, policy, tok, problems, { seed: 5 });
   assert.equal(self.implicit_reward_hit_rate, self.records.filter((rec) => rec.step === 0).length / self.n);
-  assert.deepEqual(self.records.map((x) => x.step), r.records.map((x) => x.step)); // same seed, same corruptions
-  assert.throws(() => corruptEval(policy, ref, tok, [{ id: "x", question: "q", answer: "42" }]), /no problem has a reference solution/);
+  assert.deepEqual(
+    self.records.map((x) => x.step),
+    r.records.map((x) => x.step),
+  ); // same seed, same corruptions
+  assert.throws(
+    () => corruptEval(policy, ref, tok, [{ id: "x", question: "q", answer: "42" }]),
+    /no problem has a reference solution/,
+  );
   const rec = corruptEval(policy, ref, tok, problems, { seed: 5, mode: "recompute" });
   assert.equal(rec.mode, "recompute");
-  assert.deepEqual(rec.records.map((x) => x.step), r.records.map((x) => x.step));
+  assert.deepEqual(
+    rec.records.map((x) => x.step),
+    r.records.map((x) => x.step),
+  );
 });

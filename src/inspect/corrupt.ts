@@ -110,14 +110,16 @@ function carryStep(step: string, changes: Map<string, string>): string {
     changes.delete(from);
   }
   let i = 0;
-  return text.replace(new RegExp(ANNOTATION.source + "(-?\\d+(?:\\.\\d+)?)?", "g"),
+  return text.replace(
+    new RegExp(ANNOTATION.source + "(-?\\d+(?:\\.\\d+)?)?", "g"),
     (all, lhs: string, n: string, sp: string, written: string | undefined) => {
       const orig = before[i++];
       const value = formatValue(lhs.replace(/=\s*$/, ""));
       if (value === null || value === n) return all;
       if (value !== orig) changes.set(orig, value);
       return `<<${lhs}${value}${sp}>>${written === n ? value : (written ?? "")}`;
-    });
+    },
+  );
 }
 
 /** The solution with the changes of step k carried into every later step (mode recompute). */
@@ -206,8 +208,13 @@ const PREDICTORS: Record<string, (s: StepCredit) => number> = {
 };
 
 /** Corrupts each problem's reference solution, scores it, and reports how often each predictor finds the step. */
-export function corruptEval(policy: Llama, ref: Llama, tokenizer: TextTokenizer, problems: CorruptProblem[],
-  opts: CorruptEvalOptions = {}): CorruptEvalResult {
+export function corruptEval(
+  policy: Llama,
+  ref: Llama,
+  tokenizer: TextTokenizer,
+  problems: CorruptProblem[],
+  opts: CorruptEvalOptions = {},
+): CorruptEvalResult {
   const beta = opts.beta ?? 0.1;
   const seed = opts.seed ?? 0;
   const items: { p: CorruptProblem; c: Corruption }[] = [];
@@ -218,8 +225,11 @@ export function corruptEval(policy: Llama, ref: Llama, tokenizer: TextTokenizer,
     else skipped++;
   });
   if (items.length === 0) {
-    throw new InputError("no problem has a reference solution with a <<expr=N>> annotation to corrupt", undefined,
-      "use problems with full solutions, e.g. from `stepwise task`");
+    throw new InputError(
+      "no problem has a reference solution with a <<expr=N>> annotation to corrupt",
+      undefined,
+      "use problems with full solutions, e.g. from `stepwise task`",
+    );
   }
   const hits: Record<string, number> = Object.fromEntries(Object.keys(PREDICTORS).map((k) => [k, 0]));
   const records: CorruptRecord[] = [];
@@ -227,9 +237,16 @@ export function corruptEval(policy: Llama, ref: Llama, tokenizer: TextTokenizer,
   const batch = opts.batch ?? 32;
   for (let a = 0; a < items.length; a += batch) {
     const chunk = items.slice(a, a + batch);
-    const credits = scoreCredits(policy, ref, tokenizer, chunk.map(({ p, c }) => ({
-      prompt: promptText(p.question, opts.template ?? "plain", tokenizer), completion: c.text,
-    })), { beta });
+    const credits = scoreCredits(
+      policy,
+      ref,
+      tokenizer,
+      chunk.map(({ p, c }) => ({
+        prompt: promptText(p.question, opts.template ?? "plain", tokenizer),
+        completion: c.text,
+      })),
+      { beta },
+    );
     chunk.forEach(({ p, c }, k) => {
       const steps = credits[k].steps;
       if (steps.length !== c.steps) {
@@ -241,7 +258,11 @@ export function corruptEval(policy: Llama, ref: Llama, tokenizer: TextTokenizer,
       }
       chance += 1 / c.candidates.length;
       records.push({
-        id: p.id, step: c.step, candidates: c.candidates, original: c.original, corrupted: c.corrupted,
+        id: p.id,
+        step: c.step,
+        candidates: c.candidates,
+        original: c.original,
+        corrupted: c.corrupted,
         reward_pick: argminOf(c.candidates, (j) => PREDICTORS.implicit_reward_hit_rate(steps[j])),
         ref_pick: argminOf(c.candidates, (j) => PREDICTORS.ref_logprob_hit_rate(steps[j])),
         step_rewards: steps.map((s) => s.reward),
@@ -252,9 +273,17 @@ export function corruptEval(policy: Llama, ref: Llama, tokenizer: TextTokenizer,
   const n = records.length;
   const rate = (name: string) => (n ? hits[name] / n : 0);
   return {
-    n, implicit_reward_hit_rate: rate("implicit_reward_hit_rate"), ref_logprob_hit_rate: rate("ref_logprob_hit_rate"),
-    chance: n ? chance / n : 0, implicit_reward_mean_hit_rate: rate("implicit_reward_mean_hit_rate"),
-    ref_logprob_sum_hit_rate: rate("ref_logprob_sum_hit_rate"), policy_logprob_hit_rate: rate("policy_logprob_hit_rate"),
-    skipped, beta, seed, mode: opts.mode ?? "keep", records,
+    n,
+    implicit_reward_hit_rate: rate("implicit_reward_hit_rate"),
+    ref_logprob_hit_rate: rate("ref_logprob_hit_rate"),
+    chance: n ? chance / n : 0,
+    implicit_reward_mean_hit_rate: rate("implicit_reward_mean_hit_rate"),
+    ref_logprob_sum_hit_rate: rate("ref_logprob_sum_hit_rate"),
+    policy_logprob_hit_rate: rate("policy_logprob_hit_rate"),
+    skipped,
+    beta,
+    seed,
+    mode: opts.mode ?? "keep",
+    records,
   };
 }

@@ -13,9 +13,20 @@ import { encodeForCredit, scoreCredit, scoreCredits, scoreSequence, stepRewards,
 import { creditAnsi, creditHtml, creditTable, escapeHtml, rewardColor, visibleText } from "./render.js";
 
 const CFG: LlamaConfig = {
-  vocab_size: 100, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 256,
-  tie_word_embeddings: true, attention_bias: false, initializer_range: 0.2, bos_token_id: 1, eos_token_id: 2,
+  vocab_size: 100,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 256,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  initializer_range: 0.2,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 const be = referenceBackend();
 const policy = new Llama(CFG, { seed: 1, backend: be });
@@ -27,7 +38,7 @@ after(() => {
 });
 
 const PROMPT = "Ann has 3 pens & buys 4. How many?\n";
-const SOLUTION = "3 + 4 = <<3+4=7>>7 pens.\n7 * 2 = <<7*2=14>>14 \"pens\" <b>\n#### 14";
+const SOLUTION = '3 + 4 = <<3+4=7>>7 pens.\n7 * 2 = <<7*2=14>>14 "pens" <b>\n#### 14';
 
 test("per-token rewards: beta*(logprob - ref) of each token after BOS, as stepwise score's; steps sum to the total", () => {
   const c = scoreCredit(policy, ref, tok, SOLUTION, { beta: 0.5 });
@@ -46,7 +57,10 @@ test("per-token rewards: beta*(logprob - ref) of each token after BOS, as stepwi
   assert.ok(Math.abs(c.total_reward - total) < 1e-9);
   const stepSum = c.steps.reduce((a, st) => a + st.reward, 0);
   assert.ok(Math.abs(stepSum - c.total_reward) < 1e-9, `${stepSum} vs ${c.total_reward}`);
-  assert.equal(c.steps.reduce((a, st) => a + st.tokens, 0), c.tokens.length);
+  assert.equal(
+    c.steps.reduce((a, st) => a + st.tokens, 0),
+    c.tokens.length,
+  );
   assert.equal(c.max_abs_reward, Math.max(...c.tokens.map((t) => Math.abs(t.reward))));
 });
 
@@ -54,13 +68,22 @@ test("tokens: spans rebuild the completion; a step's newline belongs to it; a pr
   const c = scoreCredit(policy, ref, tok, SOLUTION, { prompt: PROMPT });
   assert.equal(c.completion, SOLUTION);
   assert.equal(c.tokens.map((t) => SOLUTION.slice(t.start, t.end)).join(""), SOLUTION);
-  assert.deepEqual(c.steps.map((s) => s.text), SOLUTION.split("\n"));
+  assert.deepEqual(
+    c.steps.map((s) => s.text),
+    SOLUTION.split("\n"),
+  );
   const newlines = c.tokens.filter((t) => t.text === "\n");
-  assert.deepEqual(newlines.map((t) => t.step), [0, 1]);
+  assert.deepEqual(
+    newlines.map((t) => t.step),
+    [0, 1],
+  );
   c.tokens.forEach((t) => assert.equal(t.step, SOLUTION.slice(0, t.start).split("\n").length - 1));
   // The same completion after the prompt scores differently (the context changes) but has the same tokens.
   const bare = scoreCredit(policy, ref, tok, SOLUTION);
-  assert.deepEqual(bare.tokens.map((t) => t.id), c.tokens.map((t) => t.id));
+  assert.deepEqual(
+    bare.tokens.map((t) => t.id),
+    c.tokens.map((t) => t.id),
+  );
   assert.notEqual(bare.total_reward, c.total_reward);
   const ids = encodeForCredit(tok, PROMPT, SOLUTION);
   assert.deepEqual(ids.prompt, tok.encode(PROMPT));
@@ -68,7 +91,10 @@ test("tokens: spans rebuild the completion; a step's newline belongs to it; a pr
   const eos = encodeForCredit(tok, PROMPT, SOLUTION, { addEos: true });
   assert.equal(eos.completion.at(-1), tok.eosId);
   // A batch scores each text as alone.
-  const [b0, b1] = scoreCredits(policy, ref, tok, [{ prompt: PROMPT, completion: SOLUTION }, { prompt: "", completion: "1 + 1 = 2" }]);
+  const [b0, b1] = scoreCredits(policy, ref, tok, [
+    { prompt: PROMPT, completion: SOLUTION },
+    { prompt: "", completion: "1 + 1 = 2" },
+  ]);
   assert.ok(Math.abs(b0.total_reward - c.total_reward) < 1e-9);
   assert.equal(b1.steps.length, 1);
 });
@@ -88,9 +114,15 @@ test("tokenRewards is the one formula: a Credit's tokens and scoreSequence's (st
   const s = scoreSequence(policy, ref, tok, tok.encode(SOLUTION), 0.3);
   const bos = tok.encode(SOLUTION)[0];
   assert.deepEqual(s.tokens[0], { id: bos, text: tok.tokenText(bos), logprob: null, reward: null });
-  assert.deepEqual(c.tokens.map((t) => [t.id, t.logprob, t.reward]), s.tokens.slice(1).map((t) => [t.id, t.logprob, t.reward]));
+  assert.deepEqual(
+    c.tokens.map((t) => [t.id, t.logprob, t.reward]),
+    s.tokens.slice(1).map((t) => [t.id, t.logprob, t.reward]),
+  );
   const plain = scoreSequence(policy, null, tok, tok.encode(SOLUTION), 0.3);
-  assert.ok(plain.tokens.every((t) => !("reward" in t)) && !("total_reward" in plain), "no reference: no reward fields");
+  assert.ok(
+    plain.tokens.every((t) => !("reward" in t)) && !("total_reward" in plain),
+    "no reference: no reward fields",
+  );
   assert.equal(plain.total_logprob, s.total_logprob);
 });
 
@@ -98,9 +130,18 @@ test("stepRewards: sums per step by where each token starts", () => {
   const text = "a = 1\nb = 2\n#### 2";
   const tokens = [...text].map((_, i) => ({ start: i, reward: i, logprob: -1, ref_logprob: -2 }));
   const steps = stepRewards(tokens, text);
-  assert.deepEqual(steps.map((s) => s.tokens), [6, 6, 6]);
-  assert.deepEqual(steps.map((s) => s.reward), [0 + 1 + 2 + 3 + 4 + 5, 6 + 7 + 8 + 9 + 10 + 11, 12 + 13 + 14 + 15 + 16 + 17]);
-  assert.deepEqual(steps.map((s) => s.logprob), [-6, -6, -6]);
+  assert.deepEqual(
+    steps.map((s) => s.tokens),
+    [6, 6, 6],
+  );
+  assert.deepEqual(
+    steps.map((s) => s.reward),
+    [0 + 1 + 2 + 3 + 4 + 5, 6 + 7 + 8 + 9 + 10 + 11, 12 + 13 + 14 + 15 + 16 + 17],
+  );
+  assert.deepEqual(
+    steps.map((s) => s.logprob),
+    [-6, -6, -6],
+  );
   assert.equal(stepRewards([{ start: 0, reward: 1, logprob: 0, ref_logprob: 0 }], "  ").length, 1);
 });
 
@@ -109,13 +150,19 @@ test("creditHtml: self-contained, every token's text escaped with a tooltip, ste
   const html = creditHtml(c, { model: "pol<icy>", ref: "ref" });
   assert.match(html, /^<!DOCTYPE html>/);
   assert.doesNotMatch(html, /<script|<link|src=/); // nothing to fetch
-  for (const t of c.tokens) assert.ok(html.includes(`>${escapeHtml(visibleText(t.text))}</span>`), JSON.stringify(t.text));
+  for (const t of c.tokens)
+    assert.ok(html.includes(`>${escapeHtml(visibleText(t.text))}</span>`), JSON.stringify(t.text));
   assert.ok(!html.includes("<b>"));
   for (const e of ["&lt;", "&gt;", "&quot;"]) assert.ok(html.includes(`>${e}</span>`), e);
   assert.ok(html.includes("pens &amp; buys"));
   assert.ok(html.includes("pol&lt;icy&gt;"));
-  assert.equal((html.match(/<span style="background:rgb\(\d+,\d+,\d+\)" title="reward [+-]\d/g) ?? []).length, c.tokens.length);
-  c.steps.forEach((s) => assert.ok(html.includes(`step ${s.index + 1}: ${s.reward >= 0 ? "+" : ""}${s.reward.toFixed(4)}`)));
+  assert.equal(
+    (html.match(/<span style="background:rgb\(\d+,\d+,\d+\)" title="reward [+-]\d/g) ?? []).length,
+    c.tokens.length,
+  );
+  c.steps.forEach((s) =>
+    assert.ok(html.includes(`step ${s.index + 1}: ${s.reward >= 0 ? "+" : ""}${s.reward.toFixed(4)}`)),
+  );
   assert.match(html, /class="legend"/);
   assert.ok(html.includes(escapeHtml(PROMPT.trim())));
 });

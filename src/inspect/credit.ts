@@ -85,8 +85,12 @@ export interface PromptCompletionIds {
  * Tokens of prompt + completion as SFT/DPO make them (BOS first; EOS after the completion when addEos). With an
  * empty prompt the text is scored after BOS alone. Throws when there is nothing to score.
  */
-export function encodeForCredit(tokenizer: TextTokenizer, prompt: string, completion: string,
-  opts: { addEos?: boolean } = {}): PromptCompletionIds {
+export function encodeForCredit(
+  tokenizer: TextTokenizer,
+  prompt: string,
+  completion: string,
+  opts: { addEos?: boolean } = {},
+): PromptCompletionIds {
   const pc = tokenizer.encodePromptCompletion(prompt, completion, { addEos: opts.addEos ?? false, warn: () => {} });
   let promptLength = pc.promptLength;
   if (promptLength === 0) {
@@ -99,7 +103,11 @@ export function encodeForCredit(tokenizer: TextTokenizer, prompt: string, comple
 }
 
 /** Character spans of completion tokens decoded after the prompt tokens, and the decoded completion. */
-export function tokenSpans(tokenizer: TextTokenizer, prompt: number[], completion: number[]): { text: string; spans: [number, number][] } {
+export function tokenSpans(
+  tokenizer: TextTokenizer,
+  prompt: number[],
+  completion: number[],
+): { text: string; spans: [number, number][] } {
   const detok = new Detokenizer(tokenizer, prompt);
   let text = "";
   const spans = completion.map((id, i): [number, number] => {
@@ -115,8 +123,11 @@ export function tokenSpans(tokenizer: TextTokenizer, prompt: number[], completio
  * Per-token policy and reference log-probs of many prompt/completion pairs: one scoreTokens batch per model.
  * out[i].logprob[t] is log p(completion[t] | prompt, completion[0..t)).
  */
-export function completionTokenLogprobs(policy: Llama, ref: Llama | null, examples: PromptCompletionIds[]):
-  { logprob: Float64Array; ref_logprob: Float64Array | null }[] {
+export function completionTokenLogprobs(
+  policy: Llama,
+  ref: Llama | null,
+  examples: PromptCompletionIds[],
+): { logprob: Float64Array; ref_logprob: Float64Array | null }[] {
   const seqs = examples.map((e) => [...e.prompt, ...e.completion]);
   const lps = scoreTokens(policy, seqs);
   const refLps = ref ? scoreTokens(ref, seqs) : null;
@@ -127,19 +138,34 @@ export function completionTokenLogprobs(policy: Llama, ref: Llama | null, exampl
 }
 
 /** Builds a Credit from token ids and both models' log-probs of the completion tokens (pure; no model). */
-export function creditFromLogprobs(tokenizer: TextTokenizer, prompt: string, ids: PromptCompletionIds,
-  logprob: ArrayLike<number>, refLogprob: ArrayLike<number>, beta: number): Credit {
+export function creditFromLogprobs(
+  tokenizer: TextTokenizer,
+  prompt: string,
+  ids: PromptCompletionIds,
+  logprob: ArrayLike<number>,
+  refLogprob: ArrayLike<number>,
+  beta: number,
+): Credit {
   if (logprob.length !== ids.completion.length || refLogprob.length !== ids.completion.length) {
-    throw new InputError(`log-probs of ${logprob.length}/${refLogprob.length} tokens for ${ids.completion.length} completion tokens`);
+    throw new InputError(
+      `log-probs of ${logprob.length}/${refLogprob.length} tokens for ${ids.completion.length} completion tokens`,
+    );
   }
   const { text, spans } = tokenSpans(tokenizer, ids.prompt, ids.completion);
   const stepSpans = splitSteps(text);
   const rewards = tokenRewards(logprob, refLogprob, beta);
-  const tokens = ids.completion.map((id, t): CompletionToken => ({
-    id, text: tokenizer.tokenText(id), start: spans[t][0], end: spans[t][1],
-    logprob: logprob[t], ref_logprob: refLogprob[t], reward: rewards[t],
-    step: stepOf(stepSpans, spans[t][0]),
-  }));
+  const tokens = ids.completion.map(
+    (id, t): CompletionToken => ({
+      id,
+      text: tokenizer.tokenText(id),
+      start: spans[t][0],
+      end: spans[t][1],
+      logprob: logprob[t],
+      ref_logprob: refLogprob[t],
+      reward: rewards[t],
+      step: stepOf(stepSpans, spans[t][0]),
+    }),
+  );
   const steps = stepRewards(tokens, text);
   let total = 0;
   let maxAbs = 0;
@@ -162,11 +188,23 @@ function stepOf(steps: { start: number }[], at: number): number {
  * span starts in (whitespace after a step's text, such as its newline, to that step). A completion with no step
  * text (only whitespace) is one step holding every token.
  */
-export function stepRewards(tokens: readonly Pick<CompletionToken, "start" | "reward" | "logprob" | "ref_logprob">[],
-  completion: string): StepCredit[] {
+export function stepRewards(
+  tokens: readonly Pick<CompletionToken, "start" | "reward" | "logprob" | "ref_logprob">[],
+  completion: string,
+): StepCredit[] {
   const spans = splitSteps(completion);
-  const steps: StepCredit[] = (spans.length ? spans : [{ text: completion, start: 0, end: completion.length }])
-    .map((s, index) => ({ index, text: s.text, start: s.start, end: s.end, tokens: 0, reward: 0, logprob: 0, ref_logprob: 0 }));
+  const steps: StepCredit[] = (spans.length ? spans : [{ text: completion, start: 0, end: completion.length }]).map(
+    (s, index) => ({
+      index,
+      text: s.text,
+      start: s.start,
+      end: s.end,
+      tokens: 0,
+      reward: 0,
+      logprob: 0,
+      ref_logprob: 0,
+    }),
+  );
   for (const t of tokens) {
     const s = steps[stepOf(steps, t.start)];
     s.tokens++;
@@ -184,31 +222,52 @@ export interface CreditOptions {
 }
 
 /** The per-token and per-step implicit reward of `completion` under policy against ref. */
-export function scoreCredit(policy: Llama, ref: Llama, tokenizer: TextTokenizer, completion: string,
-  opts: CreditOptions = {}): Credit {
+export function scoreCredit(
+  policy: Llama,
+  ref: Llama,
+  tokenizer: TextTokenizer,
+  completion: string,
+  opts: CreditOptions = {},
+): Credit {
   return scoreCredits(policy, ref, tokenizer, [{ prompt: opts.prompt ?? "", completion }], opts)[0];
 }
 
 /** scoreCredit for many texts, scored in one batch per model. */
-export function scoreCredits(policy: Llama, ref: Llama, tokenizer: TextTokenizer,
-  texts: { prompt: string; completion: string }[], opts: Omit<CreditOptions, "prompt"> = {}): Credit[] {
+export function scoreCredits(
+  policy: Llama,
+  ref: Llama,
+  tokenizer: TextTokenizer,
+  texts: { prompt: string; completion: string }[],
+  opts: Omit<CreditOptions, "prompt"> = {},
+): Credit[] {
   const beta = opts.beta ?? 0.1;
   if (!(beta > 0) || !Number.isFinite(beta)) throw new InputError(`beta must be a number > 0, got ${beta}`);
   if (ref.config.vocab_size !== policy.config.vocab_size) {
-    throw new InputError(`the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
-      `(${policy.config.vocab_size})`, ref.source, "score against the model this one was trained from");
+    throw new InputError(
+      `the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
+        `(${policy.config.vocab_size})`,
+      ref.source,
+      "score against the model this one was trained from",
+    );
   }
   const ids = texts.map((t) => encodeForCredit(tokenizer, t.prompt, t.completion, { addEos: opts.addEos }));
   const lps = completionTokenLogprobs(policy, ref, ids);
-  return texts.map((t, i) => creditFromLogprobs(tokenizer, t.prompt, ids[i], lps[i].logprob, lps[i].ref_logprob!, beta));
+  return texts.map((t, i) =>
+    creditFromLogprobs(tokenizer, t.prompt, ids[i], lps[i].logprob, lps[i].ref_logprob!, beta),
+  );
 }
 
 /**
  * Scores token ids (BOS first, as the tokenizer adds it) under `policy` and, when `ref` is given, their rewards
  * against it with tokenRewards. The first token has logprob (and reward) null. ids holds at least one token.
  */
-export function scoreSequence(policy: Llama, ref: Llama | null, tokenizer: TextTokenizer, ids: number[],
-  beta: number): SequenceScore {
+export function scoreSequence(
+  policy: Llama,
+  ref: Llama | null,
+  tokenizer: TextTokenizer,
+  ids: number[],
+  beta: number,
+): SequenceScore {
   const [lp] = scoreTokens(policy, [ids]); // (T-1) log-probs of tokens 1.. given what precedes them
   const rewards = ref ? tokenRewards(lp, scoreTokens(ref, [ids])[0], beta) : null;
   let total = 0;

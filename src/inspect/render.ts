@@ -27,7 +27,9 @@ const CONTROL_CHARS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 
 /** A token's text as drawn: newlines as "↵", other control characters escaped. */
 export function visibleText(text: string): string {
-  return text.replace(/\r?\n/g, "↵").replace(CONTROL_CHARS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text
+    .replace(/\r?\n/g, "↵")
+    .replace(CONTROL_CHARS, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /** The tokens of each step, in order. */
@@ -61,19 +63,25 @@ function rgbCss([r, g, b]: Rgb): string {
 }
 
 function tokenSpan(t: CompletionToken, scale: number): string {
-  const tip = `reward ${signed(t.reward, 5)}  log pi ${t.logprob.toFixed(4)}  log pi_ref ${t.ref_logprob.toFixed(4)}  ` +
+  const tip =
+    `reward ${signed(t.reward, 5)}  log pi ${t.logprob.toFixed(4)}  log pi_ref ${t.ref_logprob.toFixed(4)}  ` +
     `token ${t.id} ${JSON.stringify(t.text)}`;
-  return `<span style="background:${rgbCss(rewardColor(t.reward, scale))}" title="${escapeHtml(tip)}">` +
-    `${escapeHtml(visibleText(t.text))}</span>`;
+  return (
+    `<span style="background:${rgbCss(rewardColor(t.reward, scale))}" title="${escapeHtml(tip)}">` +
+    `${escapeHtml(visibleText(t.text))}</span>`
+  );
 }
 
 /** A step's line: its tokens, then its sum coloured on the scale of the largest |step sum| (stepScale). */
 function stepRow(s: StepCredit, tokens: CompletionToken[], scale: number, stepScale: number): string {
-  const tip = `step ${s.index + 1}: reward ${signed(s.reward, 5)} over ${s.tokens} tokens, ` +
+  const tip =
+    `step ${s.index + 1}: reward ${signed(s.reward, 5)} over ${s.tokens} tokens, ` +
     `log pi ${s.logprob.toFixed(3)}, log pi_ref ${s.ref_logprob.toFixed(3)}`;
-  return `<div class="step"><div class="toks">${tokens.map((t) => tokenSpan(t, scale)).join("")}</div>` +
+  return (
+    `<div class="step"><div class="toks">${tokens.map((t) => tokenSpan(t, scale)).join("")}</div>` +
     `<span class="sum" style="background:${rgbCss(rewardColor(s.reward, stepScale))}" ` +
-    `title="${escapeHtml(tip)}">step ${s.index + 1}: ${signed(s.reward)}</span></div>`;
+    `title="${escapeHtml(tip)}">step ${s.index + 1}: ${signed(s.reward)}</span></div>`
+  );
 }
 
 /** A self-contained HTML page: the prompt in grey, one line per step with its summed reward, a legend. */
@@ -82,7 +90,9 @@ export function creditHtml(c: Credit, opts: { title?: string; model?: string; re
   const byStep = tokensByStep(c);
   const stepScale = Math.max(0, ...c.steps.map((s) => Math.abs(s.reward)));
   const title = opts.title ?? "stepwise credit: implicit reward per token";
-  const who = opts.model ? `policy ${escapeHtml(opts.model)}${opts.ref ? ` vs reference ${escapeHtml(opts.ref)}` : ""}, ` : "";
+  const who = opts.model
+    ? `policy ${escapeHtml(opts.model)}${opts.ref ? ` vs reference ${escapeHtml(opts.ref)}` : ""}, `
+    : "";
   return [
     "<!DOCTYPE html>",
     `<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title><style>${CSS}</style></head><body>`,
@@ -127,12 +137,18 @@ export function creditAnsi(c: Credit, mode: ColorMode = "truecolor"): string {
   const lines: string[] = [];
   if (c.prompt) lines.push(DIM + c.prompt.replace(/\n$/, "") + RESET);
   c.steps.forEach((s, k) => {
-    const toks = byStep[k].map((t) => background(rewardColor(t.reward, scale), mode) + visibleText(t.text) + RESET).join("");
+    const toks = byStep[k]
+      .map((t) => background(rewardColor(t.reward, scale), mode) + visibleText(t.text) + RESET)
+      .join("");
     lines.push(`${toks}  ${DIM}[step ${s.index + 1}: ${signed(s.reward)}]${RESET}`);
   });
-  const ramp = [-1, -0.66, -0.33, 0, 0.33, 0.66, 1].map((x) => background(rewardColor(x, 1), mode) + "  " + RESET).join("");
-  lines.push(`${DIM}reward ${signed(-scale)}${RESET} ${ramp} ${DIM}${signed(scale)}   total ${signed(c.total_reward)} ` +
-    `(beta ${c.beta}, ${c.tokens.length} tokens)${RESET}`);
+  const ramp = [-1, -0.66, -0.33, 0, 0.33, 0.66, 1]
+    .map((x) => background(rewardColor(x, 1), mode) + "  " + RESET)
+    .join("");
+  lines.push(
+    `${DIM}reward ${signed(-scale)}${RESET} ${ramp} ${DIM}${signed(scale)}   total ${signed(c.total_reward)} ` +
+      `(beta ${c.beta}, ${c.tokens.length} tokens)${RESET}`,
+  );
   return lines.join("\n");
 }
 
@@ -140,12 +156,16 @@ export function creditAnsi(c: Credit, mode: ColorMode = "truecolor"): string {
 export function creditTable(c: Credit): string {
   const lines = ["  pos  step     reward    logprob  ref_logprob  text"];
   c.tokens.forEach((t, i) => {
-    lines.push(`${String(i).padStart(5)} ${String(t.step + 1).padStart(5)}  ${signed(t.reward).padStart(9)}  ` +
-      `${t.logprob.toFixed(4).padStart(9)}  ${t.ref_logprob.toFixed(4).padStart(11)}  ${JSON.stringify(t.text)}`);
+    lines.push(
+      `${String(i).padStart(5)} ${String(t.step + 1).padStart(5)}  ${signed(t.reward).padStart(9)}  ` +
+        `${t.logprob.toFixed(4).padStart(9)}  ${t.ref_logprob.toFixed(4).padStart(11)}  ${JSON.stringify(t.text)}`,
+    );
   });
   lines.push("", " step     reward  tokens  text");
   for (const s of c.steps) {
-    lines.push(`${String(s.index + 1).padStart(5)}  ${signed(s.reward).padStart(9)}  ${String(s.tokens).padStart(6)}  ${JSON.stringify(s.text)}`);
+    lines.push(
+      `${String(s.index + 1).padStart(5)}  ${signed(s.reward).padStart(9)}  ${String(s.tokens).padStart(6)}  ${JSON.stringify(s.text)}`,
+    );
   }
   lines.push(`total reward ${signed(c.total_reward)} (beta ${c.beta})`);
   return lines.join("\n");

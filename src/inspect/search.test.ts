@@ -10,8 +10,16 @@ import { Llama, type LlamaConfig } from "../model/llama.js";
 import { scoreTokens } from "../model/score.js";
 import { builtinTokenizer } from "../model/tokenizer.js";
 import {
-  beamSearch, cutAfterAnswer, greedyDecode, LmStepProposer, searchProblems, selectBeams,
-  type Beam, type LiveBeam, type StepCandidate, type StepProposer,
+  beamSearch,
+  cutAfterAnswer,
+  greedyDecode,
+  LmStepProposer,
+  searchProblems,
+  selectBeams,
+  type Beam,
+  type LiveBeam,
+  type StepCandidate,
+  type StepProposer,
 } from "./search.js";
 
 /** Each beam proposes steps "a", "b", "c" with fixed scores; a step "c" ends the solution. */
@@ -20,17 +28,30 @@ class Scripted implements StepProposer {
   constructor(private readonly scores: Record<string, number>) {}
   propose(live: LiveBeam[]): StepCandidate[][] {
     this.calls.push(live);
-    return live.map(() => ["a", "b", "c"].map((s) => ({ tokens: [s.charCodeAt(0)], text: s, done: s === "c", score: this.scores[s] })));
+    return live.map(() =>
+      ["a", "b", "c"].map((s) => ({ tokens: [s.charCodeAt(0)], text: s, done: s === "c", score: this.scores[s] })),
+    );
   }
 }
 
-const beam = (text: string, score: number, done = false): Beam =>
-  ({ tokens: [...text].map((c) => c.charCodeAt(0)), text, score, stepScores: [], done });
+const beam = (text: string, score: number, done = false): Beam => ({
+  tokens: [...text].map((c) => c.charCodeAt(0)),
+  text,
+  score,
+  stepScores: [],
+  done,
+});
 
 test("selectBeams: the K best by score, ties in pool order, duplicates dropped", () => {
   const pool = [beam("x", 1), beam("y", 3), beam("z", 2), beam("y", 3), beam("w", 2)];
-  assert.deepEqual(selectBeams(pool, 3).map((b) => b.text), ["y", "z", "w"]);
-  assert.deepEqual(selectBeams(pool, 10).map((b) => b.text), ["y", "z", "w", "x"]);
+  assert.deepEqual(
+    selectBeams(pool, 3).map((b) => b.text),
+    ["y", "z", "w"],
+  );
+  assert.deepEqual(
+    selectBeams(pool, 10).map((b) => b.text),
+    ["y", "z", "w", "x"],
+  );
 });
 
 test("beamSearch: keeps the top K by accumulated score; finished beams compete; maxSteps ends it", () => {
@@ -39,19 +60,37 @@ test("beamSearch: keeps the top K by accumulated score; finished beams compete; 
   // round 0: a=1, b=.5, c=1.8 -> keep c (done), a
   // round 1: a expands to aa=2, ab=1.5, ac=2.8 -> pool c=1.8, aa, ab, ac -> keep ac (done), aa
   // round 2: aa expands to aaa=3, aab=2.5, aac=3.8 -> keep aac, aaa; maxSteps ends aaa
-  assert.deepEqual(res.map((b) => b.text), ["aac", "aaa"]);
-  assert.deepEqual(res.map((b) => b.score), [3.8, 3]);
+  assert.deepEqual(
+    res.map((b) => b.text),
+    ["aac", "aaa"],
+  );
+  assert.deepEqual(
+    res.map((b) => b.score),
+    [3.8, 3],
+  );
   assert.ok(res.every((b) => b.done));
   assert.deepEqual(res[0].stepScores, [1, 1, 1.8]);
-  assert.deepEqual(p.calls.map((c) => c.map((l) => l.beam.text)), [[""], ["a"], ["aa"]]);
+  assert.deepEqual(
+    p.calls.map((c) => c.map((l) => l.beam.text)),
+    [[""], ["a"], ["aa"]],
+  );
   // a penalty on "a" keeps the finished "c" on top and stops once every kept beam is done
   const q = new Scripted({ a: -5, b: -1, c: 0 });
   const [r2] = beamSearch(1, q, { beams: 1, maxSteps: 10 });
-  assert.deepEqual(r2.map((b) => b.text), ["c"]);
+  assert.deepEqual(
+    r2.map((b) => b.text),
+    ["c"],
+  );
   assert.equal(q.calls.length, 1);
   // problems are searched side by side, one proposer call a round
   const both = beamSearch(2, new Scripted({ a: 1, b: 2, c: 0 }), { beams: 3, maxSteps: 2 });
-  assert.deepEqual(both.map((bs) => bs.map((b) => b.text)), [["bb", "ba", "ab"], ["bb", "ba", "ab"]]);
+  assert.deepEqual(
+    both.map((bs) => bs.map((b) => b.text)),
+    [
+      ["bb", "ba", "ab"],
+      ["bb", "ba", "ab"],
+    ],
+  );
   assert.throws(() => beamSearch(1, p, { beams: 0, maxSteps: 1 }), /beams must be/);
 });
 
@@ -62,9 +101,20 @@ test("cutAfterAnswer keeps the text through the first #### line", () => {
 });
 
 const CFG: LlamaConfig = {
-  vocab_size: 100, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 256,
-  tie_word_embeddings: true, attention_bias: false, initializer_range: 0.3, bos_token_id: 1, eos_token_id: 2,
+  vocab_size: 100,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 256,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  initializer_range: 0.3,
+  bos_token_id: 1,
+  eos_token_id: 2,
 };
 const be = referenceBackend();
 const policy = new Llama(CFG, { seed: 11, backend: be });
@@ -86,15 +136,24 @@ test("K = 1 with the greedy candidate alone is greedy decoding", () => {
   for (const maxSteps of [1, 3, 8]) {
     const greedy = greedyDecode(policy, tok, prompts, { maxTokens: 40, maxSteps, batchSize: 8 });
     const res = beamSearch(prompts.length, new LmStepProposer(policy, ref, tok, prompts, BASE), { beams: 1, maxSteps });
-    assert.deepEqual(res.map((bs) => cutAfterAnswer(bs[0].text)), greedy, `maxSteps ${maxSteps}`);
+    assert.deepEqual(
+      res.map((bs) => cutAfterAnswer(bs[0].text)),
+      greedy,
+      `maxSteps ${maxSteps}`,
+    );
   }
-  assert.ok(greedyDecode(policy, tok, prompts, { maxTokens: 40, maxSteps: 8, batchSize: 8 }).some((t) => t.includes("\n")));
+  assert.ok(
+    greedyDecode(policy, tok, prompts, { maxTokens: 40, maxSteps: 8, batchSize: 8 }).some((t) => t.includes("\n")),
+  );
 });
 
 test("LmStepProposer: greedy first, samples by seed, scores = beta * sum log(pi/pi_ref) of the new tokens", () => {
   const p = new LmStepProposer(policy, ref, tok, prompts, { ...BASE, expand: 3 });
   const start = { tokens: [], text: "", score: 0, stepScores: [], done: false };
-  const live = [{ problem: 0, rank: 0, beam: start }, { problem: 2, rank: 0, beam: start }];
+  const live = [
+    { problem: 0, rank: 0, beam: start },
+    { problem: 2, rank: 0, beam: start },
+  ];
   const cands = p.propose(live, 0);
   const again = p.propose(live, 0);
   assert.deepEqual(again, cands);
@@ -118,13 +177,30 @@ test("LmStepProposer: greedy first, samples by seed, scores = beta * sum log(pi/
 });
 
 test("searchProblems: accuracies of greedy and beam search, verified per problem", () => {
-  const r = searchProblems(policy, ref, tok, PROBLEMS, { ...BASE, expand: 2, beams: 2, maxSteps: 4, template: "plain", task: "arith" });
+  const r = searchProblems(policy, ref, tok, PROBLEMS, {
+    ...BASE,
+    expand: 2,
+    beams: 2,
+    maxSteps: 4,
+    template: "plain",
+    task: "arith",
+  });
   assert.equal(r.n, 3);
   assert.equal(r.beams, 2);
   assert.equal(r.records.length, 3);
   assert.ok(r.greedy_accuracy >= 0 && r.greedy_accuracy <= 1 && r.beam_accuracy >= 0 && r.beam_accuracy <= 1);
   assert.equal(r.both_correct + r.beam_only, Math.round(r.beam_accuracy * 3));
-  const k1 = searchProblems(policy, ref, tok, PROBLEMS, { ...BASE, beams: 1, maxSteps: 4, template: "plain", task: "arith", chunk: 2 });
-  assert.deepEqual(k1.records.map((x) => x.beam), k1.records.map((x) => x.greedy));
+  const k1 = searchProblems(policy, ref, tok, PROBLEMS, {
+    ...BASE,
+    beams: 1,
+    maxSteps: 4,
+    template: "plain",
+    task: "arith",
+    chunk: 2,
+  });
+  assert.deepEqual(
+    k1.records.map((x) => x.beam),
+    k1.records.map((x) => x.greedy),
+  );
   assert.equal(k1.beam_accuracy, k1.greedy_accuracy);
 });

@@ -54,8 +54,13 @@ export interface StepProposer {
 export const EMPTY_BEAM: Beam = { tokens: [], text: "", score: 0, stepScores: [], done: false };
 
 function extend(b: Beam, c: StepCandidate): Beam {
-  return { tokens: [...b.tokens, ...c.tokens], text: b.text + c.text, score: b.score + c.score,
-    stepScores: [...b.stepScores, c.score], done: c.done };
+  return {
+    tokens: [...b.tokens, ...c.tokens],
+    text: b.text + c.text,
+    score: b.score + c.score,
+    stepScores: [...b.stepScores, c.score],
+    done: c.done,
+  };
 }
 
 /** The best k beams by score, duplicates (same tokens) dropped; ties keep pool order. */
@@ -67,7 +72,11 @@ export function selectBeams(pool: Beam[], k: number): Beam[] {
     seen.add(key);
     return true;
   });
-  return unique.map((b, i) => ({ b, i })).sort((x, y) => y.b.score - x.b.score || x.i - y.i).slice(0, k).map((x) => x.b);
+  return unique
+    .map((b, i) => ({ b, i }))
+    .sort((x, y) => y.b.score - x.b.score || x.i - y.i)
+    .slice(0, k)
+    .map((x) => x.b);
 }
 
 export interface BeamSearchOptions {
@@ -78,16 +87,23 @@ export interface BeamSearchOptions {
 
 /** Beam search over steps for `problems` problems; each problem's final beams, best first. */
 export function beamSearch(problems: number, proposer: StepProposer, opts: BeamSearchOptions): Beam[][] {
-  if (!Number.isInteger(opts.beams) || opts.beams < 1) throw new InputError(`beams must be an integer >= 1, got ${opts.beams}`);
+  if (!Number.isInteger(opts.beams) || opts.beams < 1)
+    throw new InputError(`beams must be an integer >= 1, got ${opts.beams}`);
   let beams: Beam[][] = Array.from({ length: problems }, () => [EMPTY_BEAM]);
   for (let round = 0; round < opts.maxSteps; round++) {
-    const live: LiveBeam[] = beams.flatMap((bs, problem) => bs.flatMap((beam, rank) => (beam.done ? [] : [{ problem, rank, beam }])));
+    const live: LiveBeam[] = beams.flatMap((bs, problem) =>
+      bs.flatMap((beam, rank) => (beam.done ? [] : [{ problem, rank, beam }])),
+    );
     if (live.length === 0) break;
     opts.onRound?.(round, live.length);
     const cands = proposer.propose(live, round);
     const next = new Map(live.map((l, i) => [`${l.problem}:${l.rank}`, cands[i]]));
-    beams = beams.map((bs, p) => selectBeams(bs.flatMap((b, r) => (b.done ? [b] : next.get(`${p}:${r}`)!.map((c) => extend(b, c)))),
-      opts.beams));
+    beams = beams.map((bs, p) =>
+      selectBeams(
+        bs.flatMap((b, r) => (b.done ? [b] : next.get(`${p}:${r}`)!.map((c) => extend(b, c)))),
+        opts.beams,
+      ),
+    );
   }
   return beams.map((bs) => bs.map((b) => ({ ...b, done: true })));
 }
@@ -114,20 +130,29 @@ export interface LmProposerOptions {
 
 /** Candidates from the policy's KV-cache generation, scored by policy and reference (one batch each per round). */
 export class LmStepProposer implements StepProposer {
-  constructor(private readonly policy: Llama, private readonly ref: Llama | null, private readonly tokenizer: TextTokenizer,
-    private readonly prompts: number[][], private readonly o: LmProposerOptions) {
+  constructor(
+    private readonly policy: Llama,
+    private readonly ref: Llama | null,
+    private readonly tokenizer: TextTokenizer,
+    private readonly prompts: number[][],
+    private readonly o: LmProposerOptions,
+  ) {
     if (o.score === "reward" && !ref) throw new InputError("scoring by implicit reward needs a reference model");
   }
 
   propose(live: LiveBeam[], round: number): StepCandidate[][] {
     const per = this.o.expand + 1; // row j = 0 of a beam is greedy
-    const rows = live.flatMap((l) => Array.from({ length: per }, (_, j) => ({
-      prompt: [...this.prompts[l.problem], ...l.beam.tokens],
-      seed: sequenceSeed(sequenceSeed(sequenceSeed(this.o.seed, l.problem), round), l.rank * per + j),
-    })));
+    const rows = live.flatMap((l) =>
+      Array.from({ length: per }, (_, j) => ({
+        prompt: [...this.prompts[l.problem], ...l.beam.tokens],
+        seed: sequenceSeed(sequenceSeed(sequenceSeed(this.o.seed, l.problem), round), l.rank * per + j),
+      })),
+    );
     const maxNew = Math.max(...live.map((l) => this.o.maxTokens - l.beam.tokens.length));
     const gens = generate(this.policy, this.tokenizer, rows, {
-      maxTokens: maxNew, maxSteps: 1, batchSize: this.o.batchSize,
+      maxTokens: maxNew,
+      maxSteps: 1,
+      batchSize: this.o.batchSize,
       stepTemperature: (_step, seq) => (seq % per === 0 ? 0 : this.o.temperature),
     });
     const cands = live.map((l, i) => {
@@ -218,15 +243,26 @@ export interface SearchResult {
 }
 
 /** Greedy decoding of whole solutions (the baseline): at most maxSteps lines and maxTokens tokens, cut after "####". */
-export function greedyDecode(policy: Llama, tokenizer: TextTokenizer, prompts: number[][],
-  opts: { maxTokens: number; maxSteps: number; batchSize: number }): string[] {
+export function greedyDecode(
+  policy: Llama,
+  tokenizer: TextTokenizer,
+  prompts: number[][],
+  opts: { maxTokens: number; maxSteps: number; batchSize: number },
+): string[] {
   const { maxTokens, maxSteps, batchSize } = opts;
-  return generate(policy, tokenizer, prompts, { temperature: 0, maxTokens, maxSteps, batchSize }).map((g) => cutAfterAnswer(g.text));
+  return generate(policy, tokenizer, prompts, { temperature: 0, maxTokens, maxSteps, batchSize }).map((g) =>
+    cutAfterAnswer(g.text),
+  );
 }
 
 /** Greedy decoding and beam search on every problem, each verified against its reference answer. */
-export function searchProblems(policy: Llama, ref: Llama | null, tokenizer: TextTokenizer, problems: SearchProblem[],
-  o: SearchOptions): SearchResult {
+export function searchProblems(
+  policy: Llama,
+  ref: Llama | null,
+  tokenizer: TextTokenizer,
+  problems: SearchProblem[],
+  o: SearchOptions,
+): SearchResult {
   const records: SearchRecord[] = [];
   const chunk = o.chunk ?? 16;
   for (let a = 0; a < problems.length; a += chunk) {
@@ -239,17 +275,31 @@ export function searchProblems(policy: Llama, ref: Llama | null, tokenizer: Text
       const best = beams[i][0];
       const g = verifySolution(greedy[i], p.answer, o.task);
       const b = verifySolution(cutAfterAnswer(best.text), p.answer, o.task);
-      records.push({ id: p.id, greedy: greedy[i], beam: cutAfterAnswer(best.text), beam_score: best.score,
-        greedy_correct: g.correct, beam_correct: b.correct, greedy_pred: g.pred, beam_pred: b.pred });
+      records.push({
+        id: p.id,
+        greedy: greedy[i],
+        beam: cutAfterAnswer(best.text),
+        beam_score: best.score,
+        greedy_correct: g.correct,
+        beam_correct: b.correct,
+        greedy_pred: g.pred,
+        beam_pred: b.pred,
+      });
     });
     o.onProgress?.(a + ps.length, problems.length);
   }
   const n = records.length;
   const count = (f: (r: SearchRecord) => boolean) => records.filter(f).length;
   return {
-    n, greedy_accuracy: n ? count((r) => r.greedy_correct === true) / n : 0,
+    n,
+    greedy_accuracy: n ? count((r) => r.greedy_correct === true) / n : 0,
     beam_accuracy: n ? count((r) => r.beam_correct === true) / n : 0,
-    beams: o.beams, expand: o.expand, temperature: o.temperature, score: o.score, beta: o.beta, max_steps: o.maxSteps,
+    beams: o.beams,
+    expand: o.expand,
+    temperature: o.temperature,
+    score: o.score,
+    beta: o.beta,
+    max_steps: o.maxSteps,
     both_correct: count((r) => r.greedy_correct === true && r.beam_correct === true),
     beam_only: count((r) => r.beam_correct === true && r.greedy_correct !== true),
     greedy_only: count((r) => r.greedy_correct === true && r.beam_correct !== true),

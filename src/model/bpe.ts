@@ -33,7 +33,10 @@ export interface BpeOptions {
 /** Merges learned from `texts`, in order. A pair with a digit in either half is never merged. */
 export function learnMerges(texts: Iterable<string>, opts: BpeOptions): [string, string][] {
   const budget = opts.vocabSize - BUILTIN_SPECIALS.length - 256;
-  if (budget < 0) throw new InputError(`vocabulary size ${opts.vocabSize} is below the ${BUILTIN_SPECIALS.length + 256} specials and bytes`);
+  if (budget < 0)
+    throw new InputError(
+      `vocabulary size ${opts.vocabSize} is below the ${BUILTIN_SPECIALS.length + 256} specials and bytes`,
+    );
   const counts = new Map<string, number>();
   for (const t of texts) for (const w of preTokenize(t)) counts.set(w, (counts.get(w) ?? 0) + 1);
   const words = [...counts].map(([w, n]) => ({ parts: [...w], n }));
@@ -51,7 +54,8 @@ export function learnMerges(texts: Iterable<string>, opts: BpeOptions): [string,
     }
     let best: string | null = null;
     let bestN = 0;
-    for (const [key, n] of pairs) if (n > bestN || (n === bestN && best !== null && key < best)) [best, bestN] = [key, n];
+    for (const [key, n] of pairs)
+      if (n > bestN || (n === bestN && best !== null && key < best)) [best, bestN] = [key, n];
     if (best === null || bestN < minFreq) break;
     const [a, b] = best.split(" ") as [string, string];
     merges.push([a, b]);
@@ -68,7 +72,10 @@ export function learnMerges(texts: Iterable<string>, opts: BpeOptions): [string,
  * specials (<pad> <s> </s> <unk>), then the 256 byte tokens, then one token per merge. BOS is added as the
  * built-in tokenizer adds it, and the chat template is the built-in one.
  */
-export function trainBpeTokenizerFiles(texts: Iterable<string>, opts: BpeOptions): ReturnType<typeof builtinStyleFiles> {
+export function trainBpeTokenizerFiles(
+  texts: Iterable<string>,
+  opts: BpeOptions,
+): ReturnType<typeof builtinStyleFiles> {
   const merges = learnMerges(texts, opts);
   const vocab: Record<string, number> = {};
   let next = 0;
@@ -78,7 +85,9 @@ export function trainBpeTokenizerFiles(texts: Iterable<string>, opts: BpeOptions
   return builtinStyleFiles({
     pre_tokenizer: preTokenizerJson("smollm"),
     decoder: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
-    unk_token: null, vocab, merges,
+    unk_token: null,
+    vocab,
+    merges,
   });
 }
 

@@ -74,17 +74,29 @@ function checkSlidingWindow(j: Json, type: ModelType, maxPos: number, layers: nu
   const active = window !== null && window < maxPos;
   if (!active) return;
   if (Array.isArray(j.layer_types) && j.layer_types.some((t) => t === "sliding_attention")) {
-    throw bad("layer_types", `has sliding_attention layers with sliding_window ${window}`, where,
-      "sliding-window attention is not supported");
+    throw bad(
+      "layer_types",
+      `has sliding_attention layers with sliding_window ${window}`,
+      where,
+      "sliding-window attention is not supported",
+    );
   }
   if (type === "mistral") {
-    throw bad("sliding_window", `${window} is shorter than max_position_embeddings ${maxPos}`, where,
-      "sliding-window attention is not supported; Mistral v0.2+ checkpoints have sliding_window null");
+    throw bad(
+      "sliding_window",
+      `${window} is shorter than max_position_embeddings ${maxPos}`,
+      where,
+      "sliding-window attention is not supported; Mistral v0.2+ checkpoints have sliding_window null",
+    );
   }
   const maxWindowLayers = typeof j.max_window_layers === "number" ? j.max_window_layers : layers;
   if (j.use_sliding_window === true && maxWindowLayers < layers) {
-    throw bad("use_sliding_window", `is true (window ${window}, from layer ${maxWindowLayers})`, where,
-      "sliding-window attention is not supported");
+    throw bad(
+      "use_sliding_window",
+      `is true (window ${window}, from layer ${maxWindowLayers})`,
+      where,
+      "sliding-window attention is not supported",
+    );
   }
 }
 
@@ -93,8 +105,12 @@ export function parseHfConfig(j: Json, where = "config.json"): LlamaConfig {
   if (!j || typeof j !== "object") throw new InputError("is not a JSON object", where);
   const type = j.model_type;
   if (typeof type !== "string" || !(MODEL_TYPES as readonly string[]).includes(type)) {
-    throw bad("model_type", `"${String(type)}" is not supported`, where,
-      `supported: ${MODEL_TYPES.join(", ")} (SmolLM2 and Llama 2/3 are "llama", Qwen2/2.5 are "qwen2")`);
+    throw bad(
+      "model_type",
+      `"${String(type)}" is not supported`,
+      where,
+      `supported: ${MODEL_TYPES.join(", ")} (SmolLM2 and Llama 2/3 are "llama", Qwen2/2.5 are "qwen2")`,
+    );
   }
   const mt = type as ModelType;
   const act = j.hidden_act ?? "silu";
@@ -134,8 +150,12 @@ export function parseHfConfig(j: Json, where = "config.json"): LlamaConfig {
   if (j.head_dim !== undefined && j.head_dim !== null) cfg.head_dim = int(j, "head_dim", where);
   const D = cfg.head_dim ?? C / H;
   if (!Number.isInteger(D) || D % 2 !== 0) {
-    throw bad("head_dim", `hidden_size / num_attention_heads = ${C} / ${H} is not an even integer`, where,
-      "set head_dim explicitly");
+    throw bad(
+      "head_dim",
+      `hidden_size / num_attention_heads = ${C} / ${H} is not an even integer`,
+      where,
+      "set head_dim explicitly",
+    );
   }
   if (H % cfg.num_key_value_heads !== 0) {
     throw bad("num_key_value_heads", `${cfg.num_key_value_heads} does not divide num_attention_heads ${H}`, where);
@@ -150,11 +170,14 @@ export function parseHfConfig(j: Json, where = "config.json"): LlamaConfig {
 export function toHfConfig(c: LlamaConfig, opts: { dtype?: string; base?: Json } = {}): Json {
   const mt = c.model_type ?? "llama";
   const out = c.attention_out_bias ?? false;
-  const expressible = mt === "llama" ? c.attention_bias === out : mt === "qwen2" ? c.attention_bias && !out
-    : !c.attention_bias && !out;
+  const expressible =
+    mt === "llama" ? c.attention_bias === out : mt === "qwen2" ? c.attention_bias && !out : !c.attention_bias && !out;
   if (!expressible) {
-    throw new InputError(`model_type ${mt} cannot express attention_bias=${c.attention_bias}, ` +
-      `attention_out_bias=${out}`, "config", "llama: q/k/v/o biases together; qwen2: q/k/v only; mistral: none");
+    throw new InputError(
+      `model_type ${mt} cannot express attention_bias=${c.attention_bias}, ` + `attention_out_bias=${out}`,
+      "config",
+      "llama: q/k/v/o biases together; qwen2: q/k/v only; mistral: none",
+    );
   }
   const rope: Json = { ...(c.rope_scaling ?? { rope_type: "default" }), rope_theta: c.rope_theta };
   const j: Json = {

@@ -11,21 +11,45 @@ import { nativeBackend, referenceBackend } from "../backend/index.js";
 import { Rng } from "../core/rng.js";
 import { logSoftmax } from "../engine/ops.js";
 import { noGrad, tensor, tidy } from "../engine/tensor.js";
-import { BatchDecoder, Detokenizer, Sampler, generate, selectMass, selectTop, sequenceSeed, type Generation } from "./generate.js";
+import {
+  BatchDecoder,
+  Detokenizer,
+  Sampler,
+  generate,
+  selectMass,
+  selectTop,
+  sequenceSeed,
+  type Generation,
+} from "./generate.js";
 import { KVCache, Llama, type LlamaConfig } from "./llama.js";
 import { TextTokenizer, builtinTokenizer } from "./tokenizer.js";
 
 // Vocabulary of the built-in tokenizer; a larger init std than usual makes the next-token distributions peaked.
 const CFG: LlamaConfig = {
-  vocab_size: 100, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 256,
-  tie_word_embeddings: false, attention_bias: true, initializer_range: 0.3, eos_token_id: 2,
+  vocab_size: 100,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 256,
+  tie_word_embeddings: false,
+  attention_bias: true,
+  initializer_range: 0.3,
+  eos_token_id: 2,
 };
 
 const tok = builtinTokenizer();
 const native = nativeBackend();
 
-interface Setup { name: string; be: Backend; dtype: DType; tol: number }
+interface Setup {
+  name: string;
+  be: Backend;
+  dtype: DType;
+  tol: number;
+}
 const SETUPS: Setup[] = [
   { name: "reference f64", be: referenceBackend(), dtype: "f64", tol: 1e-10 },
   { name: "reference f32", be: referenceBackend(), dtype: "f32", tol: 1e-5 },
@@ -80,7 +104,11 @@ for (const s of SETUPS) {
 
   test(`KV cache: left-padded rows of different lengths match each row alone (${s.name})`, () => {
     const m = model(s);
-    const rows = [[1, 5, 6, 7, 8, 9, 10], [1, 20], [1, 30, 31, 32, 33]];
+    const rows = [
+      [1, 5, 6, 7, 8, 9, 10],
+      [1, 20],
+      [1, 30, 31, 32, 33],
+    ];
     const P = 7;
     const V = CFG.vocab_size;
     const cache = m.newCache(rows.length, P + 3);
@@ -92,7 +120,9 @@ for (const s of SETUPS) {
     }
     const next = [44, 45, 46];
     let worst = 0;
-    const prefill = tidy(() => m.forwardCached(tensor(ids, [3, P], "i32", s.be), cache, { valid, lastOnly: true }).toArray());
+    const prefill = tidy(() =>
+      m.forwardCached(tensor(ids, [3, P], "i32", s.be), cache, { valid, lastOnly: true }).toArray(),
+    );
     const step = tidy(() => m.forwardCached(tensor(next, [3, 1], "i32", s.be), cache).toArray());
     rows.forEach((r, b) => {
       const want = fullLogits(m, [...r, next[b]]);
@@ -133,8 +163,12 @@ for (const s of SETUPS) {
     const opts = { temperature: 1, topP: 0.95, maxTokens: 10, seed: 7, eosIds: [] };
     const together = generate(m, tok, prompts, { ...opts, batchSize: 4 });
     const alone = generate(m, tok, prompts, { ...opts, batchSize: 1 });
-    const mixed = generate(m, tok, [prompts[2], prompts[0]].map((p, i) => ({ prompt: p, seed: together.length + i })),
-      { ...opts, batchSize: 2 });
+    const mixed = generate(
+      m,
+      tok,
+      [prompts[2], prompts[0]].map((p, i) => ({ prompt: p, seed: together.length + i })),
+      { ...opts, batchSize: 2 },
+    );
     for (let i = 0; i < prompts.length; i++) {
       assert.deepEqual(together[i].tokens, alone[i].tokens, `prompt ${i}`);
       assert.ok(maxDiff(together[i].logprobs, alone[i].logprobs) <= s.tol);
@@ -142,9 +176,15 @@ for (const s of SETUPS) {
     // The same explicit seed gives the same text in another batch; the same run seed the same texts.
     const single = generate(m, tok, [{ prompt: prompts[2], seed: 4 }], opts);
     assert.deepEqual(mixed[0].tokens, single[0].tokens);
-    assert.deepEqual(generate(m, tok, prompts, opts).map((g) => g.text), together.map((g) => g.text));
+    assert.deepEqual(
+      generate(m, tok, prompts, opts).map((g) => g.text),
+      together.map((g) => g.text),
+    );
     const other = generate(m, tok, prompts, { ...opts, seed: 8 });
-    assert.notDeepEqual(other.map((g) => g.tokens), together.map((g) => g.tokens));
+    assert.notDeepEqual(
+      other.map((g) => g.tokens),
+      together.map((g) => g.tokens),
+    );
     assert.equal(s.be.liveBuffers(), live, "generation leaked buffers");
     m.dispose();
   });
@@ -219,7 +259,10 @@ test("step temperature hook: called once per token with the index of the step it
   const calls: [number, number][][] = [[], [], []];
   const prompts = ["A\n", "B: 3 + 4\n", "C"];
   const gens = generate(m, tok, prompts, {
-    maxTokens: 60, seed: 11, eosIds: [], firstStep: 2,
+    maxTokens: 60,
+    seed: 11,
+    eosIds: [],
+    firstStep: 2,
     stepTemperature: (step, seq) => {
       calls[seq].push([step, seq]);
       return Math.min(2 + 0.5 * step, 6); // hot, so that newlines come up
@@ -239,7 +282,11 @@ test("step temperature hook: called once per token with the index of the step it
   assert.ok(stepsSeen >= 2, `the test needs newlines in the samples (got ${stepsSeen})`);
   // maxSteps 1: each text is its first step, newline included.
   const once = generate(m, tok, prompts, {
-    maxTokens: 60, seed: 11, eosIds: [], firstStep: 2, maxSteps: 1,
+    maxTokens: 60,
+    seed: 11,
+    eosIds: [],
+    firstStep: 2,
+    maxSteps: 1,
     stepTemperature: (step) => Math.min(2 + 0.5 * step, 6),
   });
   once.forEach((g, i) => {
@@ -255,8 +302,15 @@ test("step temperature hook: called once per token with the index of the step it
 test("BatchDecoder: results grow step by step; maxTokens 0 does nothing", () => {
   const m = model(ref, 4);
   const live = ref.be.liveBuffers();
-  const dec = new BatchDecoder(m, tok, [{ ids: tok.encode("ab"), index: 0 }, { ids: tok.encode("abcd"), index: 1 }],
-    { maxTokens: 3, eosIds: [] });
+  const dec = new BatchDecoder(
+    m,
+    tok,
+    [
+      { ids: tok.encode("ab"), index: 0 },
+      { ids: tok.encode("abcd"), index: 1 },
+    ],
+    { maxTokens: 3, eosIds: [] },
+  );
   const lengths: number[] = [];
   while (!dec.done) {
     dec.step();
@@ -303,7 +357,10 @@ test("selectTop and selectMass agree with sorting, ties and zeros included", () 
     const k = 1 + rng.int(n);
     const idx = Int32Array.from({ length: n }, (_, i) => i);
     selectTop(idx, w, k);
-    assert.deepEqual([...idx.subarray(0, k)].map((i) => w[i]).sort((a, b) => b - a), sorted.slice(0, k));
+    assert.deepEqual(
+      [...idx.subarray(0, k)].map((i) => w[i]).sort((a, b) => b - a),
+      sorted.slice(0, k),
+    );
     const total = sorted.reduce((a, b) => a + b, 0);
     const target = rng.next() * total;
     idx.forEach((_, i) => (idx[i] = i));
@@ -312,13 +369,18 @@ test("selectTop and selectMass agree with sorting, ties and zeros included", () 
     let acc = 0;
     while (want < n && (want === 0 || acc < target)) acc += sorted[want++];
     assert.equal(m, want, `n ${n} target ${target}`);
-    assert.deepEqual([...idx.subarray(0, m)].map((i) => w[i]).sort((a, b) => b - a), sorted.slice(0, m));
+    assert.deepEqual(
+      [...idx.subarray(0, m)].map((i) => w[i]).sort((a, b) => b - a),
+      sorted.slice(0, m),
+    );
   }
 });
 
 test("Detokenizer: pieces of byte-level BPE tokens join to the full decode (multi-byte characters held back)", () => {
   for (const name of ["llama3-bpe", "chatml-bpe"]) {
-    const bpe = TextTokenizer.load(fileURLToPath(new URL(`../../src/model/fixtures/tokenizers/${name}/`, import.meta.url)));
+    const bpe = TextTokenizer.load(
+      fileURLToPath(new URL(`../../src/model/fixtures/tokenizers/${name}/`, import.meta.url)),
+    );
     const prompt = bpe.encode("Question: ");
     const text = "héllo wörld 日本語 🙂🙂 x² = 12+3\n  indented\tTab ünïcödé";
     const ids = bpe.encode(text, { addSpecialTokens: false });

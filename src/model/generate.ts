@@ -67,19 +67,29 @@ export interface Generation {
 }
 
 /** Generates one completion per request, batched; results in request order. */
-export function generate(model: Llama, tokenizer: GenTokenizer | null, requests: (string | number[] | GenerateRequest)[],
-  opts: GenerateOptions = {}): Generation[] {
+export function generate(
+  model: Llama,
+  tokenizer: GenTokenizer | null,
+  requests: (string | number[] | GenerateRequest)[],
+  opts: GenerateOptions = {},
+): Generation[] {
   const reqs = requests.map((r) => (typeof r === "string" || Array.isArray(r) ? { prompt: r } : r));
   const prompts = reqs.map((r, i) => promptIds(tokenizer, r.prompt, i));
   const batchSize = opts.batchSize ?? 16;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new InputError(`batchSize must be an integer >= 1, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new InputError(`batchSize must be an integer >= 1, got ${batchSize}`);
   // Similar lengths together waste less padding; each row's result does not depend on its batch.
   const order = prompts.map((_, i) => i).sort((a, b) => prompts[a].length - prompts[b].length || a - b);
   const out = new Array<Generation>(reqs.length);
   let finished = 0;
   for (let i = 0; i < order.length; i += batchSize) {
     const idx = order.slice(i, i + batchSize);
-    const dec = new BatchDecoder(model, tokenizer, idx.map((j) => ({ ids: prompts[j], index: j, seed: reqs[j].seed })), opts);
+    const dec = new BatchDecoder(
+      model,
+      tokenizer,
+      idx.map((j) => ({ ids: prompts[j], index: j, seed: reqs[j].seed })),
+      opts,
+    );
     try {
       while (!dec.done) {
         dec.step();
@@ -143,8 +153,12 @@ export class BatchDecoder {
   private readonly scratch: Sampler;
   private started = false;
 
-  constructor(private readonly model: Llama, tokenizer: GenTokenizer | null,
-    seqs: { ids: number[]; index: number; seed?: number }[], private readonly opts: GenerateOptions = {}) {
+  constructor(
+    private readonly model: Llama,
+    tokenizer: GenTokenizer | null,
+    seqs: { ids: number[]; index: number; seed?: number }[],
+    private readonly opts: GenerateOptions = {},
+  ) {
     this.maxTokens = opts.maxTokens ?? 256;
     this.stops = (opts.stop ?? []).filter((s) => s.length > 0);
     this.delimiter = opts.stepDelimiter ?? "\n";
@@ -154,7 +168,8 @@ export class BatchDecoder {
     const V = model.config.vocab_size;
     for (const s of seqs) {
       const bad = s.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
-      if (bad !== undefined) throw new InputError(`prompt ${s.index}: token id ${bad} is outside the vocabulary [0, ${V})`);
+      if (bad !== undefined)
+        throw new InputError(`prompt ${s.index}: token id ${bad} is outside the vocabulary [0, ${V})`);
     }
     this.eos = new Set(opts.eosIds ?? defaultEos(model, tokenizer));
     this.rows = seqs.map((s) => ({
@@ -253,8 +268,11 @@ export class BatchDecoder {
     }
     const longest = Math.max(0, ...this.stops.map((s) => s.length));
     r.searchFrom = Math.max(r.searchFrom, g.text.length - longest + 1);
-    for (let at = g.text.indexOf(this.delimiter, r.stepFrom); at >= 0 && (cut < 0 || at < cut);
-      at = g.text.indexOf(this.delimiter, r.stepFrom)) {
+    for (
+      let at = g.text.indexOf(this.delimiter, r.stepFrom);
+      at >= 0 && (cut < 0 || at < cut);
+      at = g.text.indexOf(this.delimiter, r.stepFrom)
+    ) {
       r.stepFrom = at + this.delimiter.length;
       g.steps++;
       if (this.opts.maxSteps !== undefined && g.steps >= this.opts.maxSteps) {
@@ -292,10 +310,12 @@ function validate(o: GenerateOptions, maxTokens: number, delimiter: string): voi
   const bad = (what: string) => new InputError(what);
   if (!Number.isInteger(maxTokens) || maxTokens < 0) throw bad(`maxTokens must be an integer >= 0, got ${maxTokens}`);
   if (o.temperature !== undefined && !(o.temperature >= 0)) throw bad(`temperature must be >= 0, got ${o.temperature}`);
-  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw bad(`topK must be an integer >= 0, got ${o.topK}`);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0))
+    throw bad(`topK must be an integer >= 0, got ${o.topK}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw bad(`topP must be in (0, 1], got ${o.topP}`);
   if (delimiter.length === 0) throw bad("stepDelimiter must not be empty");
-  if (o.maxSteps !== undefined && !(Number.isInteger(o.maxSteps) && o.maxSteps >= 1)) throw bad(`maxSteps must be an integer >= 1, got ${o.maxSteps}`);
+  if (o.maxSteps !== undefined && !(Number.isInteger(o.maxSteps) && o.maxSteps >= 1))
+    throw bad(`maxSteps must be an integer >= 1, got ${o.maxSteps}`);
 }
 
 function defaultEos(model: Llama, tokenizer: GenTokenizer | null): number[] {
@@ -315,7 +335,10 @@ export class Detokenizer {
   private prefixAt: number; // ids[prefixAt, readAt) are context whose text was already emitted
   private readAt: number;
 
-  constructor(private readonly tok: GenTokenizer, prompt: number[]) {
+  constructor(
+    private readonly tok: GenTokenizer,
+    prompt: number[],
+  ) {
     this.ids = [...prompt];
     this.readAt = prompt.length;
     this.prefixAt = Math.max(0, prompt.length - 4);
@@ -378,7 +401,8 @@ export class Sampler {
         arg = j;
       }
     }
-    if (Number.isNaN(m) || m === -Infinity) throw new InputError("the model produced logits with no finite maximum (NaN?)");
+    if (Number.isNaN(m) || m === -Infinity)
+      throw new InputError("the model produced logits with no finite maximum (NaN?)");
     if (temperature === 0 || topK === 1) return arg;
     const w = this.w;
     const idx = this.idx;
@@ -440,7 +464,8 @@ export function selectTop(idx: Int32Array, w: Float64Array, k: number): number {
   while (hi - lo > 1) {
     const [gt, lt] = partition(idx, w, lo, hi, pivotOf(idx, w, lo, hi));
     if (k < gt) hi = gt;
-    else if (k <= lt) break; // the boundary falls among equal weights
+    else if (k <= lt)
+      break; // the boundary falls among equal weights
     else lo = lt;
   }
   return k;

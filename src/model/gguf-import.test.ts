@@ -24,8 +24,16 @@ import { InputError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
 import { importCommand } from "../cli/import.js";
 import { parseHfConfig } from "./config.js";
-import { type GgufMetadata, exportGguf, gguf, permuteRotaryRows, readGguf, readGgufTensor, unpermuteRotaryRows,
-  writeGguf } from "./gguf.js";
+import {
+  type GgufMetadata,
+  exportGguf,
+  gguf,
+  permuteRotaryRows,
+  readGguf,
+  readGgufTensor,
+  unpermuteRotaryRows,
+  writeGguf,
+} from "./gguf.js";
 import { importGguf, loadGgufModel, planGgufImport, shortestF32 } from "./gguf-import.js";
 import { GGML_TYPE_CODES } from "./gguf-quants.js";
 import { tensor, tidy } from "../engine/tensor.js";
@@ -43,7 +51,11 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test("unpermuteRotaryRows inverts permuteRotaryRows (weights and biases, several heads)", () => {
   const rng = new Rng(3);
-  for (const [H, D, cols] of [[3, 8, 5], [1, 2, 1], [4, 6, 1]]) {
+  for (const [H, D, cols] of [
+    [3, 8, 5],
+    [1, 2, 1],
+    [4, 6, 1],
+  ]) {
     const x = Float32Array.from({ length: H * D * cols }, () => rng.normal());
     assert.deepEqual(unpermuteRotaryRows(permuteRotaryRows(x, H, D, cols), H, D, cols), x);
     assert.deepEqual(permuteRotaryRows(unpermuteRotaryRows(x, H, D, cols), H, D, cols), x);
@@ -61,25 +73,59 @@ test("shortestF32: f32 metadata values print as their short decimal", () => {
 // --- round trip through our exporter ---
 
 const BASE: Omit<LlamaConfig, "vocab_size" | "model_type"> = {
-  hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-  rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 128, tie_word_embeddings: true,
-  attention_bias: false, initializer_range: 0.3,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 128,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  initializer_range: 0.3,
 };
 
 function tinyByteLevelTokenizer(): TextTokenizer {
   const vocab: Record<string, number> = {};
   byteLevelAlphabet().forEach((c, b) => (vocab[c] = b));
-  const merges = [["Ġ", "t"], ["h", "e"], ["Ġt", "he"], ["1", "2"]];
+  const merges = [
+    ["Ġ", "t"],
+    ["h", "e"],
+    ["Ġt", "he"],
+    ["1", "2"],
+  ];
   for (const [a, b] of merges) vocab[a + b] ??= Object.keys(vocab).length;
   const first = Object.keys(vocab).length;
   const json = {
-    version: "1.0", truncation: null, padding: null, normalizer: null,
-    added_tokens: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map((content, i) => ({ id: first + i, content,
-      single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    pre_tokenizer: preTokenizerJson("qwen2"), post_processor: null,
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    normalizer: null,
+    added_tokens: ["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map((content, i) => ({
+      id: first + i,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    pre_tokenizer: preTokenizerJson("qwen2"),
+    post_processor: null,
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   };
   return new TextTokenizer(json, { eos_token: "<|endoftext|>", bos_token: null, add_bos_token: false }, "tiny");
 }
@@ -92,22 +138,54 @@ const SPECS: { name: string; config: LlamaConfig; tokenizer: () => TextTokenizer
   },
   {
     name: "llama (MQA, head_dim 12 != 32/4, q/k/v/o biases, linear rope, untied)",
-    config: { ...BASE, model_type: "llama", vocab_size: 100, head_dim: 12, num_key_value_heads: 1, attention_bias: true,
-      attention_out_bias: true, tie_word_embeddings: false, rope_theta: 500000, rope_scaling: { rope_type: "linear", factor: 2 },
-      bos_token_id: 1, eos_token_id: 2 },
+    config: {
+      ...BASE,
+      model_type: "llama",
+      vocab_size: 100,
+      head_dim: 12,
+      num_key_value_heads: 1,
+      attention_bias: true,
+      attention_out_bias: true,
+      tie_word_embeddings: false,
+      rope_theta: 500000,
+      rope_scaling: { rope_type: "linear", factor: 2 },
+      bos_token_id: 1,
+      eos_token_id: 2,
+    },
     tokenizer: builtinTokenizer,
   },
   {
     // head_dim 32 with theta 1e4: three frequencies fall in the blended band, so rope_freqs determines the scaling.
     name: "llama (head_dim 32, llama3 rope scaling from rope_freqs)",
-    config: { ...BASE, model_type: "llama", vocab_size: 100, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 32,
-      rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 400 },
-      bos_token_id: 1, eos_token_id: 2 },
+    config: {
+      ...BASE,
+      model_type: "llama",
+      vocab_size: 100,
+      num_attention_heads: 2,
+      num_key_value_heads: 1,
+      head_dim: 32,
+      rope_scaling: {
+        rope_type: "llama3",
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 400,
+      },
+      bos_token_id: 1,
+      eos_token_id: 2,
+    },
     tokenizer: builtinTokenizer,
   },
   {
     name: "qwen2 (q/k/v biases, untied, byte-level BPE)",
-    config: { ...BASE, model_type: "qwen2", vocab_size: 270, attention_bias: true, tie_word_embeddings: false, rope_theta: 1e6 },
+    config: {
+      ...BASE,
+      model_type: "qwen2",
+      vocab_size: 270,
+      attention_bias: true,
+      tie_word_embeddings: false,
+      rope_theta: 1e6,
+    },
     tokenizer: tinyByteLevelTokenizer,
   },
 ];
@@ -118,7 +196,10 @@ function randomModel(config: LlamaConfig): Llama {
   const rng = new Rng(9);
   for (const [name, p] of model.params) {
     if (!name.endsWith("norm.weight") && !name.endsWith(".bias")) continue;
-    p.backend.write(p.buf, Float32Array.from({ length: p.size }, () => 1 + 0.3 * rng.normal()));
+    p.backend.write(
+      p.buf,
+      Float32Array.from({ length: p.size }, () => 1 + 0.3 * rng.normal()),
+    );
   }
   return model;
 }
@@ -167,18 +248,29 @@ for (const spec of SPECS) {
     }
     const res = JSON.parse(printed);
     assert.equal(res.arch, spec.config.model_type);
-    assert.deepEqual(fs.readdirSync(dir).sort(),
-      ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    assert.deepEqual(fs.readdirSync(dir).sort(), [
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
     parseHfConfig(JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8")));
     const fromDir = loadModel(dir, { backend: referenceBackend() });
     const fromFile = loadModel(file, { backend: referenceBackend() });
     try {
-      for (const [how, m] of [["folder", fromDir], ["in memory", fromFile]] as const) {
+      for (const [how, m] of [
+        ["folder", fromDir],
+        ["in memory", fromFile],
+      ] as const) {
         const { diff, worst } = maxParamDiff(model, m);
         t.diagnostic(`${how}: max |weight diff| ${diff} (${worst})`);
         assert.equal(diff, 0, `${how}: ${worst} differs by ${diff}`);
       }
-      for (const [how, tk] of [["folder", TextTokenizer.load(dir)], ["gguf", loadModelTokenizer(file)]] as const) {
+      for (const [how, tk] of [
+        ["folder", TextTokenizer.load(dir)],
+        ["gguf", loadModelTokenizer(file)],
+      ] as const) {
         for (const text of TEXTS) assert.deepEqual(tk.encode(text), tok.encode(text), `${how} ${JSON.stringify(text)}`);
         assert.equal(tk.eosId, tok.eosId, how);
       }
@@ -203,10 +295,17 @@ test("a LoRA adapter whose base_model_name_or_path is a .gguf file loads onto th
   base.dispose();
   const model = loadModel(file, { backend: referenceBackend() });
   attachLora(model, { r: 2, seed: 4 });
-  for (const p of loraParams(model).values()) p.backend.write(p.buf, Float32Array.from({ length: p.size }, (_, i) => Math.sin(i)));
+  for (const p of loraParams(model).values())
+    p.backend.write(
+      p.buf,
+      Float32Array.from({ length: p.size }, (_, i) => Math.sin(i)),
+    );
   const dir = path.join(tmp, "lora-on-gguf");
   saveAdapter(model, dir); // base_model_name_or_path: the model's source, the .gguf file
-  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, "adapter_config.json"), "utf8")).base_model_name_or_path, file);
+  assert.equal(
+    JSON.parse(fs.readFileSync(path.join(dir, "adapter_config.json"), "utf8")).base_model_name_or_path,
+    file,
+  );
   const back = loadModel(dir, { backend: referenceBackend() });
   try {
     assert.ok(back.lora);
@@ -219,7 +318,9 @@ test("a LoRA adapter whose base_model_name_or_path is a .gguf file loads onto th
 
 // --- quantized tensors in a file ---
 
-const QUANTS = JSON.parse(fs.readFileSync(fileURLToPath(new URL("../../src/model/fixtures/gguf-quants/quants.json", import.meta.url)), "utf8")) as {
+const QUANTS = JSON.parse(
+  fs.readFileSync(fileURLToPath(new URL("../../src/model/fixtures/gguf-quants/quants.json", import.meta.url)), "utf8"),
+) as {
   types: Record<string, { type: number; block: number; cases: { blocks: number; bytes: string; values: string }[] }>;
 };
 
@@ -227,12 +328,25 @@ const QUANTS = JSON.parse(fs.readFileSync(fileURLToPath(new URL("../../src/model
  * Writes a GGUF of 1-D tensors given as raw bytes of any type code: written as F32 tensors of the same bytes, then
  * each tensor info's ne[0] and type are rewritten in place (same sizes, so every offset stays valid).
  */
-function writeRawGguf(file: string, metadata: GgufMetadata, tensors: { name: string; n: number; type: number; bytes: Uint8Array }[]): void {
-  writeGguf(file, metadata, tensors.map((t) => {
-    const padded = new Uint8Array(Math.ceil(t.bytes.length / 4) * 4);
-    padded.set(t.bytes);
-    return { name: t.name, shape: [padded.length / 4], type: "F32" as const, data: () => new Float32Array(padded.buffer) };
-  }));
+function writeRawGguf(
+  file: string,
+  metadata: GgufMetadata,
+  tensors: { name: string; n: number; type: number; bytes: Uint8Array }[],
+): void {
+  writeGguf(
+    file,
+    metadata,
+    tensors.map((t) => {
+      const padded = new Uint8Array(Math.ceil(t.bytes.length / 4) * 4);
+      padded.set(t.bytes);
+      return {
+        name: t.name,
+        shape: [padded.length / 4],
+        type: "F32" as const,
+        data: () => new Float32Array(padded.buffer),
+      };
+    }),
+  );
   const buf = fs.readFileSync(file);
   for (const t of tensors) {
     const at = buf.indexOf(Buffer.from(t.name)) + Buffer.byteLength(t.name); // then u32 n_dims, u64 ne[0], u32 type
@@ -262,11 +376,18 @@ test("quantized tensors in a GGUF file read back as the gguf package's values (e
 // --- an independent oracle: transformers' own GGUF loader ---
 
 test("a tiny GGUF written by the gguf package (every quant type once): our import gives transformers' logits", (t) => {
-  const fx = JSON.parse(fs.readFileSync(path.join(TINY, "logits.json"), "utf8")) as { generator: string; types: Record<string, string>;
-    input_ids: number[][]; logits: string };
+  const fx = JSON.parse(fs.readFileSync(path.join(TINY, "logits.json"), "utf8")) as {
+    generator: string;
+    types: Record<string, string>;
+    input_ids: number[][];
+    logits: string;
+  };
   const file = path.join(TINY, "tiny-llama.gguf");
   const plan = planGgufImport(file);
-  assert.deepEqual(Object.fromEntries(plan.tensors.map((x) => [x.source.name, GGML_NAMES.get(x.source.type)])), fx.types);
+  assert.deepEqual(
+    Object.fromEntries(plan.tensors.map((x) => [x.source.name, GGML_NAMES.get(x.source.type)])),
+    fx.types,
+  );
   const model = loadModel(file, { backend: referenceBackend(), dtype: "f64" });
   try {
     const [B, T] = [fx.input_ids.length, fx.input_ids[0].length];
@@ -281,22 +402,32 @@ test("a tiny GGUF written by the gguf package (every quant type once): our impor
       diff = Math.max(diff, Math.abs(ours[i] - want[i]));
       scale = Math.max(scale, Math.abs(want[i]));
     }
-    t.diagnostic(`${fx.generator}: max |logit diff| ${diff.toExponential(2)} (logits up to ${scale.toFixed(2)}), ${B}x${T}x${V}`);
+    t.diagnostic(
+      `${fx.generator}: max |logit diff| ${diff.toExponential(2)} (logits up to ${scale.toFixed(2)}), ${B}x${T}x${V}`,
+    );
     assert.ok(diff < 1e-4, `max |logit diff| ${diff}`);
   } finally {
     model.dispose();
   }
 });
 
-test("transformers loads the folder `import gguf` writes unchanged: the same logits as from the GGUF itself", { timeout: 120_000 }, (t) => {
+test("transformers loads the folder `import gguf` writes unchanged: the same logits as from the GGUF itself", {
+  timeout: 120_000,
+}, (t) => {
   if (spawnSync("python3", ["-c", "import torch, transformers"], { stdio: "ignore" }).status !== 0) {
     return t.skip("python3 with torch and transformers is not installed");
   }
-  const fx = JSON.parse(fs.readFileSync(path.join(TINY, "logits.json"), "utf8")) as { input_ids: number[][]; logits: string };
+  const fx = JSON.parse(fs.readFileSync(path.join(TINY, "logits.json"), "utf8")) as {
+    input_ids: number[][];
+    logits: string;
+  };
   const dir = path.join(tmp, "hf-tiny");
   importGguf(path.join(TINY, "tiny-llama.gguf"), dir);
-  const r = spawnSync("python3", [path.join(REPO, "reference/hf_logits.py"), JSON.stringify({ input_ids: fx.input_ids }), dir],
-    { encoding: "utf8", maxBuffer: 64 << 20 });
+  const r = spawnSync(
+    "python3",
+    [path.join(REPO, "reference/hf_logits.py"), JSON.stringify({ input_ids: fx.input_ids }), dir],
+    { encoding: "utf8", maxBuffer: 64 << 20 },
+  );
   assert.equal(r.status, 0, `transformers failed to load the imported folder:\n${r.stderr.slice(-2000)}`);
   const theirs = Float64Array.from((JSON.parse(r.stdout).results[0].logits as number[][][]).flat(2));
   const b = Buffer.from(fx.logits, "base64");
@@ -315,29 +446,53 @@ function tinyGguf(file: string, edit: (m: GgufMetadata) => void = () => {}): voi
   model.dispose();
   const g = readGguf(file);
   edit(g.metadata);
-  writeGguf(file, g.metadata, g.tensors.map((t) => ({ name: t.name, shape: t.shape, type: "F32" as const, data: () => readGgufTensor(g, t.name) })));
+  writeGguf(
+    file,
+    g.metadata,
+    g.tensors.map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      type: "F32" as const,
+      data: () => readGgufTensor(g, t.name),
+    })),
+  );
 }
 
 test("import errors: unknown architecture, unknown quant type, unused tensor, non-llama3 rope_freqs, vocab-only file", () => {
   const bad = (fn: () => unknown, ...parts: string[]) =>
-    assert.throws(fn, (e: unknown) => e instanceof InputError && parts.every((p) => e.message.includes(p)), parts.join(" | "));
+    assert.throws(
+      fn,
+      (e: unknown) => e instanceof InputError && parts.every((p) => e.message.includes(p)),
+      parts.join(" | "),
+    );
   const arch = path.join(tmp, "arch.gguf");
   tinyGguf(arch, (m) => m.set("general.architecture", gguf.str("gpt2")));
-  bad(() => planGgufImport(arch), "general.architecture \"gpt2\"", arch);
+  bad(() => planGgufImport(arch), 'general.architecture "gpt2"', arch);
 
   const iq = path.join(tmp, "iq.gguf");
-  writeRawGguf(iq, new Map(), [{ name: "blk.0.ffn_up.weight", n: 256, type: GGML_TYPE_CODES.IQ2_XS, bytes: new Uint8Array(74) }]);
+  writeRawGguf(iq, new Map(), [
+    { name: "blk.0.ffn_up.weight", n: 256, type: GGML_TYPE_CODES.IQ2_XS, bytes: new Uint8Array(74) },
+  ]);
   bad(() => readGgufTensor(readGguf(iq), "blk.0.ffn_up.weight"), "blk.0.ffn_up.weight", "IQ2_XS", "supported types");
 
   const extra = path.join(tmp, "extra.gguf");
   const model = randomModel(SPECS[0].config);
-  const meta = new Map([...(() => {
-    exportGguf(model, builtinTokenizer(), extra);
-    return readGguf(extra).metadata;
-  })()]);
+  const meta = new Map([
+    ...(() => {
+      exportGguf(model, builtinTokenizer(), extra);
+      return readGguf(extra).metadata;
+    })(),
+  ]);
   const g = readGguf(extra);
-  writeGguf(extra, meta, [...g.tensors.map((t) => ({ name: t.name, shape: t.shape, type: "F32" as const, data: () => readGgufTensor(g, t.name) })),
-    { name: "blk.0.attn_rot_embd", shape: [4], type: "F32" as const, data: () => new Float32Array(4) }]);
+  writeGguf(extra, meta, [
+    ...g.tensors.map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      type: "F32" as const,
+      data: () => readGgufTensor(g, t.name),
+    })),
+    { name: "blk.0.attn_rot_embd", shape: [4], type: "F32" as const, data: () => new Float32Array(4) },
+  ]);
   model.dispose();
   bad(() => planGgufImport(extra), "blk.0.attn_rot_embd", "does not use");
 
@@ -346,12 +501,26 @@ test("import errors: unknown architecture, unknown quant type, unused tensor, no
   exportGguf(llama3, builtinTokenizer(), rope);
   llama3.dispose();
   const gr = readGguf(rope);
-  writeGguf(rope, gr.metadata, gr.tensors.map((t) => ({ name: t.name, shape: t.shape, type: "F32" as const,
-    data: () => (t.name === "rope_freqs.weight" ? Float32Array.from({ length: 16 }, (_, i) => 1 + (i % 3)) : readGgufTensor(gr, t.name)) })));
+  writeGguf(
+    rope,
+    gr.metadata,
+    gr.tensors.map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      type: "F32" as const,
+      data: () =>
+        t.name === "rope_freqs.weight"
+          ? Float32Array.from({ length: 16 }, (_, i) => 1 + (i % 3))
+          : readGgufTensor(gr, t.name),
+    })),
+  );
   bad(() => planGgufImport(rope), "rope_freqs.weight", "llama3");
 
   const vocabOnly = path.join(tmp, "vocab.gguf");
-  const vm: GgufMetadata = new Map([["general.architecture", gguf.str("llama")], ...ggufTokenizerMetadata(builtinTokenizer(), 100)]);
+  const vm: GgufMetadata = new Map([
+    ["general.architecture", gguf.str("llama")],
+    ...ggufTokenizerMetadata(builtinTokenizer(), 100),
+  ]);
   writeGguf(vocabOnly, vm, []);
   bad(() => planGgufImport(vocabOnly), "token_embd.weight", "vocab-only");
 });

@@ -20,7 +20,14 @@ import { getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { noGrad } from "../engine/tensor.js";
 import { toHfConfig } from "./config.js";
-import { type GgufArch, type GgufFile, type GgufTensorInfo, readGguf, readGgufTensor, unpermuteRotaryRows } from "./gguf.js";
+import {
+  type GgufArch,
+  type GgufFile,
+  type GgufTensorInfo,
+  readGguf,
+  readGgufTensor,
+  unpermuteRotaryRows,
+} from "./gguf.js";
 import { ggmlTypeName } from "./gguf-quants.js";
 import { tokenizerFilesFromGguf } from "./gguf-vocab.js";
 import type { LoadOptions } from "./hub.js";
@@ -67,12 +74,18 @@ function hyper(g: GgufFile, arch: GgufArch) {
     if (v?.type === "array") {
       const xs = v.value as number[];
       if (xs.length > 0 && xs.every((x) => x === xs[0])) return xs[0]; // per-layer values, all equal
-      throw new InputError(`metadata "${arch}.${key}" differs between layers (${xs.join(", ")})`, g.file,
-        "per-layer head counts or sizes are not supported");
+      throw new InputError(
+        `metadata "${arch}.${key}" differs between layers (${xs.join(", ")})`,
+        g.file,
+        "per-layer head counts or sizes are not supported",
+      );
     }
     if (v === undefined || typeof v.value !== "number") {
-      throw new InputError(`metadata "${arch}.${key}" is missing or not a number`, g.file,
-        "is this a model GGUF (not vocab-only)?");
+      throw new InputError(
+        `metadata "${arch}.${key}" is missing or not a number`,
+        g.file,
+        "is this a model GGUF (not vocab-only)?",
+      );
     }
     return v.type === "f32" ? shortestF32(v.value) : v.value;
   };
@@ -118,17 +131,23 @@ function llama3Scaling(g: GgufFile, theta: number, D: number): LlamaConfig["rope
   }
   const n = points.length;
   const [mx, my] = [points.reduce((a, p) => a + p[0], 0) / n, points.reduce((a, p) => a + p[1], 0) / n];
-  const A = points.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
+  const A =
+    points.reduce((a, p) => a + (p[0] - mx) * (p[1] - my), 0) / points.reduce((a, p) => a + (p[0] - mx) ** 2, 0);
   const B = my - A * mx;
   const scaling = {
-    rope_type: "llama3" as const, factor: shortestF32(factor), low_freq_factor: 1,
-    high_freq_factor: Number((1 - 1 / B).toPrecision(6)), original_max_position_embeddings: Math.round(-A / B),
+    rope_type: "llama3" as const,
+    factor: shortestF32(factor),
+    low_freq_factor: 1,
+    high_freq_factor: Number((1 - 1 / B).toPrecision(6)),
+    original_max_position_embeddings: Math.round(-A / B),
   };
   const base = ropeInvFreq({ rope_theta: theta }, D);
   const scaled = ropeInvFreq({ rope_theta: theta, rope_scaling: scaling }, D);
   const worst = Math.max(...r.map((ri, i) => Math.abs(base[i] / scaled[i] - ri) / ri));
   if (!(worst < 1e-4)) {
-    throw fail(`do not follow llama3 scaling (best fit ${JSON.stringify(scaling)} is off by ${worst.toExponential(1)})`);
+    throw fail(
+      `do not follow llama3 scaling (best fit ${JSON.stringify(scaling)} is off by ${worst.toExponential(1)})`,
+    );
   }
   return scaling;
 }
@@ -152,7 +171,11 @@ function configFromGguf(g: GgufFile, arch: GgufArch): LlamaConfig {
   }
   const rot = get("rope.dimension_count", D);
   if (rot !== D) {
-    throw new InputError(`${arch}.rope.dimension_count ${rot} != head size ${D}`, g.file, "partial rotary embeddings are not supported");
+    throw new InputError(
+      `${arch}.rope.dimension_count ${rot} != head size ${D}`,
+      g.file,
+      "partial rotary embeddings are not supported",
+    );
   }
   const qBias = has("blk.0.attn_q.bias");
   const config: LlamaConfig = {
@@ -210,7 +233,8 @@ function tensorNames(c: LlamaConfig, arch: GgufArch): { hf: string; gguf: string
     add("mlp.down_proj.weight", "ffn_down.weight", [C, F]);
   }
   out.push({ hf: "model.norm.weight", gguf: "output_norm.weight", shape: [C], rotary: 0 });
-  if (!c.tie_word_embeddings) out.push({ hf: "lm_head.weight", gguf: "output.weight", shape: [c.vocab_size, C], rotary: 0 });
+  if (!c.tie_word_embeddings)
+    out.push({ hf: "lm_head.weight", gguf: "output.weight", shape: [c.vocab_size, C], rotary: 0 });
   return out;
 }
 
@@ -219,11 +243,15 @@ function tensorPlan(g: GgufFile, c: LlamaConfig, arch: GgufArch): ImportTensor[]
   const byName = new Map(g.tensors.map((t) => [t.name, t]));
   const plan = tensorNames(c, arch).map(({ hf, gguf, shape, rotary }) => {
     const source = byName.get(gguf);
-    if (!source) throw new InputError(`missing tensor "${gguf}" (for ${hf})`, g.file, "the tensors do not match the metadata");
+    if (!source)
+      throw new InputError(`missing tensor "${gguf}" (for ${hf})`, g.file, "the tensors do not match the metadata");
     const same = source.shape.length === shape.length && source.shape.every((d, i) => d === shape[i]);
     if (!same) {
-      throw new InputError(`tensor "${gguf}" (${ggmlTypeName(source.type)}) has shape (${source.shape.join(", ")}), ` +
-        `the metadata says (${shape.join(", ")})`, g.file);
+      throw new InputError(
+        `tensor "${gguf}" (${ggmlTypeName(source.type)}) has shape (${source.shape.join(", ")}), ` +
+          `the metadata says (${shape.join(", ")})`,
+        g.file,
+      );
     }
     byName.delete(gguf);
     return { name: hf, shape, source, rotaryHeads: rotary };
@@ -231,8 +259,11 @@ function tensorPlan(g: GgufFile, c: LlamaConfig, arch: GgufArch): ImportTensor[]
   if (arch === "llama") byName.delete("rope_freqs.weight"); // read into the config's rope_scaling
   if (byName.size > 0) {
     const [t] = byName.values();
-    throw new InputError(`${byName.size} tensor(s) the ${arch} model does not use, e.g. "${t.name}" (${ggmlTypeName(t.type)})`,
-      g.file, "this GGUF holds parts a Llama-family model cannot express");
+    throw new InputError(
+      `${byName.size} tensor(s) the ${arch} model does not use, e.g. "${t.name}" (${ggmlTypeName(t.type)})`,
+      g.file,
+      "this GGUF holds parts a Llama-family model cannot express",
+    );
   }
   return plan;
 }
@@ -242,8 +273,11 @@ export function planGgufImport(file: string): GgufImportPlan {
   const g = readGguf(file);
   const arch = g.metadata.get("general.architecture")?.value;
   if (typeof arch !== "string" || !(ARCHES as readonly string[]).includes(arch)) {
-    throw new InputError(`general.architecture "${String(arch)}" cannot be imported`, file,
-      `supported: ${ARCHES.join(", ")} (llama.cpp writes Llama, SmolLM2 and Mistral as "llama")`);
+    throw new InputError(
+      `general.architecture "${String(arch)}" cannot be imported`,
+      file,
+      `supported: ${ARCHES.join(", ")} (llama.cpp writes Llama, SmolLM2 and Mistral as "llama")`,
+    );
   }
   const a = arch as GgufArch;
   const config = configFromGguf(g, a);
@@ -303,7 +337,9 @@ export function importGguf(file: string, outDir: string, opts: ImportOptions = {
   fs.mkdirSync(outDir, { recursive: true });
   let done = 0;
   const tensors: TensorToWrite[] = plan.tensors.map((t) => ({
-    name: t.name, shape: t.shape, dtype: dt.st,
+    name: t.name,
+    shape: t.shape,
+    dtype: dt.st,
     data: () => {
       const d = readImportTensor(plan, t);
       opts.progress?.(++done, plan.tensors.length);
@@ -325,8 +361,12 @@ export function importGguf(file: string, outDir: string, opts: ImportOptions = {
 /** Loads a GGUF model file straight into a Llama (no folder), as loadModel does a Hugging Face folder. */
 export function loadGgufModel(file: string, opts: LoadOptions = {}): Llama {
   const plan = planGgufImport(file);
-  const model = new Llama(plan.config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), init: "none",
-    maxPositions: opts.maxPositions });
+  const model = new Llama(plan.config, {
+    dtype: opts.dtype,
+    backend: opts.backend ?? getBackend(),
+    init: "none",
+    maxPositions: opts.maxPositions,
+  });
   model.hfConfig = toHfConfig(plan.config);
   model.source = path.resolve(file);
   try {

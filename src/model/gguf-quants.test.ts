@@ -12,8 +12,17 @@ import { DEQUANTIZABLE, GGML_TYPE_CODES, dequantize, ggmlTensorBytes } from "./g
 
 const FIXTURE = fileURLToPath(new URL("../../src/model/fixtures/gguf-quants/quants.json", import.meta.url));
 
-interface Case { what: string; blocks: number; bytes: string; values: string }
-interface Fixture { version: number; generator: string; types: Record<string, { type: number; block: number; bytes_per_block: number; cases: Case[] }> }
+interface Case {
+  what: string;
+  blocks: number;
+  bytes: string;
+  values: string;
+}
+interface Fixture {
+  version: number;
+  generator: string;
+  types: Record<string, { type: number; block: number; bytes_per_block: number; cases: Case[] }>;
+}
 
 const fixture = JSON.parse(fs.readFileSync(FIXTURE, "utf8")) as Fixture;
 const REL_TOLERANCE = 1e-6; // float32 rounding of a few products, relative to the block's largest |value|
@@ -46,20 +55,34 @@ for (const [name, t] of Object.entries(fixture.types)) {
           const d = Math.abs(got[j] - want[j]);
           maxAbs = Math.max(maxAbs, d);
           maxRel = Math.max(maxRel, scale > 0 ? d / scale : d);
-          assert.ok(d <= REL_TOLERANCE * scale || d === 0, `${name} ${c.what}: value ${j} is ${got[j]}, gguf gives ${want[j]}`);
+          assert.ok(
+            d <= REL_TOLERANCE * scale || d === 0,
+            `${name} ${c.what}: value ${j} is ${got[j]}, gguf gives ${want[j]}`,
+          );
         }
       }
-      ctx.diagnostic(`${name} ${c.what} (${c.blocks} blocks): max abs diff ${maxAbs.toExponential(2)}, ` +
-        `max diff / block max ${maxRel.toExponential(2)}`);
+      ctx.diagnostic(
+        `${name} ${c.what} (${c.blocks} blocks): max abs diff ${maxAbs.toExponential(2)}, ` +
+          `max diff / block max ${maxRel.toExponential(2)}`,
+      );
     }
   });
 }
 
 test("dequantize errors name the tensor and its type", () => {
   const bad = (fn: () => unknown, ...parts: string[]) =>
-    assert.throws(fn, (e: unknown) => e instanceof InputError && parts.every((p) => e.message.includes(p)), parts.join(" "));
-  bad(() => dequantize(GGML_TYPE_CODES.IQ2_XS, new Uint8Array(100), 256, "blk.0.ffn_up.weight"), "blk.0.ffn_up.weight", "IQ2_XS", "Q4_K");
-  bad(() => ggmlTensorBytes(99, [4, 32], "w"), "\"w\"", "type 99");
-  bad(() => ggmlTensorBytes(GGML_TYPE_CODES.Q4_K, [4, 100], "w"), "\"w\"", "Q4_K", "256-value blocks");
-  bad(() => dequantize(GGML_TYPE_CODES.Q8_0, new Uint8Array(33), 32, "w"), "\"w\"", "Q8_0", "33 bytes");
+    assert.throws(
+      fn,
+      (e: unknown) => e instanceof InputError && parts.every((p) => e.message.includes(p)),
+      parts.join(" "),
+    );
+  bad(
+    () => dequantize(GGML_TYPE_CODES.IQ2_XS, new Uint8Array(100), 256, "blk.0.ffn_up.weight"),
+    "blk.0.ffn_up.weight",
+    "IQ2_XS",
+    "Q4_K",
+  );
+  bad(() => ggmlTensorBytes(99, [4, 32], "w"), '"w"', "type 99");
+  bad(() => ggmlTensorBytes(GGML_TYPE_CODES.Q4_K, [4, 100], "w"), '"w"', "Q4_K", "256-value blocks");
+  bad(() => dequantize(GGML_TYPE_CODES.Q8_0, new Uint8Array(33), 32, "w"), '"w"', "Q8_0", "33 bytes");
 });

@@ -23,9 +23,38 @@ import { InputError } from "../core/errors.js";
 
 /** ggml's type codes by name (the codes are fixed by the format; several are not importable, see DEQUANT). */
 export const GGML_TYPE_CODES = {
-  F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q8_1: 9, Q2_K: 10, Q3_K: 11, Q4_K: 12, Q5_K: 13,
-  Q6_K: 14, Q8_K: 15, IQ2_XXS: 16, IQ2_XS: 17, IQ3_XXS: 18, IQ1_S: 19, IQ4_NL: 20, IQ3_S: 21, IQ2_S: 22, IQ4_XS: 23,
-  I8: 24, I16: 25, I32: 26, I64: 27, F64: 28, IQ1_M: 29, BF16: 30, TQ1_0: 34, TQ2_0: 35, MXFP4: 39,
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q5_0: 6,
+  Q5_1: 7,
+  Q8_0: 8,
+  Q8_1: 9,
+  Q2_K: 10,
+  Q3_K: 11,
+  Q4_K: 12,
+  Q5_K: 13,
+  Q6_K: 14,
+  Q8_K: 15,
+  IQ2_XXS: 16,
+  IQ2_XS: 17,
+  IQ3_XXS: 18,
+  IQ1_S: 19,
+  IQ4_NL: 20,
+  IQ3_S: 21,
+  IQ2_S: 22,
+  IQ4_XS: 23,
+  I8: 24,
+  I16: 25,
+  I32: 26,
+  I64: 27,
+  F64: 28,
+  IQ1_M: 29,
+  BF16: 30,
+  TQ1_0: 34,
+  TQ2_0: 35,
+  MXFP4: 39,
 } as const;
 export type GgmlTypeCodeName = keyof typeof GGML_TYPE_CODES;
 
@@ -52,7 +81,8 @@ const F16 = (() => {
     const sign = h & 0x8000 ? -1 : 1;
     const exp = (h >>> 10) & 0x1f;
     const mant = h & 0x3ff;
-    if (exp === 0) t[h] = sign * mant * 2 ** -24; // subnormal
+    if (exp === 0)
+      t[h] = sign * mant * 2 ** -24; // subnormal
     else if (exp === 0x1f) t[h] = mant ? NaN : sign * Infinity;
     else t[h] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
   }
@@ -146,7 +176,8 @@ const q2_K: BlockDecoder = (b, at, y, yo) => {
         const sc = b[at + k++];
         const dl = d * (sc & 0xf);
         const ml = dmin * (sc >> 4);
-        for (let l = 16 * sub; l < 16 * sub + 16; l++) y[yo + 128 * half + 32 * s + l] = dl * ((b[qs + l] >> (2 * s)) & 3) - ml;
+        for (let l = 16 * sub; l < 16 * sub + 16; l++)
+          y[yo + 128 * half + 32 * s + l] = dl * ((b[qs + l] >> (2 * s)) & 3) - ml;
       }
     }
   }
@@ -278,8 +309,11 @@ export const DEQUANTIZABLE: readonly string[] = [...DEQUANT.keys()].map(ggmlType
 function dequantizer(type: number, tensor: string, where?: string): Dequantizer {
   const dq = DEQUANT.get(type);
   if (!dq) {
-    throw new InputError(`tensor "${tensor}" has ggml type ${ggmlTypeName(type)} (code ${type}), which cannot be dequantized`,
-      where, `supported types: ${DEQUANTIZABLE.join(", ")}`);
+    throw new InputError(
+      `tensor "${tensor}" has ggml type ${ggmlTypeName(type)} (code ${type}), which cannot be dequantized`,
+      where,
+      `supported types: ${DEQUANTIZABLE.join(", ")}`,
+    );
   }
   return dq;
 }
@@ -292,18 +326,30 @@ export function ggmlTensorBytes(type: number, shape: readonly number[], tensor: 
   const dq = dequantizer(type, tensor, where);
   const cols = shape.length === 0 ? 1 : shape[shape.length - 1];
   if (cols % dq.block !== 0) {
-    throw new InputError(`tensor "${tensor}" (${ggmlTypeName(type)}): rows of ${cols} values are not whole ` +
-      `${dq.block}-value blocks`, where, "the file is corrupt");
+    throw new InputError(
+      `tensor "${tensor}" (${ggmlTypeName(type)}): rows of ${cols} values are not whole ` + `${dq.block}-value blocks`,
+      where,
+      "the file is corrupt",
+    );
   }
   const n = shape.reduce((p, s) => p * s, 1);
   return (n / dq.block) * dq.bytes;
 }
 
 /** Dequantizes a tensor's raw bytes (`n` values of `type`) into float32. */
-export function dequantize(type: number, bytes: Uint8Array, n: number, tensor = "tensor", where?: string): Float32Array {
+export function dequantize(
+  type: number,
+  bytes: Uint8Array,
+  n: number,
+  tensor = "tensor",
+  where?: string,
+): Float32Array {
   const dq = dequantizer(type, tensor, where);
   if (n % dq.block !== 0 || bytes.length < (n / dq.block) * dq.bytes) {
-    throw new InputError(`tensor "${tensor}" (${ggmlTypeName(type)}): ${bytes.length} bytes cannot hold ${n} values`, where);
+    throw new InputError(
+      `tensor "${tensor}" (${ggmlTypeName(type)}): ${bytes.length} bytes cannot hold ${n} values`,
+      where,
+    );
   }
   if ("bulk" in dq) return dq.bulk(bytes, n);
   const y = new Float32Array(n);

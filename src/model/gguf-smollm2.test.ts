@@ -23,15 +23,24 @@ import { exportGguf } from "./gguf.js";
 import { importGguf } from "./gguf-import.js";
 import { loadModel, loadModelTokenizer } from "./hub.js";
 import type { Llama } from "./llama.js";
-import { type LlamaCpp, type LlamaCppModel, argmax, llamaCppLogprobs, loadLlamaCpp, maxLogprobDiff, ourLogprobs,
-  withSequence } from "./llamacpp.testkit.js";
+import {
+  type LlamaCpp,
+  type LlamaCppModel,
+  argmax,
+  llamaCppLogprobs,
+  loadLlamaCpp,
+  maxLogprobDiff,
+  ourLogprobs,
+  withSequence,
+} from "./llamacpp.testkit.js";
 import type { TextTokenizer } from "./tokenizer.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DIR = process.env.STEPWISE_SMOLLM2_DIR ?? path.join(ROOT, ".cache", "smollm2");
 const GGUF = path.join(DIR, "SmolLM2-135M-Instruct.Q4_1.gguf");
 const FOLDER = path.join(DIR, "model"); // imported by the fetch script; imported here into a temp folder if absent
-const MISSING = fs.existsSync(GGUF) ? null
+const MISSING = fs.existsSync(GGUF)
+  ? null
   : `SmolLM2 is not fetched (no ${GGUF}): run scripts/fetch-smollm2.sh to check the real model`;
 
 const TOLERANCE = 1e-3; // F32 export vs our f32 forward
@@ -48,8 +57,13 @@ const TEXTS = [
 
 const TOKENIZER_TEXTS = [
   ...TEXTS,
-  "", " ", "\n", "\n\n\n", "1234567890 3.14159 1,000,000 -42 0x1F 1e-9 ½ ²",
-  "I'm you're we've they'll DON'T", "Ünïcödé café, Straße; Привет; 你好，世界 🦙👩‍💻",
+  "",
+  " ",
+  "\n",
+  "\n\n\n",
+  "1234567890 3.14159 1,000,000 -42 0x1F 1e-9 ½ ²",
+  "I'm you're we've they'll DON'T",
+  "Ünïcödé café, Straße; Привет; 你好，世界 🦙👩‍💻",
   "def f(x):\n    return x * 2  # comment\n",
   "<|im_start|>user\nWhat is 12 + 30?<|im_end|>\n<|im_start|>assistant\n",
 ];
@@ -83,13 +97,17 @@ describe("SmolLM2-135M-Instruct: import vs llama.cpp", { skip: MISSING ?? false 
     if (!llama) return t.skip(skip);
     const cm: LlamaCppModel = await llama.loadModel({ modelPath: GGUF, vocabOnly: true });
     try {
-      const chat = tok.applyChatTemplate([{ role: "user", content: "What is 12 + 30?\nAnswer in  2 steps." }],
-        { addGenerationPrompt: true });
+      const chat = tok.applyChatTemplate([{ role: "user", content: "What is 12 + 30?\nAnswer in  2 steps." }], {
+        addGenerationPrompt: true,
+      });
       assert.match(chat, /<\|im_start\|>assistant\n$/);
       const texts = [...TOKENIZER_TEXTS, chat];
-      const wrong = texts.filter((x) => JSON.stringify(tok.encode(x, { addSpecialTokens: false })) !== JSON.stringify(cm.tokenize(x, true)));
+      const wrong = texts.filter(
+        (x) => JSON.stringify(tok.encode(x, { addSpecialTokens: false })) !== JSON.stringify(cm.tokenize(x, true)),
+      );
       t.diagnostic(`${texts.length - wrong.length}/${texts.length} texts give llama.cpp's ids`);
-      for (const x of wrong) assert.deepEqual(tok.encode(x, { addSpecialTokens: false }), cm.tokenize(x, true), JSON.stringify(x));
+      for (const x of wrong)
+        assert.deepEqual(tok.encode(x, { addSpecialTokens: false }), cm.tokenize(x, true), JSON.stringify(x));
       assert.deepEqual(tok.prefixIds, cm.tokens.shouldPrependBosToken ? [cm.tokens.bos] : []);
       assert.equal(tok.eosId, cm.tokens.eos);
     } finally {
@@ -111,7 +129,9 @@ describe("SmolLM2-135M-Instruct: import vs llama.cpp", { skip: MISSING ?? false 
         const theirs = await withSequence(cm, (seq) => llamaCppLogprobs(seq, ids, V));
         const d = maxLogprobDiff(ours, theirs);
         worst = Math.max(worst, d);
-        t.diagnostic(`${ids.length} tokens x ${V}: max |logprob diff| ${d.toExponential(2)} (${JSON.stringify(text.slice(0, 24))}...)`);
+        t.diagnostic(
+          `${ids.length} tokens x ${V}: max |logprob diff| ${d.toExponential(2)} (${JSON.stringify(text.slice(0, 24))}...)`,
+        );
       }
       assert.ok(worst < TOLERANCE, `max |logprob diff| ${worst} >= ${TOLERANCE}`);
       // Greedy: llama.cpp decodes on its own KV cache; ours is a full forward per token.
@@ -128,7 +148,9 @@ describe("SmolLM2-135M-Instruct: import vs llama.cpp", { skip: MISSING ?? false 
       const ids = [...prompt];
       for (let i = 0; i < GREEDY_TOKENS; i++) ids.push(argmax(ourLogprobs(model, ids).at(-1)!));
       const ourGreedy = ids.slice(prompt.length);
-      t.diagnostic(`greedy: ours ${JSON.stringify(tok.decode(ourGreedy))}, llama.cpp ${JSON.stringify(tok.decode(theirGreedy))}`);
+      t.diagnostic(
+        `greedy: ours ${JSON.stringify(tok.decode(ourGreedy))}, llama.cpp ${JSON.stringify(tok.decode(theirGreedy))}`,
+      );
       assert.deepEqual(ourGreedy, theirGreedy);
     } finally {
       await cm.dispose();
@@ -157,8 +179,10 @@ describe("SmolLM2-135M-Instruct: import vs llama.cpp", { skip: MISSING ?? false 
       const all = maxLogprobDiff(ours, theirs);
       const likely = maxLogprobDiff(ours, theirs, 1e-3);
       const same = ours.filter((row, i) => argmax(row) === argmax(theirs[i])).length;
-      t.diagnostic(`Q4_1 file: max |logprob diff| ${all.toExponential(2)} (tokens with p > 1e-3: ${likely.toExponential(2)}); ` +
-        `argmax equal at ${same}/${ids.length} positions`);
+      t.diagnostic(
+        `Q4_1 file: max |logprob diff| ${all.toExponential(2)} (tokens with p > 1e-3: ${likely.toExponential(2)}); ` +
+          `argmax equal at ${same}/${ids.length} positions`,
+      );
       assert.ok(likely < Q4_TOLERANCE, `max |logprob diff| ${likely} >= ${Q4_TOLERANCE} on tokens with p > 1e-3`);
       assert.ok(same >= ids.length * 0.75, `argmax equal at only ${same}/${ids.length} positions`);
     } finally {

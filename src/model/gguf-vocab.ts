@@ -21,8 +21,10 @@ type Json = Record<string, unknown>;
 export const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
 
 // Split regexes of the byte-level pre-tokenizers, as in the models' tokenizer.json files.
-const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const LLAMA3_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /** A byte-level pre-tokenizer llama.cpp knows by name, as tokenizer.json writes it. */
 interface PreTokenizer {
@@ -33,9 +35,22 @@ interface PreTokenizer {
   alike?: Json[]; // other tokenizer.json spellings exported under this name
 }
 
-const byteLevel = (useRegex: boolean): Json => ({ type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: useRegex });
-const isolate = (regex: string): Json => ({ type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false });
-const splitThenBytes = (regex: string): Json => ({ type: "Sequence", pretokenizers: [isolate(regex), byteLevel(false)] });
+const byteLevel = (useRegex: boolean): Json => ({
+  type: "ByteLevel",
+  add_prefix_space: false,
+  trim_offsets: true,
+  use_regex: useRegex,
+});
+const isolate = (regex: string): Json => ({
+  type: "Split",
+  pattern: { Regex: regex },
+  behavior: "Isolated",
+  invert: false,
+});
+const splitThenBytes = (regex: string): Json => ({
+  type: "Sequence",
+  pretokenizers: [isolate(regex), byteLevel(false)],
+});
 
 // llama.cpp's "default" pre-tokenizer: four regexes applied in turn, each splitting the pieces of the one before.
 const DEFAULT_SPLITS = [
@@ -52,12 +67,16 @@ const PRE_TOKENIZERS: PreTokenizer[] = [
   {
     // SmolLM2's tokenizer.json isolates digits with Digits, which @huggingface/tokenizers (JS) applies to 0-9
     // only; llama.cpp (and Python) isolate every \p{N} character (e.g. "½"), as this Split does.
-    names: ["smollm", "starcoder"], ignoreMerges: false, addBos: false,
+    names: ["smollm", "starcoder"],
+    ignoreMerges: false,
+    addBos: false,
     json: { type: "Sequence", pretokenizers: [isolate("\\p{N}"), byteLevel(true)] },
     alike: [{ type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, byteLevel(true)] }],
   },
   {
-    names: ["default"], ignoreMerges: false, addBos: false,
+    names: ["default"],
+    ignoreMerges: false,
+    addBos: false,
     json: {
       type: "Sequence",
       pretokenizers: [...DEFAULT_SPLITS.map(isolate), byteLevel(false)],
@@ -68,7 +87,12 @@ const PRE_TOKENIZERS: PreTokenizer[] = [
 /** The tokenizer.json pre_tokenizer that llama.cpp's pre-tokenizer `name` stands for. */
 export function preTokenizerJson(name: string): Json {
   const p = PRE_TOKENIZERS.find((x) => x.names.includes(name));
-  if (!p) throw new InputError(`unknown pre-tokenizer "${name}"`, undefined, `known: ${PRE_TOKENIZERS.flatMap((x) => x.names).join(", ")}`);
+  if (!p)
+    throw new InputError(
+      `unknown pre-tokenizer "${name}"`,
+      undefined,
+      `known: ${PRE_TOKENIZERS.flatMap((x) => x.names).join(", ")}`,
+    );
   return structuredClone(p.json);
 }
 
@@ -130,7 +154,10 @@ interface GgufVocab {
 function addedTokens(json: Json): Map<number, { content: string; type: number }> {
   const out = new Map<number, { content: string; type: number }>();
   for (const a of (json.added_tokens ?? []) as Json[]) {
-    out.set(a.id as number, { content: a.content as string, type: a.special ? TOKEN_TYPE.control : TOKEN_TYPE.userDefined });
+    out.set(a.id as number, {
+      content: a.content as string,
+      type: a.special ? TOKEN_TYPE.control : TOKEN_TYPE.userDefined,
+    });
   }
   return out;
 }
@@ -145,7 +172,11 @@ function vocabForGguf(tok: TextTokenizer, vocabSize: number): GgufVocab {
   const model = (json.model ?? {}) as Json;
   const where = tok.where;
   if (model.type !== "BPE") {
-    throw new InputError(`tokenizer model "${String(model.type)}" cannot be exported to GGUF`, where, "only BPE tokenizers are supported");
+    throw new InputError(
+      `tokenizer model "${String(model.type)}" cannot be exported to GGUF`,
+      where,
+      "only BPE tokenizers are supported",
+    );
   }
   const normalizer = json.normalizer as Json | null;
   // Qwen2 normalizes to NFC; llama.cpp does not (as its own converter): ids differ only on non-NFC text.
@@ -167,15 +198,21 @@ function vocabForGguf(tok: TextTokenizer, vocabSize: number): GgufVocab {
   if (byteLevelModel) {
     const p = matchPreTokenizer(json.pre_tokenizer);
     if (!p) {
-      throw new InputError(`pre-tokenizer ${JSON.stringify(json.pre_tokenizer)} has no llama.cpp equivalent`, where,
-        `supported: ${PRE_TOKENIZERS.map((x) => x.names[0]).join(", ")} (byte-level BPE)`);
+      throw new InputError(
+        `pre-tokenizer ${JSON.stringify(json.pre_tokenizer)} has no llama.cpp equivalent`,
+        where,
+        `supported: ${PRE_TOKENIZERS.map((x) => x.names[0]).join(", ")} (byte-level BPE)`,
+      );
     }
     pre = p.names[0];
   } else {
     // Character-level: with no merges every character is a token, which llama.cpp reproduces with merges that
     // join the bytes of each multi-byte character.
     if (merges.length > 0) {
-      throw new InputError("a BPE tokenizer with merges but no byte-level pre-tokenizer cannot be exported to GGUF", where);
+      throw new InputError(
+        "a BPE tokenizer with merges but no byte-level pre-tokenizer cannot be exported to GGUF",
+        where,
+      );
     }
     pre = "default";
   }
@@ -228,8 +265,11 @@ export function ggufTokenizerMetadata(tok: TextTokenizer, vocabSize: number): Gg
   const only = (ids: number[], id: number | null, what: string) => {
     if (ids.length === 0) return false;
     if (ids.length === 1 && ids[0] === id) return true;
-    throw new InputError(`the post-processor adds ids [${ids.join(", ")}] ${what} a text; llama.cpp can add only the ` +
-      `${what === "before" ? "BOS" : "EOS"} token`, tok.where);
+    throw new InputError(
+      `the post-processor adds ids [${ids.join(", ")}] ${what} a text; llama.cpp can add only the ` +
+        `${what === "before" ? "BOS" : "EOS"} token`,
+      tok.where,
+    );
   };
   m.set("tokenizer.ggml.add_bos_token", { type: "bool", value: only(tok.prefixIds, tok.bosId, "before") });
   m.set("tokenizer.ggml.add_eos_token", { type: "bool", value: only(tok.suffixIds, tok.eosId, "after") });
@@ -243,7 +283,8 @@ export function ggufTokenizerMetadata(tok: TextTokenizer, vocabSize: number): Gg
 function strings(m: GgufMetadata, key: string, where: string, required = true): string[] {
   const v = m.get(key);
   if (v === undefined && !required) return [];
-  if (v?.type !== "array" || v.itemType !== "string") throw new InputError(`metadata "${key}" is missing or not a string array`, where);
+  if (v?.type !== "array" || v.itemType !== "string")
+    throw new InputError(`metadata "${key}" is missing or not a string array`, where);
   return v.value as string[];
 }
 
@@ -261,13 +302,20 @@ function optNumber(m: GgufMetadata, key: string): number | null {
 export function tokenizerFilesFromGguf(m: GgufMetadata, where = "GGUF"): { json: Json; config: Json } {
   const model = m.get("tokenizer.ggml.model")?.value;
   if (model !== "gpt2") {
-    throw new InputError(`tokenizer.ggml.model "${String(model)}" is not supported`, where, "only byte-level BPE (\"gpt2\") vocabularies are");
+    throw new InputError(
+      `tokenizer.ggml.model "${String(model)}" is not supported`,
+      where,
+      'only byte-level BPE ("gpt2") vocabularies are',
+    );
   }
   const preName = String(m.get("tokenizer.ggml.pre")?.value ?? "default");
   const pre = PRE_TOKENIZERS.find((p) => p.names.includes(preName));
   if (!pre) {
-    throw new InputError(`pre-tokenizer "${preName}" has no tokenizer.json equivalent here`, where,
-      `supported: ${PRE_TOKENIZERS.flatMap((p) => p.names).join(", ")}`);
+    throw new InputError(
+      `pre-tokenizer "${preName}" has no tokenizer.json equivalent here`,
+      where,
+      `supported: ${PRE_TOKENIZERS.flatMap((p) => p.names).join(", ")}`,
+    );
   }
   const tokens = strings(m, "tokenizer.ggml.tokens", where);
   const typesV = m.get("tokenizer.ggml.token_type");
@@ -278,8 +326,15 @@ export function tokenizerFilesFromGguf(m: GgufMetadata, where = "GGUF"): { json:
     if (!Object.hasOwn(vocab, t)) vocab[t] = id;
     const type = types[id] ?? TOKEN_TYPE.normal;
     if (type === TOKEN_TYPE.control || type === TOKEN_TYPE.userDefined) {
-      added.push({ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false,
-        special: type === TOKEN_TYPE.control });
+      added.push({
+        id,
+        content: t,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: type === TOKEN_TYPE.control,
+      });
     }
   });
   const merges = strings(m, "tokenizer.ggml.merges", where, false).map((s) => {
@@ -303,8 +358,16 @@ export function tokenizerFilesFromGguf(m: GgufMetadata, where = "GGUF"): { json:
     post_processor: postProcessor(addBos ? bos : null, addEos ? eos : null, tokens),
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: pre.ignoreMerges, vocab, merges,
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: pre.ignoreMerges,
+      vocab,
+      merges,
     },
   };
   const template = m.get("tokenizer.chat_template");
@@ -328,9 +391,16 @@ function postProcessor(bos: string | null, eos: string | null, tokens: string[])
   const special = (t: string, typeId: number) => ({ SpecialToken: { id: t, type_id: typeId } });
   const seq = (s: string, typeId: number) => ({ Sequence: { id: s, type_id: typeId } });
   const around = (s: string, typeId: number) => [
-    ...(bos !== null ? [special(bos, typeId)] : []), seq(s, typeId), ...(eos !== null ? [special(eos, typeId)] : []),
+    ...(bos !== null ? [special(bos, typeId)] : []),
+    seq(s, typeId),
+    ...(eos !== null ? [special(eos, typeId)] : []),
   ];
   const specials: Json = {};
   for (const t of [bos, eos]) if (t !== null) specials[t] = { id: t, ids: [tokens.indexOf(t)], tokens: [t] };
-  return { type: "TemplateProcessing", single: around("A", 0), pair: [...around("A", 0), ...around("B", 1)], special_tokens: specials };
+  return {
+    type: "TemplateProcessing",
+    single: around("A", 0),
+    pair: [...around("A", 0), ...around("B", 1)],
+    special_tokens: specials,
+  };
 }

@@ -21,12 +21,34 @@ import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { referenceBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
-import { type GgufMetadata, exportGguf, gguf, loadGgufTokenizer, permuteRotaryRows, readGguf, readGgufTensor,
-  writeGguf } from "./gguf.js";
-import { byteLevelAlphabet, byteLevelSpelling, ggufTokenizerMetadata, preTokenizerJson, tokenizerFilesFromGguf } from "./gguf-vocab.js";
+import {
+  type GgufMetadata,
+  exportGguf,
+  gguf,
+  loadGgufTokenizer,
+  permuteRotaryRows,
+  readGguf,
+  readGgufTensor,
+  writeGguf,
+} from "./gguf.js";
+import {
+  byteLevelAlphabet,
+  byteLevelSpelling,
+  ggufTokenizerMetadata,
+  preTokenizerJson,
+  tokenizerFilesFromGguf,
+} from "./gguf-vocab.js";
 import { Llama, type LlamaConfig } from "./llama.js";
-import { type LlamaCpp, type LlamaCppModel, argmax, llamaCppLogprobs, loadLlamaCpp, maxLogprobDiff, ourLogprobs,
-  withSequence } from "./llamacpp.testkit.js";
+import {
+  type LlamaCpp,
+  type LlamaCppModel,
+  argmax,
+  llamaCppLogprobs,
+  loadLlamaCpp,
+  maxLogprobDiff,
+  ourLogprobs,
+  withSequence,
+} from "./llamacpp.testkit.js";
 import { TextTokenizer, builtinTokenizer } from "./tokenizer.js";
 import { trainBpeTokenizer } from "./bpe.js";
 import { generateProblems, PRESETS as TASK_PRESETS } from "../data/task.js";
@@ -38,13 +60,20 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test("GGUF round-trip: every metadata type, tensor shapes reversed as ne, data aligned to 32, F16 rounding", () => {
   const meta: GgufMetadata = new Map([
-    ["a.u8", { type: "u8", value: 255 }], ["a.i8", { type: "i8", value: -128 }],
-    ["a.u16", { type: "u16", value: 65535 }], ["a.i16", { type: "i16", value: -32768 }],
-    ["a.u32", gguf.u32(4294967295)], ["a.i32", gguf.i32(-5)], ["a.f32", gguf.f32(0.5)],
-    ["a.bool", gguf.bool(true)], ["a.str", gguf.str("héllo ☃")],
-    ["a.u64", { type: "u64", value: 2 ** 40 }], ["a.i64", { type: "i64", value: -(2 ** 40) }],
+    ["a.u8", { type: "u8", value: 255 }],
+    ["a.i8", { type: "i8", value: -128 }],
+    ["a.u16", { type: "u16", value: 65535 }],
+    ["a.i16", { type: "i16", value: -32768 }],
+    ["a.u32", gguf.u32(4294967295)],
+    ["a.i32", gguf.i32(-5)],
+    ["a.f32", gguf.f32(0.5)],
+    ["a.bool", gguf.bool(true)],
+    ["a.str", gguf.str("héllo ☃")],
+    ["a.u64", { type: "u64", value: 2 ** 40 }],
+    ["a.i64", { type: "i64", value: -(2 ** 40) }],
     ["a.f64", { type: "f64", value: Math.PI }],
-    ["a.arr", gguf.arr("string", ["x", "", "ÿ"])], ["a.ints", gguf.arr("i32", [1, -2, 3])],
+    ["a.arr", gguf.arr("string", ["x", "", "ÿ"])],
+    ["a.ints", gguf.arr("i32", [1, -2, 3])],
   ]);
   const m = Float32Array.from({ length: 3 * 5 }, (_, i) => i / 7);
   const v = Float32Array.from({ length: 3 }, (_, i) => i - 1);
@@ -58,8 +87,14 @@ test("GGUF round-trip: every metadata type, tensor shapes reversed as ne, data a
   assert.equal(g.version, 3);
   assert.deepEqual([...g.metadata.keys()], [...meta.keys()]);
   for (const [k, val] of meta) assert.deepEqual(g.metadata.get(k), val, k);
-  assert.deepEqual(g.tensors.map((t) => [t.name, t.shape, t.type, t.offset]), [
-    ["m", [3, 5], 0, 0], ["h", [3, 5], 1, 64], ["v", [3], 0, 96]]);
+  assert.deepEqual(
+    g.tensors.map((t) => [t.name, t.shape, t.type, t.offset]),
+    [
+      ["m", [3, 5], 0, 0],
+      ["h", [3, 5], 1, 64],
+      ["v", [3], 0, 96],
+    ],
+  );
   assert.equal(g.dataOffset % 32, 0);
   assert.equal(fs.statSync(file).size, g.dataOffset + 128); // each tensor padded to 32 bytes, the last too
   assert.deepEqual(readGgufTensor(g, "m"), m);
@@ -69,7 +104,10 @@ test("GGUF round-trip: every metadata type, tensor shapes reversed as ne, data a
   // A truncated file is an InputError naming the file.
   const cut = path.join(tmp, "cut.gguf");
   fs.writeFileSync(cut, fs.readFileSync(file).subarray(0, 200));
-  assert.throws(() => readGguf(cut), (e: unknown) => e instanceof InputError && e.message.includes(cut));
+  assert.throws(
+    () => readGguf(cut),
+    (e: unknown) => e instanceof InputError && e.message.includes(cut),
+  );
 });
 
 test("permuted q rows: llama.cpp's adjacent-pair rotation of permuted q == Hugging Face's rotate_half, permuted", () => {
@@ -123,7 +161,15 @@ const TASK_TEXTS = [
 /** Texts for tokenizer checks: Unicode, digits, whitespace runs, code, special-token strings. */
 const VARIED_TEXTS = [
   ...TASK_TEXTS,
-  "", " ", "  ", "\t", "\n", "\n\n\n", " \n \n", "   leading and trailing   ", "tabs\tand\t\ttabs",
+  "",
+  " ",
+  "  ",
+  "\t",
+  "\n",
+  "\n\n\n",
+  " \n \n",
+  "   leading and trailing   ",
+  "tabs\tand\t\ttabs",
   "1234567890 3.14159 1,000,000 -42 0x1F 1e-9",
   "Hello world! Hello World! HELLO WORLD? hello, world.",
   "I'm you're we've they'll she'd it's DON'T",
@@ -143,9 +189,17 @@ interface Spec {
 }
 
 const BASE: Omit<LlamaConfig, "vocab_size" | "model_type"> = {
-  hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-  rms_norm_eps: 1e-5, rope_theta: 10000, max_position_embeddings: 256, tie_word_embeddings: true,
-  attention_bias: false, initializer_range: 0.3, // large enough for peaked distributions
+  hidden_size: 64,
+  intermediate_size: 128,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  max_position_embeddings: 256,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  initializer_range: 0.3, // large enough for peaked distributions
 };
 
 const SPECS: Spec[] = [
@@ -158,9 +212,23 @@ const SPECS: Spec[] = [
   {
     name: "llama (MQA, head_dim 24 != 48/4, q/k/v/o biases, llama3 rope scaling, untied)",
     config: {
-      ...BASE, model_type: "llama", vocab_size: 100, hidden_size: 48, head_dim: 24, num_key_value_heads: 1,
-      attention_bias: true, attention_out_bias: true, tie_word_embeddings: false, rope_theta: 500000,
-      rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+      ...BASE,
+      model_type: "llama",
+      vocab_size: 100,
+      hidden_size: 48,
+      head_dim: 24,
+      num_key_value_heads: 1,
+      attention_bias: true,
+      attention_out_bias: true,
+      tie_word_embeddings: false,
+      rope_theta: 500000,
+      rope_scaling: {
+        rope_type: "llama3",
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 16,
+      },
     },
     tokenizer: builtinTokenizer,
     prompt: "Natalia sold 48 clips in April and half as many in May.",
@@ -168,14 +236,26 @@ const SPECS: Spec[] = [
   {
     name: "llama (the BPE tokenizer --init learns: smollm pre-tokenizer, digits never merged)",
     config: { ...BASE, model_type: "llama", vocab_size: 448, bos_token_id: 1, eos_token_id: 2 },
-    tokenizer: () => trainBpeTokenizer(generateProblems(TASK_PRESETS.medium, { n: 300, seed: 5, split: "train" })
-      .map((p) => `${p.question}\n${p.answer}`), { vocabSize: 448 }),
+    tokenizer: () =>
+      trainBpeTokenizer(
+        generateProblems(TASK_PRESETS.medium, { n: 300, seed: 5, split: "train" }).map(
+          (p) => `${p.question}\n${p.answer}`,
+        ),
+        { vocabSize: 448 },
+      ),
     prompt: "Ava has 49 stickers. She buys 12 more.\nNow she has 49 + 12 = <<49+12=61>>61 stickers.",
   },
   {
     name: "qwen2 (q/k/v biases, untied, linear rope scaling, byte-level BPE tokenizer)",
-    config: { ...BASE, model_type: "qwen2", vocab_size: 320, attention_bias: true, tie_word_embeddings: false, rope_theta: 1e6,
-      rope_scaling: { rope_type: "linear", factor: 4 } },
+    config: {
+      ...BASE,
+      model_type: "qwen2",
+      vocab_size: 320,
+      attention_bias: true,
+      tie_word_embeddings: false,
+      rope_theta: 1e6,
+      rope_scaling: { rope_type: "linear", factor: 4 },
+    },
     tokenizer: tinyByteLevelTokenizer,
     prompt: "The answer is 12 + 30 = 42. Ünïcödé ☃ too.",
   },
@@ -188,20 +268,60 @@ const SPECS: Spec[] = [
 function tinyByteLevelTokenizer(): TextTokenizer {
   const vocab: Record<string, number> = {};
   byteLevelAlphabet().forEach((c, b) => (vocab[c] = b));
-  const merges = ["Ġ t", "h e", "Ġt he", "Ġ a", "a n", "Ġ an", "e r", "Ġ i", "Ġi s", "s w", "sw er", "Ġan swer",
-    "1 2", "3 0", "4 2", "Ã ¼", "Ã ¶", "Ġ =", "Ġ +", "o o"].map((m) => m.split(" "));
+  const merges = [
+    "Ġ t",
+    "h e",
+    "Ġt he",
+    "Ġ a",
+    "a n",
+    "Ġ an",
+    "e r",
+    "Ġ i",
+    "Ġi s",
+    "s w",
+    "sw er",
+    "Ġan swer",
+    "1 2",
+    "3 0",
+    "4 2",
+    "Ã ¼",
+    "Ã ¶",
+    "Ġ =",
+    "Ġ +",
+    "o o",
+  ].map((m) => m.split(" "));
   for (const [a, b] of merges) vocab[a + b] ??= Object.keys(vocab).length;
   const specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
   const first = Object.keys(vocab).length;
   const json = {
-    version: "1.0", truncation: null, padding: null, normalizer: null,
-    added_tokens: specials.map((content, i) => ({ id: first + i, content, single_word: false, lstrip: false,
-      rstrip: false, normalized: false, special: true })),
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    normalizer: null,
+    added_tokens: specials.map((content, i) => ({
+      id: first + i,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
     pre_tokenizer: preTokenizerJson("qwen2"),
     post_processor: null,
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   };
   const config = { eos_token: "<|endoftext|>", pad_token: "<|endoftext|>", bos_token: null, add_bos_token: false };
   return new TextTokenizer(json, config, "tiny byte-level tokenizer");
@@ -249,7 +369,12 @@ function llamaCppVocabDir(): { dir: string } | { skip: string } {
   const names = VOCABS.flatMap((n) => [`ggml-vocab-${n}.gguf`, `ggml-vocab-${n}.gguf.inp`]);
   let bundle: string;
   try {
-    bundle = path.join(path.dirname(fileURLToPath(import.meta.resolve("node-llama-cpp"))), "..", "llama", "gitRelease.bundle");
+    bundle = path.join(
+      path.dirname(fileURLToPath(import.meta.resolve("node-llama-cpp"))),
+      "..",
+      "llama",
+      "gitRelease.bundle",
+    );
   } catch {
     return { skip: "node-llama-cpp is not installed" };
   }
@@ -260,7 +385,8 @@ function llamaCppVocabDir(): { dir: string } | { skip: string } {
   try {
     const git = (...args: string[]) => spawnSync("git", ["-C", repo, ...args], { maxBuffer: 1 << 26 });
     const init = git("init", "-q");
-    if (init.error || init.status !== 0) return { skip: `git is not available (${init.error?.message ?? init.stderr})` };
+    if (init.error || init.status !== 0)
+      return { skip: `git is not available (${init.error?.message ?? init.stderr})` };
     const fetched = git("fetch", "-q", bundle, "HEAD");
     if (fetched.status !== 0) return { skip: `git fetch from ${bundle} failed: ${fetched.stderr}` };
     fs.mkdirSync(dir, { recursive: true });
@@ -287,8 +413,10 @@ function ggufEncoder(file: string, t: TestContext): { tok: TextTokenizer | null;
     return { tok, encode: (x) => tok.encode(x, { addSpecialTokens: false }) };
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
-    t.todo(`TextTokenizer cannot be built for this vocabulary (${e.message}; tokenizer.ts spreads every id into ` +
-      "Math.max): ids checked through @huggingface/tokenizers directly");
+    t.todo(
+      `TextTokenizer cannot be built for this vocabulary (${e.message}; tokenizer.ts spreads every id into ` +
+        "Math.max): ids checked through @huggingface/tokenizers directly",
+    );
     const { json, config } = tokenizerFilesFromGguf(readGguf(file).metadata, file);
     const hf = new HfTokenizer(json, config);
     return { tok: null, encode: (x) => hf.encode(x, { add_special_tokens: false }).ids };
@@ -316,21 +444,28 @@ describe("llama.cpp ground truth (node-llama-cpp 3.21.1)", () => {
         try {
           // The tokenizer travels with the model: llama.cpp splits texts into our ids.
           for (const text of [...TASK_TEXTS, spec.prompt]) {
-            assert.deepEqual(cm.tokenize(text, true), tok.encode(text, { addSpecialTokens: false }), JSON.stringify(text));
+            assert.deepEqual(
+              cm.tokenize(text, true),
+              tok.encode(text, { addSpecialTokens: false }),
+              JSON.stringify(text),
+            );
           }
           // F32: llama.cpp generates on its own (prompt as one batch, then one token at a time on its KV cache).
           // F16: it scores our sequence, since its greedy may leave ours where two tokens are close.
           const theirs: Float64Array[] = await withSequence(cm, async (seq) => {
             if (dtype === "f16") return llamaCppLogprobs(seq, forced, V);
             const lp = await llamaCppLogprobs(seq, prompt, V);
-            for (let i = 0; i < GREEDY_TOKENS - 1; i++) lp.push(...(await llamaCppLogprobs(seq, [argmax(lp.at(-1)!)], V)));
+            for (let i = 0; i < GREEDY_TOKENS - 1; i++)
+              lp.push(...(await llamaCppLogprobs(seq, [argmax(lp.at(-1)!)], V)));
             return lp;
           });
           const theirGreedy: number[] = theirs.slice(prompt.length - 1).map(argmax);
           const same = theirGreedy.filter((x, i) => x === greedy[i]).length;
           const diff = maxLogprobDiff(theirs, ours);
-          t.diagnostic(`${dtype}: max |logprob diff| ${diff.toExponential(2)} over ${ours.length} positions x ${V} ` +
-            `tokens; greedy ${same}/${GREEDY_TOKENS} tokens equal`);
+          t.diagnostic(
+            `${dtype}: max |logprob diff| ${diff.toExponential(2)} over ${ours.length} positions x ${V} ` +
+              `tokens; greedy ${same}/${GREEDY_TOKENS} tokens equal`,
+          );
           if (dtype === "f32") assert.deepEqual(theirGreedy, greedy);
           assert.ok(diff < TOLERANCE[dtype], `${dtype}: max |logprob diff| ${diff} >= ${TOLERANCE[dtype]}`);
         } finally {

@@ -35,13 +35,37 @@ export const GGUF_DEFAULT_ALIGNMENT = 32;
 
 /** Metadata value types, with their codes in the file. */
 const VALUE_TYPES = {
-  u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12,
+  u8: 0,
+  i8: 1,
+  u16: 2,
+  i16: 3,
+  u32: 4,
+  i32: 5,
+  f32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  u64: 10,
+  i64: 11,
+  f64: 12,
 } as const;
 export type GgufNumberType = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "f32" | "u64" | "i64" | "f64";
 export type GgufItemType = GgufNumberType | "bool" | "string";
 const TYPE_BY_CODE = new Map<number, keyof typeof VALUE_TYPES>(
-  Object.entries(VALUE_TYPES).map(([k, v]) => [v, k as keyof typeof VALUE_TYPES]));
-const NUMBER_BYTES: Record<GgufNumberType, number> = { u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, u64: 8, i64: 8, f64: 8 };
+  Object.entries(VALUE_TYPES).map(([k, v]) => [v, k as keyof typeof VALUE_TYPES]),
+);
+const NUMBER_BYTES: Record<GgufNumberType, number> = {
+  u8: 1,
+  i8: 1,
+  u16: 2,
+  i16: 2,
+  u32: 4,
+  i32: 4,
+  f32: 4,
+  u64: 8,
+  i64: 8,
+  f64: 8,
+};
 
 /** A typed metadata value. 64-bit integers are JS numbers (the reader rejects ones beyond 2^53). */
 export type GgufValue =
@@ -59,7 +83,11 @@ export const gguf = {
   f32: (value: number): GgufValue => ({ type: "f32", value }),
   bool: (value: boolean): GgufValue => ({ type: "bool", value }),
   str: (value: string): GgufValue => ({ type: "string", value }),
-  arr: (itemType: GgufItemType, value: (number | boolean | string)[]): GgufValue => ({ type: "array", itemType, value }),
+  arr: (itemType: GgufItemType, value: (number | boolean | string)[]): GgufValue => ({
+    type: "array",
+    itemType,
+    value,
+  }),
 };
 
 // --- tensors ---
@@ -111,16 +139,36 @@ class ByteWriter {
     const b = this.buf;
     const at = this.length;
     switch (type) {
-      case "u8": b.writeUInt8(v, at); break;
-      case "i8": b.writeInt8(v, at); break;
-      case "u16": b.writeUInt16LE(v, at); break;
-      case "i16": b.writeInt16LE(v, at); break;
-      case "u32": b.writeUInt32LE(v, at); break;
-      case "i32": b.writeInt32LE(v, at); break;
-      case "f32": b.writeFloatLE(v, at); break;
-      case "u64": b.writeBigUInt64LE(BigInt(v), at); break;
-      case "i64": b.writeBigInt64LE(BigInt(v), at); break;
-      case "f64": b.writeDoubleLE(v, at); break;
+      case "u8":
+        b.writeUInt8(v, at);
+        break;
+      case "i8":
+        b.writeInt8(v, at);
+        break;
+      case "u16":
+        b.writeUInt16LE(v, at);
+        break;
+      case "i16":
+        b.writeInt16LE(v, at);
+        break;
+      case "u32":
+        b.writeUInt32LE(v, at);
+        break;
+      case "i32":
+        b.writeInt32LE(v, at);
+        break;
+      case "f32":
+        b.writeFloatLE(v, at);
+        break;
+      case "u64":
+        b.writeBigUInt64LE(BigInt(v), at);
+        break;
+      case "i64":
+        b.writeBigInt64LE(BigInt(v), at);
+        break;
+      case "f64":
+        b.writeDoubleLE(v, at);
+        break;
       default:
         (type) satisfies never; // `type satisfies never;` alone would parse as a type alias
         return;
@@ -144,7 +192,8 @@ class ByteWriter {
       if (typeof v !== "boolean") throw new InputError(`metadata "${key}": expected a boolean, got ${typeof v}`);
       this.number("u8", v ? 1 : 0);
     } else {
-      if (typeof v !== "number" || !Number.isFinite(v)) throw new InputError(`metadata "${key}": expected a number, got ${v}`);
+      if (typeof v !== "number" || !Number.isFinite(v))
+        throw new InputError(`metadata "${key}": expected a number, got ${v}`);
       this.number(type, v);
     }
   }
@@ -200,10 +249,15 @@ function encodeTensor(t: GgufTensorToWrite, file: string): Uint8Array {
 export type WriteProgress = (bytes: number, total: number) => void;
 
 /** Writes a GGUF file atomically, streaming tensors one at a time. */
-export function writeGguf(file: string, metadata: GgufMetadata, tensors: GgufTensorToWrite[],
-  opts: { alignment?: number; progress?: WriteProgress } = {}): void {
+export function writeGguf(
+  file: string,
+  metadata: GgufMetadata,
+  tensors: GgufTensorToWrite[],
+  opts: { alignment?: number; progress?: WriteProgress } = {},
+): void {
   const alignment = opts.alignment ?? GGUF_DEFAULT_ALIGNMENT;
-  if (alignment !== GGUF_DEFAULT_ALIGNMENT) metadata = new Map([...metadata, ["general.alignment", gguf.u32(alignment)]]);
+  if (alignment !== GGUF_DEFAULT_ALIGNMENT)
+    metadata = new Map([...metadata, ["general.alignment", gguf.u32(alignment)]]);
   const names = new Set<string>();
   const w = new ByteWriter();
   w.number("u32", MAGIC);
@@ -250,12 +304,19 @@ class ByteReader {
   private end = 0; // file offset just past the valid bytes of buf
   pos = 0; // file offset of the next byte
 
-  constructor(private readonly fd: number, readonly size: number, readonly file: string) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+    readonly file: string,
+  ) {}
 
   private need(n: number, what: string): void {
     if (this.pos + n > this.size) {
-      throw new InputError(`truncated: ${what} at byte ${this.pos} needs ${n} bytes, the file has ${this.size}`, this.file,
-        "the file is incomplete or not a GGUF file");
+      throw new InputError(
+        `truncated: ${what} at byte ${this.pos} needs ${n} bytes, the file has ${this.size}`,
+        this.file,
+        "the file is incomplete or not a GGUF file",
+      );
     }
     if (this.pos + n <= this.end) return;
     if (n > this.buf.length) this.buf = Buffer.alloc(n);
@@ -276,14 +337,22 @@ class ByteReader {
     const at = this.pos - this.start;
     this.pos += NUMBER_BYTES[type];
     switch (type) {
-      case "u8": return b.readUInt8(at);
-      case "i8": return b.readInt8(at);
-      case "u16": return b.readUInt16LE(at);
-      case "i16": return b.readInt16LE(at);
-      case "u32": return b.readUInt32LE(at);
-      case "i32": return b.readInt32LE(at);
-      case "f32": return b.readFloatLE(at);
-      case "f64": return b.readDoubleLE(at);
+      case "u8":
+        return b.readUInt8(at);
+      case "i8":
+        return b.readInt8(at);
+      case "u16":
+        return b.readUInt16LE(at);
+      case "i16":
+        return b.readInt16LE(at);
+      case "u32":
+        return b.readUInt32LE(at);
+      case "i32":
+        return b.readInt32LE(at);
+      case "f32":
+        return b.readFloatLE(at);
+      case "f64":
+        return b.readDoubleLE(at);
       case "u64":
       case "i64": {
         const v = type === "u64" ? b.readBigUInt64LE(at) : b.readBigInt64LE(at);
@@ -327,7 +396,8 @@ class ByteReader {
     if (itemType === "array") throw new InputError(`metadata "${key}": nested arrays are not supported`, this.file);
     const n = this.number("u64", `metadata "${key}" count`);
     const minItem = itemType === "string" ? 8 : itemType === "bool" ? 1 : NUMBER_BYTES[itemType];
-    if (n * minItem > this.size - this.pos) throw new InputError(`metadata "${key}": ${n} items run past the end`, this.file);
+    if (n * minItem > this.size - this.pos)
+      throw new InputError(`metadata "${key}": ${n} items run past the end`, this.file);
     const value: (number | boolean | string)[] = new Array(n);
     for (let i = 0; i < n; i++) value[i] = this.item(itemType, `metadata "${key}"[${i}]`);
     return { type, itemType, value };
@@ -347,7 +417,8 @@ export function readGguf(file: string): GgufFile {
     const magic = r.number("u32", "magic");
     if (magic !== MAGIC) throw new InputError("not a GGUF file (bad magic)", file);
     const version = r.number("u32", "version");
-    if (version !== 2 && version !== 3) throw new InputError(`GGUF version ${version} is not supported`, file, "versions 2 and 3 are");
+    if (version !== 2 && version !== 3)
+      throw new InputError(`GGUF version ${version} is not supported`, file, "versions 2 and 3 are");
     const nTensors = r.number("u64", "tensor count");
     const nKv = r.number("u64", "metadata count");
     if (nKv > r.size || nTensors > r.size) throw new InputError(`counts ${nTensors}/${nKv} exceed the file size`, file);
@@ -370,14 +441,19 @@ export function readGguf(file: string): GgufFile {
       for (let d = 0; d < nDims; d++) ne.push(r.number("u64", `tensor "${name}" dims`));
       const type = r.number("u32", `tensor "${name}" type`);
       const offset = r.number("u64", `tensor "${name}" offset`);
-      if (offset % alignment !== 0) throw new InputError(`tensor "${name}" offset ${offset} is not aligned to ${alignment}`, file);
+      if (offset % alignment !== 0)
+        throw new InputError(`tensor "${name}" offset ${offset} is not aligned to ${alignment}`, file);
       tensors.push({ name, shape: ne.reverse(), type, offset });
     }
     const dataOffset = padded(r.pos, alignment);
     for (const t of tensors) {
       const bytes = DEQUANTIZABLE.includes(ggmlTypeName(t.type)) ? ggmlTensorBytes(t.type, t.shape, t.name, file) : 0;
       if (dataOffset + t.offset + bytes > r.size) {
-        throw new InputError(`tensor "${t.name}" runs past the end of the ${r.size}-byte file`, file, "the file is truncated");
+        throw new InputError(
+          `tensor "${t.name}" runs past the end of the ${r.size}-byte file`,
+          file,
+          "the file is truncated",
+        );
       }
     }
     return { file, version, metadata, tensors, alignment, dataOffset };
@@ -445,14 +521,18 @@ export function ggufArch(model: Llama): GgufArch {
 function checkExportable(model: Llama, arch: GgufArch): void {
   const c = model.config;
   const D = model.headDim;
-  const fail = (what: string, hint: string) => new InputError(`cannot export to GGUF arch "${arch}": ${what}`, undefined, hint);
+  const fail = (what: string, hint: string) =>
+    new InputError(`cannot export to GGUF arch "${arch}": ${what}`, undefined, hint);
   if (arch === "qwen2") {
     if (D * c.num_attention_heads !== c.hidden_size) {
-      throw fail(`head_dim ${D} * heads ${c.num_attention_heads} != hidden_size ${c.hidden_size}`,
-        "llama.cpp's qwen2 graph assumes head_dim = hidden_size / num_attention_heads");
+      throw fail(
+        `head_dim ${D} * heads ${c.num_attention_heads} != hidden_size ${c.hidden_size}`,
+        "llama.cpp's qwen2 graph assumes head_dim = hidden_size / num_attention_heads",
+      );
     }
     if (c.attention_out_bias) throw fail("o_proj bias", "llama.cpp's qwen2 graph has no attention output bias");
-    if (c.rope_scaling?.rope_type === "llama3") throw fail("llama3 rope scaling", "llama.cpp's qwen2 graph reads no rope_freqs");
+    if (c.rope_scaling?.rope_type === "llama3")
+      throw fail("llama3 rope scaling", "llama.cpp's qwen2 graph reads no rope_freqs");
   }
 }
 
@@ -541,9 +621,8 @@ export function ggufTensors(model: Llama, opts: GgufExportOptions = {}): GgufTen
   const out: GgufTensorToWrite[] = [];
   const add = (name: string, p: Tensor, type: GgmlTypeName, rotaryHeads = 0) => {
     const cols = p.rank === 2 ? p.shape[1] : 1;
-    const data = rotaryHeads > 0 && arch === "llama"
-      ? () => permuteRotaryRows(floats(p), rotaryHeads, D, cols)
-      : () => floats(p);
+    const data =
+      rotaryHeads > 0 && arch === "llama" ? () => permuteRotaryRows(floats(p), rotaryHeads, D, cols) : () => floats(p);
     out.push({ name, shape: p.shape, type, data });
   };
   add("token_embd.weight", model.embed, matType);
@@ -578,10 +657,15 @@ export function ggufTensors(model: Llama, opts: GgufExportOptions = {}): GgufTen
  * Writes a model and its tokenizer as one GGUF file (atomically) that llama.cpp loads and runs: the same
  * next-token distribution as our forward, to float rounding (F32), or to f16 weight rounding (F16).
  */
-export function exportGguf(model: Llama, tokenizer: TextTokenizer, file: string,
-  opts: GgufExportOptions = {}): { arch: GgufArch; tensors: number } {
+export function exportGguf(
+  model: Llama,
+  tokenizer: TextTokenizer,
+  file: string,
+  opts: GgufExportOptions = {},
+): { arch: GgufArch; tensors: number } {
   const dtype = opts.dtype ?? "f32";
-  if (dtype !== "f32" && dtype !== "f16") throw new InputError(`unknown GGUF dtype "${dtype}"`, undefined, "use f32 or f16");
+  if (dtype !== "f32" && dtype !== "f16")
+    throw new InputError(`unknown GGUF dtype "${dtype}"`, undefined, "use f32 or f16");
   const arch = ggufArch(model);
   checkExportable(model, arch);
   const metadata = ggufModelMetadata(model, opts);

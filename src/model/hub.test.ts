@@ -29,47 +29,91 @@ function tmpdir(): string {
 }
 
 const BASE = {
-  model_type: "llama", vocab_size: 32, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1,
-  num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64,
+  model_type: "llama",
+  vocab_size: 32,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  max_position_embeddings: 64,
 };
 
 function rejects(extra: Record<string, unknown>, pattern: RegExp) {
-  assert.throws(() => parseHfConfig({ ...BASE, ...extra }, "x/config.json"),
+  assert.throws(
+    () => parseHfConfig({ ...BASE, ...extra }, "x/config.json"),
     (e: unknown) => e instanceof InputError && pattern.test(e.message) && e.message.includes("x/config.json"),
-    `expected ${pattern} for ${JSON.stringify(extra)}`);
+    `expected ${pattern} for ${JSON.stringify(extra)}`,
+  );
 }
 
 test("config.json: architectures and options are read, unsupported ones rejected by key", () => {
   const llama = readConfig(`${FIXTURES}llama-tiny/model`).config;
   assert.equal(llama.head_dim, 10);
-  assert.deepEqual(llama.rope_scaling, { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4,
-    original_max_position_embeddings: 64 });
+  assert.deepEqual(llama.rope_scaling, {
+    rope_type: "llama3",
+    factor: 8,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 64,
+  });
   const qwen = readConfig(`${FIXTURES}qwen2-tiny/model`).config;
   assert.equal(qwen.attention_bias, true);
   assert.equal(qwen.attention_out_bias, false);
   assert.equal(qwen.tie_word_embeddings, true);
   assert.equal(qwen.rope_theta, 1e6);
   // transformers 4 spelling (rope_theta + rope_scaling) == transformers 5 (rope_parameters)
-  const v4 = parseHfConfig({ ...BASE, rope_theta: 5e5, rope_scaling: { type: "llama3", factor: 8, low_freq_factor: 1,
-    high_freq_factor: 4, original_max_position_embeddings: 32 } });
-  const v5 = parseHfConfig({ ...BASE, rope_parameters: { rope_type: "llama3", rope_theta: 5e5, factor: 8,
-    low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 } });
+  const v4 = parseHfConfig({
+    ...BASE,
+    rope_theta: 5e5,
+    rope_scaling: {
+      type: "llama3",
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 32,
+    },
+  });
+  const v5 = parseHfConfig({
+    ...BASE,
+    rope_parameters: {
+      rope_type: "llama3",
+      rope_theta: 5e5,
+      factor: 8,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 32,
+    },
+  });
   assert.deepEqual(v4, v5);
   assert.equal(parseHfConfig({ ...BASE, num_key_value_heads: undefined }).num_key_value_heads, 2);
   assert.equal(parseHfConfig({ ...BASE, model_type: "mistral", sliding_window: null }).attention_bias, false);
-  assert.equal(parseHfConfig({ ...BASE, model_type: "mistral", sliding_window: 4096 }).model_type, "mistral",
-    "a window no shorter than the context is inactive");
-  assert.equal(parseHfConfig({ ...BASE, attention_bias: true }).attention_out_bias, true, "llama biases include o_proj");
+  assert.equal(
+    parseHfConfig({ ...BASE, model_type: "mistral", sliding_window: 4096 }).model_type,
+    "mistral",
+    "a window no shorter than the context is inactive",
+  );
+  assert.equal(
+    parseHfConfig({ ...BASE, attention_bias: true }).attention_out_bias,
+    true,
+    "llama biases include o_proj",
+  );
   rejects({ model_type: "gemma" }, /"model_type": "gemma" is not supported/);
   rejects({ model_type: "mistral", sliding_window: 16 }, /"sliding_window": 16/);
-  rejects({ model_type: "qwen2", use_sliding_window: true, sliding_window: 16, max_window_layers: 0 }, /"use_sliding_window"/);
+  rejects(
+    { model_type: "qwen2", use_sliding_window: true, sliding_window: 16, max_window_layers: 0 },
+    /"use_sliding_window"/,
+  );
   rejects({ layer_types: ["sliding_attention"], sliding_window: 8 }, /"layer_types"/);
   rejects({ rope_scaling: { rope_type: "yarn", factor: 4 } }, /"rope_scaling\.rope_type": "yarn"/);
   rejects({ rope_parameters: { rope_type: "dynamic", rope_theta: 1e4 } }, /"rope_parameters\.rope_type": "dynamic"/);
   rejects({ hidden_act: "gelu" }, /"hidden_act"/);
   rejects({ mlp_bias: true }, /"mlp_bias"/);
   rejects({ hidden_size: undefined }, /"hidden_size": is missing/);
-  rejects({ num_key_value_heads: 4, num_attention_heads: 6, hidden_size: 12 }, /"num_key_value_heads": 4 does not divide/);
+  rejects(
+    { num_key_value_heads: 4, num_attention_heads: 6, hidden_size: 12 },
+    /"num_key_value_heads": 4 does not divide/,
+  );
   rejects({ head_dim: 7 }, /"head_dim"/);
   rejects({ quantization_config: { quant_method: "gptq" } }, /"quantization_config"/);
 });
@@ -86,7 +130,9 @@ test("--init presets: tiny fits the built-in tokenizer; a config.json path works
 
 /** Logits of a model on a fixed batch, as a plain array. */
 function logitsOf(m: Llama, ids: number[][]): Float64Array {
-  return tidy(() => Float64Array.from(m.forward(tensor(ids.flat(), [ids.length, ids[0].length], "i32", m.embed.backend)).toArray()));
+  return tidy(() =>
+    Float64Array.from(m.forward(tensor(ids.flat(), [ids.length, ids[0].length], "i32", m.embed.backend)).toArray()),
+  );
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -95,7 +141,10 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d;
 }
 
-const IDS = [[3, 1, 4, 1, 5, 9, 2, 6], [5, 3, 5, 8, 9, 7, 9, 3]];
+const IDS = [
+  [3, 1, 4, 1, 5, 9, 2, 6],
+  [5, 3, 5, 8, 9, 7, 9, 3],
+];
 
 test("save -> load round trip: f32 exact, f16/bf16 rounded, shards, tied embeddings", () => {
   for (const name of ["llama-tiny", "qwen2-tiny"]) {
@@ -109,7 +158,10 @@ test("save -> load round trip: f32 exact, f16/bf16 rounded, shards, tied embeddi
     assert.equal(saved.transformers_version, src.hfConfig?.transformers_version, "unknown keys pass through");
     // bf16 on disk: every parameter is the bf16 rounding of the original.
     saveModel(src, dir, { dtype: "bf16", maxShardBytes: 40_000 });
-    assert.ok(fs.existsSync(path.join(dir, "model.safetensors.index.json")) && !fs.existsSync(path.join(dir, "model.safetensors")));
+    assert.ok(
+      fs.existsSync(path.join(dir, "model.safetensors.index.json")) &&
+        !fs.existsSync(path.join(dir, "model.safetensors")),
+    );
     const bf = loadModel(dir, { backend: be });
     for (const [n, p] of src.params) {
       const want = Float32Array.from(p.toArray(), (x) => bf16ToF32(f32ToBf16(x)));
@@ -132,16 +184,31 @@ test("missing tensors and wrong shapes name the file and the tensor", () => {
   const file = path.join(dir, "model.safetensors");
   // Drop one tensor.
   const names = [...src.params.keys()].filter((n) => n !== "model.layers.1.self_attn.k_proj.bias");
-  writeSafetensors(file, names.map((n) => ({ name: n, shape: src.params.get(n)!.shape, dtype: "F32",
-    data: () => src.params.get(n)!.toArray() })));
-  assert.throws(() => loadModel(dir, { backend: be }), (e: unknown) => e instanceof InputError &&
-    e.message.includes(file) && e.message.includes('"model.layers.1.self_attn.k_proj.bias"') && /missing/.test(e.message));
+  writeSafetensors(
+    file,
+    names.map((n) => ({
+      name: n,
+      shape: src.params.get(n)!.shape,
+      dtype: "F32",
+      data: () => src.params.get(n)!.toArray(),
+    })),
+  );
+  assert.throws(
+    () => loadModel(dir, { backend: be }),
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message.includes(file) &&
+      e.message.includes('"model.layers.1.self_attn.k_proj.bias"') &&
+      /missing/.test(e.message),
+  );
   // A config that disagrees with the weights.
   saveModel(src, dir);
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf8"));
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...cfg, intermediate_size: 70 }));
-  assert.throws(() => loadModel(dir, { backend: be }),
-    /model\.safetensors.*"model\.layers\.0\.mlp\.gate_proj\.weight" has shape \(72, 40\), expected \(70, 40\)/);
+  assert.throws(
+    () => loadModel(dir, { backend: be }),
+    /model\.safetensors.*"model\.layers\.0\.mlp\.gate_proj\.weight" has shape \(72, 40\), expected \(70, 40\)/,
+  );
   fs.rmSync(path.join(dir, "config.json"));
   assert.throws(() => loadModel(dir, { backend: be }), /no config\.json/);
   src.dispose();
@@ -158,10 +225,26 @@ test("transformers loads folders we save and reproduces our logits", { timeout: 
   const configs: [string, LlamaConfig][] = [
     ["tiny preset (llama, tied)", initConfig("tiny")],
     ["qwen2 with biases", { ...initConfig(`${FIXTURES}qwen2-tiny/model/config.json`), tie_word_embeddings: false }],
-    ["llama3 rope, head_dim 12, o bias", { ...initConfig(`${FIXTURES}llama-tiny/model/config.json`), head_dim: 12,
-      attention_bias: true, attention_out_bias: true }],
-    ["mistral", { ...BASE, model_type: "mistral", rms_norm_eps: 1e-5, rope_theta: 1e4, tie_word_embeddings: false,
-      attention_bias: false } as LlamaConfig],
+    [
+      "llama3 rope, head_dim 12, o bias",
+      {
+        ...initConfig(`${FIXTURES}llama-tiny/model/config.json`),
+        head_dim: 12,
+        attention_bias: true,
+        attention_out_bias: true,
+      },
+    ],
+    [
+      "mistral",
+      {
+        ...BASE,
+        model_type: "mistral",
+        rms_norm_eps: 1e-5,
+        rope_theta: 1e4,
+        tie_word_embeddings: false,
+        attention_bias: false,
+      } as LlamaConfig,
+    ],
   ];
   const saved: { label: string; dir: string; ours: Float64Array; model: Llama }[] = [];
   for (const [label, cfg] of configs) {
@@ -169,7 +252,10 @@ test("transformers loads folders we save and reproduces our logits", { timeout: 
     // Random biases and norms too, so that every tensor matters.
     for (const [n, p] of model.params) {
       if (n.endsWith("norm.weight") || n.endsWith(".bias")) {
-        const v = Float32Array.from({ length: p.size }, (_, i) => (n.endsWith(".bias") ? 0.1 : 1) + 0.05 * Math.sin(i * 1.7 + n.length));
+        const v = Float32Array.from(
+          { length: p.size },
+          (_, i) => (n.endsWith(".bias") ? 0.1 : 1) + 0.05 * Math.sin(i * 1.7 + n.length),
+        );
         be.write(p.buf, v);
       }
     }
@@ -177,8 +263,11 @@ test("transformers loads folders we save and reproduces our logits", { timeout: 
     saveModel(model, dir);
     saved.push({ label, dir, ours: logitsOf(model, IDS), model });
   }
-  const r = spawnSync("python3", [path.join(REPO, "reference/hf_logits.py"), JSON.stringify({ input_ids: IDS }),
-    ...saved.map((s) => s.dir)], { encoding: "utf8", maxBuffer: 64 << 20 });
+  const r = spawnSync(
+    "python3",
+    [path.join(REPO, "reference/hf_logits.py"), JSON.stringify({ input_ids: IDS }), ...saved.map((s) => s.dir)],
+    { encoding: "utf8", maxBuffer: 64 << 20 },
+  );
   assert.equal(r.status, 0, `transformers failed to load a folder we saved:\n${r.stderr.slice(-2000)}`);
   const results = JSON.parse(r.stdout).results as { logits: number[][][] }[];
   for (const [i, { label, dir, ours, model }] of saved.entries()) {
@@ -193,22 +282,38 @@ test("transformers loads folders we save and reproduces our logits", { timeout: 
   }
 });
 
-test("a large checkpoint loads without a second copy in memory (peak RSS of a child process)", { timeout: 120_000 }, (t) => {
+test("a large checkpoint loads without a second copy in memory (peak RSS of a child process)", {
+  timeout: 120_000,
+}, (t) => {
   // About 100 MB of f32 weights in two shards (STEPWISE_BIG_CHECKPOINT_MB=500 for the issue's 500 MB). The child's
   // peak resident memory may exceed its parameters by one tensor (the reused read buffer) and the runtime, not more.
   const mb = Number(process.env.STEPWISE_BIG_CHECKPOINT_MB ?? 100);
   const C = 512;
   const layers = Math.max(1, Math.round((mb * 1024 * 1024) / 4 / (12 * C * C) - 1));
-  const cfg: LlamaConfig = { ...BASE, model_type: "llama", vocab_size: 4096, hidden_size: C, intermediate_size: 4 * C,
-    num_hidden_layers: layers, num_attention_heads: 8, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 1e4,
-    tie_word_embeddings: false, attention_bias: false } as LlamaConfig;
+  const cfg: LlamaConfig = {
+    ...BASE,
+    model_type: "llama",
+    vocab_size: 4096,
+    hidden_size: C,
+    intermediate_size: 4 * C,
+    num_hidden_layers: layers,
+    num_attention_heads: 8,
+    num_key_value_heads: 8,
+    rms_norm_eps: 1e-5,
+    rope_theta: 1e4,
+    tie_word_embeddings: false,
+    attention_bias: false,
+  } as LlamaConfig;
   const dir = tmpdir();
   const shapes = new Llama(cfg, { backend: be, init: "none", maxPositions: 1 });
   const bytes = shapes.numParams() * 4;
   const largest = Math.max(...shapes.parameters().map((p) => p.size)) * 4;
   const fill = (n: number) => new Float32Array(n).fill(0.01);
-  writeCheckpoint(dir, [...shapes.params].map(([name, p]) => ({ name, shape: p.shape, dtype: "F32" as const, data: () => fill(p.size) })),
-    { maxShardBytes: bytes / 2 + 1 });
+  writeCheckpoint(
+    dir,
+    [...shapes.params].map(([name, p]) => ({ name, shape: p.shape, dtype: "F32" as const, data: () => fill(p.size) })),
+    { maxShardBytes: bytes / 2 + 1 },
+  );
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(toHfConfig(cfg)));
   shapes.dispose();
   const script = `
@@ -224,8 +329,10 @@ test("a large checkpoint loads without a second copy in memory (peak RSS of a ch
   const { base, peak, params } = JSON.parse(r.stdout);
   assert.equal(params * 4, bytes);
   const extra = peak - base - bytes;
-  t.diagnostic(`${(bytes / 1e6).toFixed(0)} MB of weights: peak RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB ` +
-    `(largest tensor ${(largest / 1e6).toFixed(0)} MB)`);
+  t.diagnostic(
+    `${(bytes / 1e6).toFixed(0)} MB of weights: peak RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB ` +
+      `(largest tensor ${(largest / 1e6).toFixed(0)} MB)`,
+  );
   assert.ok(extra < largest + 64e6, `loading used ${extra} bytes beyond the weights`);
   fs.rmSync(dir, { recursive: true });
 });

@@ -42,7 +42,8 @@ export interface LoadOptions {
 
 export function readConfig(dir: string): { config: LlamaConfig; raw: Record<string, unknown> } {
   const file = path.join(dir, "config.json");
-  if (!fs.existsSync(file)) throw new InputError("no config.json in the model folder", dir, "is this a Hugging Face model folder?");
+  if (!fs.existsSync(file))
+    throw new InputError("no config.json in the model folder", dir, "is this a Hugging Face model folder?");
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(fs.readFileSync(file, "utf8"));
@@ -76,8 +77,12 @@ export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
   const baseDir = isAdapter && !fs.existsSync(path.join(dir, "config.json")) ? adapterBase(dir) : dir;
   if (isGgufPath(baseDir)) return withAdapter(loadGgufModel(baseDir, opts), dir); // an adapter on a .gguf base
   const { config, raw } = readConfig(baseDir);
-  const model = new Llama(config, { dtype: opts.dtype, backend: opts.backend ?? getBackend(), init: "none",
-    maxPositions: opts.maxPositions });
+  const model = new Llama(config, {
+    dtype: opts.dtype,
+    backend: opts.backend ?? getBackend(),
+    init: "none",
+    maxPositions: opts.maxPositions,
+  });
   model.hfConfig = raw;
   model.source = path.resolve(baseDir);
   try {
@@ -114,8 +119,11 @@ function adapterBase(dir: string): string {
   if (found) return found;
   const hubName = tried.some((d) => fs.existsSync(d)) ? null : parseHubName(name);
   if (hubName) return cachedSnapshot(hubName); // a Hugging Face name, as PEFT writes it: the cache's snapshot
-  throw new InputError(`base model "${name}" not found (looked in ${tried.join(", ")})`, where,
-    "base_model_name_or_path must be a local model folder or a Hugging Face name in the cache; edit it or copy the base there");
+  throw new InputError(
+    `base model "${name}" not found (looked in ${tried.join(", ")})`,
+    where,
+    "base_model_name_or_path must be a local model folder or a Hugging Face name in the cache; edit it or copy the base there",
+  );
 }
 
 /** Reads every parameter of `model` from the checkpoint at `where` (folder or file), checking names and shapes. */
@@ -125,8 +133,14 @@ export function loadWeights(model: Llama, where: string, warn: (msg: string) => 
     const wanted = new Set([...model.params.keys()].filter((n) => !isLoraParam(n)));
     const missing = [...wanted].filter((n) => !ckpt.has(n));
     if (missing.length > 0) {
-      throw new InputError(`missing tensor${missing.length > 1 ? "s" : ""} ${missing.slice(0, 5).map((n) => `"${n}"`).join(", ")}` +
-        `${missing.length > 5 ? ` and ${missing.length - 5} more` : ""}`, ckpt.where, "the checkpoint does not match config.json");
+      throw new InputError(
+        `missing tensor${missing.length > 1 ? "s" : ""} ${missing
+          .slice(0, 5)
+          .map((n) => `"${n}"`)
+          .join(", ")}` + `${missing.length > 5 ? ` and ${missing.length - 5} more` : ""}`,
+        ckpt.where,
+        "the checkpoint does not match config.json",
+      );
     }
     const tied = model.config.tie_word_embeddings ? ["lm_head.weight"] : [];
     const extra = [...ckpt.tensors.keys()].filter((n) => !wanted.has(n) && !IGNORED.test(n) && !tied.includes(n));

@@ -12,7 +12,14 @@ import { referenceBackend } from "../backend/index.js";
 import { noGrad } from "../engine/tensor.js";
 import { MICRO_CONFIG, microModelDir } from "../cli/testkit.js";
 import { loadModel, saveModel } from "./hub.js";
-import { findSnapshot, hubCacheDir, parseHubName, repoFolder, resolveModel, type DownloadProgress } from "./hubcache.js";
+import {
+  findSnapshot,
+  hubCacheDir,
+  parseHubName,
+  repoFolder,
+  resolveModel,
+  type DownloadProgress,
+} from "./hubcache.js";
 import { cacheModel, fakeCommit, fakeHub } from "./hubcache.testkit.js";
 import { Llama } from "./llama.js";
 import { attachLora, saveAdapter } from "./lora.js";
@@ -110,19 +117,26 @@ test("revisions: main, another ref, a commit hash (plain copies too); a missing 
   assert.equal(await resolveModel(`${REPO}@v2`, { env }), path.join(snapshots, B));
   assert.equal(await resolveModel(`${REPO}@${B}`, { env }), path.join(snapshots, B));
   assert.deepEqual(weights(path.join(snapshots, B)), weights(modelB));
-  await rejects(resolveModel(`${REPO}@v3`, { env }), /owner\/tiny-model@v3: .*no revision "v3"/,
-    new RegExp(`no ${path.join(repoFolder(cache, REPO), "refs", "v3")}`), /HF_HUB_OFFLINE is set/);
+  await rejects(
+    resolveModel(`${REPO}@v3`, { env }),
+    /owner\/tiny-model@v3: .*no revision "v3"/,
+    new RegExp(`no ${path.join(repoFolder(cache, REPO), "refs", "v3")}`),
+    /HF_HUB_OFFLINE is set/,
+  );
   const C = fakeCommit("c");
   await rejects(resolveModel(`${REPO}@${C}`, { env }), new RegExp(`no snapshot ${path.join(snapshots, C)}`));
 });
 
 test("offline, a missing model says which folder it looked in and what to do", async () => {
   const cache = newCache();
-  await rejects(resolveModel("HuggingFaceTB/SmolLM2-135M-Instruct", { env: { HF_HUB_CACHE: cache, ...OFFLINE } }),
+  await rejects(
+    resolveModel("HuggingFaceTB/SmolLM2-135M-Instruct", { env: { HF_HUB_CACHE: cache, ...OFFLINE } }),
     /^HuggingFaceTB\/SmolLM2-135M-Instruct: not a local path, and not in the Hugging Face cache/,
     new RegExp(`no ${path.join(cache, "models--HuggingFaceTB--SmolLM2-135M-Instruct")}\\)`),
-    /hint: HF_HUB_OFFLINE is set, so nothing is downloaded/, /hf download HuggingFaceTB\/SmolLM2-135M-Instruct/,
-    /HF_HUB_CACHE or HF_HOME/);
+    /hint: HF_HUB_OFFLINE is set, so nothing is downloaded/,
+    /hf download HuggingFaceTB\/SmolLM2-135M-Instruct/,
+    /HF_HUB_CACHE or HF_HOME/,
+  );
 });
 
 test("a snapshot without a file the loader needs names it: tokenizer.json, a shard of the index, adapter weights", async () => {
@@ -135,12 +149,18 @@ test("a snapshot without a file the loader needs names it: tokenizer.json, a sha
   fs.rmSync(path.join(fs.realpathSync(path.join(snap, "config.json"))));
   assert.deepEqual(findSnapshot({ repo: REPO, revision: "main" }, cache).missing, ["config.json", "tokenizer.json"]);
 
-  const shards = fs.readdirSync(sharded).filter((f) => /^model-.*\.safetensors$/.test(f)).sort();
+  const shards = fs
+    .readdirSync(sharded)
+    .filter((f) => /^model-.*\.safetensors$/.test(f))
+    .sort();
   assert.ok(shards.length >= 2, shards.join());
   const snap2 = cacheModel(cache, "owner/sharded", sharded, { commit: B });
   assert.deepEqual(weights(await resolveModel("owner/sharded", { env })), weights(sharded));
   fs.rmSync(path.join(snap2, shards[1]));
-  await rejects(resolveModel("owner/sharded", { env }), new RegExp(`${snap2} has no ${shards[1].replaceAll(".", "\\.")}`));
+  await rejects(
+    resolveModel("owner/sharded", { env }),
+    new RegExp(`${snap2} has no ${shards[1].replaceAll(".", "\\.")}`),
+  );
 });
 
 test("an adapter by name whose base_model_name_or_path is a name: both come from the cache", async () => {
@@ -166,7 +186,10 @@ test("an adapter by name whose base_model_name_or_path is a name: both come from
     back.dispose();
     fs.rmSync(repoFolder(cache, "owner/base"), { recursive: true });
     await rejects(resolveModel("owner/adapter"), /^owner\/base: not a local path, and not in the Hugging Face cache/);
-    assert.throws(() => loadModel(dir, { backend: be }), /owner\/base: .*hint: nothing is downloaded while a model loads/s);
+    assert.throws(
+      () => loadModel(dir, { backend: be }),
+      /owner\/base: .*hint: nothing is downloaded while a model loads/s,
+    );
   } finally {
     process.env.HF_HUB_CACHE = saved.HF_HUB_CACHE;
     process.env.HF_HUB_OFFLINE = saved.HF_HUB_OFFLINE;
@@ -180,9 +203,11 @@ test("an unreachable hub: the error names the cache folder and the connection fa
   const cache = newCache();
   const hub = await fakeHub(REPO, A, modelA);
   await hub.close(); // a port nothing listens on
-  await rejects(resolveModel(REPO, { env: { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url } }),
+  await rejects(
+    resolveModel(REPO, { env: { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url } }),
     new RegExp(`not in the Hugging Face cache \\(no ${repoFolder(cache, REPO)}\\)`),
-    new RegExp(`the hub \\(${hub.url}\\) could not be reached \\(ECONNREFUSED\\)`));
+    new RegExp(`the hub \\(${hub.url}\\) could not be reached \\(ECONNREFUSED\\)`),
+  );
 });
 
 test("download: only the files the loader needs (sharded weights too) into the hub layout, with progress", async () => {
@@ -205,12 +230,17 @@ test("download: only the files the loader needs (sharded weights too) into the h
     assert.ok(fs.lstatSync(path.join(dir, "config.json")).isSymbolicLink(), "snapshot entries point into blobs/");
     assert.deepEqual(weights(dir), weights(sharded));
     assert.equal(console.debug, debug, "console.debug is restored");
-    const total = fs.readdirSync(sharded).filter((f) => f !== "model.safetensors.index.json")
+    const total = fs
+      .readdirSync(sharded)
+      .filter((f) => f !== "model.safetensors.index.json")
       .reduce((s, f) => s + fs.statSync(path.join(sharded, f)).size, 0);
     assert.equal(calls.length, 1);
     assert.deepEqual({ ...calls[0], set: undefined }, { name: REPO, bytes: total, set: undefined, finished: 1 });
     assert.equal(calls[0].set.at(-1), total);
-    assert.ok(calls[0].set.every((b, i) => i === 0 || b >= calls[0].set[i - 1]), "progress only grows");
+    assert.ok(
+      calls[0].set.every((b, i) => i === 0 || b >= calls[0].set[i - 1]),
+      "progress only grows",
+    );
     // cached now: no request reaches the hub, even without HF_HUB_OFFLINE
     const seen = hub.requests.length;
     assert.equal(await resolveModel(REPO, { env: { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url }, onDownload }), dir);
@@ -224,8 +254,11 @@ test("download: only the files the loader needs (sharded weights too) into the h
     const fetched = hub.requests.slice(seen).filter((r) => r.includes("/resolve/"));
     assert.deepEqual([...new Set(fetched)], [`GET /${REPO}/resolve/${A}/tokenizer.json`]);
     // a name the hub does not know
-    await rejects(resolveModel("owner/nothing", { env: { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url } }),
-      /^owner\/nothing: not a local path, and no such model on the hub, or it is gated or private \(HTTP 404/, /HF_TOKEN/);
+    await rejects(
+      resolveModel("owner/nothing", { env: { HF_HUB_CACHE: cache, HF_ENDPOINT: hub.url } }),
+      /^owner\/nothing: not a local path, and no such model on the hub, or it is gated or private \(HTTP 404/,
+      /HF_TOKEN/,
+    );
   } finally {
     await hub.close();
   }

@@ -21,8 +21,12 @@ export function fakeCommit(word: string): string {
  * snapshot entries as relative symlinks into blobs/ (or plain copies), and refs/REF naming the commit (none if null).
  * Returns the snapshot folder.
  */
-export function cacheModel(cache: string, repo: string, src: string,
-  o: { commit: string; ref?: string | null; copies?: boolean }): string {
+export function cacheModel(
+  cache: string,
+  repo: string,
+  src: string,
+  o: { commit: string; ref?: string | null; copies?: boolean },
+): string {
   const repoDir = repoFolder(cache, repo);
   const snap = path.join(repoDir, "snapshots", o.commit);
   fs.mkdirSync(path.join(repoDir, "blobs"), { recursive: true });
@@ -53,7 +57,12 @@ export interface FakeHub {
  * Serves folder `src` (plus `extra` files, e.g. ones a download must skip) as revision main = `commit` of `repo`,
  * answering as the hub's API does for modelInfo, listFiles, pathsInfo and resolve (Range: bytes=a-b).
  */
-export async function fakeHub(repo: string, commit: string, src: string, extra: Record<string, string> = {}): Promise<FakeHub> {
+export async function fakeHub(
+  repo: string,
+  commit: string,
+  src: string,
+  extra: Record<string, string> = {},
+): Promise<FakeHub> {
   const files = new Map<string, Buffer>();
   for (const f of fs.readdirSync(src)) files.set(f, fs.readFileSync(path.join(src, f)));
   for (const [f, text] of Object.entries(extra)) files.set(f, Buffer.from(text));
@@ -74,8 +83,13 @@ export async function fakeHub(repo: string, commit: string, src: string, extra: 
     if (req.method === "POST" && u.pathname === `${api}/paths-info/${commit}`) {
       let body = "";
       req.on("data", (c) => (body += c));
-      req.on("end", () => json((JSON.parse(body).paths as string[]).filter((f) => files.has(f))
-        .map((f) => ({ ...entry(f), lastCommit: { id: commit, title: "upload", date: "2025-01-01T00:00:00Z" } }))));
+      req.on("end", () =>
+        json(
+          (JSON.parse(body).paths as string[])
+            .filter((f) => files.has(f))
+            .map((f) => ({ ...entry(f), lastCommit: { id: commit, title: "upload", date: "2025-01-01T00:00:00Z" } })),
+        ),
+      );
       return;
     }
     const resolve = `/${repo}/resolve/${commit}/`;

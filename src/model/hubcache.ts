@@ -31,8 +31,16 @@ const REVISION = /^[\w.-]+(\/[\w.-]+)*$/; // refs like refs/pr/1 hold slashes
 const COMMIT = /^[0-9a-f]{40}$/;
 const INDEX = "model.safetensors.index.json";
 /** Small files fetched when the repo has them: what the config, tokenizer and chat template readers look for. */
-const META = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-  "chat_template.json", ADAPTER_CONFIG, INDEX];
+const META = [
+  "config.json",
+  "generation_config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "chat_template.jinja",
+  "chat_template.json",
+  ADAPTER_CONFIG,
+  INDEX,
+];
 
 /** `owner/name[@revision]` as a hub name; null for an existing path (relative to `base`) or text that is no repo id. */
 export function parseHubName(where: string, base = process.cwd()): HubName | null {
@@ -42,7 +50,11 @@ export function parseHubName(where: string, base = process.cwd()): HubName | nul
   if (!REPO_ID.test(repo) || repo.includes("..") || repo.includes("--")) return null;
   const revision = at < 0 ? "main" : where.slice(at + 1);
   if (!REVISION.test(revision) || revision.split("/").includes("..")) {
-    throw new InputError(`bad revision "${revision}"`, where, "write owner/name@REVISION with a branch, tag or commit hash");
+    throw new InputError(
+      `bad revision "${revision}"`,
+      where,
+      "write owner/name@REVISION with a branch, tag or commit hash",
+    );
   }
   return { repo, revision };
 }
@@ -56,7 +68,11 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const expand = (p: string) => (p === "~" || p.startsWith("~/") ? path.join(os.homedir(), p.slice(1)) : p);
   if (env.HF_HUB_CACHE) return expand(env.HF_HUB_CACHE);
   if (env.HF_HOME) return path.join(expand(env.HF_HOME), "hub");
-  return path.join(env.XDG_CACHE_HOME ? expand(env.XDG_CACHE_HOME) : path.join(os.homedir(), ".cache"), "huggingface", "hub");
+  return path.join(
+    env.XDG_CACHE_HOME ? expand(env.XDG_CACHE_HOME) : path.join(os.homedir(), ".cache"),
+    "huggingface",
+    "hub",
+  );
 }
 
 /** CACHE/models--owner--name. */
@@ -73,7 +89,8 @@ export interface Snapshot {
 
 export function findSnapshot(name: HubName, cache: string): Snapshot {
   const repoDir = repoFolder(cache, name.repo);
-  if (!fs.existsSync(repoDir)) return { dir: null, missing: [], problem: `not in the Hugging Face cache (no ${repoDir})` };
+  if (!fs.existsSync(repoDir))
+    return { dir: null, missing: [], problem: `not in the Hugging Face cache (no ${repoDir})` };
   let commit = name.revision;
   if (!COMMIT.test(commit)) {
     const ref = path.join(repoDir, "refs", name.revision);
@@ -86,7 +103,11 @@ export function findSnapshot(name: HubName, cache: string): Snapshot {
   const dir = path.join(repoDir, "snapshots", commit);
   if (!fs.existsSync(dir)) return { dir: null, missing: [], problem: `the cache has no snapshot ${dir}` };
   const missing = missingFiles(dir);
-  return { dir, missing, problem: missing.length > 0 ? `the cached snapshot ${dir} has no ${missing.join(", ")}` : null };
+  return {
+    dir,
+    missing,
+    problem: missing.length > 0 ? `the cached snapshot ${dir} has no ${missing.join(", ")}` : null,
+  };
 }
 
 /**
@@ -97,15 +118,19 @@ export function findSnapshot(name: HubName, cache: string): Snapshot {
 export function missingFiles(dir: string): string[] {
   const has = (f: string) => fs.existsSync(path.join(dir, f));
   const adapter = has(ADAPTER_CONFIG) ? [ADAPTER_WEIGHTS] : [];
-  const model = adapter.length > 0 && !has("config.json") ? [] :
-    ["config.json", ...(has(INDEX) ? shardFiles(dir) : ["model.safetensors"]), "tokenizer.json"];
+  const model =
+    adapter.length > 0 && !has("config.json")
+      ? []
+      : ["config.json", ...(has(INDEX) ? shardFiles(dir) : ["model.safetensors"]), "tokenizer.json"];
   return [...model, ...adapter].filter((f) => !has(f));
 }
 
 /** The shard files an index names; none when it does not parse (the checkpoint reader then says what is wrong). */
 function shardFiles(dir: string): string[] {
   try {
-    const index = JSON.parse(fs.readFileSync(path.join(dir, INDEX), "utf8")) as { weight_map?: Record<string, unknown> };
+    const index = JSON.parse(fs.readFileSync(path.join(dir, INDEX), "utf8")) as {
+      weight_map?: Record<string, unknown>;
+    };
     return [...new Set(Object.values(index.weight_map ?? {}))].filter((f): f is string => typeof f === "string");
   } catch {
     return [];
@@ -113,9 +138,12 @@ function shardFiles(dir: string): string[] {
 }
 
 function notCached(name: HubName, problem: string, why: string): InputError {
-  return new InputError(`not a local path, and ${problem}`, showName(name),
+  return new InputError(
+    `not a local path, and ${problem}`,
+    showName(name),
     `${why}. Download it where the network allows (any stepwise command given --model ${showName(name)} does, ` +
-    `or \`hf download ${name.repo}\`), point HF_HUB_CACHE or HF_HOME at a cache that has it, or pass a local model folder`);
+      `or \`hf download ${name.repo}\`), point HF_HUB_CACHE or HF_HOME at a cache that has it, or pass a local model folder`,
+  );
 }
 
 /** The complete cached snapshot folder of a name, without the network (the loader's path for adapter bases). */
@@ -163,7 +191,8 @@ async function snapshotOrDownload(name: HubName, opts: ResolveOptions): Promise<
   const cache = hubCacheDir(env);
   const snap = findSnapshot(name, cache);
   if (snap.problem === null) return snap.dir!;
-  if (truthy(env.HF_HUB_OFFLINE)) throw notCached(name, snap.problem, "HF_HUB_OFFLINE is set, so nothing is downloaded");
+  if (truthy(env.HF_HUB_OFFLINE))
+    throw notCached(name, snap.problem, "HF_HUB_OFFLINE is set, so nothing is downloaded");
   let dir: string;
   try {
     dir = await download(name, cache, env, opts.onDownload);
@@ -172,19 +201,31 @@ async function snapshotOrDownload(name: HubName, opts: ResolveOptions): Promise<
   }
   const missing = missingFiles(dir);
   if (missing.length > 0) {
-    throw new InputError(`the model on the hub has no ${missing.join(", ")}`, showName(name),
-      "stepwise loads Llama-family models in Hugging Face format (config.json, safetensors weights, tokenizer.json)");
+    throw new InputError(
+      `the model on the hub has no ${missing.join(", ")}`,
+      showName(name),
+      "stepwise loads Llama-family models in Hugging Face format (config.json, safetensors weights, tokenizer.json)",
+    );
   }
   return dir;
 }
 
 /** Fetches the files the loader needs of one commit into the cache (those already there are kept); its snapshot. */
-async function download(name: HubName, cache: string, env: NodeJS.ProcessEnv,
-  onDownload: ResolveOptions["onDownload"]): Promise<string> {
+async function download(
+  name: HubName,
+  cache: string,
+  env: NodeJS.ProcessEnv,
+  onDownload: ResolveOptions["onDownload"],
+): Promise<string> {
   const hub = await import("@huggingface/hub");
   const creds = { hubUrl: env.HF_ENDPOINT || undefined, accessToken: env.HF_TOKEN || undefined };
   const repo = { type: "model" as const, name: name.repo };
-  const { sha } = await hub.modelInfo({ ...creds, name: name.repo, revision: name.revision, additionalFields: ["sha"] });
+  const { sha } = await hub.modelInfo({
+    ...creds,
+    name: name.repo,
+    revision: name.revision,
+    additionalFields: ["sha"],
+  });
   const repoDir = repoFolder(cache, name.repo);
   if (name.revision !== sha) {
     fs.mkdirSync(path.dirname(path.join(repoDir, "refs", name.revision)), { recursive: true });
@@ -193,7 +234,8 @@ async function download(name: HubName, cache: string, env: NodeJS.ProcessEnv,
   const entries = new Map<string, ListFileEntry>();
   for await (const e of hub.listFiles({ ...creds, repo, revision: sha })) if (e.type === "file") entries.set(e.path, e);
   const dir = path.join(repoDir, "snapshots", sha);
-  const fetchFile = (file: string) => hub.downloadFileToCacheDir({ ...creds, repo, path: file, revision: sha, cacheDir: cache });
+  const fetchFile = (file: string) =>
+    hub.downloadFileToCacheDir({ ...creds, repo, path: file, revision: sha, cacheDir: cache });
   // downloadFileToCacheDir announces each file with console.debug, which Node writes to stdout, where a command's
   // own output goes (score --json): the progress bar on stderr tells the same.
   const debug = console.debug;
@@ -201,7 +243,9 @@ async function download(name: HubName, cache: string, env: NodeJS.ProcessEnv,
   try {
     if (entries.has(INDEX)) await fetchFile(INDEX); // first: it names the shards
     const weights = entries.has(INDEX) ? shardFiles(dir) : ["model.safetensors"];
-    const wanted = [...META, ...weights, ADAPTER_WEIGHTS].filter((f) => entries.has(f) && !fs.existsSync(path.join(dir, f)));
+    const wanted = [...META, ...weights, ADAPTER_WEIGHTS].filter(
+      (f) => entries.has(f) && !fs.existsSync(path.join(dir, f)),
+    );
     const bytes = wanted.reduce((total, f) => total + entries.get(f)!.size, 0);
     await fetchWithProgress(wanted, entries, repoDir, fetchFile, onDownload?.(showName(name), bytes));
   } finally {
@@ -211,13 +255,20 @@ async function download(name: HubName, cache: string, env: NodeJS.ProcessEnv,
 }
 
 /** Fetches files one by one; the bytes written so far (the cache's blobs/ETAG.incomplete) are polled for `progress`. */
-async function fetchWithProgress(files: string[], entries: Map<string, ListFileEntry>, repoDir: string,
-  fetchFile: (file: string) => Promise<string>, progress: DownloadProgress | undefined): Promise<void> {
+async function fetchWithProgress(
+  files: string[],
+  entries: Map<string, ListFileEntry>,
+  repoDir: string,
+  fetchFile: (file: string) => Promise<string>,
+  progress: DownloadProgress | undefined,
+): Promise<void> {
   let done = 0;
   let current: ListFileEntry | undefined;
   const partial = () => {
     const etag = current && (current.lfs?.oid ?? current.xetHash ?? current.oid);
-    return etag ? (fs.statSync(path.join(repoDir, "blobs", `${etag}.incomplete`), { throwIfNoEntry: false })?.size ?? 0) : 0;
+    return etag
+      ? (fs.statSync(path.join(repoDir, "blobs", `${etag}.incomplete`), { throwIfNoEntry: false })?.size ?? 0)
+      : 0;
   };
   const poll = setInterval(() => progress?.set(done + partial()), 200);
   poll.unref();
@@ -237,23 +288,37 @@ async function fetchWithProgress(files: string[], entries: Map<string, ListFileE
 /** A failed download as a clear error: the hub unreachable, the name unknown or gated, the cache not writable. */
 function hubError(e: unknown, name: HubName, problem: string, env: NodeJS.ProcessEnv): unknown {
   if (e instanceof StepwiseError) return e;
-  const err = e as Error & { cause?: { code?: string; message?: string }; statusCode?: number; code?: string;
-    path?: string };
+  const err = e as Error & {
+    cause?: { code?: string; message?: string };
+    statusCode?: number;
+    code?: string;
+    path?: string;
+  };
   if (err instanceof TypeError && err.message === "fetch failed") {
     const why = err.cause?.code ?? err.cause?.message ?? "no connection";
-    return notCached(name, problem, `the hub (${env.HF_ENDPOINT || "https://huggingface.co"}) could not be reached (${why})`);
+    return notCached(
+      name,
+      problem,
+      `the hub (${env.HF_ENDPOINT || "https://huggingface.co"}) could not be reached (${why})`,
+    );
   }
   if (typeof err.statusCode === "number" && [401, 403, 404].includes(err.statusCode)) {
-    return new InputError(`not a local path, and no such model on the hub, or it is gated or private ` +
-      `(HTTP ${err.statusCode}: ${err.message})`, showName(name),
-      "check the name and revision; for a gated or private model accept its terms on the hub and set HF_TOKEN");
+    return new InputError(
+      `not a local path, and no such model on the hub, or it is gated or private ` +
+        `(HTTP ${err.statusCode}: ${err.message})`,
+      showName(name),
+      "check the name and revision; for a gated or private model accept its terms on the hub and set HF_TOKEN",
+    );
   }
   if (typeof err.statusCode === "number") {
     return new EndpointError(`${showName(name)}: the hub answered HTTP ${err.statusCode}: ${err.message}`);
   }
   if (typeof err.code === "string" && ["EACCES", "EROFS", "ENOSPC", "EPERM"].includes(err.code)) {
-    return new InputError(`cannot write the Hugging Face cache (${err.code})`, err.path,
-      "point HF_HUB_CACHE at a writable folder with room");
+    return new InputError(
+      `cannot write the Hugging Face cache (${err.code})`,
+      err.path,
+      "point HF_HUB_CACHE at a writable folder with room",
+    );
   }
   return e;
 }

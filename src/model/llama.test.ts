@@ -8,9 +8,17 @@ import { tensor, tidy } from "../engine/tensor.js";
 import { Llama, type LlamaConfig, ropeInvFreq } from "./llama.js";
 
 const CFG: LlamaConfig = {
-  vocab_size: 20, hidden_size: 16, intermediate_size: 24, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 64,
-  tie_word_embeddings: true, attention_bias: false,
+  vocab_size: 20,
+  hidden_size: 16,
+  intermediate_size: 24,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 64,
+  tie_word_embeddings: true,
+  attention_bias: false,
 };
 
 test("rotary tables grow on demand: same logits as tables built for every position", () => {
@@ -29,7 +37,13 @@ test("rotary tables grow on demand: same logits as tables built for every positi
 });
 
 test("llama3 rope scaling keeps high frequencies, divides low ones, blends between", () => {
-  const s = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } as const;
+  const s = {
+    rope_type: "llama3",
+    factor: 8,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 64,
+  } as const;
   const base = ropeInvFreq({ rope_theta: 1e4 }, 8); // wavelengths 2pi * (1, 10, 100, 1000)
   const scaled = ropeInvFreq({ rope_theta: 1e4, rope_scaling: s }, 8);
   assert.equal(scaled[0], base[0]); // wavelength 6.3 < 64 / 4: kept
@@ -45,7 +59,9 @@ test("KV cache: selected rows decode as in the full cache; wrong shapes are erro
   const cache = m.newCache(3, 8);
   const V = CFG.vocab_size;
   tidy(() => {
-    m.forwardCached(tensor([0, 1, 2, 3, 4, 5, 6, 7, 8], [3, 3], "i32", be), cache, { valid: [0, 1, 1, 1, 1, 1, 1, 1, 1] });
+    m.forwardCached(tensor([0, 1, 2, 3, 4, 5, 6, 7, 8], [3, 3], "i32", be), cache, {
+      valid: [0, 1, 1, 1, 1, 1, 1, 1, 1],
+    });
   });
   const small = cache.select([2, 0]);
   assert.equal(small.length, 3);
@@ -54,7 +70,10 @@ test("KV cache: selected rows decode as in the full cache; wrong shapes are erro
   assert.deepEqual(sel.slice(0, V), full.slice(2 * V, 3 * V));
   assert.deepEqual(sel.slice(V, 2 * V), full.slice(0, V));
   assert.throws(() => tidy(() => m.forwardCached(tensor([1, 2], [2, 1], "i32", be), cache)), /ids must be \(B, T\)/);
-  assert.throws(() => tidy(() => m.forwardCached(tensor(new Array(15).fill(1), [3, 5], "i32", be), cache)), /free slots/);
+  assert.throws(
+    () => tidy(() => m.forwardCached(tensor(new Array(15).fill(1), [3, 5], "i32", be), cache)),
+    /free slots/,
+  );
   assert.throws(() => cache.select([3]), /rows must be in/);
   cache.dispose();
   small.dispose();

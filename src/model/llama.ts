@@ -12,7 +12,7 @@ import { ShapeError } from "../core/errors.js";
 import { Rng } from "../core/rng.js";
 import { linear } from "../engine/nn.js";
 import { add, attention, gather, mul, reshape, rmsnorm, rope, silu, slice } from "../engine/ops.js";
-import { Tensor, empty, noGrad, tensor, zeros } from "../engine/tensor.js";
+import { type Tensor, empty, noGrad, tensor, zeros } from "../engine/tensor.js";
 import type { LoraAdapter, LoraModule } from "./lora.js";
 
 export type ModelType = "llama" | "qwen2" | "mistral";
@@ -20,8 +20,13 @@ export type ModelType = "llama" | "qwen2" | "mistral";
 /** Rotary frequency scaling (Hugging Face `rope_scaling` / `rope_parameters`). */
 export type RopeScaling =
   | { rope_type: "linear"; factor: number }
-  | { rope_type: "llama3"; factor: number; low_freq_factor: number; high_freq_factor: number;
-      original_max_position_embeddings: number };
+  | {
+      rope_type: "llama3";
+      factor: number;
+      low_freq_factor: number;
+      high_freq_factor: number;
+      original_max_position_embeddings: number;
+    };
 
 export interface LlamaConfig {
   model_type?: ModelType; // default "llama"; decides config.json's architecture on save
@@ -85,8 +90,10 @@ export class Llama {
    * init "none", zero-filled parameters for a loader to overwrite (no time spent drawing random numbers).
    * Rotary tables cover min(max_position_embeddings, maxPositions ?? 4096) positions and grow on demand.
    */
-  constructor(readonly config: LlamaConfig,
-    opts: { seed?: number; dtype?: DType; backend?: Backend; init?: "random" | "none"; maxPositions?: number } = {}) {
+  constructor(
+    readonly config: LlamaConfig,
+    opts: { seed?: number; dtype?: DType; backend?: Backend; init?: "random" | "none"; maxPositions?: number } = {},
+  ) {
     const c = config;
     const dtype = opts.dtype ?? "f32";
     const be = opts.backend ?? getBackend();
@@ -95,8 +102,11 @@ export class Llama {
     this.headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
     const D = this.headDim;
     if (!Number.isInteger(D) || D % 2 !== 0 || c.num_attention_heads % c.num_key_value_heads !== 0) {
-      throw new ShapeError("Llama", { heads: [c.num_attention_heads, c.num_key_value_heads, D] },
-        "head size must be an even integer and heads a multiple of key/value heads");
+      throw new ShapeError(
+        "Llama",
+        { heads: [c.num_attention_heads, c.num_key_value_heads, D] },
+        "head size must be an even integer and heads a multiple of key/value heads",
+      );
     }
     const rng = new Rng(opts.seed ?? 0);
     const std = c.initializer_range ?? 0.02;
@@ -156,7 +166,13 @@ export class Llama {
     const size = Math.max(n, 2 * this.ropePositions);
     // A pending backward may still read the old tables: they are freed with the model, not now.
     this.retiredRope.push(this.ropeCos, this.ropeSin);
-    [this.ropeCos, this.ropeSin] = ropeTables(size, this.headDim, ropeInvFreq(this.config, this.headDim), this.dtype, this.be);
+    [this.ropeCos, this.ropeSin] = ropeTables(
+      size,
+      this.headDim,
+      ropeInvFreq(this.config, this.headDim),
+      this.dtype,
+      this.be,
+    );
   }
 
   parameters(): Tensor[] {
@@ -180,7 +196,14 @@ export class Llama {
     if (ids.rank !== 2) throw new ShapeError("Llama.forward", { ids: ids.shape }, "ids must be (B, T)");
     const [B, T] = ids.shape;
     if (!opts.pos) this.ensurePositions(T);
-    const pos = opts.pos ?? tensor(Array.from({ length: B * T }, (_, i) => i % T), [B, T], "i32", ids.backend);
+    const pos =
+      opts.pos ??
+      tensor(
+        Array.from({ length: B * T }, (_, i) => i % T),
+        [B, T],
+        "i32",
+        ids.backend,
+      );
     const keyMask = opts.keyMask ?? null;
     return this.decoder(ids, pos, (q, k, v) => attention(q, k, v, { keyMask }));
   }
@@ -203,7 +226,11 @@ export class Llama {
    * rotated queries (B, T, H, D) and keys, values (B, T, Hkv, D) and returns (B, T, H, D): plain causal attention
    * for `hidden`, attention over the KV cache for `forwardCached`.
    */
-  private decoder(ids: Tensor, pos: Tensor, attend: (q: Tensor, k: Tensor, v: Tensor, layer: number) => Tensor): Tensor {
+  private decoder(
+    ids: Tensor,
+    pos: Tensor,
+    attend: (q: Tensor, k: Tensor, v: Tensor, layer: number) => Tensor,
+  ): Tensor {
     const [B, T] = ids.shape;
     const c = this.config;
     const D = this.headDim;
@@ -249,10 +276,18 @@ export class Llama {
    * prefill that does not end at the cache's capacity attends over a copy of the filled prefix.
    */
   forwardCached(ids: Tensor, cache: KVCache, opts: { valid?: ArrayLike<number>; lastOnly?: boolean } = {}): Tensor {
-    if (ids.rank !== 2 || ids.shape[0] !== cache.batch || ids.shape[1] < 1 ||
-      cache.length + ids.shape[1] > cache.capacity || cache.keys.length !== this.layers.length) {
-      throw new ShapeError("Llama.forwardCached", { ids: ids.shape, cache: [cache.batch, cache.length, cache.capacity] },
-        "ids must be (B, T) with B the cache's rows and T within its free slots, for a cache of this model");
+    if (
+      ids.rank !== 2 ||
+      ids.shape[0] !== cache.batch ||
+      ids.shape[1] < 1 ||
+      cache.length + ids.shape[1] > cache.capacity ||
+      cache.keys.length !== this.layers.length
+    ) {
+      throw new ShapeError(
+        "Llama.forwardCached",
+        { ids: ids.shape, cache: [cache.batch, cache.length, cache.capacity] },
+        "ids must be (B, T) with B the cache's rows and T within its free slots, for a cache of this model",
+      );
     }
     const [B, T] = ids.shape;
     return noGrad(() => {
@@ -298,8 +333,15 @@ export class KVCache {
   private readonly nextPos: Int32Array; // (B): rotary position of each row's next real token
   private readonly rowSize: number; // Hkv * D
 
-  constructor(readonly batch: number, readonly capacity: number, layers: number, private readonly hkv: number,
-    private readonly d: number, private readonly dtype: DType, be: Backend) {
+  constructor(
+    readonly batch: number,
+    readonly capacity: number,
+    layers: number,
+    private readonly hkv: number,
+    private readonly d: number,
+    private readonly dtype: DType,
+    be: Backend,
+  ) {
     if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(capacity) || capacity < 1) {
       throw new ShapeError("KVCache", { cache: [batch, capacity] }, "needs at least one row and one slot");
     }
@@ -344,7 +386,8 @@ export class KVCache {
   /** The mask of slots [0, n) of every row (B*n), for attention over a prefix of the cache. */
   maskSlots(n: number): Int32Array {
     const out = new Int32Array(this.batch * n);
-    for (let b = 0; b < this.batch; b++) out.set(this.maskHost.subarray(b * this.capacity, b * this.capacity + n), b * n);
+    for (let b = 0; b < this.batch; b++)
+      out.set(this.maskHost.subarray(b * this.capacity, b * this.capacity + n), b * n);
     return out;
   }
 
@@ -365,15 +408,42 @@ export class KVCache {
     const S = this.capacity;
     const bad = rows.find((r) => !Number.isInteger(r) || r < 0 || r >= B);
     if (bad !== undefined || rows.length === 0) {
-      throw new ShapeError("KVCache.select", { rows: [rows.length], cache: [B] }, `rows must be in [0, ${B}), got ${bad}`);
+      throw new ShapeError(
+        "KVCache.select",
+        { rows: [rows.length], cache: [B] },
+        `rows must be in [0, ${B}), got ${bad}`,
+      );
     }
     const be = this.mask.backend;
     const out = new KVCache(rows.length, S, this.keys.length, this.hkv, this.d, this.dtype, be);
     const n = this.length;
     rows.forEach((r, i) => {
-      for (let l = 0; l < this.keys.length; l++) { // slots [0, n) of row r, viewing (B, S, Hkv*D) as (B*S, Hkv*D)
-        be.copyRange(this.keys[l].buf, B * S, r * S, out.keys[l].buf, rows.length * S, i * S, 1, n, this.rowSize, false);
-        be.copyRange(this.values[l].buf, B * S, r * S, out.values[l].buf, rows.length * S, i * S, 1, n, this.rowSize, false);
+      for (let l = 0; l < this.keys.length; l++) {
+        // slots [0, n) of row r, viewing (B, S, Hkv*D) as (B*S, Hkv*D)
+        be.copyRange(
+          this.keys[l].buf,
+          B * S,
+          r * S,
+          out.keys[l].buf,
+          rows.length * S,
+          i * S,
+          1,
+          n,
+          this.rowSize,
+          false,
+        );
+        be.copyRange(
+          this.values[l].buf,
+          B * S,
+          r * S,
+          out.values[l].buf,
+          rows.length * S,
+          i * S,
+          1,
+          n,
+          this.rowSize,
+          false,
+        );
       }
       out.maskHost.set(this.maskHost.subarray(r * S, (r + 1) * S), i * S);
       out.nextPos[i] = this.nextPos[r];
@@ -420,8 +490,13 @@ export function ropeInvFreq(c: Pick<LlamaConfig, "rope_theta" | "rope_scaling">,
 }
 
 /** cos and sin of p * invFreq[i] for p < P, i < D/2, computed in float64. */
-export function ropeTables(positions: number, d: number, invFreq: Float64Array | number, dtype: DType,
-  be: Backend): [Tensor, Tensor] {
+export function ropeTables(
+  positions: number,
+  d: number,
+  invFreq: Float64Array | number,
+  dtype: DType,
+  be: Backend,
+): [Tensor, Tensor] {
   const half = d / 2;
   const inv = typeof invFreq === "number" ? ropeInvFreq({ rope_theta: invFreq }, d) : invFreq;
   const cos = new Float64Array(positions * half);

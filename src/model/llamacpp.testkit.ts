@@ -17,9 +17,16 @@ export async function loadLlamaCpp(): Promise<{ llama: LlamaCpp } | { skip: stri
   try {
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
     const expected = /missing tensor 'token_embd\.weight'|failed to load model|Failed simulating model resource usage/;
-    const llama = await getLlama({ gpu: false, build: "never", usePrebuiltBinaries: true, skipDownload: true,
-      progressLogs: false, logLevel: LlamaLogLevel.error,
-      logger: (level, message) => void (expected.test(message) || process.stderr.write(`[llama.cpp ${level}] ${message}\n`)) });
+    const llama = await getLlama({
+      gpu: false,
+      build: "never",
+      usePrebuiltBinaries: true,
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+      logger: (level, message) =>
+        void (expected.test(message) || process.stderr.write(`[llama.cpp ${level}] ${message}\n`)),
+    });
     return { llama };
   } catch (e) {
     return { skip: `node-llama-cpp could not load llama.cpp: ${(e as Error).message.split("\n")[0]}` };
@@ -27,9 +34,20 @@ export async function loadLlamaCpp(): Promise<{ llama: LlamaCpp } | { skip: stri
 }
 
 /** Runs fn on a fresh single-sequence context set up for exact comparisons. */
-export async function withSequence<T>(model: LlamaCppModel, fn: (seq: Sequence) => Promise<T>, contextSize = 256): Promise<T> {
-  const ctx = await model.createContext({ contextSize, batchSize: contextSize, sequences: 1, threads: 1,
-    flashAttention: false, experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" });
+export async function withSequence<T>(
+  model: LlamaCppModel,
+  fn: (seq: Sequence) => Promise<T>,
+  contextSize = 256,
+): Promise<T> {
+  const ctx = await model.createContext({
+    contextSize,
+    batchSize: contextSize,
+    sequences: 1,
+    threads: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: "F32",
+    experimentalKvCacheValueType: "F32",
+  });
   try {
     return await fn(ctx.getSequence());
   } finally {
@@ -74,9 +92,11 @@ export function argmax(a: ArrayLike<number>): number {
 export function maxLogprobDiff(a: Float64Array[], b: Float64Array[], floor = 0): number {
   assert.equal(a.length, b.length);
   let d = 0;
-  a.forEach((row, t) => row.forEach((x, v) => {
-    const y = b[t][v];
-    if (Math.max(x, y) >= Math.log(floor)) d = Math.max(d, Math.abs(x - y));
-  }));
+  a.forEach((row, t) =>
+    row.forEach((x, v) => {
+      const y = b[t][v];
+      if (Math.max(x, y) >= Math.log(floor)) d = Math.max(d, Math.abs(x - y));
+    }),
+  );
   return d;
 }

@@ -25,8 +25,19 @@ import { type Tensor, noGrad, tensor, tidy } from "../engine/tensor.js";
 import { loadModel, saveModel } from "./hub.js";
 import type { Llama } from "./llama.js";
 import {
-  ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORA_MODULES, attachLora, detachLora, isLoraParam, loadAdapter, loraParams,
-  mergeAndUnload, mergeLora, parsePeftConfig, saveAdapter, unmergeLora,
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  LORA_MODULES,
+  attachLora,
+  detachLora,
+  isLoraParam,
+  loadAdapter,
+  loraParams,
+  mergeAndUnload,
+  mergeLora,
+  parsePeftConfig,
+  saveAdapter,
+  unmergeLora,
 } from "./lora.js";
 import { Checkpoint, readHeader, writeSafetensors } from "./safetensors.js";
 
@@ -86,9 +97,14 @@ function batchOf(batch: Batch, be: Backend) {
   const T = batch.input_ids[0].length;
   const targets = batch.labels.flatMap((row) => row.map((_, i) => (i + 1 < T && row[i + 1] >= 0 ? row[i + 1] : -1)));
   return {
-    B, T, mask: batch.attention_mask.flat(),
+    B,
+    T,
+    mask: batch.attention_mask.flat(),
     ids: () => tensor(batch.input_ids.flat(), [B, T], "i32", be),
-    opts: () => ({ pos: tensor(batch.position_ids.flat(), [B, T], "i32", be), keyMask: tensor(batch.attention_mask.flat(), [B, T], "i32", be) }),
+    opts: () => ({
+      pos: tensor(batch.position_ids.flat(), [B, T], "i32", be),
+      keyMask: tensor(batch.attention_mask.flat(), [B, T], "i32", be),
+    }),
     targets: () => tensor(targets, [B, T], "i32", be),
   };
 }
@@ -123,25 +139,38 @@ for (const name of ["llama-tiny-lora", "qwen2-tiny-lora"]) {
       const tol = TOL[dtype];
       const V = model.config.vocab_size;
       const failures: string[] = [];
-      const check = (what: string, ours: ArrayLike<number>, theirs: ArrayLike<number>, limit: number,
-        keep?: (i: number) => boolean) => {
+      const check = (
+        what: string,
+        ours: ArrayLike<number>,
+        theirs: ArrayLike<number>,
+        limit: number,
+        keep?: (i: number) => boolean,
+      ) => {
         const d = relDiff(ours, theirs, keep);
-        t.diagnostic(`${what}: max |diff| ${d.diff.toExponential(2)} (relative ${d.rel.toExponential(2)}, limit ${limit})`);
+        t.diagnostic(
+          `${what}: max |diff| ${d.diff.toExponential(2)} (relative ${d.rel.toExponential(2)}, limit ${limit})`,
+        );
         if (!(d.rel <= limit)) failures.push(`${what}: relative difference ${d.rel.toExponential(2)} > ${limit}`);
       };
       try {
         const lora = model.lora!;
         assert.equal(lora.training, false, "eval mode after loading, as peft ran it: dropout off");
-        assert.deepEqual(Object.fromEntries(lora.linears.map((l) => [l.key, l.scale])), expected.scales, "per-module scales");
+        assert.deepEqual(
+          Object.fromEntries(lora.linears.map((l) => [l.key, l.scale])),
+          expected.scales,
+          "per-module scales",
+        );
         tidy(() => {
           const logits = model.forward(batch.ids(), batch.opts()); // (B, T, V)
           const real = (i: number) => batch.mask[Math.floor(i / V)] === 1;
           check("logits", logits.toArray(), ref.read("logits", "f64"), tol.logits, real);
-          if (dtype === "f32") check("logits vs stock peft float32", logits.toArray(), ref.read("logits_f32"), tol.logits, real);
+          if (dtype === "f32")
+            check("logits vs stock peft float32", logits.toArray(), ref.read("logits_f32"), tol.logits, real);
           const loss = crossEntropy(logits, batch.targets());
           const l = loss.item();
           t.diagnostic(`loss ${l} vs torch ${expected.loss} (diff ${Math.abs(l - expected.loss).toExponential(2)})`);
-          if (!(Math.abs(l - expected.loss) <= tol.loss * expected.loss)) failures.push(`loss ${l} != ${expected.loss}`);
+          if (!(Math.abs(l - expected.loss) <= tol.loss * expected.loss))
+            failures.push(`loss ${l} != ${expected.loss}`);
           backward(loss);
         });
         const grads = [...ref.tensors.keys()].filter((k) => k.startsWith("grad."));
@@ -180,9 +209,21 @@ test("a fresh adapter (B = 0) is exactly the base, with or without dropout; only
   for (const l of lora.linears) {
     const a = l.A.toArray();
     const bound = 1 / Math.sqrt(l.A.shape[1]);
-    assert.ok(a.every((x) => Math.abs(x) <= bound) && a.some((x) => Math.abs(x) > bound / 2), `${l.key}: A is U(-1/sqrt(in), 1/sqrt(in))`);
-    assert.ok(l.B.toArray().every((x) => x === 0), `${l.key}: B starts at zero`);
-    assert.deepEqual([l.A.shape, l.B.shape], [[4, l.base.shape[1]], [l.base.shape[0], 4]]);
+    assert.ok(
+      a.every((x) => Math.abs(x) <= bound) && a.some((x) => Math.abs(x) > bound / 2),
+      `${l.key}: A is U(-1/sqrt(in), 1/sqrt(in))`,
+    );
+    assert.ok(
+      l.B.toArray().every((x) => x === 0),
+      `${l.key}: B starts at zero`,
+    );
+    assert.deepEqual(
+      [l.A.shape, l.B.shape],
+      [
+        [4, l.base.shape[1]],
+        [l.base.shape[0], 4],
+      ],
+    );
   }
   tidy(() => {
     const logits = m.forward(batch.ids(), batch.opts()); // dropout active: training and recording
@@ -191,13 +232,27 @@ test("a fresh adapter (B = 0) is exactly the base, with or without dropout; only
   });
   for (const [n, p] of m.params) {
     if (!isLoraParam(n)) assert.equal(p.grad, null, `${n} is frozen`);
-    else if (n.includes("lora_A")) assert.ok(p.grad!.toArray().every((x) => x === 0), `${n}: zero gradient while B = 0`);
-    else assert.ok(p.grad!.toArray().some((x) => x !== 0), `${n}: B gets a gradient`);
+    else if (n.includes("lora_A"))
+      assert.ok(
+        p.grad!.toArray().every((x) => x === 0),
+        `${n}: zero gradient while B = 0`,
+      );
+    else
+      assert.ok(
+        p.grad!.toArray().some((x) => x !== 0),
+        `${n}: B gets a gradient`,
+      );
   }
   detachLora(m);
   assert.deepEqual([...m.params.keys()], baseNames);
-  assert.ok([...m.params.values()].every((p) => p.requiresGrad), "detach restores requiresGrad");
-  assert.deepEqual(tidy(() => m.forward(batch.ids(), batch.opts()).toArray()), base);
+  assert.ok(
+    [...m.params.values()].every((p) => p.requiresGrad),
+    "detach restores requiresGrad",
+  );
+  assert.deepEqual(
+    tidy(() => m.forward(batch.ids(), batch.opts()).toArray()),
+    base,
+  );
   m.dispose();
   assert.equal(be.liveBuffers(), live);
 });
@@ -210,22 +265,38 @@ test("adapters off is exactly the base (the DPO reference), also through the KV 
   const run = (x: Llama) => tidy(() => x.forward(batch.ids(), batch.opts()).toArray());
   const want = run(base);
   assert.notDeepEqual(run(m), want, "the fixture adapter changes the logits");
-  assert.deepEqual(m.withAdaptersDisabled(() => run(m)), want);
+  assert.deepEqual(
+    m.withAdaptersDisabled(() => run(m)),
+    want,
+  );
   assert.equal(m.lora!.enabled, true, "switched back on afterwards");
-  assert.throws(() => m.withAdaptersDisabled(() => { throw new Error("inside"); }), /inside/);
+  assert.throws(
+    () =>
+      m.withAdaptersDisabled(() => {
+        throw new Error("inside");
+      }),
+    /inside/,
+  );
   assert.equal(m.lora!.enabled, true, "switched back on after an error");
-  const cached = (x: Llama) => tidy(() => {
-    const cache = x.newCache(1, 6);
-    try {
-      x.forwardCached(tensor([3, 1, 4, 1], [1, 4], "i32", be), cache);
-      return x.forwardCached(tensor([5], [1, 1], "i32", be), cache).toArray();
-    } finally {
-      cache.dispose();
-    }
-  });
-  assert.deepEqual(m.withAdaptersDisabled(() => cached(m)), cached(base));
+  const cached = (x: Llama) =>
+    tidy(() => {
+      const cache = x.newCache(1, 6);
+      try {
+        x.forwardCached(tensor([3, 1, 4, 1], [1, 4], "i32", be), cache);
+        return x.forwardCached(tensor([5], [1, 1], "i32", be), cache).toArray();
+      } finally {
+        cache.dispose();
+      }
+    });
+  assert.deepEqual(
+    m.withAdaptersDisabled(() => cached(m)),
+    cached(base),
+  );
   mergeLora(m);
-  assert.throws(() => m.withAdaptersDisabled(() => 0), (e) => e instanceof StepwiseError && /merged/.test(e.message));
+  assert.throws(
+    () => m.withAdaptersDisabled(() => 0),
+    (e) => e instanceof StepwiseError && /merged/.test(e.message),
+  );
   base.dispose();
   m.dispose();
 });
@@ -237,8 +308,10 @@ test("the KV-cache path with an adapter equals the full forward (prefill, then o
   const V = m.config.vocab_size;
   const full = tidy(() => m.forward(tensor(ids, [1, 8], "i32", be)).toArray());
   const cache = m.newCache(1, 8);
-  const steps = tidy(() => [m.forwardCached(tensor(ids.slice(0, 5), [1, 5], "i32", be), cache).toArray(),
-    ...[5, 6, 7].map((i) => m.forwardCached(tensor([ids[i]], [1, 1], "i32", be), cache).toArray())]);
+  const steps = tidy(() => [
+    m.forwardCached(tensor(ids.slice(0, 5), [1, 5], "i32", be), cache).toArray(),
+    ...[5, 6, 7].map((i) => m.forwardCached(tensor([ids[i]], [1, 1], "i32", be), cache).toArray()),
+  ]);
   cache.dispose();
   const cached = new Float64Array(8 * V);
   let at = 0;
@@ -254,7 +327,10 @@ test("the KV-cache path with an adapter equals the full forward (prefill, then o
 test("merge == unmerged forward (f64 1e-12, f32 1e-5); unmerge restores W; merged save is a plain folder", () => {
   const be = referenceBackend();
   const batch = batchOf(readBatch("llama-tiny"), be);
-  for (const [dtype, tol] of [["f64", 1e-12], ["f32", 1e-5]] as const) {
+  for (const [dtype, tol] of [
+    ["f64", 1e-12],
+    ["f32", 1e-5],
+  ] as const) {
     const m = adapted(LLAMA, be, dtype, { r: 4, alpha: 16 });
     const run = () => tidy(() => m.forward(batch.ids(), batch.opts()).toArray());
     const before = run();
@@ -277,7 +353,10 @@ test("merge == unmerged forward (f64 1e-12, f32 1e-5); unmerge restores W; merge
       saveModel(m, dir);
       assert.deepEqual(fs.readdirSync(dir).sort(), ["config.json", "model.safetensors"]);
       const back = loadModel(dir, { backend: be });
-      assert.deepEqual(tidy(() => back.forward(batch.ids(), batch.opts()).toArray()), merged);
+      assert.deepEqual(
+        tidy(() => back.forward(batch.ids(), batch.opts()).toArray()),
+        merged,
+      );
       back.dispose();
       fs.rmSync(dir, { recursive: true });
     }
@@ -288,18 +367,49 @@ test("merge == unmerged forward (f64 1e-12, f32 1e-5); unmerge restores W; merge
 test("PEFT files: tensor names, shapes and config; saveAdapter/loadAdapter and saveModel/loadModel round trips", () => {
   const be = referenceBackend();
   const batch = batchOf(readBatch("qwen2-tiny"), be);
-  const m = adapted(QWEN2, be, "f32", { r: 3, alpha: 5, dropout: 0.05, targetModules: ["q_proj", "v_proj", "down_proj"],
-    rslora: true, rankPattern: { down_proj: 2 }, alphaPattern: { "layers.1.self_attn.q_proj": 7 } });
+  const m = adapted(QWEN2, be, "f32", {
+    r: 3,
+    alpha: 5,
+    dropout: 0.05,
+    targetModules: ["q_proj", "v_proj", "down_proj"],
+    rslora: true,
+    rankPattern: { down_proj: 2 },
+    alphaPattern: { "layers.1.self_attn.q_proj": 7 },
+  });
   const want = tidy(() => m.forward(batch.ids(), batch.opts()).toArray());
   const dir = tmpdir();
   saveAdapter(m, dir);
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, ADAPTER_CONFIG), "utf8"));
-  assert.deepEqual({ peft_type: cfg.peft_type, task_type: cfg.task_type, r: cfg.r, lora_alpha: cfg.lora_alpha,
-    lora_dropout: cfg.lora_dropout, target_modules: cfg.target_modules, bias: cfg.bias, fan_in_fan_out: cfg.fan_in_fan_out,
-    use_rslora: cfg.use_rslora, rank_pattern: cfg.rank_pattern, alpha_pattern: cfg.alpha_pattern, base: cfg.base_model_name_or_path },
-  { peft_type: "LORA", task_type: "CAUSAL_LM", r: 3, lora_alpha: 5, lora_dropout: 0.05, target_modules: ["q_proj", "v_proj", "down_proj"],
-    bias: "none", fan_in_fan_out: false, use_rslora: true, rank_pattern: { down_proj: 2 },
-    alpha_pattern: { "layers.1.self_attn.q_proj": 7 }, base: path.resolve(QWEN2) });
+  assert.deepEqual(
+    {
+      peft_type: cfg.peft_type,
+      task_type: cfg.task_type,
+      r: cfg.r,
+      lora_alpha: cfg.lora_alpha,
+      lora_dropout: cfg.lora_dropout,
+      target_modules: cfg.target_modules,
+      bias: cfg.bias,
+      fan_in_fan_out: cfg.fan_in_fan_out,
+      use_rslora: cfg.use_rslora,
+      rank_pattern: cfg.rank_pattern,
+      alpha_pattern: cfg.alpha_pattern,
+      base: cfg.base_model_name_or_path,
+    },
+    {
+      peft_type: "LORA",
+      task_type: "CAUSAL_LM",
+      r: 3,
+      lora_alpha: 5,
+      lora_dropout: 0.05,
+      target_modules: ["q_proj", "v_proj", "down_proj"],
+      bias: "none",
+      fan_in_fan_out: false,
+      use_rslora: true,
+      rank_pattern: { down_proj: 2 },
+      alpha_pattern: { "layers.1.self_attn.q_proj": 7 },
+      base: path.resolve(QWEN2),
+    },
+  );
   const h = readHeader(path.join(dir, ADAPTER_WEIGHTS));
   const shapes = Object.fromEntries([...h.tensors].map(([n, i]) => [n, i.shape]));
   assert.deepEqual(shapes["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"], [3, 40]);
@@ -312,8 +422,14 @@ test("PEFT files: tensor names, shapes and config; saveAdapter/loadAdapter and s
 
   const back = loadModel(QWEN2, { backend: be });
   loadAdapter(back, dir);
-  assert.deepEqual(back.lora!.linears.map((l) => [l.key, l.r, l.scale]), m.lora!.linears.map((l) => [l.key, l.r, l.scale]));
-  assert.deepEqual(tidy(() => back.forward(batch.ids(), batch.opts()).toArray()), want);
+  assert.deepEqual(
+    back.lora!.linears.map((l) => [l.key, l.r, l.scale]),
+    m.lora!.linears.map((l) => [l.key, l.r, l.scale]),
+  );
+  assert.deepEqual(
+    tidy(() => back.forward(batch.ids(), batch.opts()).toArray()),
+    want,
+  );
   back.dispose();
 
   const full = tmpdir(); // base weights + adapter in one folder
@@ -322,7 +438,10 @@ test("PEFT files: tensor names, shapes and config; saveAdapter/loadAdapter and s
   assert.ok([...readHeader(path.join(full, "model.safetensors")).tensors.keys()].every((n) => !n.includes("lora")));
   const again = loadModel(full, { backend: be });
   assert.ok(again.lora && !again.lora.merged);
-  assert.deepEqual(tidy(() => again.forward(batch.ids(), batch.opts()).toArray()), want);
+  assert.deepEqual(
+    tidy(() => again.forward(batch.ids(), batch.opts()).toArray()),
+    want,
+  );
   const plain = loadModel(full, { backend: be, adapter: false });
   assert.equal(plain.lora, null);
   plain.dispose();
@@ -376,13 +495,19 @@ test("target modules, layers, exclusions and patterns resolve as in peft", () =>
     detachLora(m);
     return out;
   };
-  assert.deepEqual(keys({ r: 2, alpha: 4, targetModules: ["q_proj", "down_proj"], layers: [1] }),
-    ["model.layers.1.self_attn.q_proj:2:2", "model.layers.1.mlp.down_proj:2:2"]);
-  assert.deepEqual(keys({ r: 2, targetModules: ".*\\.1\\.self_attn\\.(k|v)_proj" }),
-    ["model.layers.1.self_attn.k_proj:2:2", "model.layers.1.self_attn.v_proj:2:2"]);
+  assert.deepEqual(keys({ r: 2, alpha: 4, targetModules: ["q_proj", "down_proj"], layers: [1] }), [
+    "model.layers.1.self_attn.q_proj:2:2",
+    "model.layers.1.mlp.down_proj:2:2",
+  ]);
+  assert.deepEqual(keys({ r: 2, targetModules: ".*\\.1\\.self_attn\\.(k|v)_proj" }), [
+    "model.layers.1.self_attn.k_proj:2:2",
+    "model.layers.1.self_attn.v_proj:2:2",
+  ]);
   assert.equal(keys({ r: 2, targetModules: "all-linear", excludeModules: ["o_proj"] }).length, 12);
-  assert.deepEqual(keys({ r: 4, alpha: 4, rslora: true, targetModules: ["v_proj"], rankPattern: { "layers.0.self_attn.v_proj": 1 } }),
-    ["model.layers.0.self_attn.v_proj:1:4", "model.layers.1.self_attn.v_proj:4:2"]);
+  assert.deepEqual(
+    keys({ r: 4, alpha: 4, rslora: true, targetModules: ["v_proj"], rankPattern: { "layers.0.self_attn.v_proj": 1 } }),
+    ["model.layers.0.self_attn.v_proj:1:4", "model.layers.1.self_attn.v_proj:4:2"],
+  );
   assert.ok([...m.params.values()].every((p) => p.requiresGrad && !isLoraParam(p.name)));
   m.dispose();
 });
@@ -393,12 +518,20 @@ test("bad adapters and options are clear errors naming the key, file or tensor",
   const m = loadModel(LLAMA, { backend: be });
   const ok = { peft_type: "LORA", r: 4, lora_alpha: 8, target_modules: ["q_proj"] };
   for (const [extra, pattern] of [
-    [{ use_dora: true }, /"use_dora"/], [{ bias: "all" }, /"bias"/], [{ fan_in_fan_out: true }, /"fan_in_fan_out"/],
-    [{ modules_to_save: ["lm_head"] }, /"modules_to_save"/], [{ peft_type: "IA3" }, /"peft_type"/],
-    [{ task_type: "SEQ_CLS" }, /"task_type"/], [{ r: "4" }, /"r"/], [{ layers_to_transform: "0" }, /"layers_to_transform"/],
+    [{ use_dora: true }, /"use_dora"/],
+    [{ bias: "all" }, /"bias"/],
+    [{ fan_in_fan_out: true }, /"fan_in_fan_out"/],
+    [{ modules_to_save: ["lm_head"] }, /"modules_to_save"/],
+    [{ peft_type: "IA3" }, /"peft_type"/],
+    [{ task_type: "SEQ_CLS" }, /"task_type"/],
+    [{ r: "4" }, /"r"/],
+    [{ layers_to_transform: "0" }, /"layers_to_transform"/],
   ] as const) {
-    assert.throws(() => parsePeftConfig({ ...ok, ...extra }, "a/adapter_config.json"),
-      (e) => e instanceof InputError && pattern.test(e.message) && e.message.includes("a/adapter_config.json"), JSON.stringify(extra));
+    assert.throws(
+      () => parsePeftConfig({ ...ok, ...extra }, "a/adapter_config.json"),
+      (e) => e instanceof InputError && pattern.test(e.message) && e.message.includes("a/adapter_config.json"),
+      JSON.stringify(extra),
+    );
   }
   assert.deepEqual(parsePeftConfig({ peft_type: "LORA" }, "x").targetModules, ["q_proj", "v_proj"]); // peft's defaults
   assert.throws(() => attachLora(m, { r: 4, targetModules: ["q_proj", "lm_head"] }), /"lm_head" not among/);
@@ -406,7 +539,10 @@ test("bad adapters and options are clear errors naming the key, file or tensor",
   assert.throws(() => attachLora(m, { r: 2, dropout: 1 }), /dropout must be in/);
   assert.throws(() => attachLora(m, { r: 2, layers: [2] }), /outside the model's 2 layers/);
   assert.throws(() => attachLora(m, { r: 2, targetModules: "nothing" }), /match no projection/);
-  assert.throws(() => attachLora(m, { r: 2, targetModules: "q_proj(" }), (e) => e instanceof InputError && /bad module pattern/.test(e.message));
+  assert.throws(
+    () => attachLora(m, { r: 2, targetModules: "q_proj(" }),
+    (e) => e instanceof InputError && /bad module pattern/.test(e.message),
+  );
   assert.throws(() => mergeLora(m), /no LoRA adapter/);
   attachLora(m, { r: 2 });
   assert.throws(() => attachLora(m, { r: 2 }), /already has a LoRA adapter/);
@@ -415,7 +551,12 @@ test("bad adapters and options are clear errors naming the key, file or tensor",
   // A copy of the fixture adapter with one tensor missing, one misshapen, one extra.
   const src = `${FIXTURES}llama-tiny-lora/adapter`;
   const ck = Checkpoint.open(path.join(src, ADAPTER_WEIGHTS));
-  const all = [...ck.tensors.values()].map((i) => ({ name: i.name, shape: i.shape, dtype: "F32" as const, data: () => ck.read(i.name) }));
+  const all = [...ck.tensors.values()].map((i) => ({
+    name: i.name,
+    shape: i.shape,
+    dtype: "F32" as const,
+    data: () => ck.read(i.name),
+  }));
   const broken = (edit: typeof all) => {
     const dir = tmpdir();
     fs.copyFileSync(path.join(src, ADAPTER_CONFIG), path.join(dir, ADAPTER_CONFIG));
@@ -425,26 +566,49 @@ test("bad adapters and options are clear errors naming the key, file or tensor",
   const victim = "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight";
   const cases: [string, RegExp][] = [
     [broken(all.filter((t) => t.name !== victim)), new RegExp(`missing tensor "${victim.replace(/\./g, "\\.")}"`)],
-    [broken(all.map((t) => (t.name === victim ? { ...t, shape: [4, 83], data: () => new Float32Array(332) } : t))), /has shape \(4, 83\), expected \(83, 4\)/],
-    [broken([...all, { name: "base_model.model.lm_head.lora_A.weight", shape: [4, 48], dtype: "F32", data: () => new Float32Array(192) }]),
-      /1 tensor\(s\) the config does not explain, e.g. "base_model\.model\.lm_head\.lora_A\.weight"/],
+    [
+      broken(all.map((t) => (t.name === victim ? { ...t, shape: [4, 83], data: () => new Float32Array(332) } : t))),
+      /has shape \(4, 83\), expected \(83, 4\)/,
+    ],
+    [
+      broken([
+        ...all,
+        {
+          name: "base_model.model.lm_head.lora_A.weight",
+          shape: [4, 48],
+          dtype: "F32",
+          data: () => new Float32Array(192),
+        },
+      ]),
+      /1 tensor\(s\) the config does not explain, e.g. "base_model\.model\.lm_head\.lora_A\.weight"/,
+    ],
   ];
   for (const [dir, pattern] of cases) {
-    assert.throws(() => loadAdapter(m, dir), (e) => e instanceof InputError && pattern.test(e.message) && e.message.includes(dir), String(pattern));
+    assert.throws(
+      () => loadAdapter(m, dir),
+      (e) => e instanceof InputError && pattern.test(e.message) && e.message.includes(dir),
+      String(pattern),
+    );
     assert.equal(m.lora, null, "a failed load leaves no adapter");
     assert.ok([...m.params.values()].every((p) => p.requiresGrad));
     fs.rmSync(dir, { recursive: true });
   }
   ck.close();
   const orphan = tmpdir();
-  fs.writeFileSync(path.join(orphan, ADAPTER_CONFIG), JSON.stringify({ ...ok, base_model_name_or_path: "no/such/base" }));
+  fs.writeFileSync(
+    path.join(orphan, ADAPTER_CONFIG),
+    JSON.stringify({ ...ok, base_model_name_or_path: "no/such/base" }),
+  );
   assert.throws(() => loadModel(orphan, { backend: be }), /base model "no\/such\/base" not found/);
   fs.rmSync(orphan, { recursive: true });
   m.dispose();
   assert.equal(be.liveBuffers(), live);
 });
 
-for (const [label, getBackend] of [["reference", referenceBackend], ["native", nativeBackend]] as const) {
+for (const [label, getBackend] of [
+  ["reference", referenceBackend],
+  ["native", nativeBackend],
+] as const) {
   test(`LoRA training steps with dropout leak no buffers; only A and B move (${label})`, (t) => {
     const be = getBackend();
     if (!be) return t.skip("native backend not built");
@@ -465,8 +629,15 @@ for (const [label, getBackend] of [["reference", referenceBackend], ["native", n
       opt.step();
     }
     assert.equal(be.liveBuffers(), after, "a step leaves the live buffer count unchanged");
-    assert.deepEqual([...m.params].filter(([n]) => !isLoraParam(n)).map(([, p]) => p.toArray()), base, "base unchanged");
-    assert.ok(m.lora!.linears.every((l) => l.B.toArray().some((x) => x !== 0)), "every B moved");
+    assert.deepEqual(
+      [...m.params].filter(([n]) => !isLoraParam(n)).map(([, p]) => p.toArray()),
+      base,
+      "base unchanged",
+    );
+    assert.ok(
+      m.lora!.linears.every((l) => l.B.toArray().some((x) => x !== 0)),
+      "every B moved",
+    );
     detachLora(m);
     opt.dispose();
     m.dispose();
@@ -485,12 +656,26 @@ test("peft loads adapters we save and reproduces our logits; transformers loads 
   const { B, T, mask } = batchOf(batch, be);
   const cases: [string, Parameters<typeof attachLora>[1]][] = [
     [LLAMA, { r: 4, alpha: 8, dropout: 0.1 }],
-    [QWEN2, { r: 3, alpha: 5, targetModules: ["q_proj", "v_proj", "down_proj"], rslora: true,
-      rankPattern: { down_proj: 2 }, alphaPattern: { "layers.1.self_attn.q_proj": 7 }, layers: [1] }],
+    [
+      QWEN2,
+      {
+        r: 3,
+        alpha: 5,
+        targetModules: ["q_proj", "v_proj", "down_proj"],
+        rslora: true,
+        rankPattern: { down_proj: 2 },
+        alphaPattern: { "layers.1.self_attn.q_proj": 7 },
+        layers: [1],
+      },
+    ],
   ];
   // HF uses positions 0..T-1 on every row when none are given (as our forward does); padded keys are masked.
-  const forward = (m: Llama) => tidy(() => m.forward(tensor(batch.input_ids.flat(), [B, T], "i32", be),
-    { keyMask: tensor(mask, [B, T], "i32", be) }).toArray());
+  const forward = (m: Llama) =>
+    tidy(() =>
+      m
+        .forward(tensor(batch.input_ids.flat(), [B, T], "i32", be), { keyMask: tensor(mask, [B, T], "i32", be) })
+        .toArray(),
+    );
   const dirs = cases.map(() => tmpdir());
   const ours = cases.map(([base, opts], i) => {
     const m = adapted(base, be, "f32", opts);
@@ -505,20 +690,32 @@ test("peft loads adapters we save and reproduces our logits; transformers loads 
     return { adapter, merged, scales, real: (k: number) => mask[Math.floor(k / V)] === 1 };
   });
   const python = (script: string, args: string[]) => {
-    const r = spawnSync("python3", [path.join(REPO, "reference", script), JSON.stringify(batch), ...args], { encoding: "utf8" });
+    const r = spawnSync("python3", [path.join(REPO, "reference", script), JSON.stringify(batch), ...args], {
+      encoding: "utf8",
+    });
     assert.equal(r.status, 0, r.stderr);
     return (JSON.parse(r.stdout) as { results: { logits: number[][][]; scales?: Record<string, number> }[] }).results;
   };
-  const peft = python("peft_logits.py", cases.flatMap(([base], i) => [base, path.join(dirs[i], "adapter")]));
-  const hf = python("hf_logits.py", dirs.map((d) => path.join(d, "merged")));
+  const peft = python(
+    "peft_logits.py",
+    cases.flatMap(([base], i) => [base, path.join(dirs[i], "adapter")]),
+  );
+  const hf = python(
+    "hf_logits.py",
+    dirs.map((d) => path.join(d, "merged")),
+  );
   cases.forEach(([base], i) => {
     const name = path.basename(path.dirname(base));
     assert.deepEqual(peft[i].scales, ours[i].scales, `${name}: peft's scales`);
     const d = relDiff(ours[i].adapter, peft[i].logits.flat(2), ours[i].real);
-    t.diagnostic(`${name}: our adapter in peft, logits max |diff| ${d.diff.toExponential(2)} (relative ${d.rel.toExponential(2)})`);
+    t.diagnostic(
+      `${name}: our adapter in peft, logits max |diff| ${d.diff.toExponential(2)} (relative ${d.rel.toExponential(2)})`,
+    );
     assert.ok(d.rel < 1e-5, `${name}: ${d.rel}`);
     const dm = relDiff(ours[i].merged, hf[i].logits.flat(2), ours[i].real);
-    t.diagnostic(`${name}: merged folder in transformers, logits max |diff| ${dm.diff.toExponential(2)} (relative ${dm.rel.toExponential(2)})`);
+    t.diagnostic(
+      `${name}: merged folder in transformers, logits max |diff| ${dm.diff.toExponential(2)} (relative ${dm.rel.toExponential(2)})`,
+    );
     assert.ok(dm.rel < 1e-5, `${name} merged: ${dm.rel}`);
   });
   for (const d of dirs) fs.rmSync(d, { recursive: true });

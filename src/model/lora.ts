@@ -92,9 +92,12 @@ export class LoraAdapter {
   private readonly byLayer: Map<LoraModule, LoraLinear>[];
   private rng: Rng;
 
-  constructor(readonly options: Readonly<Required<LoraOptions>>, layers: number,
+  constructor(
+    readonly options: Readonly<Required<LoraOptions>>,
+    layers: number,
     /** Each base parameter's requiresGrad before attaching, restored on detach. */
-    readonly frozen: ReadonlyMap<Tensor, boolean>) {
+    readonly frozen: ReadonlyMap<Tensor, boolean>,
+  ) {
     this.byLayer = Array.from({ length: layers }, () => new Map());
     this.rng = new Rng((options.seed ^ 0x6c6f7261) >>> 0); // the init stream's seed, offset: masks are a new stream
   }
@@ -138,8 +141,10 @@ export class LoraAdapter {
   /** Runs fn with the adapter off (see Llama.withAdaptersDisabled). */
   disabled<T>(fn: () => T): T {
     if (this.merged) {
-      throw new StepwiseError("the LoRA adapter is merged into the base weights, so it cannot be switched off",
-        "call unmergeLora(model) first, or keep the adapter unmerged while it serves as the reference");
+      throw new StepwiseError(
+        "the LoRA adapter is merged into the base weights, so it cannot be switched off",
+        "call unmergeLora(model) first, or keep the adapter unmerged while it serves as the reference",
+      );
     }
     const prev = this.enabled;
     this.enabled = false;
@@ -199,9 +204,16 @@ function resolveOptions(o: LoraOptions, model: Llama): Required<LoraOptions> {
   const r = o.r;
   const targets = o.targetModules ?? [...LORA_MODULES];
   const out: Required<LoraOptions> = {
-    r, alpha: o.alpha ?? 2 * r, dropout: o.dropout ?? 0, targetModules: targets,
-    excludeModules: o.excludeModules ?? null, layers: o.layers ?? null, rslora: o.rslora ?? false,
-    rankPattern: o.rankPattern ?? {}, alphaPattern: o.alphaPattern ?? {}, seed: o.seed ?? 0,
+    r,
+    alpha: o.alpha ?? 2 * r,
+    dropout: o.dropout ?? 0,
+    targetModules: targets,
+    excludeModules: o.excludeModules ?? null,
+    layers: o.layers ?? null,
+    rslora: o.rslora ?? false,
+    rankPattern: o.rankPattern ?? {},
+    alphaPattern: o.alphaPattern ?? {},
+    seed: o.seed ?? 0,
     baseModel: o.baseModel ?? model.source ?? "",
   };
   const bad = (what: string, hint?: string) => new InputError(`LoRA: ${what}`, undefined, hint);
@@ -223,8 +235,10 @@ function resolveOptions(o: LoraOptions, model: Llama): Required<LoraOptions> {
     const unknown = targets.filter((t) => !all.some((k) => listMatch([t], k)));
     if (unknown.length > 0 || targets.length === 0) {
       const names = unknown.map((t) => `"${t}"`).join(", ") || "(none)";
-      throw bad(`target module${unknown.length === 1 ? "" : "s"} ${names} not among the model's linear projections`,
-        `stepwise adapts ${LORA_MODULES.join(", ")} (embeddings and lm_head are not supported)`);
+      throw bad(
+        `target module${unknown.length === 1 ? "" : "s"} ${names} not among the model's linear projections`,
+        `stepwise adapts ${LORA_MODULES.join(", ")} (embeddings and lm_head are not supported)`,
+      );
     }
   }
   return out;
@@ -236,7 +250,10 @@ function resolveOptions(o: LoraOptions, model: Llama): Required<LoraOptions> {
  */
 export function attachLora(model: Llama, options: LoraOptions, init: "kaiming" | "none" = "kaiming"): LoraAdapter {
   if (model.lora) {
-    throw new StepwiseError("the model already has a LoRA adapter", "call detachLora(model) or mergeAndUnload(model) first");
+    throw new StepwiseError(
+      "the model already has a LoRA adapter",
+      "call detachLora(model) or mergeAndUnload(model) first",
+    );
   }
   const o = resolveOptions(options, model);
   const frozen = new Map<Tensor, boolean>([...model.params.values()].map((p) => [p, p.requiresGrad]));
@@ -247,7 +264,8 @@ export function attachLora(model: Llama, options: LoraOptions, init: "kaiming" |
   const made: Tensor[] = [];
   const param = (name: string, shape: number[], draw: () => number) => {
     const n = shape[0] * shape[1];
-    const t = init === "none" ? empty(shape, dtype, be) : tensor(Float64Array.from({ length: n }, draw), shape, dtype, be);
+    const t =
+      init === "none" ? empty(shape, dtype, be) : tensor(Float64Array.from({ length: n }, draw), shape, dtype, be);
     t.keep();
     made.push(t);
     t.name = name;
@@ -288,7 +306,8 @@ export function attachLora(model: Llama, options: LoraOptions, init: "kaiming" |
 }
 
 function adapterOf(model: Llama): LoraAdapter {
-  if (!model.lora) throw new StepwiseError("the model has no LoRA adapter", "attach one with attachLora or loadAdapter");
+  if (!model.lora)
+    throw new StepwiseError("the model has no LoRA adapter", "attach one with attachLora or loadAdapter");
   return model.lora;
 }
 
@@ -323,12 +342,14 @@ export function detachLora(model: Llama): void {
 
 /** W += sign * s B A for every adapted module, in place, in the model's dtype. */
 function addUpdate(a: LoraAdapter, sign: 1 | -1): void {
-  noGrad(() => tidy(() => {
-    for (const l of a.linears) {
-      const delta = scale(matmul(l.B, l.A), sign * l.scale); // (out, in)
-      l.base.backend.copyRange(delta.buf, 1, 0, l.base.buf, 1, 0, 1, 1, l.base.size, true);
-    }
-  }));
+  noGrad(() =>
+    tidy(() => {
+      for (const l of a.linears) {
+        const delta = scale(matmul(l.B, l.A), sign * l.scale); // (out, in)
+        l.base.backend.copyRange(delta.buf, 1, 0, l.base.buf, 1, 0, 1, 1, l.base.size, true);
+      }
+    }),
+  );
 }
 
 /** Folds the adapter into the base weights (W += s B A): one matmul per projection at inference. */
@@ -386,14 +407,22 @@ export function peftConfigJson(a: LoraAdapter, baseModel = a.options.baseModel):
 
 /** Options that are fine at their "off" value only: anything else changes the math or adds weights we lack. */
 const MUST_BE_OFF: [string, (v: unknown) => boolean, string][] = [
-  ["bias", (v) => v == null || v === "none", "only bias \"none\" is supported"],
+  ["bias", (v) => v == null || v === "none", 'only bias "none" is supported'],
   ["fan_in_fan_out", (v) => !v, "Conv1D-style (GPT-2) weights are not used by Llama-family models"],
   ["use_dora", (v) => !v, "DoRA is not supported"],
   ["lora_bias", (v) => !v, "LoRA biases are not supported"],
-  ["modules_to_save", (v) => v == null || (Array.isArray(v) && v.length === 0), "fully trained modules are not supported"],
+  [
+    "modules_to_save",
+    (v) => v == null || (Array.isArray(v) && v.length === 0),
+    "fully trained modules are not supported",
+  ],
   ["layer_replication", (v) => v == null, "layer replication is not supported"],
   ["trainable_token_indices", (v) => v == null, "trainable tokens are not supported"],
-  ["target_parameters", (v) => v == null || (Array.isArray(v) && v.length === 0), "parameter targets are not supported"],
+  [
+    "target_parameters",
+    (v) => v == null || (Array.isArray(v) && v.length === 0),
+    "parameter targets are not supported",
+  ],
   ["alora_invocation_tokens", (v) => v == null, "activated LoRA is not supported"],
   ["use_qalora", (v) => !v, "QA-LoRA is not supported"],
 ];
@@ -472,8 +501,11 @@ export function loadAdapter(model: Llama, dir: string, opts: { seed?: number } =
   const file = path.join(dir, ADAPTER_WEIGHTS);
   if (!fs.existsSync(file)) {
     const bin = fs.existsSync(path.join(dir, "adapter_model.bin"));
-    throw new InputError(`no ${ADAPTER_WEIGHTS} in the adapter folder`, dir,
-      bin ? "adapter_model.bin (pickle) is not read: save the adapter with safe_serialization=True" : undefined);
+    throw new InputError(
+      `no ${ADAPTER_WEIGHTS} in the adapter folder`,
+      dir,
+      bin ? "adapter_model.bin (pickle) is not read: save the adapter with safe_serialization=True" : undefined,
+    );
   }
   const ckpt = Checkpoint.open(file);
   const adapter = attachLora(model, { ...options, seed: opts.seed }, "none");
@@ -487,8 +519,11 @@ export function loadAdapter(model: Llama, dir: string, opts: { seed?: number } =
           const name = PEFT_PREFIX + t.name;
           wanted.add(name);
           if (!ckpt.has(name)) {
-            throw new InputError(`missing tensor "${name}"`, file,
-              `${ADAPTER_CONFIG} targets ${l.key}; the weights do not match the config`);
+            throw new InputError(
+              `missing tensor "${name}"`,
+              file,
+              `${ADAPTER_CONFIG} targets ${l.key}; the weights do not match the config`,
+            );
           }
           t.backend.write(t.buf, ckpt.read(name, f64 ? "f64" : "f32", t.shape));
         }
@@ -496,8 +531,11 @@ export function loadAdapter(model: Llama, dir: string, opts: { seed?: number } =
     });
     const extra = [...ckpt.tensors.keys()].filter((n) => !wanted.has(n));
     if (extra.length > 0) {
-      throw new InputError(`${extra.length} tensor(s) the config does not explain, e.g. "${extra[0]}"`, file,
-        `stepwise adapts ${LORA_MODULES.join(", ")} with plain LoRA (no embeddings, lm_head, DoRA or extra modules)`);
+      throw new InputError(
+        `${extra.length} tensor(s) the config does not explain, e.g. "${extra[0]}"`,
+        file,
+        `stepwise adapts ${LORA_MODULES.join(", ")} with plain LoRA (no embeddings, lm_head, DoRA or extra modules)`,
+      );
     }
   } catch (e) {
     detachLora(model);
@@ -510,16 +548,23 @@ export function loadAdapter(model: Llama, dir: string, opts: { seed?: number } =
 
 /** The adapter's tensors under PEFT's names, read from the backend as the writer reaches them. */
 export function adapterTensors(model: Llama, dtype: StDType = "F32"): TensorToWrite[] {
-  return [...loraParams(model)].map(([name, t]) => ({ name: PEFT_PREFIX + name, shape: t.shape, dtype,
-    data: () => t.toArray() }));
+  return [...loraParams(model)].map(([name, t]) => ({
+    name: PEFT_PREFIX + name,
+    shape: t.shape,
+    dtype,
+    data: () => t.toArray(),
+  }));
 }
 
 /**
  * Writes the adapter as a PEFT folder: adapter_config.json and adapter_model.safetensors (each atomically), which
  * peft's PeftModel.from_pretrained(base, dir) loads. baseModel defaults to the adapter's base_model_name_or_path.
  */
-export function saveAdapter(model: Llama, dir: string,
-  opts: { dtype?: "f32" | "f16" | "bf16"; baseModel?: string } = {}): void {
+export function saveAdapter(
+  model: Llama,
+  dir: string,
+  opts: { dtype?: "f32" | "f16" | "bf16"; baseModel?: string } = {},
+): void {
   const a = adapterOf(model);
   const st: StDType = opts.dtype === "f16" ? "F16" : opts.dtype === "bf16" ? "BF16" : "F32";
   fs.mkdirSync(dir, { recursive: true });

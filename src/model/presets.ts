@@ -14,22 +14,57 @@ const BUILTIN_VOCAB = 100; // builtinTokenizer().vocabSize, checked in the tests
 
 export const PRESETS = {
   tiny: {
-    model_type: "llama", vocab_size: BUILTIN_VOCAB, hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4,
-    num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000,
-    max_position_embeddings: 1024, tie_word_embeddings: true, attention_bias: false, initializer_range: 0.02,
-    bos_token_id: 1, eos_token_id: 2, pad_token_id: 0,
+    model_type: "llama",
+    vocab_size: BUILTIN_VOCAB,
+    hidden_size: 128,
+    intermediate_size: 352,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    max_position_embeddings: 1024,
+    tie_word_embeddings: true,
+    attention_bias: false,
+    initializer_range: 0.02,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    pad_token_id: 0,
   },
   small: {
-    model_type: "llama", vocab_size: BUILTIN_VOCAB, hidden_size: 256, intermediate_size: 704, num_hidden_layers: 6,
-    num_attention_heads: 8, num_key_value_heads: 4, rms_norm_eps: 1e-5, rope_theta: 10000,
-    max_position_embeddings: 1024, tie_word_embeddings: true, attention_bias: false, initializer_range: 0.02,
-    bos_token_id: 1, eos_token_id: 2, pad_token_id: 0,
+    model_type: "llama",
+    vocab_size: BUILTIN_VOCAB,
+    hidden_size: 256,
+    intermediate_size: 704,
+    num_hidden_layers: 6,
+    num_attention_heads: 8,
+    num_key_value_heads: 4,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    max_position_embeddings: 1024,
+    tie_word_embeddings: true,
+    attention_bias: false,
+    initializer_range: 0.02,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    pad_token_id: 0,
   },
   "smollm2-135m": {
-    model_type: "llama", vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30,
-    num_attention_heads: 9, num_key_value_heads: 3, rms_norm_eps: 1e-5, rope_theta: 100000,
-    max_position_embeddings: 8192, tie_word_embeddings: true, attention_bias: false, initializer_range: 0.041666666666666664,
-    bos_token_id: 0, eos_token_id: 0,
+    model_type: "llama",
+    vocab_size: 49152,
+    hidden_size: 576,
+    intermediate_size: 1536,
+    num_hidden_layers: 30,
+    num_attention_heads: 9,
+    num_key_value_heads: 3,
+    rms_norm_eps: 1e-5,
+    rope_theta: 100000,
+    max_position_embeddings: 8192,
+    tie_word_embeddings: true,
+    attention_bias: false,
+    initializer_range: 0.041666666666666664,
+    bos_token_id: 0,
+    eos_token_id: 0,
   },
 } satisfies Record<string, LlamaConfig>;
 
@@ -48,8 +83,11 @@ export function initConfig(spec: string): LlamaConfig {
     }
     return parseHfConfig(raw as Record<string, unknown>, spec);
   }
-  throw new InputError(`unknown --init "${spec}"`, undefined,
-    `use one of ${Object.keys(PRESETS).join(", ")}, or a Hugging Face config.json`);
+  throw new InputError(
+    `unknown --init "${spec}"`,
+    undefined,
+    `use one of ${Object.keys(PRESETS).join(", ")}, or a Hugging Face config.json`,
+  );
 }
 
 export type TokenizerKind = "bpe" | "chars";

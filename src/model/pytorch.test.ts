@@ -68,12 +68,21 @@ for (const name of ["llama-tiny", "qwen2-tiny"]) {
       const V = model.config.vocab_size;
       const mask = batch.attention_mask.flat();
       // Next-token targets: labels shifted left, -1 (ignored) at the end and wherever the label is -100.
-      const targets = batch.labels.flatMap((row) => row.map((_, i) => (i + 1 < T && row[i + 1] >= 0 ? row[i + 1] : -1)));
+      const targets = batch.labels.flatMap((row) =>
+        row.map((_, i) => (i + 1 < T && row[i + 1] >= 0 ? row[i + 1] : -1)),
+      );
       const failures: string[] = [];
-      const check = (what: string, ours: ArrayLike<number>, theirs: ArrayLike<number>, limit: number,
-        keep?: (i: number) => boolean) => {
+      const check = (
+        what: string,
+        ours: ArrayLike<number>,
+        theirs: ArrayLike<number>,
+        limit: number,
+        keep?: (i: number) => boolean,
+      ) => {
         const d = maxDiff(ours, theirs, keep);
-        t.diagnostic(`${what}: max |diff| ${d.diff.toExponential(2)} (relative ${d.rel.toExponential(2)}, limit ${limit})`);
+        t.diagnostic(
+          `${what}: max |diff| ${d.diff.toExponential(2)} (relative ${d.rel.toExponential(2)}, limit ${limit})`,
+        );
         if (!(d.rel <= limit)) failures.push(`${what}: relative difference ${d.rel.toExponential(2)} > ${limit}`);
       };
       try {
@@ -85,11 +94,13 @@ for (const name of ["llama-tiny", "qwen2-tiny"]) {
           // Padded query positions see no key here and a uniform mix in HF: compare real positions only.
           const real = (i: number) => mask[Math.floor(i / V)] === 1;
           check("logits", logits.toArray(), ref.read("logits", "f64"), tol.logits, real);
-          if (dtype === "f32") check("logits vs stock HF float32", logits.toArray(), ref.read("logits_f32"), tol.logits, real);
+          if (dtype === "f32")
+            check("logits vs stock HF float32", logits.toArray(), ref.read("logits_f32"), tol.logits, real);
           const loss = crossEntropy(logits, tensor(targets, [B, T], "i32", be));
           const l = loss.item();
           t.diagnostic(`loss ${l} vs torch ${batch.loss} (diff ${Math.abs(l - batch.loss).toExponential(2)})`);
-          if (!(Math.abs(l - batch.loss) <= tol.loss * Math.abs(batch.loss))) failures.push(`loss ${l} != ${batch.loss}`);
+          if (!(Math.abs(l - batch.loss) <= tol.loss * Math.abs(batch.loss)))
+            failures.push(`loss ${l} != ${batch.loss}`);
           backward(loss);
         });
         let checked = 0;
@@ -100,8 +111,11 @@ for (const name of ["llama-tiny", "qwen2-tiny"]) {
           check(key, p.grad.toArray(), ref.read(key, "f64"), tol.grad);
           checked++;
         }
-        assert.equal(checked, [...ref.tensors.keys()].filter((k) => k.startsWith("grad.")).length,
-          "every gradient in the fixture was compared");
+        assert.equal(
+          checked,
+          [...ref.tensors.keys()].filter((k) => k.startsWith("grad.")).length,
+          "every gradient in the fixture was compared",
+        );
       } finally {
         ref.close();
         model.dispose();

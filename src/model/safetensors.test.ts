@@ -41,24 +41,36 @@ test("round trip in F32, F64, F16 and BF16 with __metadata__ format pt", () => {
     for (const out of ["f32", "f64"] as const) {
       const got = ck.read("a.weight", out, [3, 4, 5]);
       assert.equal(got instanceof Float64Array, out === "f64");
-      for (let i = 0; i < data.length; i++) assert.equal(got[i], Math.fround(round[dtype](data[i])), `${dtype} -> ${out} at ${i}`);
+      for (let i = 0; i < data.length; i++)
+        assert.equal(got[i], Math.fround(round[dtype](data[i])), `${dtype} -> ${out} at ${i}`);
     }
     assert.deepEqual([...ck.read("b")], [2.5]);
     ck.close();
   }
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes(".tmp")), [], "no temp files left behind");
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes(".tmp")),
+    [],
+    "no temp files left behind",
+  );
 });
 
 test("sharded checkpoints: index.json, shards named like transformers', stale files removed", () => {
   const dir = tmpdir();
   const tensors = Array.from({ length: 5 }, (_, i) => ({
-    name: `model.layers.${i}.w`, shape: [10, 10], dtype: "F32" as StDType, data: () => ramp(100, 0.1 * (i + 1)),
+    name: `model.layers.${i}.w`,
+    shape: [10, 10],
+    dtype: "F32" as StDType,
+    data: () => ramp(100, 0.1 * (i + 1)),
   }));
   writeCheckpoint(dir, tensors); // one file first
   assert.ok(fs.existsSync(path.join(dir, "model.safetensors")));
   const files = writeCheckpoint(dir, tensors, { maxShardBytes: 900 }); // 400 bytes a tensor: 2 per shard
-  assert.deepEqual(files, ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors",
-    "model-00003-of-00003.safetensors", "model.safetensors.index.json"]);
+  assert.deepEqual(files, [
+    "model-00001-of-00003.safetensors",
+    "model-00002-of-00003.safetensors",
+    "model-00003-of-00003.safetensors",
+    "model.safetensors.index.json",
+  ]);
   assert.ok(!fs.existsSync(path.join(dir, "model.safetensors")), "the stale single file is removed");
   const index = JSON.parse(fs.readFileSync(path.join(dir, "model.safetensors.index.json"), "utf8"));
   assert.equal(index.metadata.total_size, 2000);
@@ -82,8 +94,14 @@ test("truncated and corrupt files are errors naming the file and the tensor", ()
   const bytes = fs.readFileSync(file);
   const cut = path.join(dir, "cut.safetensors");
   fs.writeFileSync(cut, bytes.subarray(0, bytes.length - 5));
-  assert.throws(() => Checkpoint.open(cut), (e: unknown) => e instanceof InputError &&
-    e.message.includes("cut.safetensors") && e.message.includes('"second"') && /past the end/.test(e.message));
+  assert.throws(
+    () => Checkpoint.open(cut),
+    (e: unknown) =>
+      e instanceof InputError &&
+      e.message.includes("cut.safetensors") &&
+      e.message.includes('"second"') &&
+      /past the end/.test(e.message),
+  );
   fs.writeFileSync(cut, bytes.subarray(0, 20));
   assert.throws(() => readHeader(cut), /cut\.safetensors.*header of \d+ bytes runs past the end/);
   fs.writeFileSync(cut, bytes.subarray(0, 3));
@@ -127,10 +145,21 @@ test("a failed write leaves the previous file intact and no temp file", () => {
   const dir = tmpdir();
   const file = path.join(dir, "m.safetensors");
   writeSafetensors(file, [{ name: "w", shape: [2], dtype: "F32", data: () => [1, 2] }]);
-  assert.throws(() => writeSafetensors(file, [
-    { name: "w", shape: [2], dtype: "F32", data: () => [3, 4] },
-    { name: "x", shape: [2], dtype: "F32", data: () => { throw new Error("disk on fire"); } },
-  ]), /disk on fire/);
+  assert.throws(
+    () =>
+      writeSafetensors(file, [
+        { name: "w", shape: [2], dtype: "F32", data: () => [3, 4] },
+        {
+          name: "x",
+          shape: [2],
+          dtype: "F32",
+          data: () => {
+            throw new Error("disk on fire");
+          },
+        },
+      ]),
+    /disk on fire/,
+  );
   const ck = Checkpoint.open(file);
   assert.deepEqual([...ck.read("w")], [1, 2]);
   ck.close();
@@ -146,9 +175,15 @@ test("loading reads tensor by tensor: memory never holds the checkpoint twice", 
   const dir = tmpdir();
   const file = path.join(dir, "big.safetensors");
   const chunk = ramp(per / 4);
-  writeSafetensors(file, Array.from({ length: count }, (_, i) => ({
-    name: `t${i}`, shape: [per / 4], dtype: "F32" as StDType, data: () => chunk,
-  })));
+  writeSafetensors(
+    file,
+    Array.from({ length: count }, (_, i) => ({
+      name: `t${i}`,
+      shape: [per / 4],
+      dtype: "F32" as StDType,
+      data: () => chunk,
+    })),
+  );
   const ck = Checkpoint.open(file);
   const kept: Float32Array[] = [];
   global.gc?.();
@@ -161,8 +196,10 @@ test("loading reads tensor by tensor: memory never holds the checkpoint twice", 
   }
   ck.close();
   const ms = Date.now() - t0;
-  t.diagnostic(`${count * 2} MB in ${ms} ms (${((count * 2) / (ms / 1000)).toFixed(0)} MB/s), peak extra array memory ` +
-    `${(peak / 1024 / 1024).toFixed(1)} MB`);
+  t.diagnostic(
+    `${count * 2} MB in ${ms} ms (${((count * 2) / (ms / 1000)).toFixed(0)} MB/s), peak extra array memory ` +
+      `${(peak / 1024 / 1024).toFixed(1)} MB`,
+  );
   assert.ok(peak <= count * per + 2 * per, `peak ${peak} > checkpoint + one tensor`);
   assert.equal(kept[count - 1][5], chunk[5]);
   fs.rmSync(dir, { recursive: true });

@@ -21,7 +21,18 @@ export type StDType = "F64" | "F32" | "F16" | "BF16";
 const ST_BYTES: Record<StDType, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
 // Every dtype name the format defines, so that a valid file with an unsupported dtype is told apart from a corrupt one.
 const KNOWN_DTYPES: Record<string, number> = {
-  ...ST_BYTES, BOOL: 1, U8: 1, I8: 1, I16: 2, U16: 2, I32: 4, U32: 4, I64: 8, U64: 8, F8_E4M3: 1, F8_E5M2: 1,
+  ...ST_BYTES,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  I16: 2,
+  U16: 2,
+  I32: 4,
+  U32: 4,
+  I64: 8,
+  U64: 8,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 const MAX_HEADER = 100 * 1024 * 1024; // the reference implementation's limit
 
@@ -45,8 +56,11 @@ export interface SafetensorsHeader {
 export type FloatArray = Float32Array | Float64Array;
 
 function corrupt(file: string, detail: string, tensor?: string): InputError {
-  return new InputError(`${tensor ? `tensor "${tensor}": ` : ""}${detail}`, file,
-    "the file is truncated or not a safetensors file; re-download or re-save it");
+  return new InputError(
+    `${tensor ? `tensor "${tensor}": ` : ""}${detail}`,
+    file,
+    "the file is truncated or not a safetensors file; re-download or re-save it",
+  );
 }
 
 /** Parses and checks the header of a safetensors file (reads only the header bytes). */
@@ -91,8 +105,13 @@ function parseHeader(fd: number, file: string): SafetensorsHeader {
       continue;
     }
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const ok = e && typeof e.dtype === "string" && Array.isArray(e.shape) && Array.isArray(e.data_offsets) &&
-      e.data_offsets.length === 2 && [...e.shape, ...e.data_offsets].every((x) => Number.isSafeInteger(x) && x >= 0);
+    const ok =
+      e &&
+      typeof e.dtype === "string" &&
+      Array.isArray(e.shape) &&
+      Array.isArray(e.data_offsets) &&
+      e.data_offsets.length === 2 &&
+      [...e.shape, ...e.data_offsets].every((x) => Number.isSafeInteger(x) && x >= 0);
     if (!ok) throw corrupt(file, "malformed entry (needs dtype, shape, data_offsets)", name);
     const dtype = e.dtype as string;
     if (!(dtype in KNOWN_DTYPES)) throw corrupt(file, `unknown dtype ${dtype}`, name);
@@ -100,11 +119,19 @@ function parseHeader(fd: number, file: string): SafetensorsHeader {
     const [b, end] = e.data_offsets as number[];
     const expected = shape.reduce((p, s) => p * s, 1) * KNOWN_DTYPES[dtype];
     if (end < b || end - b !== expected) {
-      throw corrupt(file, `data_offsets [${b}, ${end}] hold ${end - b} bytes, shape (${shape.join(", ")}) ${dtype} ` +
-        `needs ${expected}`, name);
+      throw corrupt(
+        file,
+        `data_offsets [${b}, ${end}] hold ${end - b} bytes, shape (${shape.join(", ")}) ${dtype} ` +
+          `needs ${expected}`,
+        name,
+      );
     }
     if (dataStart + end > fileSize) {
-      throw corrupt(file, `bytes [${dataStart + b}, ${dataStart + end}) run past the end of the ${fileSize}-byte file`, name);
+      throw corrupt(
+        file,
+        `bytes [${dataStart + b}, ${dataStart + end}) run past the end of the ${fileSize}-byte file`,
+        name,
+      );
     }
     spans.push([b, end, name]);
     tensors.set(name, { name, file, dtype: dtype as StDType, shape, begin: dataStart + b, bytes: end - b });
@@ -132,10 +159,14 @@ function readFully(fd: number, dst: Uint8Array, position: number, file: string, 
  */
 export function readTensorInto(fd: number, info: TensorInfo, out: FloatArray): void {
   const n = info.shape.reduce((p, s) => p * s, 1);
-  if (out.length !== n) throw new InputError(`tensor "${info.name}": ${n} elements, destination has ${out.length}`, info.file);
+  if (out.length !== n)
+    throw new InputError(`tensor "${info.name}": ${n} elements, destination has ${out.length}`, info.file);
   if (!(info.dtype in ST_BYTES)) {
-    throw new InputError(`tensor "${info.name}" has dtype ${info.dtype}, which is not supported`, info.file,
-      "weights must be F32, F16, BF16 or F64");
+    throw new InputError(
+      `tensor "${info.name}" has dtype ${info.dtype}, which is not supported`,
+      info.file,
+      "weights must be F32, F16, BF16 or F64",
+    );
   }
   const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   if ((info.dtype === "F32" && out instanceof Float32Array) || (info.dtype === "F64" && out instanceof Float64Array)) {
@@ -167,8 +198,11 @@ export function readTensorInto(fd: number, info: TensorInfo, out: FloatArray): v
 export class Checkpoint {
   private fds = new Map<string, number>();
 
-  private constructor(readonly where: string, readonly tensors: Map<string, TensorInfo>,
-    readonly metadata: Record<string, string>) {}
+  private constructor(
+    readonly where: string,
+    readonly tensors: Map<string, TensorInfo>,
+    readonly metadata: Record<string, string>,
+  ) {}
 
   /** Opens a .safetensors file or a model folder (sharded through model.safetensors.index.json, or single). */
   static open(where: string): Checkpoint {
@@ -181,8 +215,11 @@ export class Checkpoint {
     const single = path.join(where, "model.safetensors");
     if (fs.existsSync(single)) return Checkpoint.open(single);
     if (!fs.existsSync(index)) {
-      throw new InputError("no model.safetensors or model.safetensors.index.json", where,
-        "a model folder needs its weights in safetensors format (PyTorch .bin files are not read)");
+      throw new InputError(
+        "no model.safetensors or model.safetensors.index.json",
+        where,
+        "a model folder needs its weights in safetensors format (PyTorch .bin files are not read)",
+      );
     }
     return Checkpoint.openIndex(index);
   }
@@ -229,8 +266,11 @@ export class Checkpoint {
   read(name: string, dtype: "f32" | "f64" = "f32", expectShape?: readonly number[], out?: FloatArray): FloatArray {
     const t = this.info(name);
     if (expectShape && (expectShape.length !== t.shape.length || expectShape.some((s, i) => s !== t.shape[i]))) {
-      throw new InputError(`tensor "${name}" has shape (${t.shape.join(", ")}), expected (${expectShape.join(", ")})`,
-        t.file, "the weights do not match config.json");
+      throw new InputError(
+        `tensor "${name}" has shape (${t.shape.join(", ")}), expected (${expectShape.join(", ")})`,
+        t.file,
+        "the weights do not match config.json",
+      );
     }
     const n = t.shape.reduce((p, s) => p * s, 1);
     const arr = out ?? (dtype === "f64" ? new Float64Array(n) : new Float32Array(n));
@@ -251,8 +291,10 @@ export class Checkpoint {
       }
     }
     if (count > 0) {
-      Checkpoint.warn(`stepwise: warning: ${file}: tensor "${name}" holds ${count} non-finite value${count > 1 ? "s" : ""} ` +
-        `(NaN/Inf, the first at index ${first}): outputs of this model will be NaN`);
+      Checkpoint.warn(
+        `stepwise: warning: ${file}: tensor "${name}" holds ${count} non-finite value${count > 1 ? "s" : ""} ` +
+          `(NaN/Inf, the first at index ${first}): outputs of this model will be NaN`,
+      );
     }
   }
 
@@ -324,8 +366,11 @@ function headerBytes(tensors: TensorToWrite[], metadata: Record<string, string>)
 }
 
 /** Writes one safetensors file atomically; metadata defaults to {"format": "pt"} (what transformers expects). */
-export function writeSafetensors(file: string, tensors: TensorToWrite[],
-  metadata: Record<string, string> = { format: "pt" }): void {
+export function writeSafetensors(
+  file: string,
+  tensors: TensorToWrite[],
+  metadata: Record<string, string> = { format: "pt" },
+): void {
   const names = new Set<string>();
   for (const t of tensors) {
     if (names.has(t.name)) throw new InputError(`tensor "${t.name}" appears twice`, file);
@@ -346,8 +391,11 @@ export function tensorBytes(t: Pick<TensorToWrite, "shape" | "dtype">): number {
  * plus `model.safetensors.index.json` when they exceed maxShardBytes. Weight files of an earlier save that the
  * new set does not use are removed afterwards (transformers would otherwise prefer a stale model.safetensors).
  */
-export function writeCheckpoint(dir: string, tensors: TensorToWrite[],
-  opts: { maxShardBytes?: number; metadata?: Record<string, string> } = {}): string[] {
+export function writeCheckpoint(
+  dir: string,
+  tensors: TensorToWrite[],
+  opts: { maxShardBytes?: number; metadata?: Record<string, string> } = {},
+): string[] {
   const max = opts.maxShardBytes ?? 5 * 1024 ** 3; // transformers' default max_shard_size is 5 GB
   const metadata = opts.metadata ?? { format: "pt" };
   fs.mkdirSync(dir, { recursive: true });
@@ -377,7 +425,10 @@ export function writeCheckpoint(dir: string, tensors: TensorToWrite[],
       for (const t of s) weightMap[t.name] = name;
       files.push(name);
     });
-    writeJsonAtomic(path.join(dir, "model.safetensors.index.json"), { metadata: { total_size: total }, weight_map: weightMap });
+    writeJsonAtomic(path.join(dir, "model.safetensors.index.json"), {
+      metadata: { total_size: total },
+      weight_map: weightMap,
+    });
     files.push("model.safetensors.index.json");
   }
   for (const f of fs.readdirSync(dir)) {

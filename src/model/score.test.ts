@@ -11,9 +11,18 @@ import { Llama, type LlamaConfig } from "./llama.js";
 import { completionLogps, scoreTokens } from "./score.js";
 
 const CFG: LlamaConfig = {
-  vocab_size: 37, hidden_size: 24, intermediate_size: 40, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 64,
-  tie_word_embeddings: true, attention_bias: false, initializer_range: 0.2,
+  vocab_size: 37,
+  hidden_size: 24,
+  intermediate_size: 40,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 64,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  initializer_range: 0.2,
 };
 
 const native = nativeBackend();
@@ -27,7 +36,9 @@ const SEQS = [[1, 5, 9, 2, 30, 31], [1], [1, 7], [1, 20, 21, 22, 23, 24, 25, 26,
 /** log p(ids[t+1] | ids[..t]) from one unbatched full forward. */
 function direct(m: Llama, ids: number[]): number[] {
   const V = CFG.vocab_size;
-  const lp = tidy(() => noGrad(() => logSoftmax(m.forward(tensor(ids, [1, ids.length], "i32", m.embed.backend))).toArray()));
+  const lp = tidy(() =>
+    noGrad(() => logSoftmax(m.forward(tensor(ids, [1, ids.length], "i32", m.embed.backend))).toArray()),
+  );
   return ids.slice(1).map((id, t) => lp[t * V + id]);
 }
 
@@ -40,10 +51,15 @@ for (const s of SETUPS) {
       const got = scoreTokens(m, SEQS, opts);
       got.forEach((lp, i) => {
         assert.equal(lp.length, SEQS[i].length - 1);
-        lp.forEach((x, t) => assert.ok(Math.abs(x - want[i][t]) <= s.tol, `seq ${i} token ${t}: ${x} vs ${want[i][t]}`));
+        lp.forEach((x, t) =>
+          assert.ok(Math.abs(x - want[i][t]) <= s.tol, `seq ${i} token ${t}: ${x} vs ${want[i][t]}`),
+        );
       });
     }
-    const sums = completionLogps(m, [{ prompt: [1, 5, 9], completion: [2, 30, 31] }, { prompt: [1], completion: [7] }]);
+    const sums = completionLogps(m, [
+      { prompt: [1, 5, 9], completion: [2, 30, 31] },
+      { prompt: [1], completion: [7] },
+    ]);
     assert.ok(Math.abs(sums[0] - (want[0][2] + want[0][3] + want[0][4])) <= 3 * s.tol);
     assert.ok(Math.abs(sums[1] - want[2][0]) <= s.tol);
     m.dispose();

@@ -37,11 +37,15 @@ export function scoreTokens(model: Llama, sequences: number[][], opts: ScoreOpti
   const out = new Array<Float64Array>(sequences.length);
   const order = sequences.map((_, i) => i).sort((a, b) => sequences[b].length - sequences[a].length || a - b);
   let done = 0;
-  for (let i = 0; i < order.length;) {
+  for (let i = 0; i < order.length; ) {
     const longest = sequences[order[i]].length; // rows are sorted longest first
     const rows = Math.max(1, Math.min(batchSize, Math.floor(maxTokens / longest), order.length - i));
     const idx = order.slice(i, i + rows);
-    scoreBatch(model, idx.map((j) => sequences[j]), opts.maxLogits ?? 1 << 22).forEach((lp, k) => (out[idx[k]] = lp));
+    scoreBatch(
+      model,
+      idx.map((j) => sequences[j]),
+      opts.maxLogits ?? 1 << 22,
+    ).forEach((lp, k) => (out[idx[k]] = lp));
     i += rows;
     done += rows;
     opts.onProgress?.(done, sequences.length);
@@ -65,17 +69,19 @@ function scoreBatch(model: Llama, rows: number[][], maxLogits: number): Float64A
   });
   const lp = new Float64Array(B * T);
   const be = model.embed.backend;
-  tidy(() => noGrad(() => {
-    const h = reshape(model.hidden(tensor(ids, [B, T], "i32", be)), [B * T, -1]); // (B*T, C)
-    const N = Math.max(1, Math.floor(maxLogits / V));
-    for (let a = 0; a < B * T; a += N) {
-      const n = Math.min(N, B * T - a);
-      tidy(() => {
-        const logits = model.logits(slice(h, 0, a, n)); // (N, V)
-        lp.set(tokenLogprobs(logits, tensor(targets.subarray(a, a + n), [n], "i32", be)).toArray(), a);
-      });
-    }
-  }));
+  tidy(() =>
+    noGrad(() => {
+      const h = reshape(model.hidden(tensor(ids, [B, T], "i32", be)), [B * T, -1]); // (B*T, C)
+      const N = Math.max(1, Math.floor(maxLogits / V));
+      for (let a = 0; a < B * T; a += N) {
+        const n = Math.min(N, B * T - a);
+        tidy(() => {
+          const logits = model.logits(slice(h, 0, a, n)); // (N, V)
+          lp.set(tokenLogprobs(logits, tensor(targets.subarray(a, a + n), [n], "i32", be)).toArray(), a);
+        });
+      }
+    }),
+  );
   return rows.map((r, b) => lp.slice(b * T, b * T + r.length - 1));
 }
 
@@ -83,12 +89,19 @@ function scoreBatch(model: Llama, rows: number[][], maxLogits: number): Float64A
  * Summed log-probs of each completion given its prompt: sum over completion tokens of log p(token | prefix), as
  * DPO's reference pass needs. prompt holds at least one token (BOS); completion at least one.
  */
-export function completionLogps(model: Llama, examples: { prompt: number[]; completion: number[] }[],
-  opts: ScoreOptions = {}): Float64Array {
+export function completionLogps(
+  model: Llama,
+  examples: { prompt: number[]; completion: number[] }[],
+  opts: ScoreOptions = {},
+): Float64Array {
   examples.forEach((e, i) => {
     if (e.prompt.length === 0) throw new InputError(`example ${i} has an empty prompt (it needs at least BOS)`);
   });
-  const lps = scoreTokens(model, examples.map((e) => [...e.prompt, ...e.completion]), opts);
+  const lps = scoreTokens(
+    model,
+    examples.map((e) => [...e.prompt, ...e.completion]),
+    opts,
+  );
   return Float64Array.from(lps, (lp, i) => {
     let s = 0;
     for (let t = examples[i].prompt.length - 1; t < lp.length; t++) s += lp[t];

@@ -24,8 +24,11 @@ test("the committed built-in tokenizer.json is the one the code builds", () => {
   const { json, config } = builtinTokenizerFiles();
   const file = path.join(DIR, "builtin", "tokenizer.json");
   if (process.env.STEPWISE_UPDATE_FIXTURES) builtinTokenizer().save(path.join(DIR, "builtin"));
-  assert.deepEqual(JSON.parse(fs.readFileSync(file, "utf8")), json,
-    "the built-in tokenizer changed: run with STEPWISE_UPDATE_FIXTURES=1, then python3 reference/make_fixtures.py tokenizer");
+  assert.deepEqual(
+    JSON.parse(fs.readFileSync(file, "utf8")),
+    json,
+    "the built-in tokenizer changed: run with STEPWISE_UPDATE_FIXTURES=1, then python3 reference/make_fixtures.py tokenizer",
+  );
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(DIR, "builtin", "tokenizer_config.json"), "utf8")), config);
 });
 
@@ -35,8 +38,16 @@ for (const name of ["builtin", "chatml-bpe", "llama3-bpe"]) {
     const exp = expected(name);
     for (const c of exp.cases) {
       // The library's own encode, with the post-processor, as Python's.
-      assert.deepEqual(tok.hf.encode(c.text, { add_special_tokens: true }).ids, c.ids, `ids of ${JSON.stringify(c.text)}`);
-      assert.deepEqual(tok.encode(c.text, { addSpecialTokens: false }), c.ids_no_special, `bare ids of ${JSON.stringify(c.text)}`);
+      assert.deepEqual(
+        tok.hf.encode(c.text, { add_special_tokens: true }).ids,
+        c.ids,
+        `ids of ${JSON.stringify(c.text)}`,
+      );
+      assert.deepEqual(
+        tok.encode(c.text, { addSpecialTokens: false }),
+        c.ids_no_special,
+        `bare ids of ${JSON.stringify(c.text)}`,
+      );
       assert.deepEqual(tok.encode(c.text), c.ids, `our encode of ${JSON.stringify(c.text)}`);
       assert.equal(tok.decode(c.ids), c.decoded, `decode of ${JSON.stringify(c.text)}`);
     }
@@ -62,15 +73,27 @@ test("chat templates render and tokenize as transformers does; BOS is not double
     const tok = TextTokenizer.load(path.join(DIR, name));
     const chat = expected(name).chat!;
     assert.equal(tok.applyChatTemplate(chat.messages.slice(0, 2)), chat.rendered, `${name} rendered prompt`);
-    assert.equal(tok.applyChatTemplate(chat.messages, { addGenerationPrompt: false }), chat.rendered_full, `${name} full`);
+    assert.equal(
+      tok.applyChatTemplate(chat.messages, { addGenerationPrompt: false }),
+      chat.rendered_full,
+      `${name} full`,
+    );
     assert.deepEqual(tok.encodeChat(chat.messages.slice(0, 2)), chat.ids, `${name} chat ids`);
     // Encoding the rendered text with special tokens on: the template's BOS is kept, the post-processor's dropped.
     const withSpecials = tok.encode(chat.rendered);
     assert.deepEqual(withSpecials, chat.ids, `${name}: no duplicate BOS`);
   }
   const plain = TextTokenizer.load(path.join(DIR, "builtin"));
-  assert.equal(plain.applyChatTemplate([{ role: "user", content: "1+1?" }, { role: "assistant", content: "2" }],
-    { addGenerationPrompt: false }), "<s>1+1?\n2</s>");
+  assert.equal(
+    plain.applyChatTemplate(
+      [
+        { role: "user", content: "1+1?" },
+        { role: "assistant", content: "2" },
+      ],
+      { addGenerationPrompt: false },
+    ),
+    "<s>1+1?\n2</s>",
+  );
 });
 
 test("prompt/completion: the prompt's tokens prefix the whole; EOS once; a warning where a merge crosses", () => {
@@ -84,7 +107,11 @@ test("prompt/completion: the prompt's tokens prefix the whole; EOS once; a warni
   assert.equal(ok.ids.filter((x) => x === tok.eosId).length, 1);
   assert.equal(ok.ids.filter((x) => x === tok.bosId).length, 1);
   const again = tok.encodePromptCompletion("Q", " 4<|eot_id|>", { warn });
-  assert.equal(again.ids.filter((x) => x === tok.eosId).length, 1, "a completion that ends with EOS gets no second one");
+  assert.equal(
+    again.ids.filter((x) => x === tok.eosId).length,
+    1,
+    "a completion that ends with EOS gets no second one",
+  );
   assert.deepEqual(warnings, []);
   // "the" + "re" tokenizes as "there": the prompt's last token is not in the joint tokens.
   const split = tok.encodePromptCompletion("Is it the", "re?", { warn });

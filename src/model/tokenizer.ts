@@ -58,7 +58,11 @@ export class TextTokenizer {
   readonly suffixIds: number[];
   readonly vocabSize: number; // largest id + 1, added tokens included
 
-  constructor(readonly json: Json, readonly config: Json = {}, readonly where = "tokenizer.json") {
+  constructor(
+    readonly json: Json,
+    readonly config: Json = {},
+    readonly where = "tokenizer.json",
+  ) {
     try {
       this.hf = new HfTokenizer(json, config);
     } catch (e) {
@@ -94,8 +98,10 @@ export class TextTokenizer {
     const config = fs.existsSync(cfgFile) ? readJson(cfgFile) : {};
     const jinja = path.join(dir, "chat_template.jinja");
     const tplJson = path.join(dir, "chat_template.json");
-    if (config.chat_template === undefined && fs.existsSync(jinja)) config.chat_template = fs.readFileSync(jinja, "utf8");
-    else if (config.chat_template === undefined && fs.existsSync(tplJson)) config.chat_template = readJson(tplJson).chat_template;
+    if (config.chat_template === undefined && fs.existsSync(jinja))
+      config.chat_template = fs.readFileSync(jinja, "utf8");
+    else if (config.chat_template === undefined && fs.existsSync(tplJson))
+      config.chat_template = readJson(tplJson).chat_template;
     return new TextTokenizer(readJson(file), config, file);
   }
 
@@ -112,7 +118,11 @@ export class TextTokenizer {
     if (opts.addSpecialTokens === false) return ids;
     const startsWith = (p: number[]) => p.length > 0 && p.every((x, i) => ids[i] === x);
     const endsWith = (s: number[]) => s.length > 0 && s.every((x, i) => ids[ids.length - s.length + i] === x);
-    return [...(startsWith(this.prefixIds) ? [] : this.prefixIds), ...ids, ...(endsWith(this.suffixIds) ? [] : this.suffixIds)];
+    return [
+      ...(startsWith(this.prefixIds) ? [] : this.prefixIds),
+      ...ids,
+      ...(endsWith(this.suffixIds) ? [] : this.suffixIds),
+    ];
   }
 
   /** Text of ids; clean_up_tokenization_spaces follows tokenizer_config.json (absent = false, as transformers 5). */
@@ -144,14 +154,21 @@ export class TextTokenizer {
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean; extra?: Json } = {}): string {
     const source = this.chatTemplate;
     if (source === null) {
-      throw new InputError("has no chat_template", this.where.replace("tokenizer.json", "tokenizer_config.json"),
-        "use a plain prompt, or add a chat_template to tokenizer_config.json");
+      throw new InputError(
+        "has no chat_template",
+        this.where.replace("tokenizer.json", "tokenizer_config.json"),
+        "use a plain prompt, or add a chat_template to tokenizer_config.json",
+      );
     }
     const specials: Json = {};
-    for (const [k, v] of Object.entries(this.config)) if (k.endsWith("_token") && tokenString(v) !== null) specials[k] = tokenString(v);
+    for (const [k, v] of Object.entries(this.config))
+      if (k.endsWith("_token") && tokenString(v) !== null) specials[k] = tokenString(v);
     try {
       return new Template(source).render({
-        ...specials, messages, add_generation_prompt: opts.addGenerationPrompt ?? true, ...(opts.extra ?? {}),
+        ...specials,
+        messages,
+        add_generation_prompt: opts.addGenerationPrompt ?? true,
+        ...(opts.extra ?? {}),
       });
     } catch (e) {
       throw new InputError(`chat template failed: ${(e as Error).message}`, this.where);
@@ -168,21 +185,27 @@ export class TextTokenizer {
    * many come from the prompt. When the prompt's own tokens are not a prefix of the joint tokens (a merge across
    * the boundary), warns and takes the longest common prefix as the prompt.
    */
-  encodePromptCompletion(prompt: string, completion: string,
-    opts: { addEos?: boolean; addSpecialTokens?: boolean; warn?: (msg: string) => void } = {}): PromptCompletion {
+  encodePromptCompletion(
+    prompt: string,
+    completion: string,
+    opts: { addEos?: boolean; addSpecialTokens?: boolean; warn?: (msg: string) => void } = {},
+  ): PromptCompletion {
     const special = { addSpecialTokens: opts.addSpecialTokens ?? true };
     const p = this.encode(prompt, special);
     const ids = this.encode(prompt + completion, special);
     // The post-processor's suffix (if any) belongs after the completion, not after the prompt.
-    const promptIds = this.suffixIds.length > 0 && special.addSpecialTokens ? p.slice(0, p.length - this.suffixIds.length) : p;
+    const promptIds =
+      this.suffixIds.length > 0 && special.addSpecialTokens ? p.slice(0, p.length - this.suffixIds.length) : p;
     let common = 0;
     while (common < promptIds.length && common < ids.length && promptIds[common] === ids[common]) common++;
     const prefixOk = common === promptIds.length;
     if (!prefixOk) {
       const warn = opts.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
-      warn(`stepwise: the prompt's tokens are not a prefix of prompt+completion's (they differ at token ${common}: ` +
-        `${JSON.stringify(this.tokenText(promptIds[common]))} vs ${JSON.stringify(this.tokenText(ids[common] ?? -1))}); ` +
-        `the loss starts after the ${common} shared tokens`);
+      warn(
+        `stepwise: the prompt's tokens are not a prefix of prompt+completion's (they differ at token ${common}: ` +
+          `${JSON.stringify(this.tokenText(promptIds[common]))} vs ${JSON.stringify(this.tokenText(ids[common] ?? -1))}); ` +
+          `the loss starts after the ${common} shared tokens`,
+      );
     }
     if ((opts.addEos ?? true) && this.eosId !== null && ids.at(-1) !== this.eosId) ids.push(this.eosId);
     return { ids, promptLength: common, prefixOk };
@@ -224,10 +247,21 @@ export function builtinTokenizerFiles(): { json: Json; config: Json } {
  * 0-3 (<pad> <s> </s> <unk>), BOS added by a TemplateProcessing post-processor, the built-in chat template.
  * The character tokenizer and the BPE tokenizers `--init` learns (bpe.ts) differ only in the parts passed here.
  */
-export function builtinStyleFiles(m: { pre_tokenizer: Json | null; decoder: Json; unk_token: string | null;
-  vocab: Record<string, number>; merges: unknown[] }): { json: Json; config: Json } {
+export function builtinStyleFiles(m: {
+  pre_tokenizer: Json | null;
+  decoder: Json;
+  unk_token: string | null;
+  vocab: Record<string, number>;
+  merges: unknown[];
+}): { json: Json; config: Json } {
   const added = BUILTIN_SPECIALS.map((content, id) => ({
-    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
   }));
   const json: Json = {
     version: "1.0",
@@ -239,14 +273,26 @@ export function builtinStyleFiles(m: { pre_tokenizer: Json | null; decoder: Json
     post_processor: {
       type: "TemplateProcessing",
       single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: "<s>", type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: "<s>", type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: "<s>", type_id: 1 } },
+        { Sequence: { id: "B", type_id: 1 } },
+      ],
       special_tokens: { "<s>": { id: "<s>", ids: [1], tokens: ["<s>"] } },
     },
     decoder: m.decoder,
     model: {
-      type: "BPE", dropout: null, unk_token: m.unk_token, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: m.vocab, merges: m.merges,
+      type: "BPE",
+      dropout: null,
+      unk_token: m.unk_token,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab: m.vocab,
+      merges: m.merges,
     },
   };
   const config: Json = {

@@ -3,14 +3,21 @@
 
 import type { AnswerStyle } from "../verify/answer.js";
 import { outcomePairs } from "./outcome.js";
-import { Tally, type ChosenRule, type Pair, type PairKind, type ProblemSamples, type RejectedRule } from "./records.js";
+import type { Tally, ChosenRule, Pair, PairKind, ProblemSamples, RejectedRule } from "./records.js";
 import { scdpoPairs } from "./scdpo.js";
 import { stepDpoPairs, type StepDpoOptions, type StepDpoStats } from "./stepdpo.js";
 
 export * from "./records.js";
 export { outcomePairs, pickPairs, type OutcomeOptions } from "./outcome.js";
 export { scdpoPairs, type ScdpoOptions } from "./scdpo.js";
-export { correctedStep, STEP_CHOSEN, stepDpoPairs, type StepChosen, type StepDpoOptions, type StepDpoStats } from "./stepdpo.js";
+export {
+  correctedStep,
+  STEP_CHOSEN,
+  stepDpoPairs,
+  type StepChosen,
+  type StepDpoOptions,
+  type StepDpoStats,
+} from "./stepdpo.js";
 
 export interface BuildOptions extends StepDpoOptions {
   kind: PairKind;
@@ -27,15 +34,22 @@ export interface PairsPerProblem {
 }
 
 /** Pairs of one kind, and what the builders skipped (tallied into `tally`). */
-export async function buildPairs(problems: ProblemSamples[], o: BuildOptions, tally: Tally): Promise<{ pairs: Pair[]; stepdpo?: StepDpoStats }> {
+export async function buildPairs(
+  problems: ProblemSamples[],
+  o: BuildOptions,
+  tally: Tally,
+): Promise<{ pairs: Pair[]; stepdpo?: StepDpoStats }> {
   switch (o.kind) {
-    case "outcome": return { pairs: outcomePairs(problems, o, tally) };
-    case "scdpo": return { pairs: scdpoPairs(problems, o, tally) };
+    case "outcome":
+      return { pairs: outcomePairs(problems, o, tally) };
+    case "scdpo":
+      return { pairs: scdpoPairs(problems, o, tally) };
     case "stepdpo": {
       const r = await stepDpoPairs(problems, o, tally);
       return { pairs: r.pairs, stepdpo: r.stats };
     }
-    default: return o.kind satisfies never;
+    default:
+      return o.kind satisfies never;
   }
 }
 

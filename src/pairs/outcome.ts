@@ -6,7 +6,14 @@
 import { completionText } from "../data/format.js";
 import { referenceAnswer, type AnswerStyle } from "../verify/answer.js";
 import {
-  acceptable, capPairs, rejectedSide, type Tally, type ChosenRule, type Pair, type ProblemSamples, type RejectedRule,
+  acceptable,
+  capPairs,
+  rejectedSide,
+  type Tally,
+  type ChosenRule,
+  type Pair,
+  type ProblemSamples,
+  type RejectedRule,
 } from "./records.js";
 
 export interface OutcomeOptions {
@@ -64,18 +71,40 @@ export function outcomePairs(problems: ProblemSamples[], o: OutcomeOptions, tall
     const right = p.samples.filter((s) => s.correct === true);
     const good = right.filter((s) => acceptable(s, o.chosen));
     tally.skip("correct samples with a wrong step (not chosen: pairs.chosen sound)", right.length - good.length);
-    const chosen = distinct(good.map((s) => ({ text: completionText(s.completion) })), tally).map((s) => s.text);
-    const wrong = distinct(p.samples.filter((s) => s.correct === false).map((s) => {
-      const side = rejectedSide(s, 0, o.rejected, tally);
-      return { ...side, text: side.eos ? completionText(side.text) : side.text, full: completionText(s.completion) };
-    }), tally);
+    const chosen = distinct(
+      good.map((s) => ({ text: completionText(s.completion) })),
+      tally,
+    ).map((s) => s.text);
+    const wrong = distinct(
+      p.samples
+        .filter((s) => s.correct === false)
+        .map((s) => {
+          const side = rejectedSide(s, 0, o.rejected, tally);
+          return {
+            ...side,
+            text: side.eos ? completionText(side.text) : side.text,
+            full: completionText(s.completion),
+          };
+        }),
+      tally,
+    );
     const rejected = wrong.map((s) => s.text);
     if (chosen.length === 0) tally.skip("problems without a correct sample");
     else if (rejected.length === 0) tally.skip("problems without an incorrect sample");
     const answer = referenceAnswer(p.answer, o.style);
     for (const [i, j] of pickPairs(chosen, rejected, o.maxPairsPerProblem, o.balanceLengths)) {
-      pairs.push({ id: p.id, kind: "outcome", question: p.question, prefix: "", chosen: chosen[i], rejected: rejected[j],
-        fullChosen: chosen[i], fullRejected: wrong[j].full, answer, rejectedEos: wrong[j].eos });
+      pairs.push({
+        id: p.id,
+        kind: "outcome",
+        question: p.question,
+        prefix: "",
+        chosen: chosen[i],
+        rejected: rejected[j],
+        fullChosen: chosen[i],
+        fullRejected: wrong[j].full,
+        answer,
+        rejectedEos: wrong[j].eos,
+      });
     }
   }
   return capPairs(pairs, o.maxPairsPerProblem, tally);

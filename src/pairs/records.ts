@@ -69,7 +69,12 @@ export function acceptable(s: VerifiedSample, rule: ChosenRule): boolean {
  * whole rest, or (first_error) the rest up to the end of the sample's first wrong step (its line break included).
  * `eos` is false when the side was cut, or when the sample itself was cut off by the token limit.
  */
-export function rejectedSide(s: VerifiedSample, from: number, rule: RejectedRule, tally: Tally): { text: string; eos: boolean } {
+export function rejectedSide(
+  s: VerifiedSample,
+  from: number,
+  rule: RejectedRule,
+  tally: Tally,
+): { text: string; eos: boolean } {
   const whole = s.completion.slice(from);
   const eos = s.finishReason !== "length";
   if (rule === "full") return { text: whole, eos };
@@ -103,33 +108,63 @@ function intOrNull(v: unknown): number | null {
 
 function stepsOf(v: unknown, where: string): VerifiedSample["steps"] {
   if (v === undefined || v === null) return null;
-  const ok = Array.isArray(v) && v.every((s) => s && typeof s === "object" && typeof s.text === "string" &&
-    (s.ok === true || s.ok === false || s.ok === null));
+  const ok =
+    Array.isArray(v) &&
+    v.every(
+      (s) =>
+        s && typeof s === "object" && typeof s.text === "string" && (s.ok === true || s.ok === false || s.ok === null),
+    );
   if (!ok) throw new InputError('"steps" must be a list of {"text", "ok": true|false|null}', where);
   return (v as { text: string; ok: boolean | null }[]).map((s) => ({ text: s.text, ok: s.ok }));
 }
 
 /** One verified record; InputError naming file:line when a field is missing or of the wrong type. */
-function parseSample(v: Record<string, unknown>, where: string): { id: string; question: string; answer: string; s: VerifiedSample } {
+function parseSample(
+  v: Record<string, unknown>,
+  where: string,
+): { id: string; question: string; answer: string; s: VerifiedSample } {
   const id = str(v.id);
   const question = typeof v.question === "string" ? v.question : null;
   const answer = str(v.answer);
   const completion = typeof v.completion === "string" ? v.completion : null;
-  const missing = [["id", id], ["question", question], ["answer", answer], ["completion", completion]]
-    .filter(([, x]) => x === null).map(([k]) => k);
-  if (missing.length > 0) throw new InputError(`missing or non-string field${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`, where);
-  if (!("correct" in v)) throw new InputError('no "correct" field: not a verified sample', where, "run stepwise verify on the samples first");
-  if (v.correct !== true && v.correct !== false && v.correct !== null) throw new InputError('"correct" must be true, false or null', where);
+  const missing = [
+    ["id", id],
+    ["question", question],
+    ["answer", answer],
+    ["completion", completion],
+  ]
+    .filter(([, x]) => x === null)
+    .map(([k]) => k);
+  if (missing.length > 0)
+    throw new InputError(`missing or non-string field${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`, where);
+  if (!("correct" in v))
+    throw new InputError(
+      'no "correct" field: not a verified sample',
+      where,
+      "run stepwise verify on the samples first",
+    );
+  if (v.correct !== true && v.correct !== false && v.correct !== null)
+    throw new InputError('"correct" must be true, false or null', where);
   const s: VerifiedSample = {
-    where, sample: intOrNull(v.sample), completion: completion!, correct: v.correct, steps: stepsOf(v.steps, where),
-    firstErrorStep: intOrNull(v.first_error_step), cut: intOrNull(v.cut), prefix: typeof v.prefix === "string" ? v.prefix : null,
+    where,
+    sample: intOrNull(v.sample),
+    completion: completion!,
+    correct: v.correct,
+    steps: stepsOf(v.steps, where),
+    firstErrorStep: intOrNull(v.first_error_step),
+    cut: intOrNull(v.cut),
+    prefix: typeof v.prefix === "string" ? v.prefix : null,
     finishReason: typeof v.finish_reason === "string" ? v.finish_reason : null,
   };
   return { id: id!, question: question!, answer: answer!, s };
 }
 
 /** Verified samples grouped by problem id, problems in the order of their first sample. */
-export async function readVerified(file: string, skipBad: boolean, tally: Tally): Promise<{ problems: ProblemSamples[]; records: number }> {
+export async function readVerified(
+  file: string,
+  skipBad: boolean,
+  tally: Tally,
+): Promise<{ problems: ProblemSamples[]; records: number }> {
   const byId = new Map<string, ProblemSamples>();
   let records = 0;
   const bad = (e: InputError) => {
@@ -154,12 +189,32 @@ export async function readVerified(file: string, skipBad: boolean, tally: Tally)
 }
 
 /** A pair in TRL or Step-DPO format; promptOf is promptText with the run's template. */
-export function formatPair(p: Pair, format: PairFormat, promptOf: (question: string) => string): Record<string, unknown> {
+export function formatPair(
+  p: Pair,
+  format: PairFormat,
+  promptOf: (question: string) => string,
+): Record<string, unknown> {
   const eos = p.rejectedEos === false && p.kind !== "stepdpo" ? { rejected_eos: false } : {};
-  if (format === "trl") return { prompt: promptOf(p.question) + p.prefix, chosen: p.chosen, rejected: p.rejected, id: p.id, kind: p.kind, ...eos };
+  if (format === "trl")
+    return {
+      prompt: promptOf(p.question) + p.prefix,
+      chosen: p.chosen,
+      rejected: p.rejected,
+      id: p.id,
+      kind: p.kind,
+      ...eos,
+    };
   return {
-    prompt: p.question, initial_reason_steps: p.prefix, chosen: p.chosen, rejected: p.rejected,
-    full_chosen: p.fullChosen, full_rejected: p.fullRejected, answer: p.answer, id: p.id, kind: p.kind, ...eos,
+    prompt: p.question,
+    initial_reason_steps: p.prefix,
+    chosen: p.chosen,
+    rejected: p.rejected,
+    full_chosen: p.fullChosen,
+    full_rejected: p.fullRejected,
+    answer: p.answer,
+    id: p.id,
+    kind: p.kind,
+    ...eos,
   };
 }
 

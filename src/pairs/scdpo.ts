@@ -6,7 +6,15 @@
 import { completionText } from "../data/format.js";
 import { referenceAnswer, type AnswerStyle } from "../verify/answer.js";
 import { splitSteps } from "../verify/steps.js";
-import { capPairs, rejectedSide, Tally, type Pair, type ProblemSamples, type RejectedRule, type VerifiedSample } from "./records.js";
+import {
+  capPairs,
+  rejectedSide,
+  type Tally,
+  type Pair,
+  type ProblemSamples,
+  type RejectedRule,
+  type VerifiedSample,
+} from "./records.js";
 
 export interface ScdpoOptions {
   maxPairsPerProblem: number;
@@ -50,8 +58,18 @@ export function scdpoPairs(problems: ProblemSamples[], o: ScdpoOptions, tally: T
       const side = rejectedSide(s, prefix.length, o.rejected, tally);
       const rejected = side.eos ? completionText(side.text) : side.text;
       const list = byCut.get(s.cut!) ?? [];
-      list.push({ id: p.id, kind: "scdpo", question: p.question, prefix, chosen, rejected,
-        fullChosen: prefix + chosen, fullRejected: completionText(s.completion), answer, rejectedEos: side.eos });
+      list.push({
+        id: p.id,
+        kind: "scdpo",
+        question: p.question,
+        prefix,
+        chosen,
+        rejected,
+        fullChosen: prefix + chosen,
+        fullRejected: completionText(s.completion),
+        answer,
+        rejectedEos: side.eos,
+      });
       byCut.set(s.cut!, list);
     }
     pairs.push(...roundRobin([...byCut.entries()].sort((a, b) => a[0] - b[0]).map(([, l]) => l)));

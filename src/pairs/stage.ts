@@ -13,8 +13,20 @@ import { openCompleter } from "../sample/open.js";
 import type { Completer } from "../sample/types.js";
 import { styleOf, type MathTask } from "../verify/record.js";
 import {
-  buildPairs, CHOSEN_RULES, formatPair, pairsPerProblem, PAIR_FORMATS, PAIR_KINDS, readVerified, REJECTED_RULES, STEP_CHOSEN, Tally,
-  type PairFormat, type PairKind, type PairsPerProblem, type StepDpoStats,
+  buildPairs,
+  CHOSEN_RULES,
+  formatPair,
+  pairsPerProblem,
+  PAIR_FORMATS,
+  PAIR_KINDS,
+  readVerified,
+  REJECTED_RULES,
+  STEP_CHOSEN,
+  Tally,
+  type PairFormat,
+  type PairKind,
+  type PairsPerProblem,
+  type StepDpoStats,
 } from "./index.js";
 
 export interface PairsSummary {
@@ -59,9 +71,13 @@ export interface PairsConfig {
 }
 
 /** A full PairsConfig from the knobs given (flag or key spellings), validated once. */
-export function pairsConfig(given: Partial<PairsConfig> | Record<string, unknown>, naming: Naming = asKeys()): PairsConfig {
+export function pairsConfig(
+  given: Partial<PairsConfig> | Record<string, unknown>,
+  naming: Naming = asKeys(),
+): PairsConfig {
   const r = new KnobReader(given as Record<string, unknown>, naming);
-  if (!r.has("kind")) throw new InputError(naming.flags ? `--kind ${PAIR_KINDS.join("|")} is required` : "kind is required");
+  if (!r.has("kind"))
+    throw new InputError(naming.flags ? `--kind ${PAIR_KINDS.join("|")} is required` : "kind is required");
   return {
     kind: r.choice("kind", PAIR_KINDS, "outcome"),
     format: r.choice("format", PAIR_FORMATS, "trl"),
@@ -82,15 +98,17 @@ export function pairsConfig(given: Partial<PairsConfig> | Record<string, unknown
     seed: r.int("seed", 0, 0),
     batch_size: r.int("batch_size", 16),
     skip_bad: r.bool("skip_bad"),
-    model: r.str("model", null), endpoint: r.str("endpoint", null), endpoint_model: r.str("endpoint_model", null),
+    model: r.str("model", null),
+    endpoint: r.str("endpoint", null),
+    endpoint_model: r.str("endpoint_model", null),
   };
 }
-
 
 /** The chat template needs a tokenizer: the model folder's (the model itself is loaded only for rollouts). */
 function promptOf(c: PairsConfig, completer: Completer | null): (q: string) => string {
   if (c.template === "plain") return (q) => promptText(q, "plain");
-  const tok = completer instanceof LocalCompleter ? completer.tokenizer : c.model !== null ? loadModelTokenizer(c.model) : null;
+  const tok =
+    completer instanceof LocalCompleter ? completer.tokenizer : c.model !== null ? loadModelTokenizer(c.model) : null;
   if (!tok) throw new InputError("--template chat needs the model's tokenizer: pass --model DIR");
   return (q) => promptText(q, "chat", tok);
 }
@@ -100,34 +118,68 @@ function promptOf(c: PairsConfig, completer: Completer | null): (q: string) => s
  * rollouts of `completer` (or of the model / endpoint c names; without one only calculator-flagged steps and
  * shared prefixes are used).
  */
-export async function writePairs(c: PairsConfig, ctx: StageContext = {}, completer?: Completer | null): Promise<PairsSummary> {
+export async function writePairs(
+  c: PairsConfig,
+  ctx: StageContext = {},
+  completer?: Completer | null,
+): Promise<PairsSummary> {
   checkOutputFile(c.out);
   if (c.format === "stepdpo" && c.kind !== "stepdpo") {
-    logOf(ctx)("note: stepwise dpo reads Step-DPO records as one-step pairs (no EOS after " +
-      `chosen/rejected); for whole-solution ${c.kind} pairs the TRL format keeps the EOS`);
+    logOf(ctx)(
+      "note: stepwise dpo reads Step-DPO records as one-step pairs (no EOS after " +
+        `chosen/rejected); for whole-solution ${c.kind} pairs the TRL format keeps the EOS`,
+    );
   }
   const tally = new Tally();
   const { problems, records } = await readVerified(c.in, c.skip_bad, tally);
   if (records === 0) throw new InputError("no verified samples", c.in);
-  const opened = completer === undefined && c.kind === "stepdpo" && (c.model !== null || c.endpoint !== null)
-    ? await openCompleter(c, { batchSize: c.batch_size, seed: c.seed }) : null;
-  const rollouts = c.kind === "stepdpo" ? completer ?? opened : null;
+  const opened =
+    completer === undefined && c.kind === "stepdpo" && (c.model !== null || c.endpoint !== null)
+      ? await openCompleter(c, { batchSize: c.batch_size, seed: c.seed })
+      : null;
+  const rollouts = c.kind === "stepdpo" ? (completer ?? opened) : null;
   const prompt = promptOf(c, rollouts);
   const progress = rollouts ? progressOf(ctx, "pairs: rollouts", { unit: "prefixes" }) : null;
   try {
-    const built = await buildPairs(problems, {
-      kind: c.kind, style: styleOf(c.task), task: c.task, balanceLengths: c.balance_lengths,
-      chosen: c.chosen, rejected: c.rejected, chosenStep: c.stepdpo_chosen, maxPairsPerProblem: c.max_pairs_per_problem,
-      completer: rollouts, rollouts: c.rollouts, seed: c.seed, batchSize: c.batch_size, temperature: c.temperature,
-      topP: c.top_p ?? undefined, topK: c.top_k ?? undefined, maxTokens: c.max_tokens, promptOf: prompt,
-      onRollouts: (n) => progress?.tick(n),
-    }, tally);
-    await writeJsonlAtomic(c.out, built.pairs.map((p) => formatPair(p, c.format, prompt)));
+    const built = await buildPairs(
+      problems,
+      {
+        kind: c.kind,
+        style: styleOf(c.task),
+        task: c.task,
+        balanceLengths: c.balance_lengths,
+        chosen: c.chosen,
+        rejected: c.rejected,
+        chosenStep: c.stepdpo_chosen,
+        maxPairsPerProblem: c.max_pairs_per_problem,
+        completer: rollouts,
+        rollouts: c.rollouts,
+        seed: c.seed,
+        batchSize: c.batch_size,
+        temperature: c.temperature,
+        topP: c.top_p ?? undefined,
+        topK: c.top_k ?? undefined,
+        maxTokens: c.max_tokens,
+        promptOf: prompt,
+        onRollouts: (n) => progress?.tick(n),
+      },
+      tally,
+    );
+    await writeJsonlAtomic(
+      c.out,
+      built.pairs.map((p) => formatPair(p, c.format, prompt)),
+    );
     const perProblem = pairsPerProblem(problems, built.pairs);
     return {
-      kind: c.kind, format: c.format, records, problems: problems.length, pairs: built.pairs.length,
-      problems_with_pairs: new Set(built.pairs.map((p) => p.id)).size, pairs_per_problem: perProblem,
-      skipped: tally.skipped, ...(built.stepdpo ? { located: built.stepdpo.located, chosen_from: built.stepdpo.chosen_from } : {}),
+      kind: c.kind,
+      format: c.format,
+      records,
+      problems: problems.length,
+      pairs: built.pairs.length,
+      problems_with_pairs: new Set(built.pairs.map((p) => p.id)).size,
+      pairs_per_problem: perProblem,
+      skipped: tally.skipped,
+      ...(built.stepdpo ? { located: built.stepdpo.located, chosen_from: built.stepdpo.chosen_from } : {}),
       out: c.out,
     };
   } finally {
@@ -135,4 +187,3 @@ export async function writePairs(c: PairsConfig, ctx: StageContext = {}, complet
     await opened?.close?.();
   }
 }
-

@@ -20,7 +20,7 @@ import { referenceAnswer } from "../verify/answer.js";
 import { checkAnnotation, checkStep } from "../verify/calculator.js";
 import { styleOf, verifySolution, type MathTask } from "../verify/record.js";
 import { splitSteps, type StepSpan } from "../verify/steps.js";
-import { Tally, type Pair, type ProblemSamples, type VerifiedSample } from "./records.js";
+import type { Tally, Pair, ProblemSamples, VerifiedSample } from "./records.js";
 
 export interface StepDpoOptions {
   completer: Completer | null; // for rollouts; without one only calculator-located steps and shared prefixes work
@@ -53,12 +53,15 @@ export interface StepDpoStats {
  * operand copied wrong is not an arithmetic slip and is not corrected).
  */
 export function correctedStep(step: string): string | null {
-  const fixed = step.replace(/<<([^<>=]*)=([^<>]*)>>(\$?)(-?\d[\d,]*(?:\.\d+)?)?/g, (m, lhs: string, rhs: string, money: string, written?: string) => {
-    const c = checkAnnotation(`${lhs}=${rhs}`);
-    const value = c.ok === false ? c.expected : c.ok === true ? rhs : undefined;
-    if (value === undefined) return m;
-    return `<<${lhs}=${value}>>${money}${written !== undefined ? value : ""}`;
-  });
+  const fixed = step.replace(
+    /<<([^<>=]*)=([^<>]*)>>(\$?)(-?\d[\d,]*(?:\.\d+)?)?/g,
+    (m, lhs: string, rhs: string, money: string, written?: string) => {
+      const c = checkAnnotation(`${lhs}=${rhs}`);
+      const value = c.ok === false ? c.expected : c.ok === true ? rhs : undefined;
+      if (value === undefined) return m;
+      return `<<${lhs}=${value}>>${money}${written !== undefined ? value : ""}`;
+    },
+  );
   return fixed !== step && checkStep(fixed).ok === true ? fixed : null;
 }
 
@@ -95,11 +98,19 @@ async function rollout(jobs: { c: Case; j: number }[], o: StepDpoOptions): Promi
   const out: string[][] = [];
   for (let i = 0; i < jobs.length; i += o.batchSize) {
     const batch = jobs.slice(i, i + o.batchSize);
-    const requests = batch.map(({ c, j }): CompletionRequest => ({
-      prompt: o.promptOf(c.problem.question) + prefixAt(c, j),
-      params: { n: o.rollouts, temperature: o.temperature, topP: o.topP, topK: o.topK, maxTokens: o.maxTokens,
-        seed: sequenceSeed(fnv1a(`${o.seed >>> 0}\u0000${c.problem.id}\u0000${c.s.sample ?? c.s.where}`), j) },
-    }));
+    const requests = batch.map(
+      ({ c, j }): CompletionRequest => ({
+        prompt: o.promptOf(c.problem.question) + prefixAt(c, j),
+        params: {
+          n: o.rollouts,
+          temperature: o.temperature,
+          topP: o.topP,
+          topK: o.topK,
+          maxTokens: o.maxTokens,
+          seed: sequenceSeed(fnv1a(`${o.seed >>> 0}\u0000${c.problem.id}\u0000${c.s.sample ?? c.s.where}`), j),
+        },
+      }),
+    );
     const got = await o.completer!.complete(requests);
     out.push(...got.map((r) => r.map((x) => x.text)));
     o.onRollouts?.(batch.length);
@@ -121,7 +132,10 @@ function calculatorStep(c: Case): number | null | string {
 async function locateByRollouts(cases: Case[], o: StepDpoOptions, tally: Tally): Promise<void> {
   let active = cases;
   for (let j = 0; active.length > 0; j++) {
-    const got = await rollout(active.map((c) => ({ c, j })), o);
+    const got = await rollout(
+      active.map((c) => ({ c, j })),
+      o,
+    );
     active = active.filter((c, k) => {
       const good = got[k].filter((t) => reaches(c, prefixAt(c, j), t, o.task));
       if (good.length === 0) {
@@ -172,7 +186,10 @@ async function locate(all: Case[], o: StepDpoOptions, tally: Tally, stats: StepD
       c.wrong = e;
       stats.located.calculator++;
     } else if (o.completer) scan.push(c);
-    else tally.skip("incorrect samples with no step the calculator flags (locating one needs rollouts: --model or --endpoint)");
+    else
+      tally.skip(
+        "incorrect samples with no step the calculator flags (locating one needs rollouts: --model or --endpoint)",
+      );
   }
   await locateByRollouts(scan, o, tally);
   stats.located.rollouts += scan.filter((c) => c.wrong !== null).length; // summed over the waves
@@ -197,7 +214,10 @@ async function chooseSteps(cases: Case[], o: StepDpoOptions, stats: StepDpoStats
       }
     } else needFresh.push(c);
   }
-  const fresh = await rollout(needFresh.map((c) => ({ c, j: c.wrong! })), o);
+  const fresh = await rollout(
+    needFresh.map((c) => ({ c, j: c.wrong! })),
+    o,
+  );
   needFresh.forEach((c, k) => {
     const r = pick(c, fresh[k], o.task);
     if (r !== null) {
@@ -216,9 +236,14 @@ function pairOf(c: Case, step: string, t: string, task: MathTask): Pair {
   // a prompt ending in a space would tokenize apart from the word after it.
   const indent = /[ \t]*$/.exec(prefix)![0];
   return {
-    id: c.problem.id, kind: "stepdpo", question: c.problem.question, prefix: prefix.slice(0, prefix.length - indent.length),
-    chosen: indent + step, rejected: indent + stepText(c.spans, e),
-    fullChosen: completionText(prefix + t), fullRejected: completionText(c.s.completion),
+    id: c.problem.id,
+    kind: "stepdpo",
+    question: c.problem.question,
+    prefix: prefix.slice(0, prefix.length - indent.length),
+    chosen: indent + step,
+    rejected: indent + stepText(c.spans, e),
+    fullChosen: completionText(prefix + t),
+    fullRejected: completionText(c.s.completion),
     answer: referenceAnswer(c.problem.answer, styleOf(task)),
   };
 }
@@ -236,17 +261,29 @@ function correctedPair(c: Case, task: MathTask): Pair | null {
  * Works in waves so that no rollout is spent past the cap: each wave takes, per problem, as many of its next
  * incorrect samples as it still lacks pairs.
  */
-export async function stepDpoPairs(problems: ProblemSamples[], o: StepDpoOptions, tally: Tally): Promise<{ pairs: Pair[]; stats: StepDpoStats }> {
-  const stats: StepDpoStats = { located: { calculator: 0, rollouts: 0 }, chosen_from: { samples: 0, rollouts: 0, corrected: 0 } };
+export async function stepDpoPairs(
+  problems: ProblemSamples[],
+  o: StepDpoOptions,
+  tally: Tally,
+): Promise<{ pairs: Pair[]; stats: StepDpoStats }> {
+  const stats: StepDpoStats = {
+    located: { calculator: 0, rollouts: 0 },
+    chosen_from: { samples: 0, rollouts: 0, corrected: 0 },
+  };
   const mode = o.chosenStep ?? "rollout";
   const queues = new Map<string, Case[]>(); // each problem's incorrect samples with steps, in input order
   for (const problem of problems) {
     tally.skip("undecided samples (correct: null)", problem.samples.filter((s) => s.correct === null).length);
     const wrong = problem.samples.filter((s) => s.correct === false);
     if (wrong.length === 0) tally.skip("problems without an incorrect sample");
-    const cases = wrong.map((s): Case => ({ problem, s, spans: splitSteps(s.completion), wrong: null, candidates: [] }));
+    const cases = wrong.map(
+      (s): Case => ({ problem, s, spans: splitSteps(s.completion), wrong: null, candidates: [] }),
+    );
     tally.skip("incorrect samples without steps", cases.filter((c) => c.spans.length === 0).length);
-    queues.set(problem.id, cases.filter((c) => c.spans.length > 0));
+    queues.set(
+      problem.id,
+      cases.filter((c) => c.spans.length > 0),
+    );
   }
   const made = new Map<string, Pair[]>(problems.map((p) => [p.id, []]));
   const seen = new Set<string>();
@@ -257,7 +294,9 @@ export async function stepDpoPairs(problems: ProblemSamples[], o: StepDpoOptions
         queues.set(id, []);
       }
     }
-    const wave = [...queues].flatMap(([id, q]) => q.splice(0, Math.max(0, o.maxPairsPerProblem - made.get(id)!.length)));
+    const wave = [...queues].flatMap(([id, q]) =>
+      q.splice(0, Math.max(0, o.maxPairsPerProblem - made.get(id)!.length)),
+    );
     if (wave.length === 0) break;
     const located = await locate(wave, o, tally, stats);
     const minimal = new Map<Case, Pair>();
@@ -284,13 +323,18 @@ export async function stepDpoPairs(problems: ProblemSamples[], o: StepDpoOptions
       if (m && add(m)) stats.chosen_from.corrected++;
       const t = chosen.get(c);
       if (t === undefined) {
-        if (!m) tally.skip(o.completer ? "incorrect samples with no correct continuation of the prefix before the wrong step"
-          : "incorrect samples with no correct sample sharing the prefix before the wrong step (rollouts need --model or --endpoint)");
+        if (!m)
+          tally.skip(
+            o.completer
+              ? "incorrect samples with no correct continuation of the prefix before the wrong step"
+              : "incorrect samples with no correct sample sharing the prefix before the wrong step (rollouts need --model or --endpoint)",
+          );
         continue;
       }
       add(pairOf(c, stepText(splitSteps(t), 0), t, o.task));
     }
   }
-  for (const q of queues.values()) tally.skip("incorrect samples not needed (their problem has --max-pairs-per-problem pairs)", q.length);
+  for (const q of queues.values())
+    tally.skip("incorrect samples not needed (their problem has --max-pairs-per-problem pairs)", q.length);
   return { pairs: problems.flatMap((p) => made.get(p.id)!), stats };
 }

@@ -90,8 +90,18 @@ export interface RunConfig {
 }
 
 const VARIANT_DEFAULT: VariantConfig = {
-  name: "", pairs: [], loss: "sigmoid", loss_weights: null, beta: null, lr: null, epochs: null, label_smoothing: null,
-  dpop_lambda: null, chosen: null, rejected: null, stepdpo_chosen: null,
+  name: "",
+  pairs: [],
+  loss: "sigmoid",
+  loss_weights: null,
+  beta: null,
+  lr: null,
+  epochs: null,
+  label_smoothing: null,
+  dpop_lambda: null,
+  chosen: null,
+  rejected: null,
+  stepdpo_chosen: null,
 };
 /** A variant with every unnamed knob at its default (the run's value). */
 function variant(v: Partial<VariantConfig> & { name: string; pairs: string[] }): VariantConfig {
@@ -105,7 +115,12 @@ export const DEFAULT_CONFIG: RunConfig = {
   // The SFT data carries a systematic misconception (a borrow forgotten in 70% of the subtractions that need one):
   // the regime where preference training has something to fix (README: on clean data every variant loses to SFT).
   task: {
-    preset: "easy+medium", steps: "2-4", max_value: null, train: 48000, test: 400, seed: 1,
+    preset: "easy+medium",
+    steps: "2-4",
+    max_value: null,
+    train: 48000,
+    test: 400,
+    seed: 1,
     noise: { kind: "borrow", rate: 0.7, answer: "recompute" },
   },
   model: { pretrained: null, init: "tiny", tokenizer: "bpe", vocab_size: 1024, template: "plain" },
@@ -113,8 +128,13 @@ export const DEFAULT_CONFIG: RunConfig = {
   eval: { max_tokens: 160, maj: 4, temperature: 0.7 },
   sample: { problems: 600, split: "shared", n: 8, temperature: 1.0, max_tokens: 160, greedy: false },
   pairs: {
-    max_per_problem: 4, scdpo_n: 4, scdpo_schedule: "gsm8k", stepdpo_rollouts: 4,
-    chosen: "sound", rejected: "full", stepdpo_chosen: "rollout",
+    max_per_problem: 4,
+    scdpo_n: 4,
+    scdpo_schedule: "gsm8k",
+    stepdpo_rollouts: 4,
+    chosen: "sound",
+    rejected: "full",
+    stepdpo_chosen: "rollout",
   },
   // The recipe's values of the DPO stage's knobs (src/train/stage.ts owns them, their defaults and validators;
   // a variant overrides beta, lr, epochs, loss, loss_weights, label_smoothing, dpop_lambda).
@@ -137,10 +157,21 @@ export const TEMPLATES = ["plain", "chat"] as const;
 
 // Keys whose value may be null besides their default's type.
 const VARIANT_NUMBERS = ["beta", "lr", "epochs", "label_smoothing", "dpop_lambda"];
-const NULLABLE = new Set(["threads", "task.steps", "task.max_value", "model.pretrained", "sft.lora",
-  ...Object.keys(VARIANT_DEFAULT).filter((k) => k !== "name" && k !== "pairs" && k !== "loss").map((k) => `variants.${k}`)]);
+const NULLABLE = new Set([
+  "threads",
+  "task.steps",
+  "task.max_value",
+  "model.pretrained",
+  "sft.lora",
+  ...Object.keys(VARIANT_DEFAULT)
+    .filter((k) => k !== "name" && k !== "pairs" && k !== "loss")
+    .map((k) => `variants.${k}`),
+]);
 const NUMBER_TYPES: Record<string, "string" | "number"> = {
-  "task.max_value": "number", threads: "number", "sft.lora": "number", ...Object.fromEntries(VARIANT_NUMBERS.map((k) => [`variants.${k}`, "number" as const])),
+  "task.max_value": "number",
+  threads: "number",
+  "sft.lora": "number",
+  ...Object.fromEntries(VARIANT_NUMBERS.map((k) => [`variants.${k}`, "number" as const])),
 };
 
 type Obj = Record<string, unknown>;
@@ -152,7 +183,14 @@ function merge(dflt: Obj, raw: unknown, where: string, file: string): Obj {
   const out: Obj = structuredClone(dflt);
   for (const [k, v] of Object.entries(raw)) {
     const key = where ? `${where}.${k}` : k;
-    if (!(k in dflt)) throw new InputError(`unknown key "${key}"`, file, `known: ${Object.keys(dflt).map((x) => (where ? `${where}.${x}` : x)).join(", ")}`);
+    if (!(k in dflt))
+      throw new InputError(
+        `unknown key "${key}"`,
+        file,
+        `known: ${Object.keys(dflt)
+          .map((x) => (where ? `${where}.${x}` : x))
+          .join(", ")}`,
+      );
     out[k] = checkValue(dflt[k], v, key, file);
   }
   return out;
@@ -165,24 +203,38 @@ function checkValue(dflt: unknown, v: unknown, key: string, file: string): unkno
     if (!Array.isArray(v) || v.length === 0) throw new InputError(`variants: expected a non-empty list`, file);
     return v.map((item, i) => checkVariant(item, `variants[${i}]`, file));
   }
-  const want = dflt === null ? NUMBER_TYPES[general] ?? "string" : Array.isArray(dflt) ? "array" : typeof dflt;
+  const want = dflt === null ? (NUMBER_TYPES[general] ?? "string") : Array.isArray(dflt) ? "array" : typeof dflt;
   if (want === "object") return merge(dflt as Obj, v, key, file);
   const got = Array.isArray(v) ? "array" : v === null ? "null" : typeof v;
   if (got !== want) throw new InputError(`${key}: expected a ${want}, got ${JSON.stringify(v)}`, file);
-  if (want === "number" && !Number.isFinite(v as number)) throw new InputError(`${key}: expected a finite number`, file);
+  if (want === "number" && !Number.isFinite(v as number))
+    throw new InputError(`${key}: expected a finite number`, file);
   return v;
 }
 
 function checkVariant(raw: unknown, where: string, file: string): VariantConfig {
   const v = merge(VARIANT_DEFAULT as unknown as Obj, raw, where, file) as unknown as VariantConfig;
-  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(v.name)) throw new InputError(`${where}.name: a directory-safe name is required, got ${JSON.stringify(v.name)}`, file);
+  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(v.name))
+    throw new InputError(`${where}.name: a directory-safe name is required, got ${JSON.stringify(v.name)}`, file);
   if (v.pairs.length === 0) throw new InputError(`${where}.pairs: name at least one of ${PAIR_KINDS.join(", ")}`, file);
   for (const p of v.pairs) {
-    if (!(PAIR_KINDS as readonly string[]).includes(p as string)) throw new InputError(`${where}.pairs: unknown pair kind ${JSON.stringify(p)}`, file, `use ${PAIR_KINDS.join(", ")}`);
+    if (!(PAIR_KINDS as readonly string[]).includes(p as string))
+      throw new InputError(
+        `${where}.pairs: unknown pair kind ${JSON.stringify(p)}`,
+        file,
+        `use ${PAIR_KINDS.join(", ")}`,
+      );
   }
   // The DPO knobs are checked by the DPO stage's own validators (one name, one default, one check each).
-  const knobs = { loss: v.loss, loss_weights: v.loss_weights, beta: v.beta, lr: v.lr, epochs: v.epochs,
-    label_smoothing: v.label_smoothing, dpop_lambda: v.dpop_lambda };
+  const knobs = {
+    loss: v.loss,
+    loss_weights: v.loss_weights,
+    beta: v.beta,
+    lr: v.lr,
+    epochs: v.epochs,
+    label_smoothing: v.label_smoothing,
+    dpop_lambda: v.dpop_lambda,
+  };
   checkDpoKnobs(knobs, asKeys(`${where}.`), file);
   oneOf(v.chosen, CHOSEN_RULES, `${where}.chosen`, file);
   oneOf(v.rejected, REJECTED_RULES, `${where}.rejected`, file);
@@ -191,40 +243,64 @@ function checkVariant(raw: unknown, where: string, file: string): VariantConfig 
 }
 
 function oneOf(v: string | null, allowed: readonly string[], key: string, file: string): void {
-  if (v !== null && !allowed.includes(v)) throw new InputError(`${key}: expected ${allowed.join(" or ")}, got ${JSON.stringify(v)}`, file);
+  if (v !== null && !allowed.includes(v))
+    throw new InputError(`${key}: expected ${allowed.join(" or ")}, got ${JSON.stringify(v)}`, file);
 }
 
 /** Semantic checks the types cannot express. */
 function checkRanges(c: RunConfig, file: string): void {
-  const positive: [string, number][] = [["seeds", c.seeds], ["rounds", c.rounds], ["task.train", c.task.train], ["task.test", c.task.test],
-    ["sft.epochs", c.sft.epochs], ["sft.batch_size", c.sft.batch_size], ["sample.problems", c.sample.problems], ["sample.n", c.sample.n],
-    ["eval.max_tokens", c.eval.max_tokens], ["sample.max_tokens", c.sample.max_tokens]];
-  for (const [k, v] of positive) if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
+  const positive: [string, number][] = [
+    ["seeds", c.seeds],
+    ["rounds", c.rounds],
+    ["task.train", c.task.train],
+    ["task.test", c.task.test],
+    ["sft.epochs", c.sft.epochs],
+    ["sft.batch_size", c.sft.batch_size],
+    ["sample.problems", c.sample.problems],
+    ["sample.n", c.sample.n],
+    ["eval.max_tokens", c.eval.max_tokens],
+    ["sample.max_tokens", c.sample.max_tokens],
+  ];
+  for (const [k, v] of positive)
+    if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
   if (!presetNames(c.task.preset)) {
-    throw new InputError(`task.preset: expected easy, medium or hard, or several different ones joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`, file);
+    throw new InputError(
+      `task.preset: expected easy, medium or hard, or several different ones joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`,
+      file,
+    );
   }
   try {
     validateNoise(c.task.noise, "task.noise");
   } catch (e) {
     throw new InputError((e as Error).message, file);
   }
-  if (c.sample.problems > c.task.train) throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
-  if (c.sample.split !== "shared" && c.sample.split !== "disjoint") throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
+  if (c.sample.problems > c.task.train)
+    throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
+  if (c.sample.split !== "shared" && c.sample.split !== "disjoint")
+    throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
   if (c.sample.split === "disjoint" && c.sample.problems >= c.task.train) {
-    throw new InputError(`sample.split disjoint: sample.problems (${c.sample.problems}) leaves no SFT problems of task.train (${c.task.train})`, file);
+    throw new InputError(
+      `sample.split disjoint: sample.problems (${c.sample.problems}) leaves no SFT problems of task.train (${c.task.train})`,
+      file,
+    );
   }
   oneOf(c.model.template, TEMPLATES, "model.template", file);
   if (c.model.template === "chat" && c.model.pretrained === null) {
-    throw new InputError("model.template chat needs model.pretrained (a model whose tokenizer has a chat template)", file);
+    throw new InputError(
+      "model.template chat needs model.pretrained (a model whose tokenizer has a chat template)",
+      file,
+    );
   }
-  if (c.sft.lora !== null && !(Number.isInteger(c.sft.lora) && c.sft.lora >= 1)) throw new InputError(`sft.lora: expected an integer >= 1 (the rank) or null, got ${c.sft.lora}`, file);
+  if (c.sft.lora !== null && !(Number.isInteger(c.sft.lora) && c.sft.lora >= 1))
+    throw new InputError(`sft.lora: expected an integer >= 1 (the rank) or null, got ${c.sft.lora}`, file);
   oneOf(c.pairs.chosen, CHOSEN_RULES, "pairs.chosen", file);
   oneOf(c.pairs.rejected, REJECTED_RULES, "pairs.rejected", file);
   oneOf(c.pairs.stepdpo_chosen, STEPDPO_CHOSEN, "pairs.stepdpo_chosen", file);
   checkDpoKnobs(c.dpo, asKeys("dpo."), file);
   const names = new Set<string>();
   for (const v of c.variants) {
-    if (names.has(v.name) || v.name === "sft") throw new InputError(`variants: the name "${v.name}" is used twice (or is "sft")`, file);
+    if (names.has(v.name) || v.name === "sft")
+      throw new InputError(`variants: the name "${v.name}" is used twice (or is "sft")`, file);
     names.add(v.name);
   }
 }

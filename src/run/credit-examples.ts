@@ -20,14 +20,22 @@ export async function creditExamples(dir: string, config: RunConfig): Promise<{ 
   const testFile = path.join(dir, "data", "test.jsonl");
   if (!variant || !fs.existsSync(path.join(refDir, "config.json")) || !fs.existsSync(testFile)) return [];
   const policyDir = path.join(dir, "seed-1", variant.name);
-  const problems = fs.readFileSync(testFile, "utf8").split("\n").filter((l) => l.trim() !== "").slice(0, 50)
+  const problems = fs
+    .readFileSync(testFile, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(0, 50)
     .map((l) => JSON.parse(l) as { id: string; question: string; answer: string });
   const texts: { prompt: string; completion: string; title: string }[] = [];
   for (const p of problems) {
     const c = corruptSolution(p.answer, texts.length + 1, "recompute"); // later steps follow the wrong value: one error
     if (!c || c.steps < 3) continue;
     const prompt = promptText(p.question, "plain");
-    texts.push({ prompt, completion: c.text, title: `${p.id}: step ${c.step + 1} corrupted (${c.original} -> ${c.corrupted})` });
+    texts.push({
+      prompt,
+      completion: c.text,
+      title: `${p.id}: step ${c.step + 1} corrupted (${c.original} -> ${c.corrupted})`,
+    });
     texts.push({ prompt, completion: p.answer, title: `${p.id}: the reference solution` });
     if (texts.length >= 2 * EXAMPLES) break;
   }

@@ -52,7 +52,11 @@ type Rec = Record<string, unknown>;
 
 function readLines(file: string): Rec[] {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Rec);
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as Rec);
 }
 
 export function headroom(verified: Rec[]): Headroom | null {
@@ -62,7 +66,8 @@ export function headroom(verified: Rec[]): Headroom | null {
   const solved = new Set(sampled.filter((r) => r.correct === true).map((r) => String(r.id)));
   const problems = new Set(sampled.map((r) => String(r.id))).size;
   return {
-    problems, samples: sampled.length,
+    problems,
+    samples: sampled.length,
     sample_accuracy: sampled.filter((r) => r.correct === true).length / Math.max(1, sampled.length),
     pass_at_n: solved.size / Math.max(1, problems),
     greedy_accuracy: greedy.length === 0 ? null : greedy.filter((r) => r.correct === true).length / greedy.length,
@@ -82,7 +87,9 @@ export function auditPairs(name: string, pairs: Rec[], levels: Map<string, strin
     if (level !== undefined) byLevel[level] = (byLevel[level] ?? 0) + 1;
   }
   return {
-    name, pairs: pairs.length, problems: new Set(pairs.map((p) => String(p.id))).size,
+    name,
+    pairs: pairs.length,
+    problems: new Set(pairs.map((p) => String(p.id))).size,
     chosen_sound: pairs.filter((p) => stepSound(String(p.chosen))).length / n,
     rejected_cut: pairs.filter((p) => p.kind === "stepdpo" || p.rejected_eos === false).length / n,
     rejected_steps: pairs.reduce((a, p) => a + splitSteps(String(p.rejected)).length, 0) / n,
@@ -99,20 +106,41 @@ export function misconception(name: string, evalRecords: Rec[]): Misconception {
 
 /** Every seed's diagnostics from a run directory (round 1); `borrow` adds the misconception table. */
 export function diagnose(runDir: string, seeds: number, borrow = false): SeedDiagnostics[] {
-  const levels = new Map(readLines(path.join(runDir, "data", "sample.jsonl"))
-    .filter((p) => typeof p.level === "string").map((p) => [String(p.id), String(p.level)]));
+  const levels = new Map(
+    readLines(path.join(runDir, "data", "sample.jsonl"))
+      .filter((p) => typeof p.level === "string")
+      .map((p) => [String(p.id), String(p.level)]),
+  );
   const out: SeedDiagnostics[] = [];
   for (let seed = 1; seed <= seeds; seed++) {
     const dir = path.join(runDir, `seed-${seed}`);
     if (!fs.existsSync(dir)) continue;
     const pairDir = path.join(dir, "pairs");
-    const files = fs.existsSync(pairDir) ? fs.readdirSync(pairDir).filter((f) => f.endsWith(".jsonl") && !f.startsWith("variant-")).sort() : [];
+    const files = fs.existsSync(pairDir)
+      ? fs
+          .readdirSync(pairDir)
+          .filter((f) => f.endsWith(".jsonl") && !f.startsWith("variant-"))
+          .sort()
+      : [];
     const evalDir = path.join(dir, "eval");
-    const evals = borrow && fs.existsSync(evalDir) ? fs.readdirSync(evalDir).filter((f) => f.endsWith(".jsonl")).sort() : [];
+    const evals =
+      borrow && fs.existsSync(evalDir)
+        ? fs
+            .readdirSync(evalDir)
+            .filter((f) => f.endsWith(".jsonl"))
+            .sort()
+        : [];
     out.push({
-      seed, headroom: headroom(readLines(path.join(dir, "verified.jsonl"))),
+      seed,
+      headroom: headroom(readLines(path.join(dir, "verified.jsonl"))),
       pairs: files.map((f) => auditPairs(f.slice(0, -".jsonl".length), readLines(path.join(pairDir, f)), levels)),
-      ...(borrow ? { misconception: evals.map((f) => misconception(f.slice(0, -".jsonl".length), readLines(path.join(evalDir, f)))) } : {}),
+      ...(borrow
+        ? {
+            misconception: evals.map((f) =>
+              misconception(f.slice(0, -".jsonl".length), readLines(path.join(evalDir, f))),
+            ),
+          }
+        : {}),
     });
   }
   return out;
@@ -124,16 +152,35 @@ const pct = (x: number | null) => (x === null ? "-" : (100 * x).toFixed(1));
 export function diagnosticsHtml(ds: SeedDiagnostics[]): string {
   if (ds.length === 0) return "";
   const head = `<table id="headroom"><thead><tr><th>seed</th><th>problems</th><th>samples</th><th>sample accuracy %</th><th>pass@n %</th><th>greedy %</th></tr></thead><tbody>
-${ds.filter((d) => d.headroom).map((d) => { const h = d.headroom!; return `<tr><td>${d.seed}</td><td>${h.problems}</td><td>${h.samples}</td><td>${pct(h.sample_accuracy)}</td><td>${pct(h.pass_at_n)}</td><td>${pct(h.greedy_accuracy)}</td></tr>`; }).join("\n")}
+${ds
+  .filter((d) => d.headroom)
+  .map((d) => {
+    const h = d.headroom!;
+    return `<tr><td>${d.seed}</td><td>${h.problems}</td><td>${h.samples}</td><td>${pct(h.sample_accuracy)}</td><td>${pct(h.pass_at_n)}</td><td>${pct(h.greedy_accuracy)}</td></tr>`;
+  })
+  .join("\n")}
 </tbody></table>`;
   const audit = `<table id="pair-audit"><thead><tr><th>seed</th><th>pair set</th><th>pairs</th><th>problems</th><th>chosen step-sound %</th><th>rejected cut %</th><th>rejected steps</th><th>by level</th></tr></thead><tbody>
-${ds.flatMap((d) => d.pairs.map((p) => `<tr><td>${d.seed}</td><td>${p.name.replace(/[<>&"]/g, "")}</td><td>${p.pairs}</td><td>${p.problems}</td><td>${pct(p.chosen_sound)}</td><td>${pct(p.rejected_cut)}</td><td>${p.rejected_steps.toFixed(2)}</td><td>${Object.entries(p.by_level ?? {}).map(([k, v]) => `${k.replace(/[<>&"]/g, "")} ${v}`).join(", ")}</td></tr>`)).join("\n")}
+${ds
+  .flatMap((d) =>
+    d.pairs.map(
+      (p) =>
+        `<tr><td>${d.seed}</td><td>${p.name.replace(/[<>&"]/g, "")}</td><td>${p.pairs}</td><td>${p.problems}</td><td>${pct(p.chosen_sound)}</td><td>${pct(p.rejected_cut)}</td><td>${p.rejected_steps.toFixed(2)}</td><td>${Object.entries(
+          p.by_level ?? {},
+        )
+          .map(([k, v]) => `${k.replace(/[<>&"]/g, "")} ${v}`)
+          .join(", ")}</td></tr>`,
+    ),
+  )
+  .join("\n")}
 </tbody></table>`;
-  const mis = ds.some((d) => d.misconception) ? `<h2>The SFT data's misconception on held-out problems</h2>
+  const mis = ds.some((d) => d.misconception)
+    ? `<h2>The SFT data's misconception on held-out problems</h2>
 <p>Subtractions that need a borrow in each model's greedy solutions: the share written as a - b + 10 (what the noisy SFT data taught) and the share wrong in another way.</p>
 <table id="misconception"><thead><tr><th>seed</th><th>model</th><th>borrow steps</th><th>forgot the borrow %</th><th>other wrong %</th></tr></thead><tbody>
 ${ds.flatMap((d) => (d.misconception ?? []).map((m) => `<tr><td>${d.seed}</td><td>${m.name.replace(/[<>&"]/g, "")}</td><td>${m.borrow_steps}</td><td>${pct(m.forgot)}</td><td>${pct(m.other_wrong)}</td></tr>`)).join("\n")}
-</tbody></table>` : "";
+</tbody></table>`
+    : "";
   return `${mis}
 <h2>Headroom of the sampling policy</h2>
 <p>On the problems it sampled: the share of correct samples, of problems with at least one correct sample, and of correct greedy solutions (with sample.greedy).</p>

@@ -18,7 +18,13 @@ import { resolveConfig } from "./config.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-stages-"));
 const at = (f: string) => path.join(dir, f);
-const lines = (f: string) => fs.readFileSync(f, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const lines = (f: string) =>
+  fs
+    .readFileSync(f, "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 test("stages from TypeScript: task, sft, sample, verify, pairs, dpo (stopped by the signal, then resumed)", async () => {
   const logged: string[] = [];
@@ -26,13 +32,34 @@ test("stages from TypeScript: task, sft, sample, verify, pairs, dpo (stopped by 
   await writeTask(taskConfig({ preset: "easy", n: 40, seed: 3 }), at("train.jsonl"), ctx);
   assert.equal(lines(at("train.jsonl")).length, 40);
 
-  const trained = await sft(sftConfig({ data: at("train.jsonl"), init: "tiny", tokenizer: "chars", out: at("sft"), batch_size: 8, lr: 3e-3, seed: 1 }), ctx);
+  const trained = await sft(
+    sftConfig({
+      data: at("train.jsonl"),
+      init: "tiny",
+      tokenizer: "chars",
+      out: at("sft"),
+      batch_size: 8,
+      lr: 3e-3,
+      seed: 1,
+    }),
+    ctx,
+  );
   assert.equal(trained.kind, "sft");
   assert.equal(trained.steps, 5); // 40 examples, batches of 8, one epoch
   assert.ok(Number.isFinite(trained.loss));
   assert.ok(fs.existsSync(at("sft/model.safetensors")));
 
-  const s = await sample(sampleConfig({ model: at("sft"), problems: at("train.jsonl"), out: at("samples.jsonl"), n: 3, max_tokens: 30, seed: 1 }), ctx);
+  const s = await sample(
+    sampleConfig({
+      model: at("sft"),
+      problems: at("train.jsonl"),
+      out: at("samples.jsonl"),
+      n: 3,
+      max_tokens: 30,
+      seed: 1,
+    }),
+    ctx,
+  );
   assert.equal(s.written, 120);
   const v = await verifyFile(verifyConfig({ task: "arith", in: at("samples.jsonl"), out: at("verified.jsonl") }), ctx);
   assert.equal(v.n, 120);
@@ -40,26 +67,66 @@ test("stages from TypeScript: task, sft, sample, verify, pairs, dpo (stopped by 
 
   // A random-ish micro model rarely solves a problem: pairs from hand-made verified records instead, so the
   // DPO stage below has something to train on whatever the samples were.
-  const verified = lines(at("verified.jsonl")).slice(0, 6).flatMap((r, i) => [
-    { ...r, sample: 0, completion: r.answer, correct: true, first_error_step: null, steps: [] },
-    { ...r, sample: 1, completion: `${i} + 1 = <<${i}+1=9>>9\n#### 9`, correct: false, first_error_step: 0, steps: [] },
-  ]);
+  const verified = lines(at("verified.jsonl"))
+    .slice(0, 6)
+    .flatMap((r, i) => [
+      { ...r, sample: 0, completion: r.answer, correct: true, first_error_step: null, steps: [] },
+      {
+        ...r,
+        sample: 1,
+        completion: `${i} + 1 = <<${i}+1=9>>9\n#### 9`,
+        correct: false,
+        first_error_step: 0,
+        steps: [],
+      },
+    ]);
   fs.writeFileSync(at("hand-verified.jsonl"), verified.map((r) => JSON.stringify(r)).join("\n") + "\n");
-  const p = await writePairs(pairsConfig({ kind: "outcome", task: "arith", chosen: "answer", in: at("hand-verified.jsonl"), out: at("pairs.jsonl") }), ctx);
+  const p = await writePairs(
+    pairsConfig({
+      kind: "outcome",
+      task: "arith",
+      chosen: "answer",
+      in: at("hand-verified.jsonl"),
+      out: at("pairs.jsonl"),
+    }),
+    ctx,
+  );
   assert.equal(p.pairs, 6);
   assert.deepEqual(Object.keys(lines(at("pairs.jsonl"))[0]).slice(0, 3), ["prompt", "chosen", "rejected"]);
 
   // Stopped through the signal after the first step: a checkpoint of it exists; resume finishes the run.
   const stop = new AbortController();
-  const config = dpoConfig({ model: at("sft"), pairs: at("pairs.jsonl"), out: at("dpo"), batch_size: 2, beta: 0.5, lr: 1e-4, save_every: 1 });
+  const config = dpoConfig({
+    model: at("sft"),
+    pairs: at("pairs.jsonl"),
+    out: at("dpo"),
+    batch_size: 2,
+    beta: 0.5,
+    lr: 1e-4,
+    save_every: 1,
+  });
   let steps = 0;
   const quiet = { set() {}, tick() {}, note() {}, finish() {} };
   const stopping: StageContext = {
-    ...ctx, signal: stop.signal,
+    ...ctx,
+    signal: stop.signal,
     // the training bar asks to stop once step 1 is done (the reference pass before it has its own bar)
-    progress: (label) => label !== "dpo" ? quiet : { ...quiet, set: (n) => { steps = n; if (n >= 1) stop.abort("SIGTERM"); } },
+    progress: (label) =>
+      label !== "dpo"
+        ? quiet
+        : {
+            ...quiet,
+            set: (n) => {
+              steps = n;
+              if (n >= 1) stop.abort("SIGTERM");
+            },
+          },
   };
-  await assert.rejects(dpo(config, stopping), (e: unknown) => e instanceof InterruptedError && e.signal === "SIGTERM" && /stopped after step 1 of 3/.test(e.message));
+  await assert.rejects(
+    dpo(config, stopping),
+    (e: unknown) =>
+      e instanceof InterruptedError && e.signal === "SIGTERM" && /stopped after step 1 of 3/.test(e.message),
+  );
   assert.equal(steps, 1);
   const done = await dpo({ ...config, resume: true }, ctx);
   assert.equal(done.steps, 3);
@@ -68,20 +135,30 @@ test("stages from TypeScript: task, sft, sample, verify, pairs, dpo (stopped by 
 });
 
 test("stage configs: one validator per knob, errors name the key; the run config's variants use the DPO stage's", () => {
-  const bad = (f: () => unknown, re: RegExp) => assert.throws(f, (e: unknown) => e instanceof InputError && re.test(e.message), String(re));
+  const bad = (f: () => unknown, re: RegExp) =>
+    assert.throws(f, (e: unknown) => e instanceof InputError && re.test(e.message), String(re));
   bad(() => dpoConfig({ model: "m", pairs: "p", out: "o", beta: 0 }), /^beta: expected a number > 0, got 0/);
-  bad(() => dpoConfig({ model: "m", pairs: "p", out: "o", label_smoothing: 0.5 }), /^label_smoothing: expected a number in \[0, 0\.5\)/);
+  bad(
+    () => dpoConfig({ model: "m", pairs: "p", out: "o", label_smoothing: 0.5 }),
+    /^label_smoothing: expected a number in \[0, 0\.5\)/,
+  );
   bad(() => dpoConfig({ model: "m", pairs: "p", out: "o", loss: "sigmoid,nope" }), /^loss: /);
   bad(() => dpoConfig({ pairs: "p", out: "o" }), /^model is required/);
   bad(() => sftConfig({ data: "d", out: "o" }), /give model or init/);
-  bad(() => sftConfig({ data: "d", init: "tiny", out: "o", batch_size: 0 }), /^batch_size: expected an integer >= 1, got 0/);
+  bad(
+    () => sftConfig({ data: "d", init: "tiny", out: "o", batch_size: 0 }),
+    /^batch_size: expected an integer >= 1, got 0/,
+  );
   bad(() => sampleConfig({ problems: "p", out: "o", top_p: 2 }), /^top_p: expected a number in \(0, 1\]/);
   bad(() => pairsConfig({ kind: "best", in: "v", out: "o" }), /^kind: expected outcome or scdpo or stepdpo/);
   bad(() => taskConfig({ split: "dev" }), /^split: expected train or test/);
   // Defaults live with the stage: DPO's beta is 0.1 unless the run config (or a caller) says otherwise.
   assert.equal(dpoConfig({ model: "m", pairs: "p", out: "o" }).beta, 0.1);
   // A run config's variant is checked by the same validators when the config is parsed, before any stage runs.
-  bad(() => resolveConfig({ variants: [{ name: "r", pairs: ["outcome"], loss: "robust", label_smoothing: 0.7 }] }), /variants\[0\]\.label_smoothing: expected a number in \[0, 0\.5\)/);
+  bad(
+    () => resolveConfig({ variants: [{ name: "r", pairs: ["outcome"], loss: "robust", label_smoothing: 0.7 }] }),
+    /variants\[0\]\.label_smoothing: expected a number in \[0, 0\.5\)/,
+  );
   bad(() => resolveConfig({ variants: [{ name: "x", pairs: ["outcome"], loss: "sigmod" }] }), /variants\[0\]\.loss: /);
   bad(() => resolveConfig({ dpo: { batch_size: 0 } }), /dpo\.batch_size: expected an integer >= 1, got 0/);
 });

@@ -22,7 +22,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { getBackend } from "../backend/index.js";
 import { InputError, InterruptedError } from "../core/errors.js";
-import { logOf, stopOf, type StageContext } from "../core/stage.js";
+import { stopOf, type StageContext } from "../core/stage.js";
 import { readJsonl } from "../data/jsonl.js";
 import type { MathProblem } from "../data/load.js";
 import { noisyAnswer } from "../data/noise.js";
@@ -88,7 +88,11 @@ export class Pipeline {
 
   private readonly ctx: StageContext;
 
-  constructor(readonly dir: string, readonly config: RunConfig, private readonly opts: PipelineOptions = {}) {
+  constructor(
+    readonly dir: string,
+    readonly config: RunConfig,
+    private readonly opts: PipelineOptions = {},
+  ) {
     this.cache = new StageCache(dir);
     this.log = opts.log ?? ((m) => process.stderr.write(`${m}\n`));
     // The stages warn through the run's log, prefixed as the commands would be.
@@ -159,7 +163,8 @@ export class Pipeline {
   private async data(): Promise<{ sft: string; sample: string }> {
     const t = this.config.task;
     const key = stageKey("data", t);
-    const task = (split: string, n: number) => taskConfig({ preset: t.preset, steps: t.steps, max_value: t.max_value, n, seed: t.seed, split });
+    const task = (split: string, n: number) =>
+      taskConfig({ preset: t.preset, steps: t.steps, max_value: t.max_value, n, seed: t.seed, split });
     const dataKey = await this.stage("data", key, ["data/train.jsonl", "data/test.jsonl"], async () => {
       await writeTask(task("train", t.train), this.abs("data/train.jsonl"), this.ctx);
       await writeTask(task("test", t.test), this.abs("data/test.jsonl"), this.ctx);
@@ -167,22 +172,31 @@ export class Pipeline {
     // The problems SFT trains on and those the SFT model samples on: the same set, or disjoint halves of task.train.
     const { problems, split } = this.config.sample;
     const sftCount = split === "shared" ? t.train : t.train - problems;
-    const splitKey = await this.stage("split", stageKey("split", dataKey, problems, split), ["data/sft.jsonl", "data/sample.jsonl"], async () => {
-      const all: Record<string, unknown>[] = [];
-      for await (const { value } of readJsonl(this.abs("data/train.jsonl"))) all.push(value);
-      // What SFT trains on may carry flawed reasoning (task.noise); the problems the SFT model samples on stay clean.
-      let noisy = 0;
-      const sft = all.slice(0, sftCount).map((p) => {
-        const answer = noisyAnswer(String(p.answer), String(p.id), t.noise, t.seed);
-        if (answer === p.answer) return p;
-        noisy++;
-        return { ...p, answer, clean_answer: p.answer };
-      });
-      await writeJsonlAtomic(this.abs("data/sft.jsonl"), sft);
-      await writeJsonlAtomic(this.abs("data/sample.jsonl"), split === "shared" ? all.slice(0, problems) : all.slice(t.train - problems));
-      if (t.noise.kind !== "none") this.log(`stepwise run: task.noise ${t.noise.kind} changed ${noisy} of ${sft.length} SFT solutions`);
-      return { noisy_sft_solutions: noisy };
-    });
+    const splitKey = await this.stage(
+      "split",
+      stageKey("split", dataKey, problems, split),
+      ["data/sft.jsonl", "data/sample.jsonl"],
+      async () => {
+        const all: Record<string, unknown>[] = [];
+        for await (const { value } of readJsonl(this.abs("data/train.jsonl"))) all.push(value);
+        // What SFT trains on may carry flawed reasoning (task.noise); the problems the SFT model samples on stay clean.
+        let noisy = 0;
+        const sft = all.slice(0, sftCount).map((p) => {
+          const answer = noisyAnswer(String(p.answer), String(p.id), t.noise, t.seed);
+          if (answer === p.answer) return p;
+          noisy++;
+          return { ...p, answer, clean_answer: p.answer };
+        });
+        await writeJsonlAtomic(this.abs("data/sft.jsonl"), sft);
+        await writeJsonlAtomic(
+          this.abs("data/sample.jsonl"),
+          split === "shared" ? all.slice(0, problems) : all.slice(t.train - problems),
+        );
+        if (t.noise.kind !== "none")
+          this.log(`stepwise run: task.noise ${t.noise.kind} changed ${noisy} of ${sft.length} SFT solutions`);
+        return { noisy_sft_solutions: noisy };
+      },
+    );
     // SFT depends on its own problems only, so a change of sample.problems alone does not retrain it.
     return { sft: stageKey("sft-data", dataKey, sftCount), sample: splitKey };
   }
@@ -191,17 +205,40 @@ export class Pipeline {
     const c = this.config;
     const base = `seed-${seed}`;
     const sftDir = this.rel(base, "sft");
-    const start = this.pretrained !== null ? { model: path.resolve(this.pretrained) }
-      : { init: c.model.init, tokenizer: c.model.tokenizer, vocab_size: c.model.vocab_size };
+    const start =
+      this.pretrained !== null
+        ? { model: path.resolve(this.pretrained) }
+        : { init: c.model.init, tokenizer: c.model.tokenizer, vocab_size: c.model.vocab_size };
     const lora = c.sft.lora === null ? {} : { lora: c.sft.lora, merge: true };
-    const sftKey = await this.stage(`${base}/sft`, stageKey("sft", data.sft, ...this.sftKeyParts(), seed), [sftDir], () =>
-      sft(sftConfig({
-        ...start, ...lora, template: c.model.template, data: this.abs("data/sft.jsonl"), out: this.abs(sftDir), epochs: c.sft.epochs,
-        batch_size: c.sft.batch_size, lr: c.sft.lr, max_length: c.sft.max_length, seed, save_every: 100, resume: true, bucket: c.sft.bucket,
-      }), this.ctx));
+    const sftKey = await this.stage(
+      `${base}/sft`,
+      stageKey("sft", data.sft, ...this.sftKeyParts(), seed),
+      [sftDir],
+      () =>
+        sft(
+          sftConfig({
+            ...start,
+            ...lora,
+            template: c.model.template,
+            data: this.abs("data/sft.jsonl"),
+            out: this.abs(sftDir),
+            epochs: c.sft.epochs,
+            batch_size: c.sft.batch_size,
+            lr: c.sft.lr,
+            max_length: c.sft.max_length,
+            seed,
+            save_every: 100,
+            resume: true,
+            bucket: c.sft.bucket,
+          }),
+          this.ctx,
+        ),
+    );
     await this.evaluate(`${base}/eval-sft`, sftKey, sftDir, this.rel(base, "eval", "sft"), "sft", seed, 1);
     // Each variant's chain: round 1 starts from SFT; round r samples with, and is referenced to, its round r-1 model.
-    let policies = new Map<string, { dir: string; key: string }>(c.variants.map((v) => [v.name, { dir: sftDir, key: sftKey }]));
+    let policies = new Map<string, { dir: string; key: string }>(
+      c.variants.map((v) => [v.name, { dir: sftDir, key: sftKey }]),
+    );
     for (let round = 1; round <= c.rounds; round++) {
       const next = new Map<string, { dir: string; key: string }>();
       // In round 1 every variant shares the SFT model, so the data stages run once.
@@ -230,45 +267,83 @@ export class Pipeline {
     const rejected = v.rejected ?? p.rejected;
     const stepChosen = v.stepdpo_chosen ?? p.stepdpo_chosen;
     // Only the options the kind's builder reads name its file: outcome.first_error.jsonl, stepdpo.corrected.jsonl.
-    const opts = kind === "outcome" ? [chosen === "sound" ? "" : chosen, rejected === "full" ? "" : rejected]
-      : kind === "scdpo" ? [rejected === "full" ? "" : rejected] : [stepChosen === "rollout" ? "" : stepChosen];
+    const opts =
+      kind === "outcome"
+        ? [chosen === "sound" ? "" : chosen, rejected === "full" ? "" : rejected]
+        : kind === "scdpo"
+          ? [rejected === "full" ? "" : rejected]
+          : [stepChosen === "rollout" ? "" : stepChosen];
     return { kind, chosen, rejected, stepChosen, name: [kind, ...opts.filter(Boolean)].join(".") };
   }
 
   /** Samples, verifies and builds the pair sets the group needs; returns each set's file and key, by spec name. */
-  private async pairStages(dir: string, policy: { dir: string; key: string }, seed: number, group: VariantConfig[], sampleKey: string) {
+  private async pairStages(
+    dir: string,
+    policy: { dir: string; key: string },
+    seed: number,
+    group: VariantConfig[],
+    sampleKey: string,
+  ) {
     const c = this.config;
     const specs = new Map(group.flatMap((v) => v.pairs.map((k) => this.spec(v, k))).map((s) => [s.name, s]));
     const kinds = new Set([...specs.values()].map((s) => s.kind));
     const out = new Map<string, { file: string; key: string }>();
     const problems = "data/sample.jsonl";
     const probKey = stageKey("problems", policy.key, sampleKey);
-    const sampling = { model: this.abs(policy.dir), problems: this.abs(problems), max_tokens: c.sample.max_tokens, seed, template: c.model.template };
+    const sampling = {
+      model: this.abs(policy.dir),
+      problems: this.abs(problems),
+      max_tokens: c.sample.max_tokens,
+      seed,
+      template: c.model.template,
+    };
     if (kinds.has("outcome") || kinds.has("stepdpo")) {
       const vKey = await this.sampleAndVerify(dir, probKey, sampling, seed);
       for (const spec of specs.values()) {
         if (spec.kind === "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
         // Step-DPO's rollouts sample with the policy; the other kinds read its tokenizer for a chat template.
-        const extra = spec.kind === "stepdpo" ? { model: this.abs(policy.dir), rollouts: c.pairs.stepdpo_rollouts, seed, max_tokens: c.sample.max_tokens }
-          : this.chatTokenizer(policy.dir);
-        const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem, c.pairs.stepdpo_rollouts, seed), [file], () =>
-          this.pairs(spec, { ...extra, in: this.abs(this.rel(dir, "verified.jsonl")), out: this.abs(file) }));
+        const extra =
+          spec.kind === "stepdpo"
+            ? { model: this.abs(policy.dir), rollouts: c.pairs.stepdpo_rollouts, seed, max_tokens: c.sample.max_tokens }
+            : this.chatTokenizer(policy.dir);
+        const key = await this.stage(
+          `${dir}/pairs-${spec.name}`,
+          stageKey("pairs", spec, vKey, c.pairs.max_per_problem, c.pairs.stepdpo_rollouts, seed),
+          [file],
+          () => this.pairs(spec, { ...extra, in: this.abs(this.rel(dir, "verified.jsonl")), out: this.abs(file) }),
+        );
         out.set(spec.name, { file, key });
       }
     }
     if (kinds.has("scdpo")) {
       const samples = this.rel(dir, "sc-samples.jsonl");
       const verified = this.rel(dir, "sc-verified.jsonl");
-      const sKey = await this.stage(`${dir}/sample-sc`, stageKey("sample-sc", probKey, c.sample.max_tokens, c.pairs.scdpo_n, c.pairs.scdpo_schedule, seed), [samples, `${samples}.config.json`], () =>
-        this.sample({ ...sampling, n: c.pairs.scdpo_n, step_temperature: c.pairs.scdpo_schedule, cut: "random", out: this.abs(samples) }));
+      const sKey = await this.stage(
+        `${dir}/sample-sc`,
+        stageKey("sample-sc", probKey, c.sample.max_tokens, c.pairs.scdpo_n, c.pairs.scdpo_schedule, seed),
+        [samples, `${samples}.config.json`],
+        () =>
+          this.sample({
+            ...sampling,
+            n: c.pairs.scdpo_n,
+            step_temperature: c.pairs.scdpo_schedule,
+            cut: "random",
+            out: this.abs(samples),
+          }),
+      );
       const vKey = await this.stage(`${dir}/verify-sc`, stageKey("verify", sKey), [verified], () =>
-        verifyFile(verifyConfig({ task: "arith", in: this.abs(samples), out: this.abs(verified) }), this.ctx));
+        verifyFile(verifyConfig({ task: "arith", in: this.abs(samples), out: this.abs(verified) }), this.ctx),
+      );
       for (const spec of specs.values()) {
         if (spec.kind !== "scdpo") continue;
         const file = this.rel(dir, "pairs", `${spec.name}.jsonl`);
-        const key = await this.stage(`${dir}/pairs-${spec.name}`, stageKey("pairs", spec, vKey, c.pairs.max_per_problem), [file], () =>
-          this.pairs(spec, { ...this.chatTokenizer(policy.dir), in: this.abs(verified), out: this.abs(file) }));
+        const key = await this.stage(
+          `${dir}/pairs-${spec.name}`,
+          stageKey("pairs", spec, vKey, c.pairs.max_per_problem),
+          [file],
+          () => this.pairs(spec, { ...this.chatTokenizer(policy.dir), in: this.abs(verified), out: this.abs(file) }),
+        );
         out.set(spec.name, { file, key });
       }
     }
@@ -277,34 +352,59 @@ export class Pipeline {
 
   /** One pair set of the built-in task: the spec's builder options plus `rest` (in, out, the policy for rollouts). */
   private pairs(spec: PairSpec, rest: Record<string, unknown>) {
-    return writePairs(pairsConfig({ ...rest, template: this.config.model.template, kind: spec.kind, task: "arith",
-      max_pairs_per_problem: this.config.pairs.max_per_problem, chosen: spec.chosen, rejected: spec.rejected, stepdpo_chosen: spec.stepChosen }), this.ctx);
+    return writePairs(
+      pairsConfig({
+        ...rest,
+        template: this.config.model.template,
+        kind: spec.kind,
+        task: "arith",
+        max_pairs_per_problem: this.config.pairs.max_per_problem,
+        chosen: spec.chosen,
+        rejected: spec.rejected,
+        stepdpo_chosen: spec.stepChosen,
+      }),
+      this.ctx,
+    );
   }
 
   /** A sample stage; a sample that could not be made (only an endpoint fails so) fails the stage. */
   private async sample(c: Partial<SampleConfig>): Promise<void> {
     const s = await sample(sampleConfig(c), this.ctx);
     const missing = s.missing.length + (s.unattempted ?? 0);
-    if (missing > 0) throw new InputError(`stage sample: ${missing} of ${s.samples} samples are missing (${s.last_error})`, s.out);
+    if (missing > 0)
+      throw new InputError(`stage sample: ${missing} of ${s.samples} samples are missing (${s.last_error})`, s.out);
   }
 
   /**
    * The policy's samples of the sampling problems (plus its greedy solution of each with sample.greedy), verified;
    * returns the verify stage's key.
    */
-  private async sampleAndVerify(dir: string, probKey: string, sampling: Partial<SampleConfig>, seed: number): Promise<string> {
+  private async sampleAndVerify(
+    dir: string,
+    probKey: string,
+    sampling: Partial<SampleConfig>,
+    seed: number,
+  ): Promise<string> {
     const c = this.config;
     const samples = this.rel(dir, "samples.jsonl");
     const verified = this.rel(dir, "verified.jsonl");
     const { greedy, ...sampleConfig } = c.sample; // a default greedy: false keeps earlier runs' keys
-    const sKey = await this.stage(`${dir}/sample`, stageKey("sample", probKey, sampleConfig, seed), [samples, `${samples}.config.json`], () =>
-      this.sample({ ...sampling, n: c.sample.n, temperature: c.sample.temperature, out: this.abs(samples) }));
+    const sKey = await this.stage(
+      `${dir}/sample`,
+      stageKey("sample", probKey, sampleConfig, seed),
+      [samples, `${samples}.config.json`],
+      () => this.sample({ ...sampling, n: c.sample.n, temperature: c.sample.temperature, out: this.abs(samples) }),
+    );
     const inputs = [samples];
     let gKey: string | null = null;
     if (greedy) {
       const g = this.rel(dir, "greedy-samples.jsonl");
-      gKey = await this.stage(`${dir}/sample-greedy`, stageKey("sample-greedy", probKey, c.sample.max_tokens), [g, `${g}.config.json`], () =>
-        this.sample({ ...sampling, n: 1, temperature: 0, out: this.abs(g) }));
+      gKey = await this.stage(
+        `${dir}/sample-greedy`,
+        stageKey("sample-greedy", probKey, c.sample.max_tokens),
+        [g, `${g}.config.json`],
+        () => this.sample({ ...sampling, n: 1, temperature: 0, out: this.abs(g) }),
+      );
       inputs.push(g);
     }
     return this.stage(`${dir}/verify`, stageKey("verify", sKey, ...(gKey ? [gKey] : [])), [verified], async () => {
@@ -313,7 +413,8 @@ export class Pipeline {
         // The greedy solution joins each problem's samples as sample n (after the n sampled ones).
         const all: Record<string, unknown>[] = [];
         for await (const { value } of readJsonl(this.abs(samples))) all.push(value);
-        for await (const { value } of readJsonl(this.abs(inputs[1]))) all.push({ ...value, sample: c.sample.n, greedy: true });
+        for await (const { value } of readJsonl(this.abs(inputs[1])))
+          all.push({ ...value, sample: c.sample.n, greedy: true });
         input = this.abs(this.rel(dir, "all-samples.jsonl"));
         await writeJsonlAtomic(input, all);
       }
@@ -321,53 +422,110 @@ export class Pipeline {
     });
   }
 
-  private async train(v: VariantConfig, outDir: string, policy: { dir: string; key: string }, pairs: Map<string, { file: string; key: string }>, seed: number): Promise<string> {
+  private async train(
+    v: VariantConfig,
+    outDir: string,
+    policy: { dir: string; key: string },
+    pairs: Map<string, { file: string; key: string }>,
+    seed: number,
+  ): Promise<string> {
     const c = this.config;
     const sources = v.pairs.map((k) => pairs.get(this.spec(v, k).name)!);
-    const pairFile = sources.length === 1 ? sources[0].file : this.rel(path.dirname(outDir), "pairs", `variant-${v.name}.jsonl`);
-    const key = stageKey("dpo", policy.key, sources.map((s) => s.key), v, c.dpo, seed);
+    const pairFile =
+      sources.length === 1 ? sources[0].file : this.rel(path.dirname(outDir), "pairs", `variant-${v.name}.jsonl`);
+    const key = stageKey(
+      "dpo",
+      policy.key,
+      sources.map((s) => s.key),
+      v,
+      c.dpo,
+      seed,
+    );
     return this.stage(outDir, key, [outDir, ...(sources.length > 1 ? [pairFile] : [])], async () => {
       if (sources.length > 1) {
-        const parts = sources.map((s) => fs.readFileSync(this.abs(s.file), "utf8")).map((t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`));
+        const parts = sources
+          .map((s) => fs.readFileSync(this.abs(s.file), "utf8"))
+          .map((t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`));
         await writeFileAtomic(this.abs(pairFile), parts.join(""));
       }
       if (fs.readFileSync(this.abs(pairFile), "utf8").trim() === "") {
         // Nothing to train on: the variant is reported as skipped, the other variants go on.
-        this.log(`stepwise run: variant ${v.name}: no ${v.pairs.join("+")} pairs were built (${pairFile}); skipped. ` +
-          "More sample.problems or sample.n, or a task the SFT model gets sometimes right and sometimes wrong, gives pairs.");
+        this.log(
+          `stepwise run: variant ${v.name}: no ${v.pairs.join("+")} pairs were built (${pairFile}); skipped. ` +
+            "More sample.problems or sample.n, or a task the SFT model gets sometimes right and sometimes wrong, gives pairs.",
+        );
         fs.mkdirSync(this.abs(outDir), { recursive: true });
-        writeJsonAtomic(this.abs(path.join(outDir, SKIPPED)), { reason: `no ${v.pairs.join("+")} pairs`, pairs: pairFile });
+        writeJsonAtomic(this.abs(path.join(outDir, SKIPPED)), {
+          reason: `no ${v.pairs.join("+")} pairs`,
+          pairs: pairFile,
+        });
         return;
       }
-      await dpo(dpoConfig({
-        template: c.model.template, model: this.abs(policy.dir), pairs: this.abs(pairFile), out: this.abs(outDir), loss: v.loss,
-        loss_weights: v.loss_weights, beta: v.beta ?? c.dpo.beta, lr: v.lr ?? c.dpo.lr, epochs: v.epochs ?? c.dpo.epochs,
-        label_smoothing: v.label_smoothing, dpop_lambda: v.dpop_lambda, batch_size: c.dpo.batch_size, seed, save_every: 50, resume: true,
-        max_length: c.sft.max_length,
-      }), this.ctx);
+      await dpo(
+        dpoConfig({
+          template: c.model.template,
+          model: this.abs(policy.dir),
+          pairs: this.abs(pairFile),
+          out: this.abs(outDir),
+          loss: v.loss,
+          loss_weights: v.loss_weights,
+          beta: v.beta ?? c.dpo.beta,
+          lr: v.lr ?? c.dpo.lr,
+          epochs: v.epochs ?? c.dpo.epochs,
+          label_smoothing: v.label_smoothing,
+          dpop_lambda: v.dpop_lambda,
+          batch_size: c.dpo.batch_size,
+          seed,
+          save_every: 50,
+          resume: true,
+          max_length: c.sft.max_length,
+        }),
+        this.ctx,
+      );
     });
   }
 
-  private async evaluate(stage: string, modelKey: string, modelDir: string, out: string, name: string, seed: number, round: number): Promise<void> {
+  private async evaluate(
+    stage: string,
+    modelKey: string,
+    modelDir: string,
+    out: string,
+    name: string,
+    seed: number,
+    round: number,
+  ): Promise<void> {
     const c = this.config;
     const label = round > 1 ? `${name}-round${round}` : name;
     if (fs.existsSync(this.abs(path.join(modelDir, SKIPPED)))) {
-      this.skipped.push({ name: label, seed, round, reason: (JSON.parse(fs.readFileSync(this.abs(path.join(modelDir, SKIPPED)), "utf8")) as { reason: string }).reason });
+      this.skipped.push({
+        name: label,
+        seed,
+        round,
+        reason: (JSON.parse(fs.readFileSync(this.abs(path.join(modelDir, SKIPPED)), "utf8")) as { reason: string })
+          .reason,
+      });
       return;
     }
     const key = stageKey("eval", modelKey, c.eval, c.task);
     await this.stage(stage, key, [`${out}.json`, `${out}.jsonl`], async () => {
       const problems: MathProblem[] = [];
-      for await (const { value } of readJsonl(this.abs("data/test.jsonl"))) problems.push(value as unknown as MathProblem);
+      for await (const { value } of readJsonl(this.abs("data/test.jsonl")))
+        problems.push(value as unknown as MathProblem);
       const completer = LocalCompleter.load(this.abs(modelDir));
       try {
         const { result, records } = await evaluate(completer, problems, {
-          task: "arith", maxTokens: c.eval.max_tokens, maj: c.eval.maj > 0 ? c.eval.maj : undefined, template: c.model.template,
-          temperature: c.eval.temperature, seed,
+          task: "arith",
+          maxTokens: c.eval.max_tokens,
+          maj: c.eval.maj > 0 ? c.eval.maj : undefined,
+          template: c.model.template,
+          temperature: c.eval.temperature,
+          seed,
         });
         await writeJsonlAtomic(this.abs(`${out}.jsonl`), records);
         writeJsonAtomic(this.abs(`${out}.json`), result);
-        this.log(`stepwise run: ${name} (seed ${seed}${round > 1 ? `, round ${round}` : ""}): accuracy ${(100 * result.accuracy).toFixed(1)}%`);
+        this.log(
+          `stepwise run: ${name} (seed ${seed}${round > 1 ? `, round ${round}` : ""}): accuracy ${(100 * result.accuracy).toFixed(1)}%`,
+        );
       } finally {
         completer.model.dispose();
       }

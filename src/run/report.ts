@@ -53,7 +53,8 @@ function std(xs: number[]): number | null {
   const m = mean(xs);
   return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
 }
-const optMean = (xs: (number | undefined)[]) => (xs.every((x) => x !== undefined) && xs.length > 0 ? mean(xs as number[]) : null);
+const optMean = (xs: (number | undefined)[]) =>
+  xs.every((x) => x !== undefined) && xs.length > 0 ? mean(xs as number[]) : null;
 
 /** Groups pooled over seeds: per key, the problems of every seed together and their accuracy. */
 function pool<K>(groups: { key: K; n: number; accuracy: number }[]): { key: K; n: number; accuracy: number }[] {
@@ -75,7 +76,8 @@ export function summarize(evals: SeedEval[]): VariantSummary[] {
     const correct = es.reduce((a, e) => a + e.correct, 0);
     const total = es.reduce((a, e) => a + e.n, 0);
     const by_steps = pool(es.flatMap((e) => e.by_steps.map((b) => ({ ...b, key: b.steps }))))
-      .sort((a, b) => a.key - b.key).map(({ key, n, accuracy }) => ({ steps: key, n, accuracy }));
+      .sort((a, b) => a.key - b.key)
+      .map(({ key, n, accuracy }) => ({ steps: key, n, accuracy }));
     const levels = es.flatMap((e) => (e.by_level ?? []).map((b) => ({ ...b, key: b.level })));
     return {
       name,
@@ -86,29 +88,48 @@ export function summarize(evals: SeedEval[]): VariantSummary[] {
       spread: std(es.map((e) => e.accuracy)),
       per_seed: es.map((e) => ({ seed: e.seed, accuracy: e.accuracy })),
       by_steps,
-      ...(levels.length > 0 ? { by_level: pool(levels).map(({ key, n, accuracy }) => ({ level: key, n, accuracy })) } : {}),
+      ...(levels.length > 0
+        ? { by_level: pool(levels).map(({ key, n, accuracy }) => ({ level: key, n, accuracy })) }
+        : {}),
       n: es[0].n,
     };
   });
 }
 
-const pct = (x: number | null | undefined, digits = 1) => (x === null || x === undefined ? "-" : `${(100 * x).toFixed(digits)}`);
+const pct = (x: number | null | undefined, digits = 1) =>
+  x === null || x === undefined ? "-" : `${(100 * x).toFixed(digits)}`;
 
 /** The terminal summary: one row per variant, accuracy in points with its interval and the change from SFT. */
 export function summaryTable(report: Report): string {
   const sft = report.variants.find((v) => v.name === "sft");
-  const head = ["variant", "accuracy %", "95% CI", "vs SFT", ...(report.seeds > 1 ? ["spread"] : []), "maj %", "step err %"];
+  const head = [
+    "variant",
+    "accuracy %",
+    "95% CI",
+    "vs SFT",
+    ...(report.seeds > 1 ? ["spread"] : []),
+    "maj %",
+    "step err %",
+  ];
   const rows = report.variants.map((v) => [
-    v.name, pct(v.accuracy), `${pct(v.ci95[0])}-${pct(v.ci95[1])}`,
+    v.name,
+    pct(v.accuracy),
+    `${pct(v.ci95[0])}-${pct(v.ci95[1])}`,
     sft && v !== sft ? `${v.accuracy >= sft.accuracy ? "+" : ""}${(100 * (v.accuracy - sft.accuracy)).toFixed(1)}` : "",
     ...(report.seeds > 1 ? [v.spread === null ? "-" : (100 * v.spread).toFixed(1)] : []),
-    pct(v.maj_accuracy), pct(v.step_error_rate),
+    pct(v.maj_accuracy),
+    pct(v.step_error_rate),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line),
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [
+    line(head),
+    widths.map((w) => "-".repeat(w)).join("  "),
+    ...rows.map(line),
     `${report.variants[0]?.n ?? 0} held-out problems, ${report.seeds} seed${report.seeds > 1 ? "s" : ""}, ${Math.round(report.seconds)} s`,
-    ...(report.skipped ?? []).map((s) => `skipped: ${s.name} (seed ${s.seed}): ${s.reason}`)].join("\n");
+    ...(report.skipped ?? []).map((s) => `skipped: ${s.name} (seed ${s.seed}): ${s.reason}`),
+  ].join("\n");
 }
 
 // --- HTML ---
@@ -118,7 +139,8 @@ export interface Curve {
   points: [number, number][]; // (step, value)
 }
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+const esc = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 const COLORS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d"];
 
 /** A trailing moving average over about 1/25 of the points (per-step DPO metrics are noisy at batch size 8). */
@@ -134,7 +156,8 @@ export function smooth(points: [number, number][], parts = 25): [number, number]
 /** A line chart as inline SVG: one polyline per series, axes with min/max labels, a legend. */
 export function lineChart(title: string, series: Curve[], width = 420, height = 220): string {
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-  if (all.length === 0) return `<figure class="chart"><figcaption>${esc(title)}</figcaption><p class="empty">no data</p></figure>`;
+  if (all.length === 0)
+    return `<figure class="chart"><figcaption>${esc(title)}</figcaption><p class="empty">no data</p></figure>`;
   const pad = { l: 48, r: 10, t: 10, b: 26 };
   const [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
   let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
@@ -143,10 +166,15 @@ export function lineChart(title: string, series: Curve[], width = 420, height = 
   const sy = (y: number) => height - pad.b - ((y - y0) / (y1 - y0)) * (height - pad.t - pad.b);
   const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2));
   const lines = series.map((s, i) => {
-    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+    const pts = s.points
+      .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
+      .map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`)
+      .join(" ");
     return `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.5" points="${pts}"><title>${esc(s.name)}</title></polyline>`;
   });
-  const legend = series.map((s, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${esc(s.name)}</span>`).join(" ");
+  const legend = series
+    .map((s, i) => `<span><i style="background:${COLORS[i % COLORS.length]}"></i>${esc(s.name)}</span>`)
+    .join(" ");
   return `<figure class="chart"><figcaption>${esc(title)}</figcaption>
 <svg viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${esc(title)}">
 <line x1="${pad.l}" y1="${height - pad.b}" x2="${width - pad.r}" y2="${height - pad.b}" stroke="#999"/>
@@ -161,7 +189,11 @@ ${lines.join("\n")}
 
 /** Horizontal bars of accuracy with their 95% interval as whiskers. */
 function accuracyBars(vs: VariantSummary[]): string {
-  const w = 520, row = 26, h = row * vs.length + 24, l = 90, r = 60;
+  const w = 520,
+    row = 26,
+    h = row * vs.length + 24,
+    l = 90,
+    r = 60;
   const sx = (x: number) => l + x * (w - l - r);
   const bars = vs.map((v, i) => {
     const y = 8 + i * row;
@@ -187,20 +219,43 @@ ${vs.map((v) => `<tr data-variant="${esc(v.name)}"><td>${esc(v.name)}</td><td cl
 </tbody></table>`;
   const steps = [...new Set(vs.flatMap((v) => v.by_steps.map((b) => b.steps)))].sort((a, b) => a - b);
   const byStep = `<table id="by-steps"><thead><tr><th>steps</th>${vs.map((v) => `<th>${esc(v.name)}</th>`).join("")}</tr></thead><tbody>
-${steps.map((s) => `<tr><td>${s}</td>${vs.map((v) => {
-    const b = v.by_steps.find((x) => x.steps === s);
-    return `<td>${b ? `${pct(b.accuracy)} <small>(n=${b.n})</small>` : "-"}</td>`;
-  }).join("")}</tr>`).join("\n")}</tbody></table>`;
+${steps
+  .map(
+    (s) =>
+      `<tr><td>${s}</td>${vs
+        .map((v) => {
+          const b = v.by_steps.find((x) => x.steps === s);
+          return `<td>${b ? `${pct(b.accuracy)} <small>(n=${b.n})</small>` : "-"}</td>`;
+        })
+        .join("")}</tr>`,
+  )
+  .join("\n")}</tbody></table>`;
   const levels = [...new Set(vs.flatMap((v) => (v.by_level ?? []).map((b) => b.level)))];
-  const byLevel = levels.length === 0 ? "" : `<h2>Accuracy by level</h2>
+  const byLevel =
+    levels.length === 0
+      ? ""
+      : `<h2>Accuracy by level</h2>
 <table id="by-level"><thead><tr><th>level</th>${vs.map((v) => `<th>${esc(v.name)}</th>`).join("")}</tr></thead><tbody>
-${levels.map((l) => `<tr><td>${esc(l)}</td>${vs.map((v) => {
-    const b = v.by_level?.find((x) => x.level === l);
-    return `<td>${b ? `${pct(b.accuracy)} <small>(n=${b.n})</small>` : "-"}</td>`;
-  }).join("")}</tr>`).join("\n")}</tbody></table>`;
+${levels
+  .map(
+    (l) =>
+      `<tr><td>${esc(l)}</td>${vs
+        .map((v) => {
+          const b = v.by_level?.find((x) => x.level === l);
+          return `<td>${b ? `${pct(b.accuracy)} <small>(n=${b.n})</small>` : "-"}</td>`;
+        })
+        .join("")}</tr>`,
+  )
+  .join("\n")}</tbody></table>`;
   const charts = parts.curves.map((c) => lineChart(c.metric, c.series)).join("\n");
-  const credit = (parts.credit ?? []).map((c) => `<section class="credit"><h3>${esc(c.title)}</h3>${c.html}</section>`).join("\n");
-  const pairs = report.pairs ? `<p>Pairs (seed 1): ${Object.entries(report.pairs).map(([k, n]) => `${esc(k)} ${n}`).join(", ")}.</p>` : "";
+  const credit = (parts.credit ?? [])
+    .map((c) => `<section class="credit"><h3>${esc(c.title)}</h3>${c.html}</section>`)
+    .join("\n");
+  const pairs = report.pairs
+    ? `<p>Pairs (seed 1): ${Object.entries(report.pairs)
+        .map(([k, n]) => `${esc(k)} ${n}`)
+        .join(", ")}.</p>`
+    : "";
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>stepwise run report</title>
 <style>
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}

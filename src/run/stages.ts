@@ -25,10 +25,18 @@ export interface StageRecord {
 export function stageKey(...parts: unknown[]): string {
   const canon = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(canon);
-    if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])]));
+    if (v && typeof v === "object")
+      return Object.fromEntries(
+        Object.keys(v)
+          .sort()
+          .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
+      );
     return v;
   };
-  return createHash("sha256").update(JSON.stringify(canon(parts))).digest("hex").slice(0, 16);
+  return createHash("sha256")
+    .update(JSON.stringify(canon(parts)))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 export class StageCache {
@@ -77,15 +85,26 @@ export class StageCache {
   all(): (StageRecord & { name: string })[] {
     const dir = path.join(this.runDir, ".stages");
     if (!fs.existsSync(dir)) return [];
-    return fs.readdirSync(dir).filter((f) => f.endsWith(".json")).sort().flatMap((f) => {
-      const name = f.slice(0, -5).replace(/__/g, "/");
-      const r = this.read(name);
-      return r ? [{ ...r, name }] : [];
-    });
+    return fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith(".json"))
+      .sort()
+      .flatMap((f) => {
+        const name = f.slice(0, -5).replace(/__/g, "/");
+        const r = this.read(name);
+        return r ? [{ ...r, name }] : [];
+      });
   }
 
   finish(name: string, key: string, outputs: string[], seconds: number, info?: unknown): void {
-    writeJsonAtomic(this.recordFile(name), { format: FORMAT, key, outputs, seconds, finished_at: new Date().toISOString(), ...(info === undefined ? {} : { info }) });
+    writeJsonAtomic(this.recordFile(name), {
+      format: FORMAT,
+      key,
+      outputs,
+      seconds,
+      finished_at: new Date().toISOString(),
+      ...(info === undefined ? {} : { info }),
+    });
     fs.rmSync(path.join(this.runDir, ".stages", `${name.replace(/\//g, "__")}.pending`), { force: true });
   }
 }

@@ -29,24 +29,49 @@ export function readCurve(file: string, metric: string): [number, number][] {
 }
 
 function countLines(file: string): number {
-  return fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "").length : 0;
+  return fs.existsSync(file)
+    ? fs
+        .readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "").length
+    : 0;
 }
 
 /** Builds report.json and report.html from what the pipeline left in `dir`. */
-export async function writeReport(dir: string, config: RunConfig, evals: Parameters<typeof summarize>[0], skipped: SkippedVariant[] = []): Promise<Report> {
+export async function writeReport(
+  dir: string,
+  config: RunConfig,
+  evals: Parameters<typeof summarize>[0],
+  skipped: SkippedVariant[] = [],
+): Promise<Report> {
   const seed1 = path.join(dir, "seed-1");
   // Time is the stages' own (cached stages count what they took when they ran), so an interrupted and resumed
   // run reports the compute it needed, not the wall time of the last invocation.
   const stages = new StageCache(dir).all().map((r) => ({ name: r.name, seconds: Math.round(r.seconds * 10) / 10 }));
   const seconds = stages.reduce((a, s) => a + s.seconds, 0);
   const report: Report = {
-    format: 1, variants: summarize(evals), seeds: config.seeds, seconds, config, stages, skipped,
-    pairs: Object.fromEntries(["outcome", "scdpo", "stepdpo"].map((k) => [k, countLines(path.join(seed1, "pairs", `${k}.jsonl`))])),
+    format: 1,
+    variants: summarize(evals),
+    seeds: config.seeds,
+    seconds,
+    config,
+    stages,
+    skipped,
+    pairs: Object.fromEntries(
+      ["outcome", "scdpo", "stepdpo"].map((k) => [k, countLines(path.join(seed1, "pairs", `${k}.jsonl`))]),
+    ),
     diagnostics: diagnose(dir, config.seeds, config.task.noise.kind === "borrow"),
   };
-  const dpoCurve = (metric: string): Curve[] => config.variants.map((v) => ({ name: v.name, points: smooth(readCurve(path.join(seed1, v.name, "metrics.jsonl"), metric)) }));
+  const dpoCurve = (metric: string): Curve[] =>
+    config.variants.map((v) => ({
+      name: v.name,
+      points: smooth(readCurve(path.join(seed1, v.name, "metrics.jsonl"), metric)),
+    }));
   const curves = [
-    { metric: "SFT loss", series: [{ name: "sft", points: smooth(readCurve(path.join(seed1, "sft", "metrics.jsonl"), METRICS.loss)) }] },
+    {
+      metric: "SFT loss",
+      series: [{ name: "sft", points: smooth(readCurve(path.join(seed1, "sft", "metrics.jsonl"), METRICS.loss)) }],
+    },
     { metric: "DPO loss (moving average)", series: dpoCurve(METRICS.loss) },
     { metric: "rewards/accuracies (moving average)", series: dpoCurve(METRICS.rewardsAccuracies) },
     { metric: "rewards/margins (moving average)", series: dpoCurve(METRICS.rewardsMargins) },
@@ -60,4 +85,3 @@ export async function writeReport(dir: string, config: RunConfig, evals: Paramet
   await writeFileAtomic(path.join(dir, "report.html"), reportHtml(report, { curves, credit }));
   return report;
 }
-

@@ -38,14 +38,20 @@ export interface HttpCompleter extends Completer {
 
 /** Failures worth another attempt; anything else is thrown at once. */
 class RetryableError extends Error {
-  constructor(message: string, readonly retryAfterMs: number | null = null) {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | null = null,
+  ) {
     super(message);
   }
 }
 
 class Endpoint {
   outstanding = 0;
-  constructor(readonly url: string, readonly client: OpenAI) {}
+  constructor(
+    readonly url: string,
+    readonly client: OpenAI,
+  ) {}
 }
 
 /** A counting semaphore: at most `size` holders at once, FIFO. */
@@ -64,7 +70,8 @@ class Slots {
 
   release(): void {
     const next = this.waiting.shift();
-    if (next) next(); // the slot passes straight to the next waiter
+    if (next)
+      next(); // the slot passes straight to the next waiter
     else this.used--;
   }
 }
@@ -123,9 +130,18 @@ class HttpCompleterImpl implements HttpCompleter {
     check("timeoutMs", this.timeoutMs, 1);
     check("retries", this.retries, 0);
     this.endpoints = urls.map(baseUrl);
-    this.pool = this.endpoints.map((u) => new Endpoint(u, new OpenAI({
-      baseURL: u, apiKey: opts.apiKey ?? "EMPTY", maxRetries: 0, timeout: this.timeoutMs,
-    })));
+    this.pool = this.endpoints.map(
+      (u) =>
+        new Endpoint(
+          u,
+          new OpenAI({
+            baseURL: u,
+            apiKey: opts.apiKey ?? "EMPTY",
+            maxRetries: 0,
+            timeout: this.timeoutMs,
+          }),
+        ),
+    );
     this.slots = new Slots(concurrency);
     this.resolvedModel = opts.model ?? null;
     if (opts.model) this.modelName = Promise.resolve(opts.model);
@@ -153,10 +169,14 @@ class HttpCompleterImpl implements HttpCompleter {
     // Every attempt in flight listens on it: as many listeners as requests, on purpose (no leak warning).
     setMaxListeners(0, stop.signal);
     try {
-      return await Promise.all(requests.map((r) => this.fill(model, r, stop.signal).catch((e) => {
-        stop.abort();
-        throw e;
-      })));
+      return await Promise.all(
+        requests.map((r) =>
+          this.fill(model, r, stop.signal).catch((e) => {
+            stop.abort();
+            throw e;
+          }),
+        ),
+      );
     } finally {
       stop.abort();
     }
@@ -189,15 +209,22 @@ class HttpCompleterImpl implements HttpCompleter {
     while (out.length < r.params.n) {
       const want = r.params.n - out.length;
       const body = requestBody(model, r.prompt, r.params, want, out.length);
-      const got = await this.withRetries("POST /completions", (ep, signal) => completions(ep, body, want, signal), cancel);
+      const got = await this.withRetries(
+        "POST /completions",
+        (ep, signal) => completions(ep, body, want, signal),
+        cancel,
+      );
       out.push(...got); // at least one, at most want
     }
     return out;
   }
 
   /** Runs one attempt at a time in a concurrency slot, on the least loaded endpoint, retrying what is retryable. */
-  private async withRetries<T>(what: string, attempt: (ep: Endpoint, signal: AbortSignal) => Promise<T>,
-    cancel?: AbortSignal): Promise<T> {
+  private async withRetries<T>(
+    what: string,
+    attempt: (ep: Endpoint, signal: AbortSignal) => Promise<T>,
+    cancel?: AbortSignal,
+  ): Promise<T> {
     let last: Endpoint | null = null;
     for (let i = 0; ; i++) {
       await this.slots.acquire();
@@ -216,8 +243,10 @@ class HttpCompleterImpl implements HttpCompleter {
       }
       last = ep;
       if (i >= this.retries) {
-        throw new EndpointError(`${what} failed ${i + 1} time${i > 0 ? "s" : ""}; last, at ${ep.url}: ${error.message}`,
-          "is the server up and not overloaded? raise --retries or --timeout, or lower the concurrency");
+        throw new EndpointError(
+          `${what} failed ${i + 1} time${i > 0 ? "s" : ""}; last, at ${ep.url}: ${error.message}`,
+          "is the server up and not overloaded? raise --retries or --timeout, or lower the concurrency",
+        );
       }
       const ceiling = Math.min(this.maxBackoffMs, this.backoffMs * 2 ** i);
       await sleep(Math.max(Math.random() * ceiling, Math.min(error.retryAfterMs ?? 0, this.maxBackoffMs)));
@@ -225,8 +254,11 @@ class HttpCompleterImpl implements HttpCompleter {
   }
 
   /** One attempt with its deadline: an abort from the timer is a (retryable) timeout. */
-  private async timed<T>(ep: Endpoint, attempt: (ep: Endpoint, signal: AbortSignal) => Promise<T>,
-    cancel?: AbortSignal): Promise<T> {
+  private async timed<T>(
+    ep: Endpoint,
+    attempt: (ep: Endpoint, signal: AbortSignal) => Promise<T>,
+    cancel?: AbortSignal,
+  ): Promise<T> {
     const ctl = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -264,14 +296,25 @@ class HttpCompleterImpl implements HttpCompleter {
 function checkParams(p: CompletionParams, i: number): void {
   const where = `request ${i}`;
   if (!Number.isInteger(p.n) || p.n < 1) throw new InputError(`n must be an integer >= 1, got ${p.n}`, where);
-  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 0) throw new InputError(`maxTokens must be an integer >= 0, got ${p.maxTokens}`, where);
+  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 0)
+    throw new InputError(`maxTokens must be an integer >= 0, got ${p.maxTokens}`, where);
   if (!(p.temperature >= 0)) throw new InputError(`temperature must be >= 0, got ${p.temperature}`, where);
 }
 
 /** The /v1/completions body for `want` samples starting at sample k. */
-function requestBody(model: string, prompt: string, p: CompletionParams, want: number, k: number): Record<string, unknown> {
+function requestBody(
+  model: string,
+  prompt: string,
+  p: CompletionParams,
+  want: number,
+  k: number,
+): Record<string, unknown> {
   return {
-    model, prompt, n: want, max_tokens: p.maxTokens, temperature: p.temperature,
+    model,
+    prompt,
+    n: want,
+    max_tokens: p.maxTokens,
+    temperature: p.temperature,
     ...(p.topP !== undefined && p.topP < 1 ? { top_p: p.topP } : {}),
     ...(p.topK !== undefined && p.topK > 0 ? { top_k: p.topK } : {}), // vLLM / SGLang / llama.cpp extension
     ...(p.stop && p.stop.length > 0 ? { stop: p.stop } : {}),
@@ -290,16 +333,24 @@ async function firstModel(ep: Endpoint, signal: AbortSignal): Promise<string> {
 }
 
 /** One POST /completions; its valid choices for samples [0, want), in index order. */
-async function completions(ep: Endpoint, body: Record<string, unknown>, want: number, signal: AbortSignal): Promise<Completion[]> {
-  const res: unknown = await ep.client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming,
-    { signal, maxRetries: 0 });
+async function completions(
+  ep: Endpoint,
+  body: Record<string, unknown>,
+  want: number,
+  signal: AbortSignal,
+): Promise<Completion[]> {
+  const res: unknown = await ep.client.completions.create(
+    body as unknown as OpenAI.CompletionCreateParamsNonStreaming,
+    { signal, maxRetries: 0 },
+  );
   const choices = (res as { choices?: unknown } | null)?.choices;
   if (!Array.isArray(choices)) throw new RetryableError("malformed response: no choices list");
   const usage = (res as { usage?: { completion_tokens?: unknown } }).usage;
   const byIndex = new Map<number, Completion>();
   for (const c of choices as Record<string, unknown>[]) {
     const index = c?.index ?? 0;
-    if (typeof c?.text !== "string" || !Number.isInteger(index) || (index as number) < 0 || (index as number) >= want) continue;
+    if (typeof c?.text !== "string" || !Number.isInteger(index) || (index as number) < 0 || (index as number) >= want)
+      continue;
     if (!byIndex.has(index as number)) byIndex.set(index as number, toCompletion(c));
   }
   const out = [...byIndex.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
@@ -314,7 +365,8 @@ async function completions(ep: Endpoint, body: Record<string, unknown>, want: nu
 function toCompletion(c: Record<string, unknown>): Completion {
   let finishReason: FinishReason = "stop";
   if (c.finish_reason === "length") finishReason = "length";
-  else if (c.finish_reason === "eos" || (c.finish_reason === "stop" && "stop_reason" in c && c.stop_reason === null)) finishReason = "eos";
+  else if (c.finish_reason === "eos" || (c.finish_reason === "stop" && "stop_reason" in c && c.stop_reason === null))
+    finishReason = "eos";
   const out: Completion = { text: c.text as string, finishReason };
   const lp = (c.logprobs as { token_logprobs?: unknown } | null | undefined)?.token_logprobs;
   if (Array.isArray(lp)) {
@@ -331,9 +383,13 @@ function classify(e: unknown): Error {
   if (e instanceof APIConnectionError) return new RetryableError(`connection failed: ${causeOf(e)}`);
   if (e instanceof APIError && typeof e.status === "number") {
     const s = e.status;
-    if (s === 408 || s === 409 || s === 429 || s >= 500) return new RetryableError(`HTTP ${s}: ${e.message}`, retryAfter(e.headers));
-    return new InputError(`the endpoint refused the request: HTTP ${s}: ${e.message}`, undefined,
-      s === 401 || s === 403 ? "check the API key" : s === 404 ? "check the model name and the URL" : undefined);
+    if (s === 408 || s === 409 || s === 429 || s >= 500)
+      return new RetryableError(`HTTP ${s}: ${e.message}`, retryAfter(e.headers));
+    return new InputError(
+      `the endpoint refused the request: HTTP ${s}: ${e.message}`,
+      undefined,
+      s === 401 || s === 403 ? "check the API key" : s === 404 ? "check the model name and the URL" : undefined,
+    );
   }
   if (e instanceof StepwiseError) return e;
   // A body that is not JSON (SyntaxError), a connection dropped while reading it, ...

@@ -32,9 +32,16 @@ test("LocalCompleter: n completions per request, each equal to generate() with i
       { prompt: "Tom has 3 apples.\n", params },
       { prompt: "A farm has 12 goats and 4 pens. How many?\n", params: { ...params, n: 2, seed: 9 } },
     ]);
-    assert.deepEqual(got.map((r) => r.length), [3, 2]);
-    const want = generate(c.model, c.tokenizer, [0, 1, 2].map((j) => ({ prompt: "Tom has 3 apples.\n", seed: sequenceSeed(5, j) })),
-      { maxTokens: 12, temperature: 1 });
+    assert.deepEqual(
+      got.map((r) => r.length),
+      [3, 2],
+    );
+    const want = generate(
+      c.model,
+      c.tokenizer,
+      [0, 1, 2].map((j) => ({ prompt: "Tom has 3 apples.\n", seed: sequenceSeed(5, j) })),
+      { maxTokens: 12, temperature: 1 },
+    );
     got[0].forEach((g, j) => {
       assert.equal(g.text, want[j].text);
       assert.equal(g.finishReason, want[j].finishReason);
@@ -43,7 +50,9 @@ test("LocalCompleter: n completions per request, each equal to generate() with i
     });
     assert.ok(new Set(got[0].map((g) => g.text)).size > 1, "different seeds, different samples");
     // Alone, in another batch, the same request gives the same completions.
-    const [alone] = await c.complete([{ prompt: "A farm has 12 goats and 4 pens. How many?\n", params: { ...params, n: 2, seed: 9 } }]);
+    const [alone] = await c.complete([
+      { prompt: "A farm has 12 goats and 4 pens. How many?\n", params: { ...params, n: 2, seed: 9 } },
+    ]);
     assert.deepEqual(alone, got[1]);
   } finally {
     c.close();
@@ -62,14 +71,19 @@ test("LocalCompleter: per-request temperature, stop strings and logprobs; bad pa
     assert.equal(greedy[0].text, greedy[1].text, "greedy: the same text whatever the seed");
     assert.equal(greedy[0].logprobs, undefined);
     assert.ok(hot[0].tokens! <= 6);
-    const want = generate(c.model, c.tokenizer, [{ prompt: "Q\n", seed: sequenceSeed(1, 0) }], { maxTokens: 6, temperature: 1.5 });
+    const want = generate(c.model, c.tokenizer, [{ prompt: "Q\n", seed: sequenceSeed(1, 0) }], {
+      maxTokens: 6,
+      temperature: 1.5,
+    });
     assert.equal(hot[0].text, want[0].text);
 
     // A stop string cuts the text before it: pick one the model does write.
     const long = await c.complete([{ prompt: "Q\n", params: { n: 1, temperature: 1, maxTokens: 30, seed: 2 } }]);
     const text = long[0][0].text;
     const stop = text.slice(5, 7);
-    const [stopped] = await c.complete([{ prompt: "Q\n", params: { n: 1, temperature: 1, maxTokens: 30, seed: 2, stop: [stop] } }]);
+    const [stopped] = await c.complete([
+      { prompt: "Q\n", params: { n: 1, temperature: 1, maxTokens: 30, seed: 2, stop: [stop] } },
+    ]);
     assert.equal(stopped[0].text, text.slice(0, text.indexOf(stop)));
     assert.equal(stopped[0].finishReason, "stop");
 

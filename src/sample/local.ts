@@ -9,7 +9,7 @@ import { Rng } from "../core/rng.js";
 import { generate, sequenceSeed, type GenerateRequest } from "../model/generate.js";
 import { loadModel, loadModelTokenizer, type LoadOptions } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
-import { TextTokenizer } from "../model/tokenizer.js";
+import type { TextTokenizer } from "../model/tokenizer.js";
 import type { Completer, Completion, CompletionParams, CompletionRequest } from "./types.js";
 
 export interface LocalCompleterOptions {
@@ -22,7 +22,11 @@ export class LocalCompleter implements Completer {
   private readonly batchSize: number;
   private readonly seeds: Rng;
 
-  constructor(readonly model: Llama, readonly tokenizer: TextTokenizer, opts: LocalCompleterOptions & { name?: string } = {}) {
+  constructor(
+    readonly model: Llama,
+    readonly tokenizer: TextTokenizer,
+    opts: LocalCompleterOptions & { name?: string } = {},
+  ) {
     this.batchSize = opts.batchSize ?? 16;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) {
       throw new InputError(`batchSize must be an integer >= 1, got ${this.batchSize}`);
@@ -54,13 +58,19 @@ export class LocalCompleter implements Completer {
         }
       }
       const gens = generate(this.model, this.tokenizer, rows, {
-        maxTokens: p.maxTokens, temperature: p.temperature, topK: p.topK, topP: p.topP, stop: p.stop,
+        maxTokens: p.maxTokens,
+        temperature: p.temperature,
+        topK: p.topK,
+        topP: p.topP,
+        stop: p.stop,
         batchSize: this.batchSize,
       });
       gens.forEach((g, k) => {
         const [i, j] = where[k];
         out[i][j] = {
-          text: g.text, finishReason: g.finishReason, tokens: g.tokens.length,
+          text: g.text,
+          finishReason: g.finishReason,
+          tokens: g.tokens.length,
           ...(requests[i].params.logprobs ? { logprobs: g.logprobs } : {}),
         };
       });
@@ -76,7 +86,8 @@ export class LocalCompleter implements Completer {
 function checkParams(p: CompletionParams, i: number): void {
   const bad = (what: string) => new InputError(`request ${i}: ${what}`);
   if (!Number.isInteger(p.n) || p.n < 1) throw bad(`n must be an integer >= 1, got ${p.n}`);
-  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 0) throw bad(`maxTokens must be an integer >= 0, got ${p.maxTokens}`);
+  if (!Number.isInteger(p.maxTokens) || p.maxTokens < 0)
+    throw bad(`maxTokens must be an integer >= 0, got ${p.maxTokens}`);
   if (p.seed !== undefined && !Number.isInteger(p.seed)) throw bad(`seed must be an integer, got ${p.seed}`);
 }
 

@@ -17,8 +17,15 @@ export async function openCompleter(s: CompleterSource, o: { batchSize: number; 
   if (s.model !== null && s.endpoint !== null) throw new InputError("give --model DIR or --endpoint URL, not both");
   if (s.model !== null) return LocalCompleter.load(s.model, { batchSize: o.batchSize, seed: o.seed });
   if (s.endpoint === null) throw new InputError("--model DIR or --endpoint URL is required");
-  const urls = s.endpoint.split(",").map((u) => u.trim()).filter(Boolean);
+  const urls = s.endpoint
+    .split(",")
+    .map((u) => u.trim())
+    .filter(Boolean);
   if (urls.length === 0) throw new InputError("--endpoint needs a URL");
   const { createHttpCompleter } = await import("./http.js");
-  return createHttpCompleter(urls, { model: s.endpoint_model ?? undefined, retries: s.retries ?? 6, timeoutMs: 1000 * (s.timeout ?? 300) });
+  return createHttpCompleter(urls, {
+    model: s.endpoint_model ?? undefined,
+    retries: s.retries ?? 6,
+    timeoutMs: 1000 * (s.timeout ?? 300),
+  });
 }

@@ -24,8 +24,16 @@ import { sequenceSeed } from "../model/generate.js";
 import { LocalCompleter } from "./local.js";
 import { openCompleter } from "./open.js";
 import {
-  continueStepwise, cutCount, cutPoint, DEFAULT_SCHEDULE, parseCut, parseStepSchedule, solutionPrefix, solutionSteps,
-  type CutSpec, type StepSchedule,
+  continueStepwise,
+  cutCount,
+  cutPoint,
+  DEFAULT_SCHEDULE,
+  parseCut,
+  parseStepSchedule,
+  solutionPrefix,
+  solutionSteps,
+  type CutSpec,
+  type StepSchedule,
 } from "./stepcontrol.js";
 import type { Completer, Completion, FinishReason } from "./types.js";
 
@@ -41,25 +49,58 @@ interface Problem {
 export type ProblemFormat = "jsonl" | "gsm8k" | "math" | "code";
 const FORMATS: ProblemFormat[] = ["jsonl", "gsm8k", "math", "code"];
 /** Fields later stages define: a problem's own field of that name is not carried into the samples. */
-const RESERVED = new Set(["sample", "completion", "finish_reason", "logprobs", "cut", "prefix", "steps", "correct", "pred",
-  "first_error_step", "result"]);
+const RESERVED = new Set([
+  "sample",
+  "completion",
+  "finish_reason",
+  "logprobs",
+  "cut",
+  "prefix",
+  "steps",
+  "correct",
+  "pred",
+  "first_error_step",
+  "result",
+]);
 
-async function readProblems(file: string, format: ProblemFormat, template: PromptTemplate, completer: Completer,
-  skipBad: boolean): Promise<{ problems: Problem[]; bad: number }> {
+async function readProblems(
+  file: string,
+  format: ProblemFormat,
+  template: PromptTemplate,
+  completer: Completer,
+  skipBad: boolean,
+): Promise<{ problems: Problem[]; bad: number }> {
   const stats = newStats();
   const opts = { skipBad, stats };
   const problems: Problem[] = [];
   const seen = new Set<string>();
   const chat = completer instanceof LocalCompleter ? completer.tokenizer : undefined;
-  if (template === "chat" && !chat) throw new InputError("--template chat needs the model's tokenizer: use --model DIR");
-  const source = format === "code" ? loadCode(file, opts) : format === "gsm8k" ? loadGsm8k(file, opts)
-    : format === "math" ? loadMath(file, opts) : loadMapped(file, opts);
+  if (template === "chat" && !chat)
+    throw new InputError("--template chat needs the model's tokenizer: use --model DIR");
+  const source =
+    format === "code"
+      ? loadCode(file, opts)
+      : format === "gsm8k"
+        ? loadGsm8k(file, opts)
+        : format === "math"
+          ? loadMath(file, opts)
+          : loadMapped(file, opts);
   for await (const rec of source) {
-    if (seen.has(rec.id)) throw new InputError(`duplicate problem id "${rec.id}"`, file, "samples are keyed by (id, sample): ids must be unique");
+    if (seen.has(rec.id))
+      throw new InputError(
+        `duplicate problem id "${rec.id}"`,
+        file,
+        "samples are keyed by (id, sample): ids must be unique",
+      );
     seen.add(rec.id);
     const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !RESERVED.has(k) && k !== "id"));
     if (typeof rec.question === "string") {
-      problems.push({ id: rec.id, prompt: promptText(rec.question, template, chat), fields, answer: String(rec.answer) });
+      problems.push({
+        id: rec.id,
+        prompt: promptText(rec.question, template, chat),
+        fields,
+        answer: String(rec.answer),
+      });
     } else {
       problems.push({ id: rec.id, prompt: String(rec.prompt), fields, answer: null }); // code: the prompt as it is
     }
@@ -83,8 +124,11 @@ function readDone(file: string): Set<string> {
     try {
       r = JSON.parse(text);
     } catch {
-      throw new InputError("not a JSON line: the output was changed by something else", `${file}:${i + 1}`,
-        "remove the line, or start over with a new --out");
+      throw new InputError(
+        "not a JSON line: the output was changed by something else",
+        `${file}:${i + 1}`,
+        "remove the line, or start over with a new --out",
+      );
     }
     done.add(key(String(r.id), Number(r.sample)));
   });
@@ -100,8 +144,11 @@ function checkConfig(out: string, config: Record<string, unknown>): void {
   const file = `${out}.config.json`;
   if (!fs.existsSync(file)) {
     if (fs.existsSync(out) && fs.statSync(out).size > 0) {
-      throw new InputError(`the output exists but ${path.basename(file)} does not: not written by stepwise sample?`, out,
-        "choose another --out, or delete the file");
+      throw new InputError(
+        `the output exists but ${path.basename(file)} does not: not written by stepwise sample?`,
+        out,
+        "choose another --out, or delete the file",
+      );
     }
     return;
   }
@@ -114,9 +161,14 @@ function checkConfig(out: string, config: Record<string, unknown>): void {
   const keys = [...new Set([...Object.keys(old), ...Object.keys(config)])];
   const diff = keys.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
   if (diff.length > 0) {
-    const shown = diff.map((k) => `${k}: ${JSON.stringify(old[k])} before, ${JSON.stringify(config[k])} now`).join("; ");
-    throw new InputError(`cannot resume with different options (${shown})`, out,
-      "rerun with the same options to resume, or choose another --out (or delete OUT and OUT.config.json)");
+    const shown = diff
+      .map((k) => `${k}: ${JSON.stringify(old[k])} before, ${JSON.stringify(config[k])} now`)
+      .join("; ");
+    throw new InputError(
+      `cannot resume with different options (${shown})`,
+      out,
+      "rerun with the same options to resume, or choose another --out (or delete OUT and OUT.config.json)",
+    );
   }
 }
 
@@ -149,7 +201,10 @@ export interface SampleConfig {
 }
 
 /** A full SampleConfig from the knobs given (flag or key spellings), validated once. */
-export function sampleConfig(given: Partial<SampleConfig> | Record<string, unknown>, naming: Naming = asKeys()): SampleConfig {
+export function sampleConfig(
+  given: Partial<SampleConfig> | Record<string, unknown>,
+  naming: Naming = asKeys(),
+): SampleConfig {
   const r = new KnobReader(given as Record<string, unknown>, naming);
   const stop = r.has("stop") ? (r.raw("stop") as string[]) : null;
   const c: SampleConfig = {
@@ -170,7 +225,9 @@ export function sampleConfig(given: Partial<SampleConfig> | Record<string, unkno
     step_temperature: r.str("step_temperature", null),
     cut: r.str("cut", null),
     max_steps: r.int("max_steps", 32),
-    model: r.str("model", null), endpoint: r.str("endpoint", null), endpoint_model: r.str("endpoint_model", null),
+    model: r.str("model", null),
+    endpoint: r.str("endpoint", null),
+    endpoint_model: r.str("endpoint_model", null),
   };
   stepControlOf(c); // a bad schedule or cut fails here, before any work
   return c;
@@ -194,14 +251,28 @@ type Plan = SampleConfig & { stepControl?: StepControl };
 /** The options that decide what the samples are (not how fast they are made): a resumed run must match them. */
 function decisive(o: Plan): Record<string, unknown> {
   return {
-    format_version: 1, stage: "sample",
+    format_version: 1,
+    stage: "sample",
     model: o.model !== null ? path.resolve(o.model) : null,
-    endpoint: o.endpoint, endpoint_model: o.endpoint_model,
-    problems: path.resolve(o.problems), format: o.format, template: o.template, n: o.n, temperature: o.temperature,
-    top_p: o.top_p, top_k: o.top_k, max_tokens: o.max_tokens, stop: o.stop, seed: o.seed,
+    endpoint: o.endpoint,
+    endpoint_model: o.endpoint_model,
+    problems: path.resolve(o.problems),
+    format: o.format,
+    template: o.template,
+    n: o.n,
+    temperature: o.temperature,
+    top_p: o.top_p,
+    top_k: o.top_k,
+    max_tokens: o.max_tokens,
+    stop: o.stop,
+    seed: o.seed,
     logprobs: o.logprobs,
     step_temperature: o.stepControl ? o.stepControl.schedule.spec : null,
-    cut: o.stepControl ? (o.stepControl.cut.kind === "random" ? "random" : `${o.stepControl.cut.lo}-${o.stepControl.cut.hi}`) : null,
+    cut: o.stepControl
+      ? o.stepControl.cut.kind === "random"
+        ? "random"
+        : `${o.stepControl.cut.lo}-${o.stepControl.cut.hi}`
+      : null,
     max_steps: o.stepControl?.maxSteps ?? null,
   };
 }
@@ -269,9 +340,14 @@ function* plan(problems: Problem[], o: Plan, skipped: Record<string, number>): G
 }
 
 /** How many samples the plan holds, how many of them `done` has, and what is skipped, without holding the plan. */
-function tally(problems: Problem[], o: Plan, done: Set<string>): { samples: number; present: number; skipped: Record<string, number> } {
+function tally(
+  problems: Problem[],
+  o: Plan,
+  done: Set<string>,
+): { samples: number; present: number; skipped: Record<string, number> } {
   const skipped: Record<string, number> = {};
-  if (!o.stepControl) { // every (problem, sample < n): counted from the problems and the output alone
+  if (!o.stepControl) {
+    // every (problem, sample < n): counted from the problems and the output alone
     const ids = new Set(problems.map((p) => p.id));
     let present = 0;
     for (const k of done) {
@@ -307,9 +383,12 @@ function record(job: Job, c: Completion, o: Plan): Record<string, unknown> {
   const p = job.problem;
   const { question, answer, ...extra } = p.fields;
   return {
-    id: p.id, sample: job.sample,
-    ...(question !== undefined ? { question } : {}), ...(answer !== undefined ? { answer } : {}),
-    completion: (job.prefix ?? "") + c.text, finish_reason: c.finishReason,
+    id: p.id,
+    sample: job.sample,
+    ...(question !== undefined ? { question } : {}),
+    ...(answer !== undefined ? { answer } : {}),
+    completion: (job.prefix ?? "") + c.text,
+    finish_reason: c.finishReason,
     ...(o.logprobs ? { logprobs: c.logprobs ?? null } : {}),
     ...(job.cut !== undefined ? { cut: job.cut, prefix: job.prefix } : {}),
     ...extra,
@@ -324,18 +403,36 @@ function record(job: Job, c: Completion, o: Plan): Record<string, unknown> {
 async function runBatch(completer: Completer, jobs: Job[], o: Plan): Promise<(Completion | EndpointError)[]> {
   try {
     if (o.stepControl) {
-      const conts = await continueStepwise(completer, jobs.map((j) => ({ prompt: j.problem.prompt + j.prefix, seed: j.seed })), {
-        schedule: o.stepControl.schedule, maxTokens: o.max_tokens, maxSteps: o.stepControl.maxSteps, topP: o.top_p ?? undefined, topK: o.top_k ?? undefined,
-        logprobs: o.logprobs,
-      });
+      const conts = await continueStepwise(
+        completer,
+        jobs.map((j) => ({ prompt: j.problem.prompt + j.prefix, seed: j.seed })),
+        {
+          schedule: o.stepControl.schedule,
+          maxTokens: o.max_tokens,
+          maxSteps: o.stepControl.maxSteps,
+          topP: o.top_p ?? undefined,
+          topK: o.top_k ?? undefined,
+          logprobs: o.logprobs,
+        },
+      );
       return conts.map((c) => ({ text: c.text, finishReason: c.finishReason, tokens: c.tokens, logprobs: c.logprobs }));
     }
     const requests = jobs.map((j) => ({
       prompt: j.problem.prompt,
-      params: { n: 1, temperature: o.temperature, topP: o.top_p ?? undefined, topK: o.top_k ?? undefined, maxTokens: o.max_tokens, stop: o.stop ?? undefined,
-        seed: j.seed, logprobs: o.logprobs },
+      params: {
+        n: 1,
+        temperature: o.temperature,
+        topP: o.top_p ?? undefined,
+        topK: o.top_k ?? undefined,
+        maxTokens: o.max_tokens,
+        stop: o.stop ?? undefined,
+        seed: j.seed,
+        logprobs: o.logprobs,
+      },
     }));
-    const res = completer.completeSettled ? await completer.completeSettled(requests) : await completer.complete(requests);
+    const res = completer.completeSettled
+      ? await completer.completeSettled(requests)
+      : await completer.complete(requests);
     return res.map((r, i) => {
       if (r instanceof EndpointError) return r;
       if (r instanceof Error) throw r;
@@ -363,27 +460,46 @@ export const INCOMPLETE_EXIT = 3;
  */
 export async function sample(c: SampleConfig, ctx: StageContext = {}, completer?: Completer): Promise<SampleSummary> {
   prepareOutputFile(c.out);
-  const own = completer ?? await openCompleter(c, { batchSize: c.batch_size, seed: c.seed });
+  const own = completer ?? (await openCompleter(c, { batchSize: c.batch_size, seed: c.seed }));
   const o: Plan = { ...c, stepControl: stepControlOf(c) };
   try {
-    return await withOutputLock(o.out, "file", "stepwise sample", () => cooperative(() => sampleInto(own, o, decisive(o), ctx)));
+    return await withOutputLock(o.out, "file", "stepwise sample", () =>
+      cooperative(() => sampleInto(own, o, decisive(o), ctx)),
+    );
   } finally {
     if (!completer) await own.close?.();
   }
 }
 
-async function sampleInto(completer: Completer, o: Plan, config: Record<string, unknown>, ctx: StageContext): Promise<SampleSummary> {
+async function sampleInto(
+  completer: Completer,
+  o: Plan,
+  config: Record<string, unknown>,
+  ctx: StageContext,
+): Promise<SampleSummary> {
   checkConfig(o.out, config);
   const { problems, bad } = await readProblems(o.problems, o.format, o.template, completer, o.skip_bad);
   if (problems.length === 0) throw new InputError("no problems", o.problems);
-  if (o.stepControl && o.format === "code") throw new InputError("step-controlled sampling needs math problems with a reference solution");
+  if (o.stepControl && o.format === "code")
+    throw new InputError("step-controlled sampling needs math problems with a reference solution");
   await writeFileAtomic(`${o.out}.config.json`, JSON.stringify(config, null, 2) + "\n");
   const done = readDone(o.out);
   const counted = tally(problems, o, done);
   const skipped: Record<string, number> = { ...(bad > 0 ? { "bad problem lines": bad } : {}), ...counted.skipped };
-  const summary: SampleSummary = { problems: problems.length, samples: counted.samples, present: counted.present,
-    written: 0, skipped, finish_reasons: { stop: 0, length: 0, eos: 0 }, out: o.out, missing: [] };
-  const progress = progressOf(ctx, o.stepControl ? "sample (step-controlled)" : "sample", { total: counted.samples - counted.present, unit: "samples" });
+  const summary: SampleSummary = {
+    problems: problems.length,
+    samples: counted.samples,
+    present: counted.present,
+    written: 0,
+    skipped,
+    finish_reasons: { stop: 0, length: 0, eos: 0 },
+    out: o.out,
+    missing: [],
+  };
+  const progress = progressOf(ctx, o.stepControl ? "sample (step-controlled)" : "sample", {
+    total: counted.samples - counted.present,
+    unit: "samples",
+  });
   const fh = await open(o.out, "a");
   let lastError: EndpointError | null = null;
   let todo: Iterable<Job> = plan(problems, o, {});
@@ -415,9 +531,13 @@ async function sampleInto(completer: Completer, o: Plan, config: Record<string, 
           pending.return(undefined);
           const left = counted.samples - counted.present - summary.written;
           if (left === 0) break;
-          throw new InterruptedError(signal, `${summary.present + summary.written} of ${summary.samples} samples are in ${o.out} (fsynced)`);
+          throw new InterruptedError(
+            signal,
+            `${summary.present + summary.written} of ${summary.samples} samples are in ${o.out} (fsynced)`,
+          );
         }
-        if (failed.length >= MAX_DEFERRED) { // the endpoint is down: keep what failed for the later passes, stop asking
+        if (failed.length >= MAX_DEFERRED) {
+          // the endpoint is down: keep what failed for the later passes, stop asking
           for (let rest = pending.next(); !rest.done; rest = pending.next()) unattempted += rest.value.length;
           break;
         }
@@ -431,7 +551,8 @@ async function sampleInto(completer: Completer, o: Plan, config: Record<string, 
   }
   summary.missing = failed.map((j) => ({ id: j.problem.id, sample: j.sample }));
   if (unattempted > 0) summary.unattempted = unattempted;
-  if (lastError && (failed.length > 0 || unattempted > 0)) summary.last_error = (lastError as EndpointError).message.split("\n")[0]; // without the hint
+  if (lastError && (failed.length > 0 || unattempted > 0))
+    summary.last_error = (lastError as EndpointError).message.split("\n")[0]; // without the hint
   return summary;
 }
 
@@ -439,8 +560,9 @@ async function sampleInto(completer: Completer, o: Plan, config: Record<string, 
 export function describeMissing(missing: { id: string; sample: number }[], max = 20): string[] {
   const byId = new Map<string, number[]>();
   for (const m of missing) byId.set(m.id, [...(byId.get(m.id) ?? []), m.sample]);
-  const lines = [...byId].slice(0, max).map(([id, ss]) => `  ${JSON.stringify(id)}: sample${ss.length > 1 ? "s" : ""} ${ss.join(", ")}`);
+  const lines = [...byId]
+    .slice(0, max)
+    .map(([id, ss]) => `  ${JSON.stringify(id)}: sample${ss.length > 1 ? "s" : ""} ${ss.join(", ")}`);
   if (byId.size > max) lines.push(`  ... and ${byId.size - max} more problems`);
   return lines;
 }
-

@@ -7,7 +7,7 @@
 // EOS, when the token budget is spent, or after maxSteps steps.
 
 import { InputError } from "../core/errors.js";
-import { Rng } from "../core/rng.js";
+import type { Rng } from "../core/rng.js";
 import { sequenceSeed } from "../model/generate.js";
 import { splitSteps } from "../verify/steps.js";
 import type { Completer, CompletionRequest, FinishReason } from "./types.js";
@@ -39,7 +39,8 @@ const CUSTOM = new RegExp(String.raw`^${NUM}(?:\+${NUM}\*i)?(?:<=${NUM})?$`);
 export function parseStepSchedule(spec: string, flag = "--step-temperature"): StepSchedule {
   const s = spec.trim();
   if (s in SCHEDULE_PRESETS) return SCHEDULE_PRESETS[s as keyof typeof SCHEDULE_PRESETS];
-  const hint = `use a preset (${Object.keys(SCHEDULE_PRESETS).join(", ")}) or "a+b*i<=c", e.g. "1.1+0.1*i<=1.4" ` +
+  const hint =
+    `use a preset (${Object.keys(SCHEDULE_PRESETS).join(", ")}) or "a+b*i<=c", e.g. "1.1+0.1*i<=1.4" ` +
     "(i counts generated steps from 0; b and the cap are optional)";
   const m = CUSTOM.exec(s.replace(/\s+/g, ""));
   if (!m) throw new InputError(`${flag}: cannot read the schedule "${spec}"`, undefined, hint);
@@ -50,7 +51,11 @@ export function parseStepSchedule(spec: string, flag = "--step-temperature"): St
     throw new InputError(`${flag}: temperatures above 10 make noise, got "${spec}"`, undefined, hint);
   }
   if (cap !== null && cap < start) {
-    throw new InputError(`${flag}: the cap ${cap} is below the starting temperature ${start} in "${spec}"`, undefined, hint);
+    throw new InputError(
+      `${flag}: the cap ${cap} is below the starting temperature ${start} in "${spec}"`,
+      undefined,
+      hint,
+    );
   }
   return { start, slope, cap, spec: s };
 }
@@ -156,12 +161,25 @@ interface Live {
  * Continues each task's prompt step by step: all live tasks go to the completer together, one step (a request that
  * stops at "\n") each per round, step i at temperature schedule(i). Results in task order.
  */
-export async function continueStepwise(completer: Completer, tasks: StepTask[], o: StepControlOptions): Promise<Continuation[]> {
+export async function continueStepwise(
+  completer: Completer,
+  tasks: StepTask[],
+  o: StepControlOptions,
+): Promise<Continuation[]> {
   const maxSteps = o.maxSteps ?? 32;
-  if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new InputError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
-  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new InputError(`maxTokens must be an integer >= 1, got ${o.maxTokens}`);
-  const out = tasks.map((): Continuation => ({ text: "", finishReason: "length", temperatures: [], tokens: 0,
-    ...(o.logprobs ? { logprobs: [] } : {}) }));
+  if (!Number.isInteger(maxSteps) || maxSteps < 1)
+    throw new InputError(`maxSteps must be an integer >= 1, got ${maxSteps}`);
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1)
+    throw new InputError(`maxTokens must be an integer >= 1, got ${o.maxTokens}`);
+  const out = tasks.map(
+    (): Continuation => ({
+      text: "",
+      finishReason: "length",
+      temperatures: [],
+      tokens: 0,
+      ...(o.logprobs ? { logprobs: [] } : {}),
+    }),
+  );
   let live: Live[] = tasks.map((_, task) => ({ task, c: out[task] }));
   while (live.length > 0) {
     const requests = live.map(({ task, c }): CompletionRequest => {
@@ -169,12 +187,21 @@ export async function continueStepwise(completer: Completer, tasks: StepTask[], 
       c.temperatures.push(stepTemperature(o.schedule, step));
       return {
         prompt: tasks[task].prompt + c.text,
-        params: { n: 1, temperature: c.temperatures[step], topP: o.topP, topK: o.topK, maxTokens: o.maxTokens,
-          stop: ["\n"], seed: sequenceSeed(tasks[task].seed, step), logprobs: o.logprobs },
+        params: {
+          n: 1,
+          temperature: c.temperatures[step],
+          topP: o.topP,
+          topK: o.topK,
+          maxTokens: o.maxTokens,
+          stop: ["\n"],
+          seed: sequenceSeed(tasks[task].seed, step),
+          logprobs: o.logprobs,
+        },
       };
     });
     const results = await completer.complete(requests);
-    if (results.length !== live.length) throw new Error(`${completer.name}: ${results.length} results for ${live.length} requests`);
+    if (results.length !== live.length)
+      throw new Error(`${completer.name}: ${results.length} results for ${live.length} requests`);
     live = live.filter((l, k) => {
       const got = results[k][0];
       if (!got) throw new Error(`${completer.name}: no completion for request ${k}`);
@@ -185,8 +212,12 @@ export async function continueStepwise(completer: Completer, tasks: StepTask[], 
 }
 
 /** Appends one generated step to a continuation; false when the continuation is finished. */
-function addStep(c: Continuation, got: { text: string; finishReason: FinishReason; tokens?: number; logprobs?: number[] },
-  maxSteps: number, maxTokens: number): boolean {
+function addStep(
+  c: Continuation,
+  got: { text: string; finishReason: FinishReason; tokens?: number; logprobs?: number[] },
+  maxSteps: number,
+  maxTokens: number,
+): boolean {
   c.text += got.text;
   // A budget in tokens needs counts; a server that gives none is charged about 4 characters a token.
   c.tokens += got.tokens ?? got.logprobs?.length ?? Math.max(1, Math.ceil(got.text.length / 4));

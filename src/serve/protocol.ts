@@ -15,8 +15,12 @@ import type { FinishReason, Generation } from "../model/generate.js";
 
 /** An HTTP error with OpenAI's error body: {"error": {"message", "type", "param", "code"}}. */
 export class RequestError extends StepwiseError {
-  constructor(readonly status: number, message: string, readonly param: string | null = null,
-    readonly code: string | null = null) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
     super(message);
   }
 
@@ -82,14 +86,16 @@ function field(body: Body, name: string): unknown {
 
 function intField(body: Body, name: string, dflt: number, min: number, max: number): number {
   const v = field(body, name) ?? dflt;
-  if (typeof v !== "number" || !Number.isInteger(v)) throw bad(name, `'${name}' must be an integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isInteger(v))
+    throw bad(name, `'${name}' must be an integer, got ${JSON.stringify(v)}`);
   if (v < min || v > max) throw bad(name, `'${name}' must be between ${min} and ${max}, got ${v}`);
   return v;
 }
 
 function numField(body: Body, name: string, dflt: number, ok: (x: number) => boolean, range: string): number {
   const v = field(body, name) ?? dflt;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw bad(name, `'${name}' must be a number, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v))
+    throw bad(name, `'${name}' must be a number, got ${JSON.stringify(v)}`);
   if (!ok(v)) throw bad(name, `'${name}' must be ${range}, got ${v}`);
   return v;
 }
@@ -136,8 +142,12 @@ function checkModel(body: Body, limits: ServeLimits): void {
   const m = field(body, "model");
   if (typeof m !== "string") throw bad("model", "'model' is required and must be a string (see GET /v1/models)");
   if (m !== limits.modelName) {
-    throw new RequestError(404, `The model '${m}' does not exist; this server serves '${limits.modelName}'`, "model",
-      "model_not_found");
+    throw new RequestError(
+      404,
+      `The model '${m}' does not exist; this server serves '${limits.modelName}'`,
+      "model",
+      "model_not_found",
+    );
   }
 }
 
@@ -156,7 +166,8 @@ function completionPrompts(body: Body, tok: PromptTokenizer, vocab: number): num
   const p = field(body, "prompt");
   if (p === undefined) throw bad("prompt", "'prompt' is required");
   if (typeof p === "string") return [tok.encode(p)];
-  if (!Array.isArray(p) || p.length === 0) throw bad("prompt", "'prompt' must be a string, a non-empty list of strings, or token ids");
+  if (!Array.isArray(p) || p.length === 0)
+    throw bad("prompt", "'prompt' must be a string, a non-empty list of strings, or token ids");
   if (p.every((x) => typeof x === "number")) return [tokenIds(p, "prompt", vocab)];
   return p.map((x, i) => {
     if (typeof x === "string") return tok.encode(x);
@@ -168,7 +179,8 @@ function completionPrompts(body: Body, tok: PromptTokenizer, vocab: number): num
 /** messages: [{role, content}] where content is a string or a list of {"type": "text", "text"} parts. */
 function chatMessages(body: Body): ChatMessage[] {
   const m = field(body, "messages");
-  if (!Array.isArray(m) || m.length === 0) throw bad("messages", "'messages' must be a non-empty list of {role, content}");
+  if (!Array.isArray(m) || m.length === 0)
+    throw bad("messages", "'messages' must be a non-empty list of {role, content}");
   return m.map((x, i): ChatMessage => {
     const where = `messages[${i}]`;
     if (!x || typeof x !== "object") throw bad(where, `'${where}' must be an object {role, content}`);
@@ -180,7 +192,10 @@ function chatMessages(body: Body): ChatMessage[] {
       const parts = content.map((c, k) => {
         const t = c as Body;
         if (t?.type !== "text" || typeof t.text !== "string") {
-          throw bad(`${where}.content[${k}]`, `'${where}.content[${k}]' must be {"type": "text", "text": ...}; only text is supported`);
+          throw bad(
+            `${where}.content[${k}]`,
+            `'${where}.content[${k}]' must be {"type": "text", "text": ...}; only text is supported`,
+          );
         }
         return t.text;
       });
@@ -202,7 +217,8 @@ function chatPrompt(body: Body, tok: PromptTokenizer): number[] {
 function seedField(body: Body): number | null {
   const v = field(body, "seed");
   if (v === undefined) return null;
-  if (typeof v !== "number" || !Number.isSafeInteger(v)) throw bad("seed", `'seed' must be an integer, got ${JSON.stringify(v)}`);
+  if (typeof v !== "number" || !Number.isSafeInteger(v))
+    throw bad("seed", `'seed' must be an integer, got ${JSON.stringify(v)}`);
   return Number(BigInt.asUintN(32, BigInt(v))); // sequences are seeded from 32 bits
 }
 
@@ -213,7 +229,8 @@ function seedField(body: Body): number | null {
 function logprobsField(body: Body, kind: GenRequest["kind"]): number | null {
   const noTop = "this server computes the sampled token's log-prob only, not the top alternatives";
   if (kind === "completion") {
-    if (field(body, "top_logprobs") !== undefined) throw bad("top_logprobs", `'top_logprobs' is not a completions parameter; ${noTop} (use 'logprobs': 1)`);
+    if (field(body, "top_logprobs") !== undefined)
+      throw bad("top_logprobs", `'top_logprobs' is not a completions parameter; ${noTop} (use 'logprobs': 1)`);
     const v = field(body, "logprobs");
     if (v === undefined || v === false) return null;
     if (v === true) return 0;
@@ -236,7 +253,8 @@ function streamOptions(body: Body, stream: boolean): boolean {
   if (!stream) throw bad("stream_options", "'stream_options' is only allowed with 'stream': true");
   if (typeof o !== "object" || Array.isArray(o)) throw bad("stream_options", "'stream_options' must be an object");
   const v = (o as Body).include_usage ?? false;
-  if (typeof v !== "boolean") throw bad("stream_options.include_usage", "'stream_options.include_usage' must be true or false");
+  if (typeof v !== "boolean")
+    throw bad("stream_options.include_usage", "'stream_options.include_usage' must be true or false");
   return v;
 }
 
@@ -245,32 +263,49 @@ function maxTokensField(body: Body, kind: GenRequest["kind"], prompts: number[][
   const longest = Math.max(...prompts.map((p) => p.length));
   const room = limits.contextLength - longest;
   if (room < 1) {
-    throw bad(kind === "chat" ? "messages" : "prompt", `the prompt has ${longest} tokens; this model's context is ` +
-      `${limits.contextLength}`);
+    throw bad(
+      kind === "chat" ? "messages" : "prompt",
+      `the prompt has ${longest} tokens; this model's context is ` + `${limits.contextLength}`,
+    );
   }
-  const name = kind === "chat" && field(body, "max_completion_tokens") !== undefined ? "max_completion_tokens" : "max_tokens";
+  const name =
+    kind === "chat" && field(body, "max_completion_tokens") !== undefined ? "max_completion_tokens" : "max_tokens";
   const dflt = kind === "completion" ? 16 : Math.min(limits.maxTokensLimit, room);
   const v = intField(body, name, dflt, 0, Number.MAX_SAFE_INTEGER);
-  if (v > limits.maxTokensLimit) throw bad(name, `'${name}' is ${v}; this server allows at most ${limits.maxTokensLimit}`);
+  if (v > limits.maxTokensLimit)
+    throw bad(name, `'${name}' is ${v}; this server allows at most ${limits.maxTokensLimit}`);
   if (v > room) {
-    throw bad(name, `'${name}' is ${v} but the prompt has ${longest} tokens and the context is ` +
-      `${limits.contextLength}: at most ${room} new tokens fit`);
+    throw bad(
+      name,
+      `'${name}' is ${v} but the prompt has ${longest} tokens and the context is ` +
+        `${limits.contextLength}: at most ${room} new tokens fit`,
+    );
   }
   return v;
 }
 
 /** Validates a /v1/completions (kind "completion") or /v1/chat/completions (kind "chat") body. */
-export function parseGenRequest(raw: unknown, kind: GenRequest["kind"], tok: PromptTokenizer, limits: ServeLimits): GenRequest {
-  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw bad("body", "the request body must be a JSON object");
+export function parseGenRequest(
+  raw: unknown,
+  kind: GenRequest["kind"],
+  tok: PromptTokenizer,
+  limits: ServeLimits,
+): GenRequest {
+  if (!raw || typeof raw !== "object" || Array.isArray(raw))
+    throw bad("body", "the request body must be a JSON object");
   const body = raw as Body;
   checkModel(body, limits);
   refuseUnsupported(body);
   const prompts = kind === "chat" ? [chatPrompt(body, tok)] : completionPrompts(body, tok, limits.vocabSize);
   const n = intField(body, "n", 1, 1, limits.maxN);
-  if (field(body, "best_of") !== undefined && field(body, "best_of") !== n) throw bad("best_of", "'best_of' is not supported (only best_of = n)");
+  if (field(body, "best_of") !== undefined && field(body, "best_of") !== n)
+    throw bad("best_of", "'best_of' is not supported (only best_of = n)");
   if (prompts.length * n > limits.maxSequences) {
-    throw bad("n", `${prompts.length} prompt(s) x n=${n} is ${prompts.length * n} sequences; this server allows ` +
-      `${limits.maxSequences} per request`);
+    throw bad(
+      "n",
+      `${prompts.length} prompt(s) x n=${n} is ${prompts.length * n} sequences; this server allows ` +
+        `${limits.maxSequences} per request`,
+    );
   }
   const topK = intField(body, "top_k", 0, -1, Number.MAX_SAFE_INTEGER);
   const key: SamplingKey = {
@@ -283,7 +318,13 @@ export function parseGenRequest(raw: unknown, kind: GenRequest["kind"], tok: Pro
   };
   const stream = boolField(body, "stream", false);
   return {
-    kind, prompts, n, key, seed: seedField(body), logprobs: logprobsField(body, kind), stream,
+    kind,
+    prompts,
+    n,
+    key,
+    seed: seedField(body),
+    logprobs: logprobsField(body, kind),
+    stream,
     includeUsage: streamOptions(body, stream),
   };
 }
@@ -296,7 +337,11 @@ export interface TokenText {
 }
 
 /** OpenAI's finish_reason, plus vLLM's stop_reason (null for EOS, the stop string for a stop) that tells them apart. */
-export function finishFields(g: Generation, stops: string[], fullText: () => string): { finish_reason: string; stop_reason: string | null } {
+export function finishFields(
+  g: Generation,
+  stops: string[],
+  fullText: () => string,
+): { finish_reason: string; stop_reason: string | null } {
   const r: FinishReason = g.finishReason;
   if (r === "length") return { finish_reason: "length", stop_reason: null };
   if (r === "eos") return { finish_reason: "stop", stop_reason: null };
@@ -305,7 +350,14 @@ export function finishFields(g: Generation, stops: string[], fullText: () => str
 }
 
 /** Completions logprobs: {tokens, token_logprobs, top_logprobs, text_offset} for tokens [from, to). */
-export function completionLogprobs(g: Generation, tok: TokenText, top: number, from = 0, to = g.tokens.length, offset0 = 0) {
+export function completionLogprobs(
+  g: Generation,
+  tok: TokenText,
+  top: number,
+  from = 0,
+  to = g.tokens.length,
+  offset0 = 0,
+) {
   const tokens = g.tokens.slice(from, to).map((id) => tok.tokenText(id));
   const lps = g.logprobs.slice(from, to);
   const textOffset: number[] = [];
@@ -315,7 +367,9 @@ export function completionLogprobs(g: Generation, tok: TokenText, top: number, f
     at += t.length;
   }
   return {
-    tokens, token_logprobs: lps, text_offset: textOffset,
+    tokens,
+    token_logprobs: lps,
+    text_offset: textOffset,
     top_logprobs: top > 0 ? tokens.map((t, i) => ({ [t]: lps[i] })) : null, // the sampled token only
   };
 }

@@ -11,13 +11,31 @@ import type { SamplingKey } from "./protocol.js";
 import { Scheduler, type Job } from "./scheduler.js";
 
 const CFG: LlamaConfig = {
-  vocab_size: 100, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 512,
-  tie_word_embeddings: false, attention_bias: false, initializer_range: 0.3, eos_token_id: 2, bos_token_id: 1,
+  vocab_size: 100,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 512,
+  tie_word_embeddings: false,
+  attention_bias: false,
+  initializer_range: 0.3,
+  eos_token_id: 2,
+  bos_token_id: 1,
 };
 const tok = builtinTokenizer();
-const key = (patch: Partial<SamplingKey> = {}): SamplingKey =>
-  ({ maxTokens: 8, temperature: 1, topP: 1, topK: 0, stop: [], ignoreEos: false, ...patch });
+const key = (patch: Partial<SamplingKey> = {}): SamplingKey => ({
+  maxTokens: 8,
+  temperature: 1,
+  topP: 1,
+  topK: 0,
+  stop: [],
+  ignoreEos: false,
+  ...patch,
+});
 const rows = (prompt: string, seeds: number[]) => seeds.map((seed) => ({ ids: tok.encode(prompt), seed }));
 
 test("jobs share batches, split when larger than one, and each row matches generate() for its seed", async () => {
@@ -32,9 +50,17 @@ test("jobs share batches, split when larger than one, and each row matches gener
     ];
     const out = await Promise.all(jobs.map((j) => s.submit(j)));
     jobs.forEach((j, i) => {
-      const want = generate(model, tok, j.rows.map((r) => ({ prompt: r.ids, seed: r.seed })),
-        { maxTokens: j.key.maxTokens, temperature: j.key.temperature });
-      assert.deepEqual(out[i].map((g) => g.text), want.map((g) => g.text), `job ${i}`);
+      const want = generate(
+        model,
+        tok,
+        j.rows.map((r) => ({ prompt: r.ids, seed: r.seed })),
+        { maxTokens: j.key.maxTokens, temperature: j.key.temperature },
+      );
+      assert.deepEqual(
+        out[i].map((g) => g.text),
+        want.map((g) => g.text),
+        `job ${i}`,
+      );
     });
     assert.equal(out[3][0].tokens.length, 0);
     const st = s.stats();
@@ -53,9 +79,13 @@ test("a long job does not hold back a short one; a cancelled job ends its batch 
   const s = new Scheduler(model, tok, { joinWaitMs: 0 });
   try {
     const order: string[] = [];
-    const long = s.submit({ key: key({ maxTokens: 300, ignoreEos: true }), rows: rows("long", [1]) }).then(() => order.push("long"));
+    const long = s
+      .submit({ key: key({ maxTokens: 300, ignoreEos: true }), rows: rows("long", [1]) })
+      .then(() => order.push("long"));
     await new Promise((r) => setTimeout(r, 30)); // the long batch is running
-    await s.submit({ key: key({ maxTokens: 3, ignoreEos: true }), rows: rows("short", [2]) }).then(() => order.push("short"));
+    await s
+      .submit({ key: key({ maxTokens: 3, ignoreEos: true }), rows: rows("short", [2]) })
+      .then(() => order.push("short"));
     await long;
     assert.deepEqual(order, ["short", "long"]);
 
@@ -65,7 +95,8 @@ test("a long job does not hold back a short one; a cancelled job ends its batch 
       if (++steps === 5) s.cancel(job);
     };
     await assert.rejects(s.submit(job), /cancelled/);
-    for (let i = 0; i < 50 && model.embed.backend.liveBuffers() !== live; i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 50 && model.embed.backend.liveBuffers() !== live; i++)
+      await new Promise((r) => setTimeout(r, 5));
     assert.equal(model.embed.backend.liveBuffers(), live, "every batch's KV cache was freed");
   } finally {
     s.close();

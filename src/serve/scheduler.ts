@@ -101,7 +101,11 @@ export class Scheduler {
   private stepMs = 1; // recent wall time of one decode step (an exponential moving average)
   private readonly counts: SchedulerStats = { batches: 0, rows: 0, maxRows: 0, steps: 0 };
 
-  constructor(private readonly model: Llama, private readonly tokenizer: GenTokenizer, opts: SchedulerOptions = {}) {
+  constructor(
+    private readonly model: Llama,
+    private readonly tokenizer: GenTokenizer,
+    opts: SchedulerOptions = {},
+  ) {
     this.maxRows = opts.maxBatchRows ?? 32;
     this.maxActive = opts.maxActiveBatches ?? 2;
     this.joinWaitMs = opts.joinWaitMs ?? 250;
@@ -173,7 +177,9 @@ export class Scheduler {
       const left = this.batchWindowMs - Math.min(now - this.queue[0].queuedAt, now - this.lastEndAt);
       if (pending < this.maxRows && left > 0) return left;
       if (pending < this.maxRows && this.active.length > 0) {
-        const soonest = Math.min(...this.active.map((b) => (b.maxTokens - b.steps + 1) * this.stepMs * this.active.length));
+        const soonest = Math.min(
+          ...this.active.map((b) => (b.maxTokens - b.steps + 1) * this.stepMs * this.active.length),
+        );
         if (soonest <= this.joinWaitMs) return 0; // the running batch ends soon: wait and form one batch after it
       }
       this.startBatch();
@@ -196,10 +202,19 @@ export class Scheduler {
     }
     let dec: BatchDecoder;
     try {
-      dec = new BatchDecoder(this.model, this.tokenizer, slots.map((s, i) => ({ ...s.ticket.job.rows[s.row], index: i })), {
-        maxTokens: key.maxTokens, temperature: key.temperature, topP: key.topP, topK: key.topK, stop: key.stop,
-        ...(key.ignoreEos ? { eosIds: [] } : {}),
-      });
+      dec = new BatchDecoder(
+        this.model,
+        this.tokenizer,
+        slots.map((s, i) => ({ ...s.ticket.job.rows[s.row], index: i })),
+        {
+          maxTokens: key.maxTokens,
+          temperature: key.temperature,
+          topP: key.topP,
+          topK: key.topK,
+          stop: key.stop,
+          ...(key.ignoreEos ? { eosIds: [] } : {}),
+        },
+      );
     } catch (e) {
       for (const s of slots) this.settle(s.ticket, e);
       return;

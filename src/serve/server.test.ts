@@ -16,9 +16,20 @@ import { CompletionServer } from "./server.js";
 import { writeTinyModel } from "./tiny.js";
 
 const CFG: LlamaConfig = {
-  vocab_size: 100, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4,
-  num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 1e4, max_position_embeddings: 256,
-  tie_word_embeddings: false, attention_bias: false, initializer_range: 0.3, eos_token_id: 2, bos_token_id: 1,
+  vocab_size: 100,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-5,
+  rope_theta: 1e4,
+  max_position_embeddings: 256,
+  tie_word_embeddings: false,
+  attention_bias: false,
+  initializer_range: 0.3,
+  eos_token_id: 2,
+  bos_token_id: 1,
 };
 const NAME = "tiny-test";
 const tok = builtinTokenizer();
@@ -41,12 +52,20 @@ after(async () => {
 
 /** What local generation gives for choice i of a seeded request (the server seeds it with sequenceSeed(seed, i)). */
 function expected(prompt: string | number[], seed: number, n: number, opts: GenerateOptions) {
-  return generate(model, tok, Array.from({ length: n }, (_, i) => ({ prompt, seed: sequenceSeed(seed, i) })), opts);
+  return generate(
+    model,
+    tok,
+    Array.from({ length: n }, (_, i) => ({ prompt, seed: sequenceSeed(seed, i) })),
+    opts,
+  );
 }
 
 test("GET /v1/models lists the served model", async () => {
   const page = await client.models.list();
-  assert.deepEqual(page.data.map((m) => m.id), [NAME]);
+  assert.deepEqual(
+    page.data.map((m) => m.id),
+    [NAME],
+  );
   assert.equal((await client.models.retrieve(NAME)).id, NAME);
 });
 
@@ -54,22 +73,43 @@ test("completions: n choices, each exactly what local generation gives for its s
   const prompt = "Tom has 3 apples. ";
   const r = await client.completions.create({ model: NAME, prompt, n: 3, max_tokens: 12, temperature: 1, seed: 7 });
   const want = expected(prompt, 7, 3, { maxTokens: 12, temperature: 1 });
-  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2]);
-  assert.deepEqual(r.choices.map((c) => c.text), want.map((g) => g.text));
-  assert.deepEqual(r.choices.map((c) => c.finish_reason), want.map((g) => (g.finishReason === "length" ? "length" : "stop")));
+  assert.deepEqual(
+    r.choices.map((c) => c.index),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    r.choices.map((c) => c.text),
+    want.map((g) => g.text),
+  );
+  assert.deepEqual(
+    r.choices.map((c) => c.finish_reason),
+    want.map((g) => (g.finishReason === "length" ? "length" : "stop")),
+  );
   const completionTokens = want.reduce((s, g) => s + g.tokens.length, 0);
-  assert.deepEqual(r.usage, { prompt_tokens: tok.encode(prompt).length, completion_tokens: completionTokens,
-    total_tokens: tok.encode(prompt).length + completionTokens });
+  assert.deepEqual(r.usage, {
+    prompt_tokens: tok.encode(prompt).length,
+    completion_tokens: completionTokens,
+    total_tokens: tok.encode(prompt).length + completionTokens,
+  });
   const again = await client.completions.create({ model: NAME, prompt, n: 3, max_tokens: 12, temperature: 1, seed: 7 });
-  assert.deepEqual(again.choices.map((c) => c.text), r.choices.map((c) => c.text), "same seed, same text");
+  assert.deepEqual(
+    again.choices.map((c) => c.text),
+    r.choices.map((c) => c.text),
+    "same seed, same text",
+  );
 });
 
 test("completions: several prompts (text and token ids), greedy, stop strings and logprobs", async () => {
   const greedy = generate(model, tok, ["12+5="], { maxTokens: 20, temperature: 0, eosIds: [] })[0];
   const stopChar = greedy.text[4];
   const r = await client.completions.create({
-    model: NAME, prompt: ["12+5=", tok.encode("7*8=")] as unknown as string[], max_tokens: 20, temperature: 0,
-    stop: [stopChar], logprobs: 1, ignore_eos: true,
+    model: NAME,
+    prompt: ["12+5=", tok.encode("7*8=")] as unknown as string[],
+    max_tokens: 20,
+    temperature: 0,
+    stop: [stopChar],
+    logprobs: 1,
+    ignore_eos: true,
   } as OpenAI.CompletionCreateParamsNonStreaming);
   assert.equal(r.choices.length, 2);
   const first = r.choices[0];
@@ -81,16 +121,31 @@ test("completions: several prompts (text and token ids), greedy, stop strings an
   assert.equal(lps.length, want.logprobs.length);
   lps.forEach((x, t) => assert.ok(Math.abs(x - want.logprobs[t]) < 1e-5, `logprob ${x} vs ${want.logprobs[t]}`));
   assert.equal(first.logprobs?.tokens?.length, want.tokens.length);
-  const second = generate(model, tok, [tok.encode("7*8=")], { maxTokens: 20, temperature: 0, eosIds: [], stop: [stopChar] })[0];
+  const second = generate(model, tok, [tok.encode("7*8=")], {
+    maxTokens: 20,
+    temperature: 0,
+    eosIds: [],
+    stop: [stopChar],
+  })[0];
   assert.equal(r.choices[1].text, second.text);
 });
 
 test("chat completions use the tokenizer's chat template", async () => {
   const messages = [{ role: "user" as const, content: "What is 2+2?" }];
-  const r = await client.chat.completions.create({ model: NAME, messages, max_tokens: 10, seed: 5, n: 2, logprobs: true });
+  const r = await client.chat.completions.create({
+    model: NAME,
+    messages,
+    max_tokens: 10,
+    seed: 5,
+    n: 2,
+    logprobs: true,
+  });
   const ids = tok.encodeChat(messages, { addGenerationPrompt: true });
   const want = expected(ids, 5, 2, { maxTokens: 10 });
-  assert.deepEqual(r.choices.map((c) => c.message.content), want.map((g) => g.text));
+  assert.deepEqual(
+    r.choices.map((c) => c.message.content),
+    want.map((g) => g.text),
+  );
   assert.equal(r.choices[0].message.role, "assistant");
   const lps = r.choices[0].logprobs?.content?.map((t) => t.logprob) ?? [];
   assert.equal(lps.length, want[0].logprobs.length);
@@ -114,8 +169,14 @@ test("streaming: completion and chat chunks add up to the non-streamed text; usa
     }
     usage = chunk.usage ?? usage;
   }
-  assert.deepEqual(texts, whole.choices.map((c) => c.text));
-  assert.deepEqual(finish, whole.choices.map((c) => c.finish_reason));
+  assert.deepEqual(
+    texts,
+    whole.choices.map((c) => c.text),
+  );
+  assert.deepEqual(
+    finish,
+    whole.choices.map((c) => c.finish_reason),
+  );
   assert.deepEqual(usage, whole.usage);
 
   const messages = [{ role: "user" as const, content: "Count: 1 2 3" }];
@@ -136,7 +197,13 @@ test("streaming never sends text that a stop string later cuts off", async () =>
   const stop = greedy.text.slice(6, 9); // three characters, found at 6 or earlier
   const cut = greedy.text.indexOf(stop);
   const stream = await client.completions.create({
-    model: NAME, prompt: "5-3=", max_tokens: 30, temperature: 0, stop: [stop], stream: true, ignore_eos: true,
+    model: NAME,
+    prompt: "5-3=",
+    max_tokens: 30,
+    temperature: 0,
+    stop: [stop],
+    stream: true,
+    ignore_eos: true,
   } as OpenAI.CompletionCreateParamsStreaming);
   const pieces: string[] = [];
   let finish: string | null = null;
@@ -153,9 +220,13 @@ test("concurrent requests are batched together and get the same text as alone", 
   const before = server.stats();
   const prompts = Array.from({ length: 8 }, (_, i) => `Problem ${i}: `);
   const alone = prompts.map((p, i) => expected(p, 100 + i, 2, { maxTokens: 16 }).map((g) => g.text));
-  const rs = await Promise.all(prompts.map((prompt, i) =>
-    client.completions.create({ model: NAME, prompt, n: 2, max_tokens: 16, seed: 100 + i })));
-  assert.deepEqual(rs.map((r) => r.choices.map((c) => c.text)), alone);
+  const rs = await Promise.all(
+    prompts.map((prompt, i) => client.completions.create({ model: NAME, prompt, n: 2, max_tokens: 16, seed: 100 + i })),
+  );
+  assert.deepEqual(
+    rs.map((r) => r.choices.map((c) => c.text)),
+    alone,
+  );
   const s = server.stats();
   assert.ok(s.batches - before.batches < 8, `8 requests ran in ${s.batches - before.batches} batches`);
   assert.ok(s.maxRows > 2, `largest batch ${s.maxRows} rows`);
@@ -179,18 +250,25 @@ test("bad requests get OpenAI-style 400s that name the field", async () => {
     [{ presence_penalty: 0.5 }, "presence_penalty"],
   ];
   for (const [patch, param] of cases) {
-    await assert.rejects(client.completions.create({ ...base, ...patch } as unknown as OpenAI.CompletionCreateParamsNonStreaming),
+    await assert.rejects(
+      client.completions.create({ ...base, ...patch } as unknown as OpenAI.CompletionCreateParamsNonStreaming),
       (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === param && /'|prompt/.test(e.message),
-      `expected a 400 naming ${param} for ${JSON.stringify(patch)}`);
+      `expected a 400 naming ${param} for ${JSON.stringify(patch)}`,
+    );
   }
-  await assert.rejects(client.chat.completions.create({ model: NAME, messages: [] }),
-    (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === "messages");
-  await assert.rejects(client.completions.create({ ...base, model: "other" }),
-    (e: unknown) => e instanceof OpenAI.NotFoundError && e.param === "model");
+  await assert.rejects(
+    client.chat.completions.create({ model: NAME, messages: [] }),
+    (e: unknown) => e instanceof OpenAI.BadRequestError && e.param === "messages",
+  );
+  await assert.rejects(
+    client.completions.create({ ...base, model: "other" }),
+    (e: unknown) => e instanceof OpenAI.NotFoundError && e.param === "model",
+  );
 });
 
 test("raw HTTP: invalid JSON 400, body over the limit 413, wrong method 405, unknown route 404", async () => {
-  const post = (p: string, body: string) => fetch(`${url}${p}`, { method: "POST", body, headers: { "content-type": "application/json" } });
+  const post = (p: string, body: string) =>
+    fetch(`${url}${p}`, { method: "POST", body, headers: { "content-type": "application/json" } });
   const bad = await post("/v1/completions", "{not json");
   assert.equal(bad.status, 400);
   assert.match(((await bad.json()) as { error: { message: string } }).error.message, /not valid JSON/);
@@ -205,11 +283,17 @@ test("raw HTTP: invalid JSON 400, body over the limit 413, wrong method 405, unk
 test("a client that goes away mid-stream ends its batch early; no buffer leaks", async () => {
   const live = model.embed.backend.liveBuffers();
   const steps = server.stats().steps;
-  const stream = await client.completions.create(
-    { model: NAME, prompt: "long ", max_tokens: 200, stream: true, ignore_eos: true } as OpenAI.CompletionCreateParamsStreaming);
+  const stream = await client.completions.create({
+    model: NAME,
+    prompt: "long ",
+    max_tokens: 200,
+    stream: true,
+    ignore_eos: true,
+  } as OpenAI.CompletionCreateParamsStreaming);
   let chunks = 0;
   for await (const _ of stream) if (++chunks === 3) break; // closes the connection
-  for (let i = 0; i < 100 && model.embed.backend.liveBuffers() !== live; i++) await new Promise((res) => setTimeout(res, 5));
+  for (let i = 0; i < 100 && model.embed.backend.liveBuffers() !== live; i++)
+    await new Promise((res) => setTimeout(res, 5));
   assert.equal(model.embed.backend.liveBuffers(), live, "the batch's KV cache is freed");
   assert.ok(server.stats().steps - steps < 150, `ran ${server.stats().steps - steps} of 200 steps`);
   const r = await client.completions.create({ model: NAME, prompt: "next ", max_tokens: 4 });
@@ -219,8 +303,9 @@ test("a client that goes away mid-stream ends its batch early; no buffer leaks",
 test("stepwise serve: starts on --port 0, serves /v1/models, exits 0 on SIGTERM", async () => {
   const dir = writeTinyModel({ config: CFG });
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../bin/stepwise.js");
-  const child = spawn(process.execPath, [bin, "serve", "--model", dir, "--port", "0", "--served-model-name", "m"],
-    { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [bin, "serve", "--model", dir, "--port", "0", "--served-model-name", "m"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   try {
     const line = await new Promise<string>((resolve, reject) => {
       let out = "";
@@ -232,7 +317,10 @@ test("stepwise serve: starts on --port 0, serves /v1/models, exits 0 on SIGTERM"
     });
     const base = /(http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(line)![1];
     const models = (await (await fetch(`${base}/models`)).json()) as { data: { id: string }[] };
-    assert.deepEqual(models.data.map((m) => m.id), ["m"]);
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      ["m"],
+    );
     const code = await new Promise<number | null>((resolve) => {
       child.on("exit", resolve);
       child.kill("SIGTERM");

@@ -19,7 +19,13 @@ import { sequenceSeed, type Generation } from "../model/generate.js";
 import type { Llama } from "../model/llama.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import {
-  RequestError, chatLogprobs, completionLogprobs, finishFields, parseGenRequest, usageOf, type GenRequest,
+  RequestError,
+  chatLogprobs,
+  completionLogprobs,
+  finishFields,
+  parseGenRequest,
+  usageOf,
+  type GenRequest,
   type ServeLimits,
 } from "./protocol.js";
 import { Scheduler, type Job, type SchedulerOptions, type SchedulerStats } from "./scheduler.js";
@@ -44,12 +50,19 @@ export class CompletionServer {
   private readonly apiKeyHash: Buffer | null;
   private loopbackOnly = true;
 
-  constructor(readonly model: Llama, readonly tokenizer: TextTokenizer, opts: ServeOptions) {
+  constructor(
+    readonly model: Llama,
+    readonly tokenizer: TextTokenizer,
+    opts: ServeOptions,
+  ) {
     // Token ids at or past the model's vocabulary have no embedding: every request would fail. Refused here.
     if (tokenizer.vocabSize > model.config.vocab_size) {
-      throw new InputError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ` +
-        `${model.config.vocab_size}: ids ${model.config.vocab_size}..${tokenizer.vocabSize - 1} have no embedding`, undefined,
-        "serve the tokenizer the model was trained with (config.json's vocab_size must cover tokenizer.json)");
+      throw new InputError(
+        `the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ` +
+          `${model.config.vocab_size}: ids ${model.config.vocab_size}..${tokenizer.vocabSize - 1} have no embedding`,
+        undefined,
+        "serve the tokenizer the model was trained with (config.json's vocab_size must cover tokenizer.json)",
+      );
     }
     if (opts.apiKey !== undefined && opts.apiKey === "") throw new InputError("the API key is empty");
     this.apiKeyHash = opts.apiKey === undefined ? null : digest(opts.apiKey);
@@ -100,8 +113,13 @@ export class CompletionServer {
         if (method !== m) throw new RequestError(405, `${method} is not allowed on ${path}; use ${m}`);
       };
       if (this.loopbackOnly && !isLoopbackHost(req.headers.host)) {
-        throw new RequestError(403, `Host "${req.headers.host ?? ""}" refused: this server listens on loopback and ` +
-          "answers requests for localhost only", null, "host_not_allowed");
+        throw new RequestError(
+          403,
+          `Host "${req.headers.host ?? ""}" refused: this server listens on loopback and ` +
+            "answers requests for localhost only",
+          null,
+          "host_not_allowed",
+        );
       }
       if (path === "/health") return sendJson(res, 200, { status: "ok" });
       this.authorize(req);
@@ -112,16 +130,25 @@ export class CompletionServer {
       if (path.startsWith("/v1/models/")) {
         allow("GET");
         const id = decodeURIComponent(path.slice("/v1/models/".length));
-        if (id !== this.limits.modelName) throw new RequestError(404, `The model '${id}' does not exist`, "model", "model_not_found");
+        if (id !== this.limits.modelName)
+          throw new RequestError(404, `The model '${id}' does not exist`, "model", "model_not_found");
         return sendJson(res, 200, this.modelCard());
       }
       if (path === "/v1/completions" || path === "/v1/chat/completions") {
         allow("POST");
         const body = await readJson(req, this.maxBodyBytes);
-        const g = parseGenRequest(body, path === "/v1/completions" ? "completion" : "chat", this.tokenizer, this.limits);
+        const g = parseGenRequest(
+          body,
+          path === "/v1/completions" ? "completion" : "chat",
+          this.tokenizer,
+          this.limits,
+        );
         return await (g.stream ? this.stream(g, res) : this.respond(g, res));
       }
-      throw new RequestError(404, `no route ${path}; this server has /v1/models, /v1/completions, /v1/chat/completions`);
+      throw new RequestError(
+        404,
+        `no route ${path}; this server has /v1/models, /v1/completions, /v1/chat/completions`,
+      );
     } catch (e) {
       sendError(req, res, e);
     }
@@ -132,14 +159,21 @@ export class CompletionServer {
     if (!this.apiKeyHash) return;
     const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
     if (!m || !timingSafeEqual(digest(m[1].trim()), this.apiKeyHash)) {
-      throw new RequestError(401, m ? "Incorrect API key provided." : "Missing API key: send 'Authorization: Bearer KEY'.",
-        null, "invalid_api_key");
+      throw new RequestError(
+        401,
+        m ? "Incorrect API key provided." : "Missing API key: send 'Authorization: Bearer KEY'.",
+        null,
+        "invalid_api_key",
+      );
     }
   }
 
   private modelCard() {
     return {
-      id: this.limits.modelName, object: "model", created: this.created, owned_by: "stepwise",
+      id: this.limits.modelName,
+      object: "model",
+      created: this.created,
+      owned_by: "stepwise",
       max_model_len: this.limits.contextLength,
     };
   }
@@ -148,7 +182,8 @@ export class CompletionServer {
   private job(g: GenRequest, res: Res): { job: Job; finish: () => void } {
     const base = g.seed ?? randomInt(2 ** 32);
     const rows = g.prompts.flatMap((ids, p) =>
-      Array.from({ length: g.n }, (_, j) => ({ ids, seed: sequenceSeed(base, p * g.n + j) })));
+      Array.from({ length: g.n }, (_, j) => ({ ids, seed: sequenceSeed(base, p * g.n + j) })),
+    );
     const job: Job = { key: g.key, rows };
     let finished = false;
     res.on("close", () => {
@@ -172,8 +207,12 @@ export class CompletionServer {
       return { index: i, message: { role: "assistant", content: gen.text }, logprobs, ...fin };
     });
     sendJson(res, 200, {
-      id, object: g.kind === "chat" ? "chat.completion" : "text_completion", created: Math.floor(Date.now() / 1000),
-      model: this.limits.modelName, choices, usage: usageOf(g, gens),
+      id,
+      object: g.kind === "chat" ? "chat.completion" : "text_completion",
+      created: Math.floor(Date.now() / 1000),
+      model: this.limits.modelName,
+      choices,
+      usage: usageOf(g, gens),
     });
   }
 
@@ -183,7 +222,9 @@ export class CompletionServer {
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" });
     const id = `${g.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomBytes(12).toString("hex")}`;
     const head = {
-      id, object: g.kind === "chat" ? "chat.completion.chunk" : "text_completion", created: Math.floor(Date.now() / 1000),
+      id,
+      object: g.kind === "chat" ? "chat.completion.chunk" : "text_completion",
+      created: Math.floor(Date.now() / 1000),
       model: this.limits.modelName,
     };
     const send = (chunk: object) => res.write(`data: ${JSON.stringify({ ...head, ...chunk })}\n\n`);
@@ -192,7 +233,10 @@ export class CompletionServer {
     try {
       const gens = await this.scheduler.submit(job);
       finish();
-      emitter.update(gens, gens.map(() => true));
+      emitter.update(
+        gens,
+        gens.map(() => true),
+      );
       if (g.includeUsage) send({ choices: [], usage: usageOf(g, gens) });
     } catch (e) {
       finish();
@@ -214,8 +258,11 @@ class ChunkEmitter {
   private readonly ended: boolean[];
   private readonly holdBack: number;
 
-  constructor(private readonly g: GenRequest, private readonly tok: TextTokenizer,
-    private readonly emit: (choice: object) => void) {
+  constructor(
+    private readonly g: GenRequest,
+    private readonly tok: TextTokenizer,
+    private readonly emit: (choice: object) => void,
+  ) {
     const rows = g.prompts.length * g.n;
     this.sentChars = new Array(rows).fill(0);
     this.sentTokens = new Array(rows).fill(0);
@@ -236,7 +283,9 @@ class ChunkEmitter {
     const from = this.sentTokens[i];
     const to = gen.tokens.length;
     if (text.length === 0 && !done && !(this.g.logprobs !== null && to > from)) return;
-    const fin = done ? finishFields(gen, this.g.key.stop, () => this.tok.decode(gen.tokens)) : { finish_reason: null, stop_reason: null };
+    const fin = done
+      ? finishFields(gen, this.g.key.stop, () => this.tok.decode(gen.tokens))
+      : { finish_reason: null, stop_reason: null };
     const lp = this.g.logprobs;
     if (this.g.kind === "completion") {
       const logprobs = lp === null ? null : completionLogprobs(gen, this.tok, lp, from, to, this.sentChars[i]);

@@ -11,9 +11,14 @@ import { PRESETS } from "../model/presets.js";
 import { builtinTokenizer } from "../model/tokenizer.js";
 
 /** The `tiny` preset, or a config of its own; written with the built-in tokenizer into `dir` (a temp dir by default). */
-export function writeTinyModel(opts: { config?: LlamaConfig; seed?: number; dir?: string; backend?: Backend } = {}): string {
+export function writeTinyModel(
+  opts: { config?: LlamaConfig; seed?: number; dir?: string; backend?: Backend } = {},
+): string {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-tiny-"));
-  const model = new Llama(opts.config ?? (structuredClone(PRESETS.tiny) as LlamaConfig), { seed: opts.seed ?? 1, backend: opts.backend });
+  const model = new Llama(opts.config ?? (structuredClone(PRESETS.tiny) as LlamaConfig), {
+    seed: opts.seed ?? 1,
+    backend: opts.backend,
+  });
   try {
     saveModel(model, dir);
   } finally {

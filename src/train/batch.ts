@@ -16,7 +16,7 @@
 
 import { InputError } from "../core/errors.js";
 import type { Backend } from "../backend/backend.js";
-import { Tensor, tensor } from "../engine/tensor.js";
+import { type Tensor, tensor } from "../engine/tensor.js";
 
 export const IGNORE = -100;
 
@@ -36,7 +36,11 @@ export interface Batch {
 /** Pads rows on the right; row r predicts completion tokens only. */
 export function collate(examples: Example[], padId: number, backend?: Backend): Batch {
   if (examples.length === 0) throw new InputError("cannot batch zero examples");
-  return collatePacked(examples.map((e) => [e]), padId, backend);
+  return collatePacked(
+    examples.map((e) => [e]),
+    padId,
+    backend,
+  );
 }
 
 /** Packed rows, each the concatenation of its examples, padded on the right; completion tokens are the only targets. */
@@ -94,7 +98,9 @@ export function rowLength(row: Example[]): number {
  * longer than `capacity` is an InputError (the data reader already drops those over --max-length).
  */
 export function packExamples(examples: Example[], capacity: number): Example[][] {
-  const order = examples.map((_, i) => i).sort((a, b) => exampleLength(examples[b]) - exampleLength(examples[a]) || a - b);
+  const order = examples
+    .map((_, i) => i)
+    .sort((a, b) => exampleLength(examples[b]) - exampleLength(examples[a]) || a - b);
   const rows: Example[][] = [];
   const free: number[] = []; // room left in each row
   for (const i of order) {

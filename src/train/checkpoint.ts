@@ -29,7 +29,9 @@ function toWrite(name: string, t: Tensor): TensorToWrite {
 }
 
 /** The first tensor of `tensors` holding NaN or Inf, with the count and the first index; null when all are finite. */
-export function firstNonFinite(tensors: Iterable<[string, Tensor]>): { name: string; count: number; index: number } | null {
+export function firstNonFinite(
+  tensors: Iterable<[string, Tensor]>,
+): { name: string; count: number; index: number } | null {
   for (const [name, t] of tensors) {
     const a = t.toArray();
     let count = 0;
@@ -48,23 +50,40 @@ export function firstNonFinite(tensors: Iterable<[string, Tensor]>): { name: str
  * Saves a checkpoint of `params` (by name) and the optimizer, then prunes all but the newest `keep`. Weights or
  * moments holding NaN/Inf are never written: a NonFiniteError naming the tensor, with the folder untouched.
  */
-export function saveCheckpoint(root: string, params: Map<string, Tensor>, opt: AdamW, state: TrainerState, keep: number): string {
+export function saveCheckpoint(
+  root: string,
+  params: Map<string, Tensor>,
+  opt: AdamW,
+  state: TrainerState,
+  keep: number,
+): string {
   const index0 = new Map(opt.params.map((p, i) => [p, i]));
   const moment = (n: string, t: Tensor): [string, Tensor][] => {
     const i = index0.get(t);
-    return i === undefined ? [] : [[`m.${n}`, opt.m[i]], [`v.${n}`, opt.v[i]]];
+    return i === undefined
+      ? []
+      : [
+          [`m.${n}`, opt.m[i]],
+          [`v.${n}`, opt.v[i]],
+        ];
   };
   const bad = firstNonFinite([...params].flatMap(([n, t]) => [[n, t] as [string, Tensor], ...moment(n, t)]));
   if (bad) {
-    throw new NonFiniteError(state.step, `non-finite weights (${bad.count} NaN/Inf values in "${bad.name}", the first at index ${bad.index})`,
-      "nothing was written for this step");
+    throw new NonFiniteError(
+      state.step,
+      `non-finite weights (${bad.count} NaN/Inf values in "${bad.name}", the first at index ${bad.index})`,
+      "nothing was written for this step",
+    );
   }
   const final = stepDir(root, state.step);
   const tmp = `${final}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   const names = [...params.keys()];
-  writeSafetensors(path.join(tmp, "weights.safetensors"), names.map((n) => toWrite(n, params.get(n)!)));
+  writeSafetensors(
+    path.join(tmp, "weights.safetensors"),
+    names.map((n) => toWrite(n, params.get(n)!)),
+  );
   const index = new Map(opt.params.map((p, i) => [p, i]));
   const moments: TensorToWrite[] = [];
   for (const n of names) {
@@ -83,7 +102,8 @@ export function saveCheckpoint(root: string, params: Map<string, Tensor>, opt: A
 function listCheckpoints(root: string): { step: number; dir: string }[] {
   const dir = path.join(root, "checkpoints");
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir)
+  return fs
+    .readdirSync(dir)
     .map((name) => /^step-(\d{7})$/.exec(name))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ step: Number(m[1]), dir: path.join(dir, m[0]) }))
@@ -132,7 +152,8 @@ export function intactCheckpoint(root: string, warn: (m: string) => void): strin
     damaged.push(aside);
     warn(`checkpoint ${c.dir} is damaged (${why}); moved aside to ${aside}`);
   }
-  if (damaged.length > 0) warn(`no intact checkpoint is left in ${path.join(root, "checkpoints")}: training starts over from step 0`);
+  if (damaged.length > 0)
+    warn(`no intact checkpoint is left in ${path.join(root, "checkpoints")}: training starts over from step 0`);
   return null;
 }
 
@@ -142,15 +163,23 @@ export function latestCheckpoint(root: string): string | null {
 }
 
 /** Restores weights and optimizer moments in place and returns the saved state. */
-export function loadCheckpoint(dir: string, params: Map<string, Tensor>, opt: AdamW, expect: { kind: string; configHash: string }): TrainerState {
+export function loadCheckpoint(
+  dir: string,
+  params: Map<string, Tensor>,
+  opt: AdamW,
+  expect: { kind: string; configHash: string },
+): TrainerState {
   const statePath = path.join(dir, "trainer_state.json");
   const state = JSON.parse(fs.readFileSync(statePath, "utf8")) as TrainerState;
   if (state.format !== CHECKPOINT_FORMAT) {
     throw new InputError(`checkpoint format ${state.format}, this stepwise reads ${CHECKPOINT_FORMAT}`, statePath);
   }
   if (state.kind !== expect.kind || state.configHash !== expect.configHash) {
-    throw new InputError(`checkpoint was written by a ${state.kind} run with another configuration`, statePath,
-      "resume with the same options, or start a fresh output folder");
+    throw new InputError(
+      `checkpoint was written by a ${state.kind} run with another configuration`,
+      statePath,
+      "resume with the same options, or start a fresh output folder",
+    );
   }
   const weights = Checkpoint.open(path.join(dir, "weights.safetensors"));
   const moments = Checkpoint.open(path.join(dir, "optimizer.safetensors"));

@@ -44,7 +44,8 @@ class Skipper {
   private readonly said = new Set<string>();
   constructor(private readonly o: ReadOptions) {}
   bad(where: string, reason: string, hint?: string): void {
-    if (!this.o.skipBad) throw new InputError(reason, where, hint ?? "fix the line, or pass --skip-bad to skip such lines");
+    if (!this.o.skipBad)
+      throw new InputError(reason, where, hint ?? "fix the line, or pass --skip-bad to skip such lines");
     this.skipped.count++;
     this.skipped.reasons[reason] = (this.skipped.reasons[reason] ?? 0) + 1;
   }
@@ -68,20 +69,33 @@ function commonPrefix(a: number[], b: number[]): number {
 
 /** Renders and tokenizes conversations with the model's chat template; a template that fails names the record. */
 class Chat {
-  constructor(private readonly o: ReadOptions, private readonly s: Skipper) {}
+  constructor(
+    private readonly o: ReadOptions,
+    private readonly s: Skipper,
+  ) {}
 
   /** Ids of a rendered chat, as transformers' apply_chat_template(tokenize=True): no post-processor tokens. */
-  ids(where: string, messages: Message[], addGenerationPrompt: boolean, extra: Record<string, unknown>): number[] | Bad {
+  ids(
+    where: string,
+    messages: Message[],
+    addGenerationPrompt: boolean,
+    extra: Record<string, unknown>,
+  ): number[] | Bad {
     const tok = this.o.tokenizer;
     if (tok.chatTemplate === null) {
-      throw new InputError("a conversational record needs the model's chat template, and its tokenizer has none", where,
-        "use a model whose tokenizer_config.json has a chat_template, or write the record's fields as strings");
+      throw new InputError(
+        "a conversational record needs the model's chat template, and its tokenizer has none",
+        where,
+        "use a model whose tokenizer_config.json has a chat_template, or write the record's fields as strings",
+      );
     }
     try {
       return tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt, extra }), { addSpecialTokens: false });
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
-      return { bad: `the chat template failed on this record (${e.message.replace(/^.*?chat template failed: /, "")})` };
+      return {
+        bad: `the chat template failed on this record (${e.message.replace(/^.*?chat template failed: /, "")})`,
+      };
     }
   }
 
@@ -90,8 +104,12 @@ class Chat {
    * prompt + each completion without it, and the prompt's tokens the longest prefix the prompt alone shares with
    * every prompt + completion (so each sequence is exactly its own tokenization).
    */
-  split(where: string, prompt: Message[], completions: Message[][], extra: Record<string, unknown>):
-    { prompt: number[]; completions: number[][] } | Bad {
+  split(
+    where: string,
+    prompt: Message[],
+    completions: Message[][],
+    extra: Record<string, unknown>,
+  ): { prompt: number[]; completions: number[][] } | Bad {
     const p = this.ids(where, prompt, true, extra);
     if (isBad(p)) return p;
     const full: number[][] = [];
@@ -102,9 +120,12 @@ class Chat {
     }
     const n = Math.min(...full.map((ids) => commonPrefix(p, ids)));
     if (n < p.length) {
-      this.s.warnOnce("chat-prefix", `${where}: the chat template renders the prompt alone differently from the prompt ` +
-        `followed by a reply (they differ at token ${n} of ${p.length}); the loss starts after the ${n} shared tokens ` +
-        "(as TRL does; said once per file)");
+      this.s.warnOnce(
+        "chat-prefix",
+        `${where}: the chat template renders the prompt alone differently from the prompt ` +
+          `followed by a reply (they differ at token ${n} of ${p.length}); the loss starts after the ${n} shared tokens ` +
+          "(as TRL does; said once per file)",
+      );
     }
     return { prompt: full[0].slice(0, n), completions: full.map((ids) => ids.slice(n)) };
   }
@@ -143,7 +164,10 @@ export async function readSftFile(file: string, o: ReadOptions): Promise<{ examp
   const s = new Skipper(o);
   const chat = new Chat(o, s);
   const examples: Example[] = [];
-  for await (const { where, value } of readRows(file, { skipBad: o.skipBad, onBad: () => s.bad(file, "invalid JSON") })) {
+  for await (const { where, value } of readRows(file, {
+    skipBad: o.skipBad,
+    onBad: () => s.bad(file, "invalid JSON"),
+  })) {
     const ex = sftExample(value, where, o, chat);
     if (isBad(ex)) s.bad(where, ex.bad);
     else if (ex.completion.length === 0) s.bad(where, "empty completion");
@@ -155,8 +179,12 @@ export async function readSftFile(file: string, o: ReadOptions): Promise<{ examp
 }
 
 /** A pair of strings (TRL standard, explicit or implicit prompt, or Step-DPO) as tokens. */
-function stringPair(value: Record<string, unknown>, where: string, o: ReadOptions, p: { prompt: string; chosen: string;
-  rejected: string; implicit: boolean }): { pair: TokenPair; step: boolean } | Bad {
+function stringPair(
+  value: Record<string, unknown>,
+  where: string,
+  o: ReadOptions,
+  p: { prompt: string; chosen: string; rejected: string; implicit: boolean },
+): { pair: TokenPair; step: boolean } | Bad {
   const chosen = value.chosen as string;
   const rejected = value.rejected as string;
   if (!chosen.trim() || !rejected.trim()) return { bad: `empty ${!chosen.trim() ? "chosen" : "rejected"} completion` };
@@ -175,8 +203,12 @@ function stringPair(value: Record<string, unknown>, where: string, o: ReadOption
 }
 
 /** One preference record as tokens, or what is wrong with it. */
-function tokenPair(value: Record<string, unknown>, where: string, o: ReadOptions, chat: Chat):
-  { pair: TokenPair; step: boolean } | Bad {
+function tokenPair(
+  value: Record<string, unknown>,
+  where: string,
+  o: ReadOptions,
+  chat: Chat,
+): { pair: TokenPair; step: boolean } | Bad {
   const p = parsePreference(value);
   if (isBad(p)) return p;
   if (!p.conversational) return stringPair(value, where, o, p);
@@ -185,17 +217,24 @@ function tokenPair(value: Record<string, unknown>, where: string, o: ReadOptions
   const split = chat.split(where, p.prompt, [p.chosen, p.rejected], extra);
   if (isBad(split)) return split;
   const [chosen, rejected] = split.completions;
-  if (chosen.length === 0 || rejected.length === 0) return { bad: `empty ${chosen.length === 0 ? "chosen" : "rejected"} completion` };
+  if (chosen.length === 0 || rejected.length === 0)
+    return { bad: `empty ${chosen.length === 0 ? "chosen" : "rejected"} completion` };
   return { pair: { prompt: split.prompt, chosen, rejected }, step: false };
 }
 
 /** Preference pairs from a JSONL or parquet file, in any of TRL's formats or Step-DPO's. */
-export async function readPairsFile(file: string, o: ReadOptions): Promise<{ pairs: TokenPair[]; stepLevel: number; skipped: Skipped }> {
+export async function readPairsFile(
+  file: string,
+  o: ReadOptions,
+): Promise<{ pairs: TokenPair[]; stepLevel: number; skipped: Skipped }> {
   const s = new Skipper(o);
   const chat = new Chat(o, s);
   const pairs: TokenPair[] = [];
   let stepLevel = 0;
-  for await (const { where, value } of readRows(file, { skipBad: o.skipBad, onBad: () => s.bad(file, "invalid JSON") })) {
+  for await (const { where, value } of readRows(file, {
+    skipBad: o.skipBad,
+    onBad: () => s.bad(file, "invalid JSON"),
+  })) {
     const got = tokenPair(value, where, o, chat);
     if (isBad(got)) {
       s.bad(where, got.bad);
@@ -210,7 +249,12 @@ export async function readPairsFile(file: string, o: ReadOptions): Promise<{ pai
     pairs.push(pair);
     if (step) stepLevel++;
   }
-  if (pairs.length === 0) throw new InputError("no usable pairs", file, s.skipped.count ? `${s.skipped.count} lines were skipped` : undefined);
+  if (pairs.length === 0)
+    throw new InputError(
+      "no usable pairs",
+      file,
+      s.skipped.count ? `${s.skipped.count} lines were skipped` : undefined,
+    );
   return { pairs, stepLevel, skipped: s.skipped };
 }
 

@@ -45,14 +45,24 @@ function rows(pairs: TokenPair[]): Example[] {
 }
 
 /** (2P) summed completion log-probs: chosen rows first, then rejected. */
-function pairLogps(model: CausalLM, pairs: TokenPair[], padId: number, be?: Backend): { logps: Tensor; lengths: number[] } {
+function pairLogps(
+  model: CausalLM,
+  pairs: TokenPair[],
+  padId: number,
+  be?: Backend,
+): { logps: Tensor; lengths: number[] } {
   const batch = collate(rows(pairs), padId, be);
   return { logps: sequenceLogps(model, batch), lengths: batch.lengths };
 }
 
 /** The reference pass: no gradients, batched, once before training. */
-export function precomputeRefLogps(ref: CausalLM, pairs: TokenPair[], padId: number, batchSize: number,
-  onProgress?: (done: number) => void): RefLogps {
+export function precomputeRefLogps(
+  ref: CausalLM,
+  pairs: TokenPair[],
+  padId: number,
+  batchSize: number,
+  onProgress?: (done: number) => void,
+): RefLogps {
   const it = refLogpsBatches(ref, pairs, padId, batchSize, onProgress);
   for (;;) {
     const r = it.next();
@@ -64,8 +74,14 @@ export function precomputeRefLogps(ref: CausalLM, pairs: TokenPair[], padId: num
  * precomputeRefLogps that gives the event loop a turn after every batch and stops (returns null) when `shouldStop`
  * says so: a Ctrl-C during a long reference pass is heard within a batch. Same numbers.
  */
-export async function precomputeRefLogpsAsync(ref: CausalLM, pairs: TokenPair[], padId: number, batchSize: number,
-  onProgress?: (done: number) => void, shouldStop?: () => boolean): Promise<RefLogps | null> {
+export async function precomputeRefLogpsAsync(
+  ref: CausalLM,
+  pairs: TokenPair[],
+  padId: number,
+  batchSize: number,
+  onProgress?: (done: number) => void,
+  shouldStop?: () => boolean,
+): Promise<RefLogps | null> {
   const it = refLogpsBatches(ref, pairs, padId, batchSize, onProgress);
   for (;;) {
     const r = it.next();
@@ -76,8 +92,13 @@ export async function precomputeRefLogpsAsync(ref: CausalLM, pairs: TokenPair[],
 }
 
 /** The reference pass one batch per iteration; returns every pair's log-probs. */
-function* refLogpsBatches(ref: CausalLM, pairs: TokenPair[], padId: number, batchSize: number,
-  onProgress?: (done: number) => void): Generator<number, RefLogps> {
+function* refLogpsBatches(
+  ref: CausalLM,
+  pairs: TokenPair[],
+  padId: number,
+  batchSize: number,
+  onProgress?: (done: number) => void,
+): Generator<number, RefLogps> {
   const out: RefLogps = { chosen: new Float64Array(pairs.length), rejected: new Float64Array(pairs.length) };
   for (let i = 0; i < pairs.length; i += batchSize) {
     const chunk = pairs.slice(i, i + batchSize);
@@ -116,11 +137,17 @@ export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): O
       rejectedLen: tensor(lengths.slice(P), [P], dtype),
     };
     const perPair = o.losses
-      .map(({ name, weight: w }) => scale(LOSSES[name](x, { beta: o.beta, labelSmoothing: o.labelSmoothing, dpopLambda: o.dpopLambda }), w))
+      .map(({ name, weight: w }) =>
+        scale(LOSSES[name](x, { beta: o.beta, labelSmoothing: o.labelSmoothing, dpopLambda: o.dpopLambda }), w),
+      )
       .reduce((a, b) => add(a, b)); // (P)
     const loss = scale(sumAll(perPair), weight);
     if (train) backward(loss);
-    return { loss: loss.item(), tokens: lengths.reduce((a, b) => a + b, 0), sums: rewardSums(logps.toArray(), refVals, P, o.beta, weight) };
+    return {
+      loss: loss.item(),
+      tokens: lengths.reduce((a, b) => a + b, 0),
+      sums: rewardSums(logps.toArray(), refVals, P, o.beta, weight),
+    };
   };
   return {
     run: (pairs, indices, weight) => forward(pairs, indices, weight, true),
@@ -129,7 +156,13 @@ export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): O
 }
 
 /** TRL's reward metrics, as sums over the micro-batch's pairs times `weight` (so steps add up to means). */
-function rewardSums(pol: ArrayLike<number>, ref: number[], P: number, beta: number, weight: number): Record<string, number> {
+function rewardSums(
+  pol: ArrayLike<number>,
+  ref: number[],
+  P: number,
+  beta: number,
+  weight: number,
+): Record<string, number> {
   const s = { chosen: 0, rejected: 0, acc: 0, lc: 0, lr: 0 };
   for (let i = 0; i < P; i++) {
     const rc = beta * (pol[i] - ref[i]);
@@ -150,7 +183,6 @@ function rewardSums(pol: ArrayLike<number>, ref: number[], P: number, beta: numb
   };
 }
 
-
 /**
  * Reference log-probs cached in a file of the run: computed once, then read back on every resume (the policy's
  * weights have moved by then, so recomputing would give another reference). `key` identifies model and pairs.
@@ -164,17 +196,27 @@ export function cachedRefLogps(file: string, key: string, compute: () => RefLogp
 }
 
 /** cachedRefLogps over an async pass; a pass that stopped (null) writes nothing and gives null. */
-export async function cachedRefLogpsAsync(file: string, key: string, compute: () => Promise<RefLogps | null>): Promise<RefLogps | null> {
+export async function cachedRefLogpsAsync(
+  file: string,
+  key: string,
+  compute: () => Promise<RefLogps | null>,
+): Promise<RefLogps | null> {
   const saved = readCachedRefLogps(file, key);
   if (saved) return saved;
   const ref = await compute();
-  if (ref) writeJsonAtomic(file, { format: 1, key, chosen: Array.from(ref.chosen), rejected: Array.from(ref.rejected) });
+  if (ref)
+    writeJsonAtomic(file, { format: 1, key, chosen: Array.from(ref.chosen), rejected: Array.from(ref.rejected) });
   return ref;
 }
 
 function readCachedRefLogps(file: string, key: string): RefLogps | null {
   if (!fs.existsSync(file)) return null;
-  const saved = JSON.parse(fs.readFileSync(file, "utf8")) as { format: number; key: string; chosen: number[]; rejected: number[] };
+  const saved = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    format: number;
+    key: string;
+    chosen: number[];
+    rejected: number[];
+  };
   if (saved.format !== 1 || saved.key !== key) return null;
   return { chosen: Float64Array.from(saved.chosen), rejected: Float64Array.from(saved.rejected) };
 }

@@ -12,8 +12,16 @@ import { epochOrder, runLoop, totalSteps, type LoopConfig, type Objective } from
 import { learningRate } from "./schedule.js";
 
 const LOOP: LoopConfig = {
-  epochs: 2, maxSteps: null, batchSize: 2, gradAccum: 1, lr: 0.1, schedule: "constant", warmupRatio: 0,
-  weightDecay: 0, maxGradNorm: 1, seed: 1,
+  epochs: 2,
+  maxSteps: null,
+  batchSize: 2,
+  gradAccum: 1,
+  lr: 0.1,
+  schedule: "constant",
+  warmupRatio: 0,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  seed: 1,
 };
 
 test("a NaN loss stops training with an error naming the step, before the weights change", () => {
@@ -34,23 +42,38 @@ test("a NaN loss stops training with an error naming the step, before the weight
     let weightsBefore: number[] = [];
     let err: unknown;
     try {
-      runLoop(items, [w], opt, LOOP, objective, tidy, { step: 0, epoch: 0, cursor: 0, tokens: 0 }, {
-        onStep: () => (weightsBefore = Array.from(w.toArray())),
-      });
+      runLoop(
+        items,
+        [w],
+        opt,
+        LOOP,
+        objective,
+        tidy,
+        { step: 0, epoch: 0, cursor: 0, tokens: 0 },
+        {
+          onStep: () => (weightsBefore = Array.from(w.toArray())),
+        },
+      );
     } catch (e) {
       err = e;
     }
     assert.ok(err instanceof NonFiniteError, `expected NonFiniteError, got ${err}`);
     assert.equal((err as NonFiniteError).step, badStep);
     assert.match((err as Error).message, new RegExp(`non-finite loss \\(NaN\\) at step ${badStep}`));
-    if (badStep > 1) assert.deepEqual(Array.from(w.toArray()), weightsBefore, "the failing step did not update weights");
-    opt.dispose(), w.grad?.dispose(), w.dispose();
+    if (badStep > 1)
+      assert.deepEqual(Array.from(w.toArray()), weightsBefore, "the failing step did not update weights");
+    opt.dispose();
+    w.grad?.dispose();
+    w.dispose();
   });
 });
 
 test("data order is a seeded permutation per epoch; total steps respect maxSteps", () => {
   const a = epochOrder(10, 3, 0);
-  assert.deepEqual([...a].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    [...a].sort((x, y) => x - y),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   assert.deepEqual(a, epochOrder(10, 3, 0));
   assert.notDeepEqual(a, epochOrder(10, 3, 1));
   assert.equal(totalSteps(10, { ...LOOP, batchSize: 3, gradAccum: 2 }), 4); // ceil(10 / 6) * 2 epochs
@@ -59,7 +82,10 @@ test("data order is a seeded permutation per epoch; total steps respect maxSteps
 
 test("warmup then cosine and linear decay", () => {
   const s = { kind: "cosine" as const, peak: 1, warmupSteps: 3, totalSteps: 13 };
-  assert.deepEqual([0, 1, 2].map((i) => learningRate(s, i)), [0.25, 0.5, 0.75]);
+  assert.deepEqual(
+    [0, 1, 2].map((i) => learningRate(s, i)),
+    [0.25, 0.5, 0.75],
+  );
   assert.equal(learningRate(s, 3), 1);
   assert.ok(Math.abs(learningRate(s, 8) - 0.5) < 1e-12);
   assert.ok(learningRate(s, 13) < 1e-12);

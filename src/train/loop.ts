@@ -5,7 +5,7 @@
 import { NonFiniteError } from "../core/errors.js";
 import { yieldToEventLoop } from "../core/interrupt.js";
 import { Rng } from "../core/rng.js";
-import { AdamW, clipGradNorm, gradNorm, zeroGrad } from "../engine/optim.js";
+import { type AdamW, clipGradNorm, gradNorm, zeroGrad } from "../engine/optim.js";
 import type { Tensor } from "../engine/tensor.js";
 import { METRICS } from "./metrics.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
@@ -50,14 +50,24 @@ export interface Objective<T> {
 }
 
 /** Loss and metrics of `objective` over all of `items` without gradients, as TRL names them: "eval/loss", ... */
-export function evaluateAll<T>(items: T[], objective: Objective<T>, batchSize: number,
-  tidy: <R>(fn: () => R) => R): StepRecord {
+export function evaluateAll<T>(
+  items: T[],
+  objective: Objective<T>,
+  batchSize: number,
+  tidy: <R>(fn: () => R) => R,
+): StepRecord {
   if (!objective.evaluate) throw new Error("this objective has no evaluate()");
   const units = items.reduce((a, it) => a + (objective.unitsOf?.(it) ?? 1), 0);
   const sums: Record<string, number> = { loss: 0 };
   for (let i = 0; i < items.length; i += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, items.length - i) }, (_, j) => i + j);
-    const r = tidy(() => objective.evaluate!(idx.map((j) => items[j]), idx, 1 / units));
+    const r = tidy(() =>
+      objective.evaluate!(
+        idx.map((j) => items[j]),
+        idx,
+        1 / units,
+      ),
+    );
     sums.loss += r.loss;
     for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
   }
@@ -95,7 +105,13 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
  * micro-batch (if any) kept last so that every batch stays whole. A pure function of its arguments, like
  * epochOrder: a resumed run recomputes the same order from (seed, epoch).
  */
-export function bucketedOrder(lengths: number[], seed: number, epoch: number, batchSize: number, window: number): number[] {
+export function bucketedOrder(
+  lengths: number[],
+  seed: number,
+  epoch: number,
+  batchSize: number,
+  window: number,
+): number[] {
   const base = epochOrder(lengths.length, seed, epoch);
   const span = batchSize * window;
   const sorted: number[] = [];
@@ -103,8 +119,13 @@ export function bucketedOrder(lengths: number[], seed: number, epoch: number, ba
     sorted.push(...base.slice(i, i + span).sort((a, b) => lengths[b] - lengths[a] || a - b));
   }
   const full = Math.floor(sorted.length / batchSize);
-  const batches = new Rng((seed * 1000003 + epoch * 7919 + 0x2545f491) >>> 0).shuffle(Array.from({ length: full }, (_, i) => i));
-  return [...batches.flatMap((b) => sorted.slice(b * batchSize, (b + 1) * batchSize)), ...sorted.slice(full * batchSize)];
+  const batches = new Rng((seed * 1000003 + epoch * 7919 + 0x2545f491) >>> 0).shuffle(
+    Array.from({ length: full }, (_, i) => i),
+  );
+  return [
+    ...batches.flatMap((b) => sorted.slice(b * batchSize, (b + 1) * batchSize)),
+    ...sorted.slice(full * batchSize),
+  ];
 }
 
 /** The epoch's item order under `c`: epochOrder, or bucketedOrder when c.bucket is set (lengths from lengthOf). */
@@ -127,8 +148,16 @@ export function totalSteps(n: number, c: LoopConfig): number {
  * Runs optimizer steps from `state` until the epochs or maxSteps are done (or shouldStop says so).
  * Returns the state after the last step. Parameters' .grad buffers are reused across steps.
  */
-export function runLoop<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, objective: Objective<T>,
-  tidy: <R>(fn: () => R) => R, state: LoopState, hooks: LoopHooks = {}): LoopState {
+export function runLoop<T>(
+  items: T[],
+  params: Tensor[],
+  opt: AdamW,
+  c: LoopConfig,
+  objective: Objective<T>,
+  tidy: <R>(fn: () => R) => R,
+  state: LoopState,
+  hooks: LoopHooks = {},
+): LoopState {
   const it = loopSteps(items, params, opt, c, objective, tidy, state, hooks);
   for (;;) {
     const r = it.next();
@@ -140,8 +169,16 @@ export function runLoop<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConf
  * runLoop that gives the event loop a turn after every optimizer step, so that a signal handler (Ctrl-C) can run
  * and ask shouldStop to end the loop within a step. Same steps, same numbers.
  */
-export async function runLoopAsync<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, objective: Objective<T>,
-  tidy: <R>(fn: () => R) => R, state: LoopState, hooks: LoopHooks = {}): Promise<LoopState> {
+export async function runLoopAsync<T>(
+  items: T[],
+  params: Tensor[],
+  opt: AdamW,
+  c: LoopConfig,
+  objective: Objective<T>,
+  tidy: <R>(fn: () => R) => R,
+  state: LoopState,
+  hooks: LoopHooks = {},
+): Promise<LoopState> {
   const it = loopSteps(items, params, opt, c, objective, tidy, state, hooks);
   for (;;) {
     const r = it.next();
@@ -151,8 +188,16 @@ export async function runLoopAsync<T>(items: T[], params: Tensor[], opt: AdamW, 
 }
 
 /** The loop itself, one optimizer step per iteration: yields the state after each step, returns the last. */
-function* loopSteps<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, objective: Objective<T>,
-  tidy: <R>(fn: () => R) => R, state: LoopState, hooks: LoopHooks): Generator<LoopState, LoopState> {
+function* loopSteps<T>(
+  items: T[],
+  params: Tensor[],
+  opt: AdamW,
+  c: LoopConfig,
+  objective: Objective<T>,
+  tidy: <R>(fn: () => R) => R,
+  state: LoopState,
+  hooks: LoopHooks,
+): Generator<LoopState, LoopState> {
   const total = totalSteps(items.length, c);
   const warmup = Math.round(c.warmupRatio * total);
   const perStep = c.batchSize * c.gradAccum;
@@ -161,7 +206,8 @@ function* loopSteps<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, 
   let firstLoss: number | null = null; // this process's first step: the scale "exploding" is measured against
   while (s.step < total && !hooks.shouldStop?.()) {
     if (s.cursor >= items.length) s = { ...s, epoch: s.epoch + 1, cursor: 0 };
-    if (epochOf.epoch !== s.epoch) epochOf = { epoch: s.epoch, order: dataOrder(items, c, s.epoch, objective.lengthOf?.bind(objective)) };
+    if (epochOf.epoch !== s.epoch)
+      epochOf = { epoch: s.epoch, order: dataOrder(items, c, s.epoch, objective.lengthOf?.bind(objective)) };
     const stepIdx = epochOf.order.slice(s.cursor, s.cursor + perStep);
     const t0 = performance.now();
     const units = stepIdx.reduce((a, i) => a + (objective.unitsOf?.(items[i]) ?? 1), 0);
@@ -171,22 +217,34 @@ function* loopSteps<T>(items: T[], params: Tensor[], opt: AdamW, c: LoopConfig, 
     const sums: Record<string, number> = {};
     for (let m = 0; m < stepIdx.length; m += c.batchSize) {
       const idx = stepIdx.slice(m, m + c.batchSize);
-      const r = tidy(() => objective.run(idx.map((i) => items[i]), idx, 1 / units));
+      const r = tidy(() =>
+        objective.run(
+          idx.map((i) => items[i]),
+          idx,
+          1 / units,
+        ),
+      );
       loss += r.loss;
       tokens += r.tokens;
       for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
     }
     // The guards run before opt.step, so the weights never take a step from a bad loss or gradient.
-    if (!Number.isFinite(loss)) throw new NonFiniteError(s.step + 1, `non-finite loss (${loss})`, "lower the learning rate or check the data");
+    if (!Number.isFinite(loss))
+      throw new NonFiniteError(s.step + 1, `non-finite loss (${loss})`, "lower the learning rate or check the data");
     firstLoss ??= loss;
     const limit = (c.explodeFactor ?? EXPLODE_FACTOR) * Math.max(1, Math.abs(firstLoss));
     if (Math.abs(loss) > limit) {
-      throw new NonFiniteError(s.step + 1, `exploding loss (${loss}: over ${limit}, ${c.explodeFactor ?? EXPLODE_FACTOR}x ` +
-        `the first step's ${firstLoss})`, "lower the learning rate, or keep gradient clipping on (--max-grad-norm 1)");
+      throw new NonFiniteError(
+        s.step + 1,
+        `exploding loss (${loss}: over ${limit}, ${c.explodeFactor ?? EXPLODE_FACTOR}x ` +
+          `the first step's ${firstLoss})`,
+        "lower the learning rate, or keep gradient clipping on (--max-grad-norm 1)",
+      );
     }
     // Without clipping the norm is still measured: a NaN/Inf gradient would otherwise reach the weights.
     const norm = c.maxGradNorm > 0 ? clipGradNorm(params, c.maxGradNorm) : gradNorm(params);
-    if (!Number.isFinite(norm)) throw new NonFiniteError(s.step + 1, `non-finite gradient norm (${norm})`, "lower the learning rate");
+    if (!Number.isFinite(norm))
+      throw new NonFiniteError(s.step + 1, `non-finite gradient norm (${norm})`, "lower the learning rate");
     const lr = learningRate({ kind: c.schedule, peak: c.lr, warmupSteps: warmup, totalSteps: total }, s.step);
     opt.step(lr);
     s = { ...s, step: s.step + 1, cursor: s.cursor + stepIdx.length, tokens: s.tokens + tokens };

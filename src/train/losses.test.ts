@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { referenceBackend } from "../backend/index.js";
 import { gradCheck } from "../engine/gradcheck.js";
 import { meanAll } from "../engine/nn.js";
-import { Tensor, tensor, tidy } from "../engine/tensor.js";
+import { type Tensor, tensor, tidy } from "../engine/tensor.js";
 import { LOSSES, LOSS_NAMES, parseLosses, type PairLogps } from "./losses.js";
 
 const be = referenceBackend();
@@ -18,7 +18,8 @@ function pairs(c: number[], r: number[], rc: number[], rr: number[], lc: number[
 test("policy equal to reference: sigmoid and robust give exactly ln 2, hinge 1, apo_zero 1, ipo 1/(4 beta^2)", () => {
   tidy(() => {
     const x = pairs([-3, -7.5], [-4, -2], [-3, -7.5], [-4, -2], [3, 5], [4, 2]);
-    const at = (name: keyof typeof LOSSES, eps = 0) => Array.from(LOSSES[name](x, { beta: 0.1, labelSmoothing: eps }).toArray());
+    const at = (name: keyof typeof LOSSES, eps = 0) =>
+      Array.from(LOSSES[name](x, { beta: 0.1, labelSmoothing: eps }).toArray());
     assert.deepEqual(at("sigmoid"), [Math.LN2, Math.LN2]);
     for (const v of at("robust", 0.1)) assert.ok(Math.abs(v - Math.LN2) < 1e-15);
     assert.deepEqual(at("hinge"), [1, 1]);
@@ -59,7 +60,11 @@ test("dpop: the penalty lambda * (ref_w - pi_w) once the chosen log-prob falls b
     const [c, r, rc, rr, beta, lambda] = [-7.0, -9.1, -6.0, -8.0, 0.3, 5];
     const ls = (z: number) => -Math.log1p(Math.exp(-z));
     const h = c - rc - (r - rr);
-    const got = LOSSES.dpop(pairs([c], [r], [rc], [rr], [4], [7]), { beta, labelSmoothing: 0, dpopLambda: lambda }).item();
+    const got = LOSSES.dpop(pairs([c], [r], [rc], [rr], [4], [7]), {
+      beta,
+      labelSmoothing: 0,
+      dpopLambda: lambda,
+    }).item();
     const want = -ls(beta * (h - lambda * (rc - c)));
     assert.ok(Math.abs(got - want) < 1e-12, `${got} vs ${want}`);
   });
@@ -71,16 +76,31 @@ test("every loss has correct gradients with respect to the policy log-probs", ()
     const r = t([-9.1, -2.5, -8.5]);
     c.requiresGrad = true;
     r.requiresGrad = true;
-    const fixed = { refChosen: t([-6, -3, -7]), refRejected: t([-8, -3, -9]), chosenLen: t([4, 2, 5]), rejectedLen: t([7, 3, 5]) };
-    const res = gradCheck(be, (cc: Tensor, rr: Tensor) => meanAll(LOSSES[name]({ chosen: cc, rejected: rr, ...fixed },
-      { beta: 0.3, labelSmoothing: 0.1 })), [c, r]);
+    const fixed = {
+      refChosen: t([-6, -3, -7]),
+      refRejected: t([-8, -3, -9]),
+      chosenLen: t([4, 2, 5]),
+      rejectedLen: t([7, 3, 5]),
+    };
+    const res = gradCheck(
+      be,
+      (cc: Tensor, rr: Tensor) =>
+        meanAll(LOSSES[name]({ chosen: cc, rejected: rr, ...fixed }, { beta: 0.3, labelSmoothing: 0.1 })),
+      [c, r],
+    );
     for (const e of res) assert.ok(e.maxRelErr < 1e-6, `${name} input ${e.input}: ${e.maxRelErr}`);
-    for (const x of [c, r, ...Object.values(fixed)]) x.grad?.dispose(), x.dispose();
+    for (const x of [c, r, ...Object.values(fixed)]) {
+      x.grad?.dispose();
+      x.dispose();
+    }
   }
 });
 
 test("parseLosses checks names and weights", () => {
-  assert.deepEqual(parseLosses("sigmoid,sft", "1,0.2"), [{ name: "sigmoid", weight: 1 }, { name: "sft", weight: 0.2 }]);
+  assert.deepEqual(parseLosses("sigmoid,sft", "1,0.2"), [
+    { name: "sigmoid", weight: 1 },
+    { name: "sft", weight: 0.2 },
+  ]);
   assert.throws(() => parseLosses("sigmoid,kto"), /unknown loss "kto"/);
   assert.throws(() => parseLosses("sigmoid,sft", "1"), /one number per loss/);
 });

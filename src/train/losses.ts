@@ -5,9 +5,7 @@
 // |y| = the completion's token count, beta the inverse temperature, eps the label-smoothing rate.
 
 import { InputError } from "../core/errors.js";
-import {
-  add, addScalar, div, logsigmoid, neg, relu, scale, sigmoid, square, sub,
-} from "../engine/ops.js";
+import { add, addScalar, div, logsigmoid, neg, relu, scale, sigmoid, square, sub } from "../engine/ops.js";
 import type { Tensor } from "../engine/tensor.js";
 
 export interface PairLogps {
@@ -86,14 +84,19 @@ export const LOSS_NAMES = Object.keys(LOSSES) as LossName[];
 
 /** Parses "sigmoid,sft" with weights "1,0.2" into a checked list. */
 export function parseLosses(names: string, weights?: string): { name: LossName; weight: number }[] {
-  const list = names.split(",").map((s) => s.trim()).filter(Boolean);
+  const list = names
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const ws = weights ? weights.split(",").map((s) => Number(s.trim())) : list.map(() => 1);
-  if (list.length === 0) throw new InputError("--loss names no loss", undefined, `choose from ${LOSS_NAMES.join(", ")}`);
+  if (list.length === 0)
+    throw new InputError("--loss names no loss", undefined, `choose from ${LOSS_NAMES.join(", ")}`);
   if (ws.length !== list.length || ws.some((w) => !Number.isFinite(w))) {
     throw new InputError(`--loss-weights "${weights}" must give one number per loss (${list.length})`);
   }
   return list.map((name, i) => {
-    if (!(name in LOSSES)) throw new InputError(`unknown loss "${name}"`, undefined, `choose from ${LOSS_NAMES.join(", ")}`);
+    if (!(name in LOSSES))
+      throw new InputError(`unknown loss "${name}"`, undefined, `choose from ${LOSS_NAMES.join(", ")}`);
     return { name: name as LossName, weight: ws[i] };
   });
 }

@@ -22,8 +22,16 @@ import { runLoop, type LoopConfig, type Objective } from "./loop.js";
 import { train } from "./trainer.js";
 
 const LOOP: LoopConfig = {
-  epochs: 1, maxSteps: null, batchSize: 1, gradAccum: 1, lr: 0.1, schedule: "constant", warmupRatio: 0,
-  weightDecay: 0, maxGradNorm: 1, seed: 1,
+  epochs: 1,
+  maxSteps: null,
+  batchSize: 1,
+  gradAccum: 1,
+  lr: 0.1,
+  schedule: "constant",
+  warmupRatio: 0,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  seed: 1,
 };
 
 /** loss = scale_i * sum(w * x): item i's value sets the loss and the gradient. */
@@ -61,13 +69,32 @@ test("a loss that explodes (finite, 1e12) stops the loop at its step, before the
     let before: number[] = [];
     let steps = 0;
     const objective = linear(w);
-    const exploding: Objective<number> = { run: (xs, i, weight) => objective.run(steps === 2 ? [1e12] : xs, i, weight) };
-    const err = failure(() => runLoop(items, [w], opt, LOOP, exploding, tidy, { step: 0, epoch: 0, cursor: 0, tokens: 0 },
-      { onStep: () => { steps++; before = Array.from(w.toArray()); } }));
+    const exploding: Objective<number> = {
+      run: (xs, i, weight) => objective.run(steps === 2 ? [1e12] : xs, i, weight),
+    };
+    const err = failure(() =>
+      runLoop(
+        items,
+        [w],
+        opt,
+        LOOP,
+        exploding,
+        tidy,
+        { step: 0, epoch: 0, cursor: 0, tokens: 0 },
+        {
+          onStep: () => {
+            steps++;
+            before = Array.from(w.toArray());
+          },
+        },
+      ),
+    );
     assert.equal(err.step, 3);
     assert.match(err.message, /exploding loss \(2\d{12}(\.\d+)?: over 300, 100x the first step's 3\) at step 3/);
     assert.deepEqual(Array.from(w.toArray()), before, "the failing step did not update the weights");
-    opt.dispose(), w.grad?.dispose(), w.dispose();
+    opt.dispose();
+    w.grad?.dispose();
+    w.dispose();
   });
 });
 
@@ -83,10 +110,14 @@ test("with clipping off (--max-grad-norm 0) a non-finite gradient still stops th
         return { loss: 1, tokens: 1, sums: {} };
       },
     };
-    const err = failure(() => runLoop([1, 2], [w], opt, { ...LOOP, maxGradNorm: 0 }, inf, tidy, { step: 0, epoch: 0, cursor: 0, tokens: 0 }));
+    const err = failure(() =>
+      runLoop([1, 2], [w], opt, { ...LOOP, maxGradNorm: 0 }, inf, tidy, { step: 0, epoch: 0, cursor: 0, tokens: 0 }),
+    );
     assert.match(err.message, /non-finite gradient norm \((Infinity|NaN)\) at step 1/);
     assert.deepEqual(Array.from(w.toArray()), [1, 2]);
-    opt.dispose(), w.grad?.dispose(), w.dispose();
+    opt.dispose();
+    w.grad?.dispose();
+    w.dispose();
   });
 });
 
@@ -95,16 +126,29 @@ test("a checkpoint of non-finite weights is refused, naming the tensor; the fold
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-nan-ckpt-"));
     const w = param();
     const opt = new AdamW([w], { lr: 0.1 });
-    const state = { step: 1, epoch: 0, cursor: 1, tokens: 1, format: CHECKPOINT_FORMAT, kind: "sft", configHash: "x", adamStep: 1 };
+    const state = {
+      step: 1,
+      epoch: 0,
+      cursor: 1,
+      tokens: 1,
+      format: CHECKPOINT_FORMAT,
+      kind: "sft",
+      configHash: "x",
+      adamStep: 1,
+    };
     try {
       saveCheckpoint(root, new Map([["layer.weight", w]]), opt, state, 2);
       w.backend.write(w.buf, Float64Array.from([NaN, 2]));
       const err = failure(() => saveCheckpoint(root, new Map([["layer.weight", w]]), opt, { ...state, step: 2 }, 2));
-      assert.match(err.message, /non-finite weights \(1 NaN\/Inf values in "layer\.weight", the first at index 0\) at step 2/);
+      assert.match(
+        err.message,
+        /non-finite weights \(1 NaN\/Inf values in "layer\.weight", the first at index 0\) at step 2/,
+      );
       assert.equal(path.basename(latestCheckpoint(root)!), "step-0000001");
       assert.deepEqual(fs.readdirSync(path.join(root, "checkpoints")), ["step-0000001"]);
     } finally {
-      opt.dispose(), w.dispose();
+      opt.dispose();
+      w.dispose();
       fs.rmSync(root, { recursive: true, force: true });
     }
   });
@@ -115,22 +159,42 @@ test("the trainer's message says what exists: no checkpoint, or the newest one a
   const prev = getBackend();
   setBackend(referenceBackend()); // for the whole async run (withBackend would restore at the first await)
   try {
-    for (const [name, saveEvery, explodeAt] of [["none", 0, 2], ["some", 2, 4]] as const) {
+    for (const [name, saveEvery, explodeAt] of [
+      ["none", 0, 2],
+      ["some", 2, 4],
+    ] as const) {
       {
         const w = param();
         let calls = 0;
         const base = linear(w);
-        const objective: Objective<number> = { run: (xs, i, weight) => base.run(++calls === explodeAt ? [NaN] : xs, i, weight) };
+        const objective: Objective<number> = {
+          run: (xs, i, weight) => base.run(++calls === explodeAt ? [NaN] : xs, i, weight),
+        };
         const out = path.join(root, name);
-        await assert.rejects(train({ outDir: out, kind: "sft", items: [1, 1, 1, 1, 1, 1], params: new Map([["w", w]]), objective,
-          loop: LOOP, saveEvery, keepLast: 2, resume: false, config: {} }), (e: Error) => {
-          assert.ok(e instanceof NonFiniteError);
-          assert.doesNotMatch(e.message, /is intact/);
-          if (name === "none") assert.match(e.message, /no checkpoint exists in .*none: nothing of this run was saved/);
-          else assert.match(e.message, /the newest checkpoint, .*step-0000002 \(step 2\), holds finite weights/);
-          return true;
-        });
-        w.grad?.dispose(), w.dispose();
+        await assert.rejects(
+          train({
+            outDir: out,
+            kind: "sft",
+            items: [1, 1, 1, 1, 1, 1],
+            params: new Map([["w", w]]),
+            objective,
+            loop: LOOP,
+            saveEvery,
+            keepLast: 2,
+            resume: false,
+            config: {},
+          }),
+          (e: Error) => {
+            assert.ok(e instanceof NonFiniteError);
+            assert.doesNotMatch(e.message, /is intact/);
+            if (name === "none")
+              assert.match(e.message, /no checkpoint exists in .*none: nothing of this run was saved/);
+            else assert.match(e.message, /the newest checkpoint, .*step-0000002 \(step 2\), holds finite weights/);
+            return true;
+          },
+        );
+        w.grad?.dispose();
+        w.dispose();
       }
     }
   } finally {
@@ -155,7 +219,10 @@ test("loading a model whose weights hold NaN warns, naming the tensor", () => {
     m.dispose();
     loadModel(root, { warn: () => {} }).dispose();
     assert.equal(warnings.length, 1, warnings.join("\n"));
-    assert.match(warnings[0], /tensor "model\.norm\.weight" holds 2 non-finite values \(NaN\/Inf, the first at index 3\)/);
+    assert.match(
+      warnings[0],
+      /tensor "model\.norm\.weight" holds 2 non-finite values \(NaN\/Inf, the first at index 3\)/,
+    );
   } finally {
     Checkpoint.warn = saved;
     fs.rmSync(root, { recursive: true, force: true });

@@ -45,14 +45,21 @@ function check(be: Backend, dtype: "f32" | "f64", tol: { loss: number; grad: num
     const idx = fx.pairs.map((_, i) => i);
     for (const [name, v] of Object.entries(fx.variants)) {
       zeroGrad(model.parameters());
-      const objective = dpoObjective(model, { kind: "precomputed", logps: ref }, {
-        beta: fx.beta, labelSmoothing: v.terms[0].label_smoothing, padId: 0,
-        losses: v.terms.map((t) => ({ name: t.name, weight: t.weight })),
-      });
+      const objective = dpoObjective(
+        model,
+        { kind: "precomputed", logps: ref },
+        {
+          beta: fx.beta,
+          labelSmoothing: v.terms[0].label_smoothing,
+          padId: 0,
+          losses: v.terms.map((t) => ({ name: t.name, weight: t.weight })),
+        },
+      );
       const r = tidy(() => objective.run(fx.pairs, idx, 1 / fx.pairs.length));
       const lossErr = Math.abs(r.loss - v.loss) / Math.max(1, Math.abs(v.loss));
       const metrics: [string, number][] = [
-        ["rewards/chosen", mean(v.rewards_chosen)], ["rewards/rejected", mean(v.rewards_rejected)],
+        ["rewards/chosen", mean(v.rewards_chosen)],
+        ["rewards/rejected", mean(v.rewards_rejected)],
         ["rewards/margins", mean(v.margins)],
         ["rewards/accuracies", mean(v.rewards_chosen.map((c, i) => (c > v.rewards_rejected[i] ? 1 : 0)))],
       ];
@@ -62,11 +69,15 @@ function check(be: Backend, dtype: "f32" | "f64", tol: { loss: number; grad: num
         const got = model.params.get(p)!.grad!.toArray();
         let scale = 0;
         for (const x of want) scale = Math.max(scale, Math.abs(x));
-        for (let i = 0; i < want.length; i++) worstGrad = Math.max(worstGrad, Math.abs(got[i] - want[i]) / Math.max(scale, 1e-12));
+        for (let i = 0; i < want.length; i++)
+          worstGrad = Math.max(worstGrad, Math.abs(got[i] - want[i]) / Math.max(scale, 1e-12));
       }
-      log(`${dtype} ${name}: loss rel err ${lossErr.toExponential(1)}, worst grad err (rel. to max) ${worstGrad.toExponential(1)}`);
+      log(
+        `${dtype} ${name}: loss rel err ${lossErr.toExponential(1)}, worst grad err (rel. to max) ${worstGrad.toExponential(1)}`,
+      );
       assert.ok(lossErr < tol.loss, `${name}: loss ${r.loss} vs ${v.loss}`);
-      for (const [m, want] of metrics) assert.ok(Math.abs(r.sums[m] - want) < tol.loss * 10, `${name} ${m}: ${r.sums[m]} vs ${want}`);
+      for (const [m, want] of metrics)
+        assert.ok(Math.abs(r.sums[m] - want) < tol.loss * 10, `${name} ${m}: ${r.sums[m]} vs ${want}`);
       assert.ok(worstGrad < tol.grad, `${name}: gradient error ${worstGrad}`);
     }
     model.dispose();

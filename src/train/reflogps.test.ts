@@ -12,9 +12,17 @@ import { Llama, type LlamaConfig } from "../model/llama.js";
 import { cachedRefLogpsAsync, precomputeRefLogps, precomputeRefLogpsAsync, type TokenPair } from "./dpo.js";
 
 const CFG: LlamaConfig = {
-  vocab_size: 11, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 1, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 32,
-  tie_word_embeddings: false, attention_bias: false,
+  vocab_size: 11,
+  hidden_size: 8,
+  intermediate_size: 12,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 32,
+  tie_word_embeddings: false,
+  attention_bias: false,
 };
 
 function randomPairs(n: number): TokenPair[] {
@@ -34,7 +42,14 @@ test("the async reference pass equals the sync one, stops within a batch when as
     const whole = await precomputeRefLogpsAsync(model, pairs, 0, 3);
     assert.deepEqual(whole, sync);
     let batches = 0;
-    const stopped = await precomputeRefLogpsAsync(model, pairs, 0, 3, () => batches++, () => batches >= 2);
+    const stopped = await precomputeRefLogpsAsync(
+      model,
+      pairs,
+      0,
+      3,
+      () => batches++,
+      () => batches >= 2,
+    );
     assert.equal(stopped, null);
     assert.equal(batches, 2, "it stopped right after the batch during which the stop came");
     const file = path.join(dir, "ref_logps.json");

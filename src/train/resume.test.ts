@@ -27,7 +27,11 @@ async function runAndKill(out: string, resume: boolean, ready: () => boolean, va
 function steps(out: string): number[] {
   const f = path.join(out, "metrics.jsonl");
   if (!fs.existsSync(f)) return [];
-  return fs.readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l).step as number);
+  return fs
+    .readFileSync(f, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).step as number);
 }
 
 test("resume after SIGKILL is bit-identical to an uninterrupted run", async () => {
@@ -45,7 +49,11 @@ test("resume after SIGKILL is bit-identical to an uninterrupted run", async () =
     assert.equal(a.length, b.length);
     assert.ok(a.equals(b), "final weights differ");
     const s = steps(cut);
-    assert.deepEqual(s, Array.from({ length: s.length }, (_, i) => i + 1), "metrics.jsonl has each step once, in order");
+    assert.deepEqual(
+      s,
+      Array.from({ length: s.length }, (_, i) => i + 1),
+      "metrics.jsonl has each step once, in order",
+    );
     assert.deepEqual(s, steps(whole));
     const kept = fs.readdirSync(path.join(cut, "checkpoints"));
     assert.equal(kept.length, 2, `the last 2 checkpoints are kept: ${kept}`);
@@ -62,7 +70,10 @@ test("resume after SIGKILL is bit-identical with LoRA dropout (the dropout strea
     const cut = path.join(root, "cut");
     await runAndKill(cut, false, () => steps(cut).length >= 4, "lora");
     runToEnd(cut, true, "lora");
-    assert.ok(fs.readFileSync(path.join(whole, "final.bin")).equals(fs.readFileSync(path.join(cut, "final.bin"))), "final weights differ");
+    assert.ok(
+      fs.readFileSync(path.join(whole, "final.bin")).equals(fs.readFileSync(path.join(cut, "final.bin"))),
+      "final weights differ",
+    );
     assert.deepEqual(steps(cut), steps(whole));
   } finally {
     fs.rmSync(root, { recursive: true, force: true });

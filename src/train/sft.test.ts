@@ -13,7 +13,16 @@ import { zeroGrad } from "../engine/optim.js";
 import { gather } from "../engine/ops.js";
 import { tensor, tidy, type Tensor } from "../engine/tensor.js";
 import { Llama, type LlamaConfig } from "../model/llama.js";
-import { collate, collatePacked, disposeBatch, IGNORE, packExamples, paddingFraction, rowLength, type Example } from "./batch.js";
+import {
+  collate,
+  collatePacked,
+  disposeBatch,
+  IGNORE,
+  packExamples,
+  paddingFraction,
+  rowLength,
+  type Example,
+} from "./batch.js";
 import { tokenLogps, type CausalLM } from "./logps.js";
 import { bucketedOrder, dataOrder, epochOrder, runLoop, type LoopConfig, type Objective } from "./loop.js";
 import { packedSftObjective, sftObjective } from "./sft.js";
@@ -21,13 +30,29 @@ import { train } from "./trainer.js";
 
 const be = referenceBackend();
 const CFG: LlamaConfig = {
-  vocab_size: 30, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 64,
-  tie_word_embeddings: false, attention_bias: true,
+  vocab_size: 30,
+  hidden_size: 8,
+  intermediate_size: 12,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 64,
+  tie_word_embeddings: false,
+  attention_bias: true,
 };
 const LOOP: LoopConfig = {
-  epochs: 1, maxSteps: null, batchSize: 4, gradAccum: 1, lr: 1e-2, schedule: "constant", warmupRatio: 0,
-  weightDecay: 0, maxGradNorm: 0, seed: 3,
+  epochs: 1,
+  maxSteps: null,
+  batchSize: 4,
+  gradAccum: 1,
+  lr: 1e-2,
+  schedule: "constant",
+  warmupRatio: 0,
+  weightDecay: 0,
+  maxGradNorm: 0,
+  seed: 3,
 };
 
 /** BOS 1, prompt tokens from 20..29, completion tokens from 3..19 ending with EOS 2: a target's id tells its kind. */
@@ -35,7 +60,10 @@ function examples(n: number, seed: number, maxPrompt = 6, maxCompletion = 9): Ex
   const rng = new Rng(seed);
   const run = (lo: number, hi: number, from: number, span: number) =>
     Array.from({ length: lo + rng.int(hi - lo + 1) }, () => from + rng.int(span));
-  return Array.from({ length: n }, () => ({ prompt: [1, ...run(0, maxPrompt - 1, 20, 10)], completion: [...run(0, maxCompletion - 1, 3, 17), 2] }));
+  return Array.from({ length: n }, () => ({
+    prompt: [1, ...run(0, maxPrompt - 1, 20, 10)],
+    completion: [...run(0, maxCompletion - 1, 3, 17), 2],
+  }));
 }
 
 test("packing: every example in exactly one row, rows within capacity, deterministic", () => {
@@ -72,8 +100,14 @@ test("packed targets: each completion token exactly once at its place, no prompt
       assert.deepEqual(Array.from(ids.slice(r * T, r * T + input.length - 1)), input.slice(0, -1), `row ${r} inputs`);
     });
     const counted = Array.from(targets).filter((t) => t !== IGNORE);
-    assert.equal(counted.length, xs.reduce((a, e) => a + e.completion.length, 0));
-    assert.ok(counted.every((t) => t < 20), "no prompt token (20..29) is a target");
+    assert.equal(
+      counted.length,
+      xs.reduce((a, e) => a + e.completion.length, 0),
+    );
+    assert.ok(
+      counted.every((t) => t < 20),
+      "no prompt token (20..29) is a target",
+    );
     assert.ok(!counted.includes(1), "no BOS is a target (the EOS before it predicts nothing)");
     assert.equal(b.tokens, counted.length);
     assert.equal(B, rows.length);
@@ -83,7 +117,13 @@ test("packed targets: each completion token exactly once at its place, no prompt
 
 test("collate is unchanged: right-padded rows, prompt masked, the last token left out", () => {
   withBackend(be, () => {
-    const b = collate([{ prompt: [1, 20, 21], completion: [5, 2] }, { prompt: [1], completion: [7, 8, 2] }], 0);
+    const b = collate(
+      [
+        { prompt: [1, 20, 21], completion: [5, 2] },
+        { prompt: [1], completion: [7, 8, 2] },
+      ],
+      0,
+    );
     assert.deepEqual(b.ids.shape, [2, 4]);
     assert.deepEqual(Array.from(b.ids.toArray()), [1, 20, 21, 5, 1, 7, 8, 0]);
     assert.deepEqual(Array.from(b.targets.toArray()), [IGNORE, IGNORE, 5, 2, 7, 8, 2, IGNORE]);
@@ -95,7 +135,11 @@ test("collate is unchanged: right-padded rows, prompt masked, the last token lef
 /** A model whose logits at t depend on ids[t] only (a bigram table): no attention, so packing is exact for it. */
 function bigram(seed: number): CausalLM & { table: Tensor } {
   const rng = new Rng(seed);
-  const table = tensor(Array.from({ length: 30 * 30 }, () => rng.normal()), [30, 30], "f64").keep();
+  const table = tensor(
+    Array.from({ length: 30 * 30 }, () => rng.normal()),
+    [30, 30],
+    "f64",
+  ).keep();
   table.requiresGrad = true;
   return { table, forward: (ids: Tensor) => gather(table, ids) };
 }
@@ -117,7 +161,10 @@ test("packed loss and gradients equal unpacked ones for a model that cannot look
     assert.ok(Math.abs(plain.loss - packed.loss) < 1e-12, `${plain.loss} vs ${packed.loss}`);
     const diff = Math.max(...plain.grad.map((g, i) => Math.abs(g - packed.grad[i])));
     assert.ok(diff < 1e-12, `max grad diff ${diff}`);
-    assert.equal(packedSftObjective(m, 0).unitsOf!(rows[0]), rows[0].reduce((a, e) => a + e.completion.length, 0));
+    assert.equal(
+      packedSftObjective(m, 0).unitsOf!(rows[0]),
+      rows[0].reduce((a, e) => a + e.completion.length, 0),
+    );
     m.table.dispose();
   });
 });
@@ -142,7 +189,9 @@ test("Llama: the first example of a packed row is exact; later ones see their ro
       row.forEach((e, k) => {
         const ub = collate([e], 0);
         const alone = per(ub);
-        const d = Math.max(...e.completion.map((_, j) => Math.abs(alone[e.prompt.length - 1 + j] - packed[o + e.prompt.length - 1 + j])));
+        const d = Math.max(
+          ...e.completion.map((_, j) => Math.abs(alone[e.prompt.length - 1 + j] - packed[o + e.prompt.length - 1 + j])),
+        );
         if (k === 0) firstDiff = Math.max(firstDiff, d);
         else laterDiff = Math.max(laterDiff, d);
         o += e.prompt.length + e.completion.length;
@@ -153,7 +202,9 @@ test("Llama: the first example of a packed row is exact; later ones see their ro
     assert.ok(firstDiff < 1e-12, `first example of a row: max |logp packed - alone| = ${firstDiff}`);
     // Attention crosses examples in a row, so the others' log-probs move: this only pins that it is visible.
     assert.ok(rows.some((r) => r.length > 1) && laterDiff > 1e-9, `later examples: ${laterDiff}`);
-    console.log(`# packed vs alone, later examples of a row: max |logp diff| = ${laterDiff.toExponential(2)} (random tiny model)`);
+    console.log(
+      `# packed vs alone, later examples of a row: max |logp diff| = ${laterDiff.toExponential(2)} (random tiny model)`,
+    );
     m.dispose();
   });
 });
@@ -162,7 +213,11 @@ test("bucketed order: a seeded permutation of whole micro-batches with less padd
   const rng = new Rng(9);
   const lengths = Array.from({ length: 1003 }, () => 10 + rng.int(300));
   const order = bucketedOrder(lengths, 7, 0, 8, 50);
-  assert.deepEqual([...order].sort((a, b) => a - b), lengths.map((_, i) => i), "a permutation");
+  assert.deepEqual(
+    [...order].sort((a, b) => a - b),
+    lengths.map((_, i) => i),
+    "a permutation",
+  );
   assert.deepEqual(bucketedOrder(lengths, 7, 0, 8, 50), order, "deterministic");
   assert.notDeepEqual(bucketedOrder(lengths, 8, 0, 8, 50), order, "the seed matters");
   assert.notDeepEqual(bucketedOrder(lengths, 7, 1, 8, 50), order, "so does the epoch");
@@ -170,7 +225,9 @@ test("bucketed order: a seeded permutation of whole micro-batches with less padd
   const plain = paddingFraction(lengths, epochOrder(lengths.length, 7, 0), 8);
   assert.ok(bucketed < plain / 5, `padding ${bucketed} bucketed vs ${plain} shuffled`);
   // Batches are shuffled, not left in length order: consecutive batches' longest items are not monotone.
-  const longest = Array.from({ length: 125 }, (_, i) => Math.max(...order.slice(i * 8, i * 8 + 8).map((j) => lengths[j])));
+  const longest = Array.from({ length: 125 }, (_, i) =>
+    Math.max(...order.slice(i * 8, i * 8 + 8).map((j) => lengths[j])),
+  );
   assert.ok(longest.some((x, i) => i > 0 && x > longest[i - 1]) && longest.some((x, i) => i > 0 && x < longest[i - 1]));
   // The 3 left over (1003 = 125 * 8 + 3) form the last, short batch.
   assert.equal(order.length - 125 * 8, 3);
@@ -208,9 +265,18 @@ test("resume with --pack and --bucket is bit-identical to an uninterrupted run",
       const m = new Llama(CFG, { seed: 5 });
       let steps = 0;
       const r = await train<Example[]>({
-        outDir: out, kind: "sft", items: rows, params: m.params, objective: packedSftObjective(m, 0), loop,
-        saveEvery: 2, keepLast: 2, resume, config: { loop, pack: true },
-        onStep: () => steps++, shouldStop: () => stopAfter !== null && steps >= stopAfter,
+        outDir: out,
+        kind: "sft",
+        items: rows,
+        params: m.params,
+        objective: packedSftObjective(m, 0),
+        loop,
+        saveEvery: 2,
+        keepLast: 2,
+        resume,
+        config: { loop, pack: true },
+        onStep: () => steps++,
+        shouldStop: () => stopAfter !== null && steps >= stopAfter,
       });
       const w = Buffer.concat(m.parameters().map((p) => Buffer.from((p.toArray() as Float32Array).buffer)));
       m.dispose();

@@ -108,7 +108,8 @@ function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
   const targets = r.has("lora_targets") ? list(r, "lora_targets") : null;
   const resume = r.bool("resume");
   const overwrite = r.bool("overwrite");
-  if (resume && overwrite) throw new InputError("--resume continues the run in --out, --overwrite replaces it: give one");
+  if (resume && overwrite)
+    throw new InputError("--resume continues the run in --out, --overwrite replaces it: give one");
   return {
     epochs: r.int("epochs", 1),
     max_steps: r.int("max_steps", null),
@@ -122,12 +123,16 @@ function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
     seed: r.int("seed", 0, 0),
     save_every: r.int("save_every", 0, 0),
     keep_checkpoints: r.int("keep_checkpoints", 2),
-    resume, overwrite,
+    resume,
+    overwrite,
     max_length: r.int("max_length", 1024),
     template: r.choice("template", TEMPLATES, "plain"),
     skip_bad: r.bool("skip_bad"),
     eval_every: r.int("eval_every", 0, 0),
-    lora, lora_alpha: r.num("lora_alpha", null, (x) => x >= 0, "a number >= 0"), lora_dropout: dropout, lora_targets: targets,
+    lora,
+    lora_alpha: r.num("lora_alpha", null, (x) => x >= 0, "a number >= 0"),
+    lora_dropout: dropout,
+    lora_targets: targets,
     merge: r.bool("merge"),
   };
 }
@@ -138,28 +143,40 @@ const nameOf = (r: KnobReader, key: string) => r.naming.name(key);
 function list(r: KnobReader, key: string): string[] {
   const v = r.raw(key);
   if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v;
-  if (typeof v === "string") return v.split(",").map((t) => t.trim()).filter(Boolean);
+  if (typeof v === "string")
+    return v
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean);
   return r.fail(key, "a comma-separated list");
 }
 
 /** A full SftConfig from the knobs given (flag or key spellings), validated; errors name knobs as `naming` says. */
-export function sftConfig(given: Partial<SftConfig> | Record<string, unknown>, naming: Naming = asKeys(), file?: string): SftConfig {
+export function sftConfig(
+  given: Partial<SftConfig> | Record<string, unknown>,
+  naming: Naming = asKeys(),
+  file?: string,
+): SftConfig {
   const r = new KnobReader(given as Record<string, unknown>, naming, file);
   const base = { out: r.need("out", "DIR"), ...trainKnobs(r) };
   const model = r.str("model", null);
   const init = r.str("init", null);
-  if (model === null && init === null) throw new InputError(naming.flags ? "give --model DIR or --init tiny|small|CONFIG.json" : "give model or init");
+  if (model === null && init === null)
+    throw new InputError(naming.flags ? "give --model DIR or --init tiny|small|CONFIG.json" : "give model or init");
   const bucket = r.bool("bucket");
-  if (r.has("bucket_window") && !bucket) throw new InputError(`${nameOf(r, "bucket_window")} needs ${nameOf(r, "bucket")}`);
+  if (r.has("bucket_window") && !bucket)
+    throw new InputError(`${nameOf(r, "bucket_window")} needs ${nameOf(r, "bucket")}`);
   return {
     ...base,
     data: r.need("data", "FILE"),
     eval_data: r.str("eval_data", null),
-    model, init,
+    model,
+    init,
     tokenizer: r.choice("tokenizer", ["bpe", "chars"] as const, "bpe"),
     vocab_size: r.int("vocab_size", 1024, 264),
     pack: r.bool("pack"),
-    bucket, bucket_window: r.int("bucket_window", 50),
+    bucket,
+    bucket_window: r.int("bucket_window", 50),
   };
 }
 
@@ -183,7 +200,8 @@ function readDpoKnobs(r: KnobReader): DpoKnobs {
     throw new InputError(`${nameOf(r, "loss")}: ${(e as Error).message}`, r.file, `losses: ${LOSS_NAMES.join(", ")}`);
   }
   return {
-    loss, loss_weights: weights,
+    loss,
+    loss_weights: weights,
     beta: r.num("beta", 0.1, (x) => x > 0, "a number > 0"),
     label_smoothing: r.num("label_smoothing", 0, (x) => x >= 0 && x < 0.5, "a number in [0, 0.5)"),
     dpop_lambda: r.num("dpop_lambda", 50, (x) => x >= 0, "a number >= 0"),
@@ -191,10 +209,16 @@ function readDpoKnobs(r: KnobReader): DpoKnobs {
 }
 
 /** A full DpoConfig from the knobs given, validated. */
-export function dpoConfig(given: Partial<DpoConfig> | Record<string, unknown>, naming: Naming = asKeys(), file?: string): DpoConfig {
+export function dpoConfig(
+  given: Partial<DpoConfig> | Record<string, unknown>,
+  naming: Naming = asKeys(),
+  file?: string,
+): DpoConfig {
   const r = new KnobReader(given as Record<string, unknown>, naming, file);
   return {
-    out: r.need("out", "DIR"), ...trainKnobs(r), ...readDpoKnobs(r),
+    out: r.need("out", "DIR"),
+    ...trainKnobs(r),
+    ...readDpoKnobs(r),
     model: r.need("model", "DIR"),
     pairs: r.need("pairs", "FILE"),
     ref: r.str("ref", null),
@@ -205,20 +229,33 @@ export function dpoConfig(given: Partial<DpoConfig> | Record<string, unknown>, n
 
 function loopConfig(c: TrainKnobs, dfltLr: number): LoopConfig {
   return {
-    epochs: c.epochs, maxSteps: c.max_steps, batchSize: c.batch_size, gradAccum: c.grad_accum, lr: c.lr ?? dfltLr,
-    schedule: c.lr_schedule, warmupRatio: c.warmup_ratio, weightDecay: c.weight_decay, maxGradNorm: c.max_grad_norm, seed: c.seed,
+    epochs: c.epochs,
+    maxSteps: c.max_steps,
+    batchSize: c.batch_size,
+    gradAccum: c.grad_accum,
+    lr: c.lr ?? dfltLr,
+    schedule: c.lr_schedule,
+    warmupRatio: c.warmup_ratio,
+    weightDecay: c.weight_decay,
+    maxGradNorm: c.max_grad_norm,
+    seed: c.seed,
   };
 }
 
 /** What train_config.json records of the adapters. */
-const loraRecord = (c: TrainKnobs) => c.lora === null ? null
-  : { r: c.lora, alpha: c.lora_alpha, dropout: c.lora_dropout, targets: c.lora_targets };
+const loraRecord = (c: TrainKnobs) =>
+  c.lora === null ? null : { r: c.lora, alpha: c.lora_alpha, dropout: c.lora_dropout, targets: c.lora_targets };
 
 /**
  * The output folder, settled before any work: a folder (not a file), not an input, not holding another run's
  * outputs unless resume or overwrite; then created and locked (one writer) while `run` trains into it.
  */
-async function intoOutput<T>(kind: string, c: TrainKnobs, inputs: Record<string, unknown>, run: () => Promise<T>): Promise<T> {
+async function intoOutput<T>(
+  kind: string,
+  c: TrainKnobs,
+  inputs: Record<string, unknown>,
+  run: () => Promise<T>,
+): Promise<T> {
   const out = c.out;
   checkOutputDir(out);
   checkNotInput(out, inputs);
@@ -240,7 +277,9 @@ function readOptions(c: TrainKnobs, tokenizer: TextTokenizer, warn: (m: string) 
 
 function reportSkips(file: string, s: Skipped, warn: (m: string) => void): void {
   if (s.count === 0) return;
-  const why = Object.entries(s.reasons).map(([r, n]) => `${n} ${r}`).join("; ");
+  const why = Object.entries(s.reasons)
+    .map(([r, n]) => `${n} ${r}`)
+    .join("; ");
   warn(`${file}: skipped ${s.count} lines (${why})`);
 }
 
@@ -249,26 +288,37 @@ function reportSkips(file: string, s: Skipped, warn: (m: string) => void): void 
  * starts at, so a resumed run's rate is honest). A stop request ends it after the current step, with a checkpoint
  * of that step saved: an InterruptedError that says what exists.
  */
-async function trainWithProgress<T>(label: string, ctx: StageContext, run: Parameters<typeof train<T>>[0]): Promise<TrainResult> {
+async function trainWithProgress<T>(
+  label: string,
+  ctx: StageContext,
+  run: Parameters<typeof train<T>>[0],
+): Promise<TrainResult> {
   let bar: ProgressSink | null = null;
   try {
-    const r = await cooperative(() => train({
-      ...run,
-      shouldStop: () => stopOf(ctx) !== null,
-      onStart(state, total) {
-        bar = progressOf(ctx, label, { total, start: state.step, unit: " steps" });
-      },
-      onStep(record, state) {
-        const acc = record[METRICS.rewardsAccuracies];
-        bar?.note(`loss ${record[METRICS.loss].toFixed(4)}${acc === undefined ? "" : ` acc ${acc.toFixed(2)}`} ` +
-          `${Math.round(record[METRICS.tokensPerSecond])} tok/s`);
-        bar?.set(state.step);
-      },
-    }));
+    const r = await cooperative(() =>
+      train({
+        ...run,
+        shouldStop: () => stopOf(ctx) !== null,
+        onStart(state, total) {
+          bar = progressOf(ctx, label, { total, start: state.step, unit: " steps" });
+        },
+        onStep(record, state) {
+          const acc = record[METRICS.rewardsAccuracies];
+          bar?.note(
+            `loss ${record[METRICS.loss].toFixed(4)}${acc === undefined ? "" : ` acc ${acc.toFixed(2)}`} ` +
+              `${Math.round(record[METRICS.tokensPerSecond])} tok/s`,
+          );
+          bar?.set(state.step);
+        },
+      }),
+    );
     const signal = stopOf(ctx);
     if (r.stopped && signal) {
-      throw new InterruptedError(signal, `${label} stopped after step ${r.state.step} of ${r.total}; ` +
-        (r.checkpoint ? `checkpoint ${r.checkpoint} holds it` : "no step had finished, so no checkpoint exists"));
+      throw new InterruptedError(
+        signal,
+        `${label} stopped after step ${r.state.step} of ${r.total}; ` +
+          (r.checkpoint ? `checkpoint ${r.checkpoint} holds it` : "no step had finished, so no checkpoint exists"),
+      );
     }
     return r;
   } finally {
@@ -276,24 +326,51 @@ async function trainWithProgress<T>(label: string, ctx: StageContext, run: Param
   }
 }
 
-function save(c: TrainKnobs, kind: "sft" | "dpo", r: TrainResult, model: Llama, tokenizer: TextTokenizer, extra: object): TrainSummary {
+function save(
+  c: TrainKnobs,
+  kind: "sft" | "dpo",
+  r: TrainResult,
+  model: Llama,
+  tokenizer: TextTokenizer,
+  extra: object,
+): TrainSummary {
   if (model.lora && c.merge) mergeAndUnload(model);
   saveModel(model, c.out); // with unmerged adapters: the base plus adapter_config.json and adapter_model.safetensors
   tokenizer.save(c.out);
   model.dispose();
-  return { kind, out: c.out, steps: r.state.step, total_steps: r.total, resumed_from: r.resumedFrom,
-    loss: r.last?.[METRICS.loss] ?? null, ...extra };
+  return {
+    kind,
+    out: c.out,
+    steps: r.state.step,
+    total_steps: r.total,
+    resumed_from: r.resumedFrom,
+    loss: r.last?.[METRICS.loss] ?? null,
+    ...extra,
+  };
 }
 
-async function loadPolicy(c: SftConfig | DpoConfig, warn: (m: string) => void): Promise<{ model: Llama; tokenizer: TextTokenizer; fromScratch: boolean }> {
-  if (c.model !== null) return { model: loadModel(c.model, { warn }), tokenizer: loadModelTokenizer(c.model), fromScratch: false };
+async function loadPolicy(
+  c: SftConfig | DpoConfig,
+  warn: (m: string) => void,
+): Promise<{ model: Llama; tokenizer: TextTokenizer; fromScratch: boolean }> {
+  if (c.model !== null)
+    return { model: loadModel(c.model, { warn }), tokenizer: loadModelTokenizer(c.model), fromScratch: false };
   const s = c as SftConfig;
   // A from-scratch built-in preset learns its BPE tokenizer from the training texts (digits stay single tokens).
   const texts = s.tokenizer === "bpe" ? await readSftTexts(s.data, s.skip_bad) : undefined;
-  const { model, tokenizer } = initModel(s.init!, { seed: s.seed, texts, tokenizer: texts ? "bpe" : "chars", vocabSize: s.vocab_size });
+  const { model, tokenizer } = initModel(s.init!, {
+    seed: s.seed,
+    texts,
+    tokenizer: texts ? "bpe" : "chars",
+    vocabSize: s.vocab_size,
+  });
   if (!tokenizer) {
     model.dispose();
-    throw new InputError(`--init ${s.init} has no built-in tokenizer`, undefined, "use --init tiny or small, or --model DIR");
+    throw new InputError(
+      `--init ${s.init} has no built-in tokenizer`,
+      undefined,
+      "use --init tiny or small, or --model DIR",
+    );
   }
   return { model, tokenizer, fromScratch: true };
 }
@@ -301,8 +378,13 @@ async function loadPolicy(c: SftConfig | DpoConfig, warn: (m: string) => void): 
 /** lora: freezes the base and attaches adapters; returns the dropout RNG hooks for exact resume. */
 function maybeLora(c: TrainKnobs, model: Llama): TrainRunRng | undefined {
   if (c.lora === null) return undefined;
-  const adapter = attachLora(model, { r: c.lora, alpha: c.lora_alpha ?? undefined, dropout: c.lora_dropout,
-    targetModules: c.lora_targets ?? undefined, seed: c.seed });
+  const adapter = attachLora(model, {
+    r: c.lora,
+    alpha: c.lora_alpha ?? undefined,
+    dropout: c.lora_dropout,
+    targetModules: c.lora_targets ?? undefined,
+    seed: c.seed,
+  });
   adapter.training = true;
   return { get: () => adapter.rngState(), set: (s) => adapter.setRngState(s) };
 }
@@ -328,27 +410,62 @@ export function sft(c: SftConfig, ctx: StageContext = {}): Promise<TrainSummary>
     const { examples, skipped } = await readSftFile(c.data, readOptions(c, tokenizer, warn));
     reportSkips(c.data, skipped, warn);
     if (examples.length === 0) throw new InputError("no usable examples", c.data);
-    const loop: LoopConfig = { ...loopConfig(c, fromScratch ? 1e-3 : 2e-5), ...(c.bucket ? { bucket: c.bucket_window } : {}) };
-    const config = { stage: "sft", data: path.resolve(c.data), model: c.model, init: c.init, loop, ...(c.pack ? { pack: true } : {}),
-      lora: loraRecord(c), template: c.template, maxLength: c.max_length };
+    const loop: LoopConfig = {
+      ...loopConfig(c, fromScratch ? 1e-3 : 2e-5),
+      ...(c.bucket ? { bucket: c.bucket_window } : {}),
+    };
+    const config = {
+      stage: "sft",
+      data: path.resolve(c.data),
+      model: c.model,
+      init: c.init,
+      loop,
+      ...(c.pack ? { pack: true } : {}),
+      lora: loraRecord(c),
+      template: c.template,
+      maxLength: c.max_length,
+    };
     writeJsonAtomic(path.join(c.out, "train_config.json"), config);
     const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
     const objective = sftObjective(model, padId);
-    const evalItems = c.eval_data !== null ? (await readSftFile(c.eval_data, readOptions(c, tokenizer, warn))).examples : [];
-    const common = { outDir: c.out, kind: "sft" as const, params: trainable(model), loop, rng, saveEvery: c.save_every,
-      keepLast: c.keep_checkpoints, resume: c.resume, config, warn };
+    const evalItems =
+      c.eval_data !== null ? (await readSftFile(c.eval_data, readOptions(c, tokenizer, warn))).examples : [];
+    const common = {
+      outDir: c.out,
+      kind: "sft" as const,
+      params: trainable(model),
+      loop,
+      rng,
+      saveEvery: c.save_every,
+      keepLast: c.keep_checkpoints,
+      resume: c.resume,
+      config,
+      warn,
+    };
     const rows = c.pack ? packExamples(examples, c.max_length) : null;
     const packed = packedSftObjective(model, padId);
     const every = c.eval_every;
     const r = rows
-      // Held-out loss is on unpacked examples (one a row) either way: exact, and comparable between the two.
-      ? await trainWithProgress<Example[]>("sft", ctx, { ...common, items: rows, objective: packed,
-        evaluation: { items: evalItems.map((e) => [e]), objective: packed, every, batchSize: loop.batchSize } })
-      : await trainWithProgress<Example>("sft", ctx, { ...common, items: examples, objective,
-        evaluation: { items: evalItems, objective, every, batchSize: loop.batchSize } });
+      ? // Held-out loss is on unpacked examples (one a row) either way: exact, and comparable between the two.
+        await trainWithProgress<Example[]>("sft", ctx, {
+          ...common,
+          items: rows,
+          objective: packed,
+          evaluation: { items: evalItems.map((e) => [e]), objective: packed, every, batchSize: loop.batchSize },
+        })
+      : await trainWithProgress<Example>("sft", ctx, {
+          ...common,
+          items: examples,
+          objective,
+          evaluation: { items: evalItems, objective, every, batchSize: loop.batchSize },
+        });
     const padding = rows ? epochPadding(rows, loop, packed) : epochPadding(examples, loop, objective);
-    return save(c, "sft", r, model, tokenizer, { examples: examples.length, skipped: skipped.count,
-      ...(rows ? { packed_rows: rows.length } : {}), padding_fraction: padding });
+    return save(c, "sft", r, model, tokenizer, {
+      examples: examples.length,
+      skipped: skipped.count,
+      ...(rows ? { packed_rows: rows.length } : {}),
+      padding_fraction: padding,
+    });
   });
 }
 
@@ -363,47 +480,109 @@ export function dpo(c: DpoConfig, ctx: StageContext = {}): Promise<TrainSummary>
     reportSkips(c.pairs, skipped, warn);
     const loop = loopConfig(c, 1e-6);
     const refDir = c.ref ?? c.model;
-    const config = { stage: "dpo", pairs: path.resolve(c.pairs), model: path.resolve(c.model), ref: path.resolve(refDir),
-      losses, beta: c.beta, labelSmoothing: c.label_smoothing, ...(losses.some((l) => l.name === "dpop") ? { dpopLambda: c.dpop_lambda } : {}),
-      reference: c.reference, loop, template: c.template, maxLength: c.max_length, lora: loraRecord(c) };
+    const config = {
+      stage: "dpo",
+      pairs: path.resolve(c.pairs),
+      model: path.resolve(c.model),
+      ref: path.resolve(refDir),
+      losses,
+      beta: c.beta,
+      labelSmoothing: c.label_smoothing,
+      ...(losses.some((l) => l.name === "dpop") ? { dpopLambda: c.dpop_lambda } : {}),
+      reference: c.reference,
+      loop,
+      template: c.template,
+      maxLength: c.max_length,
+      lora: loraRecord(c),
+    };
     // With adapters the reference is the frozen base itself, adapters off: no second copy of the weights.
     const sameModel = refDir === c.model;
-    const baseRef = c.lora !== null && sameModel
-      ? { forward: (ids: Tensor, o?: { pos?: Tensor; keyMask?: Tensor | null }) => model.withAdaptersDisabled(() => model.forward(ids, o)) }
-      : null;
+    const baseRef =
+      c.lora !== null && sameModel
+        ? {
+            forward: (ids: Tensor, o?: { pos?: Tensor; keyMask?: Tensor | null }) =>
+              model.withAdaptersDisabled(() => model.forward(ids, o)),
+          }
+        : null;
     writeJsonAtomic(path.join(c.out, "train_config.json"), config);
     const padId = tokenizer.padId ?? tokenizer.eosId ?? 0;
-    const evalPairs = c.eval_pairs !== null ? (await readPairsFile(c.eval_pairs, readOptions(c, tokenizer, warn))).pairs : [];
+    const evalPairs =
+      c.eval_pairs !== null ? (await readPairsFile(c.eval_pairs, readOptions(c, tokenizer, warn))).pairs : [];
     let refModel: Llama | null = null;
+    const loadRef = (): Llama => {
+      refModel ??= loadModel(refDir, { warn });
+      return refModel;
+    };
     // The reference pass stops at a batch on a stop request (nothing of it is saved; a resume starts it again).
     const refFor = async (items: TokenPair[], file: string, source: string): Promise<Reference> => {
-      if (c.reference === "live") return { kind: "live", model: baseRef ?? (refModel ??= loadModel(refDir, { warn })) };
-      const key = JSON.stringify({ ref: config.ref, pairs: source, template: config.template, maxLength: config.maxLength });
-      const logps = await cooperative(() => cachedRefLogpsAsync(path.join(c.out, file), key, async () => {
-        const ref = baseRef ?? (sameModel ? model : (refModel ??= loadModel(refDir, { warn })));
-        const bar = progressOf(ctx, "reference log-probs", { total: items.length, unit: " pairs" });
-        try {
-          return await precomputeRefLogpsAsync(ref, items, padId, loop.batchSize, (done) => bar.set(done), () => stopOf(ctx) !== null);
-        } finally {
-          bar.finish();
-        }
-      }));
-      if (!logps) throw new InterruptedError(stopOf(ctx) ?? "SIGINT", `the reference log-prob pass (${file}) stopped before its end; no training step ran`);
+      if (c.reference === "live") return { kind: "live", model: baseRef ?? loadRef() };
+      const key = JSON.stringify({
+        ref: config.ref,
+        pairs: source,
+        template: config.template,
+        maxLength: config.maxLength,
+      });
+      const logps = await cooperative(() =>
+        cachedRefLogpsAsync(path.join(c.out, file), key, async () => {
+          const ref = baseRef ?? (sameModel ? model : loadRef());
+          const bar = progressOf(ctx, "reference log-probs", { total: items.length, unit: " pairs" });
+          try {
+            return await precomputeRefLogpsAsync(
+              ref,
+              items,
+              padId,
+              loop.batchSize,
+              (done) => bar.set(done),
+              () => stopOf(ctx) !== null,
+            );
+          } finally {
+            bar.finish();
+          }
+        }),
+      );
+      if (!logps)
+        throw new InterruptedError(
+          stopOf(ctx) ?? "SIGINT",
+          `the reference log-prob pass (${file}) stopped before its end; no training step ran`,
+        );
       return { kind: "precomputed", logps };
     };
     const reference = await refFor(pairs, "ref_logps.json", config.pairs);
     const options = { beta: c.beta, labelSmoothing: c.label_smoothing, dpopLambda: c.dpop_lambda, losses, padId };
-    const evaluation = evalPairs.length === 0 ? undefined : {
-      items: evalPairs, every: c.eval_every, batchSize: loop.batchSize,
-      objective: dpoObjective(model, await refFor(evalPairs, "ref_logps_eval.json", path.resolve(c.eval_pairs!)), options),
-    };
+    const evaluation =
+      evalPairs.length === 0
+        ? undefined
+        : {
+            items: evalPairs,
+            every: c.eval_every,
+            batchSize: loop.batchSize,
+            objective: dpoObjective(
+              model,
+              await refFor(evalPairs, "ref_logps_eval.json", path.resolve(c.eval_pairs!)),
+              options,
+            ),
+          };
     try {
       const r = await trainWithProgress("dpo", ctx, {
-        outDir: c.out, kind: "dpo", items: pairs, params: trainable(model),
-        objective: dpoObjective(model, reference, options), loop, evaluation, rng,
-        saveEvery: c.save_every, keepLast: c.keep_checkpoints, resume: c.resume, config, warn,
+        outDir: c.out,
+        kind: "dpo",
+        items: pairs,
+        params: trainable(model),
+        objective: dpoObjective(model, reference, options),
+        loop,
+        evaluation,
+        rng,
+        saveEvery: c.save_every,
+        keepLast: c.keep_checkpoints,
+        resume: c.resume,
+        config,
+        warn,
       });
-      return save(c, "dpo", r, model, tokenizer, { pairs: pairs.length, step_pairs: stepLevel, skipped: skipped.count });
+      return save(c, "dpo", r, model, tokenizer, {
+        pairs: pairs.length,
+        step_pairs: stepLevel,
+        skipped: skipped.count,
+      });
     } finally {
       (refModel as Llama | null)?.dispose();
     }

@@ -14,13 +14,29 @@ import type { Example } from "./batch.js";
 
 const be = referenceBackend();
 const CFG: LlamaConfig = {
-  vocab_size: 11, hidden_size: 8, intermediate_size: 12, num_hidden_layers: 2, num_attention_heads: 2,
-  num_key_value_heads: 1, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 32,
-  tie_word_embeddings: false, attention_bias: true,
+  vocab_size: 11,
+  hidden_size: 8,
+  intermediate_size: 12,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 32,
+  tie_word_embeddings: false,
+  attention_bias: true,
 };
 const LOOP: LoopConfig = {
-  epochs: 1, maxSteps: null, batchSize: 8, gradAccum: 1, lr: 1e-2, schedule: "constant", warmupRatio: 0,
-  weightDecay: 0, maxGradNorm: 0, seed: 3,
+  epochs: 1,
+  maxSteps: null,
+  batchSize: 8,
+  gradAccum: 1,
+  lr: 1e-2,
+  schedule: "constant",
+  warmupRatio: 0,
+  weightDecay: 0,
+  maxGradNorm: 0,
+  seed: 3,
 };
 
 function randomPairs(n: number, seed: number): TokenPair[] {
@@ -37,7 +53,9 @@ test("DPO at step 0 (policy = reference): loss is ln 2 (to the last bit of the m
     const policy = model();
     const pairs = randomPairs(6, 1);
     const ref = precomputeRefLogps(policy, pairs, 0, 4);
-    const r = tidy(() => dpoObjective(policy, { kind: "precomputed", logps: ref }, opts).run(pairs, [0, 1, 2, 3, 4, 5], 1 / 6));
+    const r = tidy(() =>
+      dpoObjective(policy, { kind: "precomputed", logps: ref }, opts).run(pairs, [0, 1, 2, 3, 4, 5], 1 / 6),
+    );
     assert.ok(Math.abs(r.loss - Math.LN2) <= 2.3e-16, `loss ${r.loss}`); // each pair's loss is exactly ln 2
     assert.equal(r.sums["rewards/chosen"], 0);
     assert.equal(r.sums["rewards/margins"], 0);
@@ -52,16 +70,32 @@ test("gradient accumulation 1x8 equals 8x1 (DPO with sigmoid+sft, and SFT)", () 
     const grads = (accum: number, objective: "dpo" | "sft") => {
       const m = model();
       const ref = precomputeRefLogps(model(9), pairs, 0, 8);
-      const mix = { ...opts, losses: [{ name: "sigmoid" as const, weight: 1 }, { name: "sft" as const, weight: 0.3 }] };
+      const mix = {
+        ...opts,
+        losses: [
+          { name: "sigmoid" as const, weight: 1 },
+          { name: "sft" as const, weight: 0.3 },
+        ],
+      };
       const examples: Example[] = pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen }));
       const units = objective === "dpo" ? 8 : examples.reduce((a, e) => a + e.completion.length, 0);
       zeroGrad(m.parameters());
       const per = 8 / accum;
       for (let k = 0; k < accum; k++) {
         const sl = idx.slice(k * per, (k + 1) * per);
-        tidy(() => objective === "dpo"
-          ? dpoObjective(m, { kind: "precomputed", logps: ref }, mix).run(sl.map((i) => pairs[i]), sl, 1 / units)
-          : sftObjective(m, 0).run(sl.map((i) => examples[i]), sl, 1 / units));
+        tidy(() =>
+          objective === "dpo"
+            ? dpoObjective(m, { kind: "precomputed", logps: ref }, mix).run(
+                sl.map((i) => pairs[i]),
+                sl,
+                1 / units,
+              )
+            : sftObjective(m, 0).run(
+                sl.map((i) => examples[i]),
+                sl,
+                1 / units,
+              ),
+        );
       }
       const out = m.parameters().map((p) => Array.from(p.grad!.toArray()));
       m.dispose();
@@ -83,12 +117,14 @@ test("precomputed reference log-probs equal a live reference model", () => {
     const run = (live: boolean) => {
       const policy = model(5);
       const refModel = model(6);
-      const ref = live ? { kind: "live" as const, model: refModel }
+      const ref = live
+        ? { kind: "live" as const, model: refModel }
         : { kind: "precomputed" as const, logps: precomputeRefLogps(refModel, pairs, 0, 2) };
       zeroGrad(policy.parameters());
       const r = tidy(() => dpoObjective(policy, ref, opts).run(pairs, [0, 1, 2, 3, 4], 1 / 5));
       const g = Array.from(policy.parameters()[1].grad!.toArray());
-      policy.dispose(), refModel.dispose();
+      policy.dispose();
+      refModel.dispose();
       return { r, g };
     };
     const a = run(false);
@@ -110,13 +146,15 @@ test("one optimizer step of each trainer changes every trainable parameter", () 
       const state = { step: 0, epoch: 0, cursor: 0, tokens: 0 };
       const c = { ...LOOP, maxSteps: 1 };
       if (kind === "sft") runLoop(examples, m.parameters(), opt, c, sftObjective(m, 0), tidy, state);
-      else runLoop(pairs, m.parameters(), opt, c, dpoObjective(m, { kind: "precomputed", logps: ref }, opts), tidy, state);
+      else
+        runLoop(pairs, m.parameters(), opt, c, dpoObjective(m, { kind: "precomputed", logps: ref }, opts), tidy, state);
       m.parameters().forEach((p, i) => {
         const after = p.toArray();
         const changed = before[i].every((v, j) => v !== after[j]);
         assert.ok(changed, `${kind}: some entry of ${p.name} did not change`);
       });
-      opt.dispose(), m.dispose();
+      opt.dispose();
+      m.dispose();
     }
   });
 });
@@ -129,7 +167,10 @@ test("evaluation scores held-out pairs without gradients and names metrics eval/
     const objective = dpoObjective(m, { kind: "precomputed", logps: ref }, opts);
     zeroGrad(m.parameters());
     const ev = evaluateAll(pairs, objective, 2, tidy);
-    assert.ok(m.parameters().every((p) => !p.grad), "no gradient was accumulated");
+    assert.ok(
+      m.parameters().every((p) => !p.grad),
+      "no gradient was accumulated",
+    );
     const trained = tidy(() => objective.run(pairs, [0, 1, 2, 3, 4], 1 / 5));
     assert.ok(Math.abs(ev["eval/loss"] - trained.loss) < 1e-12, `${ev["eval/loss"]} vs ${trained.loss}`);
     assert.ok(Math.abs(ev["eval/rewards/margins"] - trained.sums["rewards/margins"]) < 1e-12);

@@ -7,8 +7,23 @@ import path from "node:path";
 import { NonFiniteError } from "../core/errors.js";
 import { AdamW } from "../engine/optim.js";
 import { tidy, type Tensor } from "../engine/tensor.js";
-import { CHECKPOINT_FORMAT, intactCheckpoint, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from "./checkpoint.js";
-import { evaluateAll, runLoopAsync, totalSteps, type LoopConfig, type LoopState, type Objective, type StepRecord } from "./loop.js";
+import {
+  CHECKPOINT_FORMAT,
+  intactCheckpoint,
+  latestCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+  type TrainerState,
+} from "./checkpoint.js";
+import {
+  evaluateAll,
+  runLoopAsync,
+  totalSteps,
+  type LoopConfig,
+  type LoopState,
+  type Objective,
+  type StepRecord,
+} from "./loop.js";
 import { METRICS } from "./metrics.js";
 
 export interface TrainRun<T> {
@@ -53,14 +68,17 @@ export function hashConfig(config: unknown): string {
 /** Keeps the lines of metrics.jsonl up to `step` (a resumed run rewrites what came after its checkpoint). */
 function truncateMetrics(file: string, step: number): void {
   if (!fs.existsSync(file)) return;
-  const kept = fs.readFileSync(file, "utf8").split("\n").filter((line) => {
-    if (!line.trim()) return false;
-    try {
-      return (JSON.parse(line) as StepRecord)[METRICS.step] <= step;
-    } catch {
-      return false; // a line cut by a kill
-    }
-  });
+  const kept = fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        return (JSON.parse(line) as StepRecord)[METRICS.step] <= step;
+      } catch {
+        return false; // a line cut by a kill
+      }
+    });
   fs.writeFileSync(file, kept.map((l) => l + "\n").join(""));
 }
 
@@ -69,8 +87,10 @@ function whatExists(outDir: string): string {
   const latest = latestCheckpoint(outDir);
   if (!latest) return `no checkpoint exists in ${outDir}: nothing of this run was saved`;
   const step = (JSON.parse(fs.readFileSync(path.join(latest, "trainer_state.json"), "utf8")) as TrainerState).step;
-  return `the newest checkpoint, ${latest} (step ${step}), holds finite weights from before the failure; ` +
-    "resuming it with the same options would fail the same way, so start over with changed options";
+  return (
+    `the newest checkpoint, ${latest} (step ${step}), holds finite weights from before the failure; ` +
+    "resuming it with the same options would fail the same way, so start over with changed options"
+  );
 }
 
 /**
@@ -87,8 +107,14 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
   let resumedFrom: number | null = null;
   let checkpoint: string | null = null;
   const save = (s: LoopState) => {
-    const full: TrainerState = { ...s, format: CHECKPOINT_FORMAT, kind: run.kind, configHash, adamStep: opt.stepCount,
-      ...(run.rng ? { rng: Array.from(run.rng.get()) } : {}) };
+    const full: TrainerState = {
+      ...s,
+      format: CHECKPOINT_FORMAT,
+      kind: run.kind,
+      configHash,
+      adamStep: opt.stepCount,
+      ...(run.rng ? { rng: Array.from(run.rng.get()) } : {}),
+    };
     checkpoint = saveCheckpoint(run.outDir, run.params, opt, full, run.keepLast);
   };
   try {
@@ -118,8 +144,10 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
         // The classic bug: reference log-probs taken from the policy itself keep the sigmoid loss at ln 2.
         atLn2 = run.kind === "dpo" && Math.abs(record[METRICS.loss] - Math.LN2) < 1e-6 ? atLn2 + 1 : 0;
         if (atLn2 === 20) {
-          run.warn?.("the DPO loss has sat at ln 2 for 20 steps: policy and reference log-probs are identical. " +
-            "Is the reference computed from the policy being trained?");
+          run.warn?.(
+            "the DPO loss has sat at ln 2 for 20 steps: policy and reference log-probs are identical. " +
+              "Is the reference computed from the policy being trained?",
+          );
         }
         run.onStep?.(record, s, total);
       },
@@ -129,7 +157,8 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
     else checkpoint = latestCheckpoint(run.outDir);
     return { state, total, resumedFrom, last, stopped, checkpoint };
   } catch (e) {
-    if (e instanceof NonFiniteError) throw new NonFiniteError(e.step, e.what, `${e.hint ?? "lower the learning rate"}; ${whatExists(run.outDir)}`);
+    if (e instanceof NonFiniteError)
+      throw new NonFiniteError(e.step, e.what, `${e.hint ?? "lower the learning rate"}; ${whatExists(run.outDir)}`);
     throw e;
   } finally {
     opt.dispose();

@@ -15,7 +15,10 @@ export type AnswerStyle = "gsm8k" | "math";
 export function extractHashAnswer(text: string): string | null {
   const at = text.indexOf("####");
   if (at < 0) return null;
-  const line = text.slice(at + 4).split("\n")[0].trim();
+  const line = text
+    .slice(at + 4)
+    .split("\n")[0]
+    .trim();
   return line === "" ? null : line;
 }
 
@@ -30,7 +33,10 @@ export function extractBoxed(text: string): string | null {
   }
   const start = ++i;
   for (let depth = 1; i < text.length; i++) {
-    if (text[i] === "\\") { i++; continue; } // "\{" and "\}" do not count
+    if (text[i] === "\\") {
+      i++;
+      continue;
+    } // "\{" and "\}" do not count
     if (text[i] === "{") depth++;
     else if (text[i] === "}" && --depth === 0) {
       const inner = text.slice(start, i).trim();
@@ -70,10 +76,37 @@ export function referenceAnswer(answer: string, style: AnswerStyle = "gsm8k"): s
 }
 
 const NUMBER_WORDS: Record<string, string> = {
-  zero: "0", one: "1", two: "2", three: "3", four: "4", five: "5", six: "6", seven: "7", eight: "8", nine: "9",
-  ten: "10", eleven: "11", twelve: "12", thirteen: "13", fourteen: "14", fifteen: "15", sixteen: "16",
-  seventeen: "17", eighteen: "18", nineteen: "19", twenty: "20", thirty: "30", forty: "40", fifty: "50",
-  sixty: "60", seventy: "70", eighty: "80", ninety: "90", hundred: "100", thousand: "1000", half: "1/2",
+  zero: "0",
+  one: "1",
+  two: "2",
+  three: "3",
+  four: "4",
+  five: "5",
+  six: "6",
+  seven: "7",
+  eight: "8",
+  nine: "9",
+  ten: "10",
+  eleven: "11",
+  twelve: "12",
+  thirteen: "13",
+  fourteen: "14",
+  fifteen: "15",
+  sixteen: "16",
+  seventeen: "17",
+  eighteen: "18",
+  nineteen: "19",
+  twenty: "20",
+  thirty: "30",
+  forty: "40",
+  fifty: "50",
+  sixty: "60",
+  seventy: "70",
+  eighty: "80",
+  ninety: "90",
+  hundred: "100",
+  thousand: "1000",
+  half: "1/2",
 };
 
 /** Trailing unit words: "apples", "sq ft", "km/h", "cm^2", "dollars per hour"; not LaTeX commands ("\pi"). */
@@ -85,21 +118,32 @@ export function normalizeAnswer(raw: string): string {
   let s = raw.trim();
   const boxed = /^\\boxed\s*\{/.test(s) ? extractBoxed(s) : null;
   if (boxed !== null) s = boxed;
-  s = s.replace(/^\$([^$]+)\$$/, "$1").replace(/^\\\(([\s\S]*)\\\)$/, "$1").replace(/^\\\[([\s\S]*)\\\]$/, "$1");
-  for (let prev = ""; prev !== s;) {
+  s = s
+    .replace(/^\$([^$]+)\$$/, "$1")
+    .replace(/^\\\(([\s\S]*)\\\)$/, "$1")
+    .replace(/^\\\[([\s\S]*)\\\]$/, "$1");
+  for (let prev = ""; prev !== s; ) {
     prev = s;
     s = s.replace(/\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|textnormal|operatorname)\s*\{([^{}]*)\}/g, " $1 ");
   }
-  s = s.replace(/\\(?:left|right|bigg|Bigg|big|Big|displaystyle)(?![a-zA-Z])/g, "")
-    .replace(/\\[!,]/g, "").replace(/\\[;: ]|\\q?quad|~/g, " ")
+  s = s
+    .replace(/\\(?:left|right|bigg|Bigg|big|Big|displaystyle)(?![a-zA-Z])/g, "")
+    .replace(/\\[!,]/g, "")
+    .replace(/\\[;: ]|\\q?quad|~/g, " ")
     .replace(/\^\s*\{?\s*\\circ\s*\}?|°|\\degree/g, "")
-    .replace(/\\%/g, "%").replace(/\\\$/g, "$").replace(/\{,\}/g, ",")
-    .replace(/[\u2212\u2013]/g, "-").replace(/[\u00d7\u00b7]/g, "*").replace(/\u00f7/g, "/")
-    .trim().replace(/[.\s]+$/, "")
+    .replace(/\\%/g, "%")
+    .replace(/\\\$/g, "$")
+    .replace(/\{,\}/g, ",")
+    .replace(/[\u2212\u2013]/g, "-")
+    .replace(/[\u00d7\u00b7]/g, "*")
+    .replace(/\u00f7/g, "/")
+    .trim()
+    .replace(/[.\s]+$/, "")
     .replace(/^[a-zA-Z]\s*=\s*/, "")
     .replace(/^([+-]?)\s*(?:US\$|\$|€|£|¥|₹|USD|EUR|GBP|INR|Rs\.?)\s*/, "$1");
   if (!/^[([{]/.test(s)) {
-    s = s.replace(/\b\d{1,3}(?:,\d{3})+(?![\d,])/g, (m) => m.replace(/,/g, ""))
+    s = s
+      .replace(/\b\d{1,3}(?:,\d{3})+(?![\d,])/g, (m) => m.replace(/,/g, ""))
       .replace(/\b\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d/])/g, (m) => m.replace(/\D/g, ""));
   }
   for (let m = UNIT_TAIL.exec(s); m; m = UNIT_TAIL.exec(s)) s = m[1];
@@ -158,7 +202,10 @@ function splitList(s: string): List | null {
     const c = s[i];
     if (c === "(" || c === "[" || c === "{") depth++;
     else if (c === ")" || c === "]" || c === "}") depth--;
-    else if (c === "," && depth === 0) { items.push(s.slice(from, i)); from = i + 1; }
+    else if (c === "," && depth === 0) {
+      items.push(s.slice(from, i));
+      from = i + 1;
+    }
     if (depth < 0) return null;
   }
   items.push(s.slice(from));
@@ -187,8 +234,10 @@ function listsEqual(a: List, b: List): boolean | null {
     for (let j = 0; j < b.items.length && !found; j++) {
       if (used[j]) continue;
       const e = answersEqual(x, b.items[j]);
-      if (e === true) { used[j] = true; found = true; }
-      else if (e === null) undecided = true;
+      if (e === true) {
+        used[j] = true;
+        found = true;
+      } else if (e === null) undecided = true;
     }
     if (!found) return undecided ? null : false;
   }

@@ -30,7 +30,11 @@ test("rationals are exact", () => {
 test("surds decide equality of square-root expressions exactly", () => {
   const s = (n: number) => Surd.rational(Rational.int(n)).sqrt();
   assert.ok(s(12).eq(s(3).mul(Surd.rational(Rational.int(2)))));
-  assert.ok(s(2).mul(s(2)).eq(Surd.rational(Rational.int(2))));
+  assert.ok(
+    s(2)
+      .mul(s(2))
+      .eq(Surd.rational(Rational.int(2))),
+  );
   assert.ok(!s(2).add(s(3)).eq(s(5)));
   assert.throws(() => Surd.rational(Rational.int(-4)).sqrt(), RangeError);
   assert.throws(() => s(2).add(s(3)).sqrt(), RangeError);
@@ -107,8 +111,9 @@ const STEPS: Case[] = [
 ];
 
 test("step verdicts", () => {
-  const wrong = STEPS.filter(([s, want]) => checkStep(s).ok !== want)
-    .map(([s, want]) => `${JSON.stringify(s)}: want ${want}, got ${checkStep(s).ok} ${JSON.stringify(checkStep(s).checks)}`);
+  const wrong = STEPS.filter(([s, want]) => checkStep(s).ok !== want).map(
+    ([s, want]) => `${JSON.stringify(s)}: want ${want}, got ${checkStep(s).ok} ${JSON.stringify(checkStep(s).checks)}`,
+  );
   assert.deepEqual(wrong, []);
 });
 

@@ -58,7 +58,8 @@ export function checkAnnotation(body: string): Check {
   const first = sides[0]!;
   if (first === "math") return { ...check, ok: false };
   for (const s of sides.slice(1)) {
-    if (s === "math" || !sameValue(first, s!)) return { ...check, ok: false, expected: first.values[0].toDecimalString() };
+    if (s === "math" || !sameValue(first, s!))
+      return { ...check, ok: false, expected: first.values[0].toDecimalString() };
   }
   return { ...check, ok: true };
 }
@@ -75,9 +76,17 @@ function checkWrittenResult(body: string, after: string): Check | null {
   if (t[n]?.op === "%" && !t[n].spaced) n++;
   const written = side(t.slice(0, n), false);
   if (written === null || written === "math") return null;
-  const text = t.slice(0, n).map((k) => k.text).join("");
+  const text = t
+    .slice(0, n)
+    .map((k) => k.text)
+    .join("");
   const ok = sameValue(stated, written) || sameValue(written, stated);
-  return { kind: "result", text: `${body}>>${text}`, ok, ...(ok ? {} : { expected: stated.values[0].toDecimalString() }) };
+  return {
+    kind: "result",
+    text: `${body}>>${text}`,
+    ok,
+    ...(ok ? {} : { expected: stated.values[0].toDecimalString() }),
+  };
 }
 
 interface Side {
@@ -131,8 +140,27 @@ const EXPR_KINDS = new Set(["num", "op", "lp", "rp"]);
 
 /** Words that join a number to more of the same quantity: an operand cut at one of them is only part of it. */
 const CONNECTORS = new Set([
-  "x", "X", "times", "of", "by", "per", "plus", "minus", "over", "and", "into", "twice", "thrice", "half", "double",
-  "triple", "less", "more", "than", "divided", "multiplied",
+  "x",
+  "X",
+  "times",
+  "of",
+  "by",
+  "per",
+  "plus",
+  "minus",
+  "over",
+  "and",
+  "into",
+  "twice",
+  "thrice",
+  "half",
+  "double",
+  "triple",
+  "less",
+  "more",
+  "than",
+  "divided",
+  "multiplied",
 ]);
 
 type Operand = Side | "math" | null;
@@ -141,7 +169,9 @@ type Operand = Side | "math" | null;
 export function checkEquations(text: string): Check[] {
   const t = tokenize(text);
   const eqs: number[] = [];
-  t.forEach((k, i) => { if (k.kind === "eq") eqs.push(i); });
+  t.forEach((k, i) => {
+    if (k.kind === "eq") eqs.push(i);
+  });
   const checks: Check[] = [];
   let chainOp = false; // the previous equation had an operator and its right side was a whole segment
   for (let j = 0; j < eqs.length; j++) {
@@ -218,6 +248,7 @@ function rightOperand(t: Token[], start: number, hi: number): Operand {
 
 function tokensText(t: Token[], from: number, to: number): string {
   let s = "";
-  for (let i = Math.max(0, from); i < Math.min(t.length, to); i++) s += (i > from && t[i].spaced ? " " : "") + t[i].text;
+  for (let i = Math.max(0, from); i < Math.min(t.length, to); i++)
+    s += (i > from && t[i].spaced ? " " : "") + t[i].text;
   return s;
 }

@@ -38,7 +38,8 @@ export function extractCode(completion: string, language: Language, entry: strin
   const blocks: string[] = [];
   for (const m of completion.matchAll(FENCE)) {
     const tag = m[1].toLowerCase();
-    if (tag === "" || parseLanguage(tag) === language || (language === "js" && /^(ts|typescript|jsx?)$/.test(tag))) blocks.push(m[2]);
+    if (tag === "" || parseLanguage(tag) === language || (language === "js" && /^(ts|typescript|jsx?)$/.test(tag)))
+      blocks.push(m[2]);
   }
   if (blocks.length === 0) return completion;
   const defining = blocks.filter((b) => defines(b, language, entry));
@@ -67,13 +68,18 @@ export function buildProgram(problem: CodeProblem, completion: string): string {
 }
 
 /** Runs the completion against the problem's tests in the sandbox. */
-export async function runCodeTests(problem: CodeProblem, completion: string, limits: Partial<SandboxLimits> = {}): Promise<TestResult> {
+export async function runCodeTests(
+  problem: CodeProblem,
+  completion: string,
+  limits: Partial<SandboxLimits> = {},
+): Promise<TestResult> {
   const run = await runSandboxed(problem.language, buildProgram(problem, completion), limits);
   return classify(run, problem.language);
 }
 
 const COMPILE_ERRORS = /\b(?:SyntaxError|IndentationError|TabError)\b/;
-const MEMORY_ERRORS = /\bMemoryError\b|heap out of memory|Array buffer allocation failed|RangeError: Invalid (?:typed )?array length|Cannot allocate memory/;
+const MEMORY_ERRORS =
+  /\bMemoryError\b|heap out of memory|Array buffer allocation failed|RangeError: Invalid (?:typed )?array length|Cannot allocate memory/;
 
 export function classify(run: RawRun, language: Language): TestResult {
   const ms = Math.round(run.ms);
@@ -86,14 +92,21 @@ export function classify(run: RawRun, language: Language): TestResult {
   const err = run.stderr;
   if (MEMORY_ERRORS.test(err)) return { status: "error", ...msg(`memory limit: ${errorLine(err, language)}`) };
   if (run.signal === "SIGXFSZ") return { status: "error", ...msg("file-size limit exceeded") };
-  if (run.signal !== null) return { status: "error", ...msg(`killed by ${run.signal}${run.signal === "SIGKILL" ? " (memory or process limit)" : ""}`) };
+  if (run.signal !== null)
+    return {
+      status: "error",
+      ...msg(`killed by ${run.signal}${run.signal === "SIGKILL" ? " (memory or process limit)" : ""}`),
+    };
   if (COMPILE_ERRORS.test(errorLine(err, language))) return { status: "error", ...msg(errorLine(err, language)) };
   return { status: "failed", ...msg(errorLine(err, language) || `exit code ${run.exitCode}`) };
 }
 
 /** The line that names the error: Python's last traceback line, Node's first "XxxError" line. */
 function errorLine(stderr: string, language: Language): string {
-  const lines = stderr.split("\n").map((x) => x.trimEnd()).filter((x) => x !== "");
+  const lines = stderr
+    .split("\n")
+    .map((x) => x.trimEnd())
+    .filter((x) => x !== "");
   const named = lines.filter((x) => /^[\w.]*(?:Error|Exception|Exit|Interrupt)\b/.test(x) || /^\w+ \[ERR_/.test(x));
   const pick = language === "python" ? named[named.length - 1] : named[0];
   return (pick ?? lines[lines.length - 1] ?? "").slice(0, 500);

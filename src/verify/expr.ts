@@ -27,8 +27,18 @@ export interface Token {
 const NUMBER = /^(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ \u00a0\u202f]0\d\d)+(?![\d,])|\d+)?(?:\.\d+)?/;
 const LETTERS = /^[A-Za-z_\u00c0-\u024f]+/;
 const OPS: Record<string, string> = {
-  "+": "+", "-": "-", "\u2212": "-", "\u2013": "-", "*": "*", "\u00d7": "*", "\u00b7": "*", "\u22c5": "*",
-  "/": "/", "\u00f7": "/", "^": "^", "%": "%",
+  "+": "+",
+  "-": "-",
+  "\u2212": "-",
+  "\u2013": "-",
+  "*": "*",
+  "\u00d7": "*",
+  "\u00b7": "*",
+  "\u22c5": "*",
+  "/": "/",
+  "\u00f7": "/",
+  "^": "^",
+  "%": "%",
 };
 
 /** Splits free text into calculator tokens. Letters glued to a number ("2p", "3rd") make one word token. */
@@ -38,8 +48,15 @@ export function tokenize(text: string): Token[] {
   let spaced = true;
   while (i < text.length) {
     const c = text[i];
-    if (c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\u00a0") { i++; spaced = true; continue; }
-    if (c === "$") { i++; continue; } // currency: transparent
+    if (c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\u00a0") {
+      i++;
+      spaced = true;
+      continue;
+    }
+    if (c === "$") {
+      i++;
+      continue;
+    } // currency: transparent
     const rest = text.slice(i);
     const num = /^[\d.]/.test(c) ? NUMBER.exec(rest) : null;
     if (num && num[0] !== "" && num[0] !== ".") {
@@ -92,7 +109,8 @@ function isTimesLetter(letters: string, text: string, end: number): boolean {
 /** "x" between operands is multiplication and "mod" is modulo; any other word is a word. */
 function wordToken(w: string, before: Token[], text: string, end: number, spaced: boolean): Token {
   const prev = before[before.length - 1];
-  const afterOperand = prev !== undefined && (prev.kind === "num" || prev.kind === "rp" || (prev.kind === "op" && prev.op === "%"));
+  const afterOperand =
+    prev !== undefined && (prev.kind === "num" || prev.kind === "rp" || (prev.kind === "op" && prev.op === "%"));
   const beforeOperand = /^\s*[\d.($]/.test(text.slice(end));
   if (afterOperand && beforeOperand && (w === "x" || w === "X")) return { kind: "op", text: w, op: "*", spaced };
   if (afterOperand && beforeOperand && w === "mod") return { kind: "op", text: w, op: "mod", spaced };
@@ -141,8 +159,11 @@ class Parser {
   sawPercent = false;
   sawSpacedFraction = false;
   private depth = 0;
-  constructor(private readonly t: readonly Token[], private readonly percentAsUnit: boolean,
-    private readonly groupFractions: boolean) {}
+  constructor(
+    private readonly t: readonly Token[],
+    private readonly percentAsUnit: boolean,
+    private readonly groupFractions: boolean,
+  ) {}
 
   private peekOp(): string | undefined {
     const k = this.t[this.pos];
@@ -179,8 +200,15 @@ class Parser {
   /** "25 / 1/3" and "3/ 1/4" mean 25 / (1/3): a spaced "/" before a tight fraction divides by the fraction. */
   private spacedSlashBeforeTightFraction(): boolean {
     const [slash, a, bar, b] = [this.t[this.pos - 1], this.t[this.pos], this.t[this.pos + 1], this.t[this.pos + 2]];
-    return (slash.spaced || a?.spaced === true) && a?.kind === "num" && bar?.kind === "op" && bar.op === "/" &&
-      !bar.spaced && b?.kind === "num" && !b.spaced;
+    return (
+      (slash.spaced || a?.spaced === true) &&
+      a?.kind === "num" &&
+      bar?.kind === "op" &&
+      bar.op === "/" &&
+      !bar.spaced &&
+      b?.kind === "num" &&
+      !b.spaced
+    );
   }
 
   private tightFraction(): Rational {

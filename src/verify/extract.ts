@@ -70,7 +70,10 @@ export function boxes(text: string): Box[] {
     }
     const from = ++i;
     for (let depth = 1; i < text.length; i++) {
-      if (text[i] === "\\") { i++; continue; }
+      if (text[i] === "\\") {
+        i++;
+        continue;
+      }
       if (text[i] === "{") depth++;
       else if (text[i] === "}" && --depth === 0) break;
     }
@@ -135,7 +138,10 @@ function sentence(s: string): string {
 function hashAnswer(text: string): Extracted | null {
   const at = text.indexOf("####");
   if (at < 0) return null;
-  const line = text.slice(at + 4).split("\n")[0].trim();
+  const line = text
+    .slice(at + 4)
+    .split("\n")[0]
+    .trim();
   return line === "" ? null : { text: line, source: "hash", at };
 }
 

@@ -19,14 +19,20 @@ const FILES = ["train.jsonl", "test.jsonl"];
 const present = FILES.every((f) => existsSync(path.join(DIR, f)));
 const skip = present ? false : `GSM8K not found at ${DIR}`;
 
-interface Solution { file: string; line: number; answer: string }
+interface Solution {
+  file: string;
+  line: number;
+  answer: string;
+}
 
 function load(): Solution[] {
   const out: Solution[] = [];
   for (const file of FILES) {
-    readFileSync(path.join(DIR, file), "utf8").split("\n").forEach((text, i) => {
-      if (text.trim()) out.push({ file, line: i + 1, answer: (JSON.parse(text) as { answer: string }).answer });
-    });
+    readFileSync(path.join(DIR, file), "utf8")
+      .split("\n")
+      .forEach((text, i) => {
+        if (text.trim()) out.push({ file, line: i + 1, answer: (JSON.parse(text) as { answer: string }).answer });
+      });
   }
   return out;
 }
@@ -74,31 +80,47 @@ test("GSM8K: answer extraction equals the #### value for every solution", { skip
   let same = 0;
   let verified = 0;
   for (const s of all) {
-    const hash = s.answer.split("\n").pop()!.replace(/^####\s*/, "");
+    const hash = s.answer
+      .split("\n")
+      .pop()!
+      .replace(/^####\s*/, "");
     if (extractAnswer(s.answer, "gsm8k") === hash) same++;
     if (verifySolution(s.answer, hash, "gsm8k").correct === true) verified++;
   }
-  console.log(`extraction: ${same}/${all.length}; solution verified correct against its own answer: ${verified}/${all.length}`);
+  console.log(
+    `extraction: ${same}/${all.length}; solution verified correct against its own answer: ${verified}/${all.length}`,
+  );
   assert.equal(same, all.length);
   assert.equal(verified, all.length);
 });
 
-test("GSM8K: the calculator accepts >= 99.5% of annotated steps; the exceptions are exactly the listed ones", { skip }, () => {
+test("GSM8K: the calculator accepts >= 99.5% of annotated steps; the exceptions are exactly the listed ones", {
+  skip,
+}, () => {
   let annotated = 0;
   let accepted = 0;
   const found: Record<string, string> = {};
   for (const s of load()) {
-    s.answer.split("\n").slice(0, -1).forEach((step, i) => {
-      const r = checkStep(step);
-      if (step.includes("<<")) {
-        annotated++;
-        if (r.ok === true) accepted++;
-      }
-      if (r.ok === false) found[`${s.file}:${s.line}#${i}`] = r.checks.filter((c) => c.ok === false).map((c) => c.text).join(" | ");
-    });
+    s.answer
+      .split("\n")
+      .slice(0, -1)
+      .forEach((step, i) => {
+        const r = checkStep(step);
+        if (step.includes("<<")) {
+          annotated++;
+          if (r.ok === true) accepted++;
+        }
+        if (r.ok === false)
+          found[`${s.file}:${s.line}#${i}`] = r.checks
+            .filter((c) => c.ok === false)
+            .map((c) => c.text)
+            .join(" | ");
+      });
   }
   const rate = accepted / annotated;
-  console.log(`annotated steps accepted: ${accepted}/${annotated} = ${(100 * rate).toFixed(3)}%; rejected steps: ${Object.keys(found).length}`);
+  console.log(
+    `annotated steps accepted: ${accepted}/${annotated} = ${(100 * rate).toFixed(3)}%; rejected steps: ${Object.keys(found).length}`,
+  );
   assert.ok(rate >= 0.995, `acceptance ${rate}`);
   assert.deepEqual(found, EXCEPTIONS);
 });

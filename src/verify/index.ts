@@ -10,11 +10,24 @@ export * from "./calculator.js";
 export * from "./code.js";
 export * from "./record.js";
 export { checkMathAnswer, mathAnswersEqual, type MathCheckOptions, type MathVerdict } from "./math.js";
-export { extractFinal, DEFAULT_TARGETS, type ExtractionTarget, type ExtractOptions, type Extracted } from "./extract.js";
+export {
+  extractFinal,
+  DEFAULT_TARGETS,
+  type ExtractionTarget,
+  type ExtractOptions,
+  type Extracted,
+} from "./extract.js";
 export { Rational } from "./rational.js";
 export { evalString } from "./expr.js";
 export { splitSteps, hasStepMarkers, type StepSpan } from "./steps.js";
-export { detectSandbox, runSandboxed, DEFAULT_LIMITS, type SandboxInfo, type SandboxLimits, type SandboxMode } from "./sandbox.js";
+export {
+  detectSandbox,
+  runSandboxed,
+  DEFAULT_LIMITS,
+  type SandboxInfo,
+  type SandboxLimits,
+  type SandboxMode,
+} from "./sandbox.js";
 
 export const TASKS: readonly Task[] = ["arith", "gsm8k", "math", "code"];
 
@@ -25,8 +38,11 @@ function field(rec: Record<string, unknown>, key: string, where: string | undefi
   const v = rec[key];
   if (typeof v === "string") return v;
   if (typeof v === "number" && key === "answer") return String(v);
-  throw new InputError(v === undefined ? `missing field "${key}"` : `field "${key}" must be a string`, where,
-    key === "completion" ? "verify reads sample records: {\"completion\", \"answer\", ...}" : undefined);
+  throw new InputError(
+    v === undefined ? `missing field "${key}"` : `field "${key}" must be a string`,
+    where,
+    key === "completion" ? 'verify reads sample records: {"completion", "answer", ...}' : undefined,
+  );
 }
 
 /** Verifies a math record ({completion, answer}); throws InputError (naming `where`) for missing fields. */
@@ -36,7 +52,11 @@ export function verifyMathRecord(rec: Record<string, unknown>, task: MathTask, w
 }
 
 /** Verifies a code record ({completion, tests, entry_point, language, prompt?}) in the sandbox. */
-export async function verifyCodeRecord(rec: Record<string, unknown>, limits: Partial<SandboxLimits> = {}, where?: string): Promise<VerifiedRecord> {
+export async function verifyCodeRecord(
+  rec: Record<string, unknown>,
+  limits: Partial<SandboxLimits> = {},
+  where?: string,
+): Promise<VerifiedRecord> {
   const completion = field(rec, "completion", where);
   const tests = field(rec, "tests", where);
   const entry = field(rec, "entry_point", where);
@@ -48,6 +68,11 @@ export async function verifyCodeRecord(rec: Record<string, unknown>, limits: Par
   return { ...rec, correct, pred: null, steps: [], first_error_step: null, result };
 }
 
-export async function verifyRecord(rec: Record<string, unknown>, task: Task, limits: Partial<SandboxLimits> = {}, where?: string): Promise<VerifiedRecord> {
+export async function verifyRecord(
+  rec: Record<string, unknown>,
+  task: Task,
+  limits: Partial<SandboxLimits> = {},
+  where?: string,
+): Promise<VerifiedRecord> {
   return task === "code" ? verifyCodeRecord(rec, limits, where) : verifyMathRecord(rec, task, where);
 }

@@ -77,7 +77,10 @@ class ValueParser {
   sawPercent = false;
   private depth = 0;
   readonly toks: Tok[];
-  constructor(toks: Tok[], private readonly percentAsUnit: boolean) {
+  constructor(
+    toks: Tok[],
+    private readonly percentAsUnit: boolean,
+  ) {
     this.toks = toks.slice();
   }
 
@@ -107,9 +110,13 @@ class ValueParser {
     for (;;) {
       const k = this.peek();
       if (!k) return v;
-      if (k.t === "*" || (k.t === "cmd" && MUL_CMDS.has(k.s))) { this.pos++; v = v.mul(this.unary()); }
-      else if (k.t === "/" || (k.t === "cmd" && k.s === "\\div")) { this.pos++; v = v.div(this.unary()); }
-      else if (k.t === "(" || (k.t === "cmd" && (k.s === "\\sqrt" || FRAC_CMDS.has(k.s)))) v = v.mul(this.power());
+      if (k.t === "*" || (k.t === "cmd" && MUL_CMDS.has(k.s))) {
+        this.pos++;
+        v = v.mul(this.unary());
+      } else if (k.t === "/" || (k.t === "cmd" && k.s === "\\div")) {
+        this.pos++;
+        v = v.div(this.unary());
+      } else if (k.t === "(" || (k.t === "cmd" && (k.s === "\\sqrt" || FRAC_CMDS.has(k.s)))) v = v.mul(this.power());
       else return v;
     }
   }
@@ -182,8 +189,16 @@ class ValueParser {
       frac = intFraction(a.s, c.s);
       used = 3;
     } else if (a?.t === "cmd" && FRAC_CMDS.has(a.s)) {
-      const m = /^\{(\d+)\}\{(\d+)\}$/.exec(this.toks.slice(this.pos + 1, this.pos + 7).map((t) => t.s).join(""));
-      if (m) { frac = intFraction(m[1], m[2]); used = 7; }
+      const m = /^\{(\d+)\}\{(\d+)\}$/.exec(
+        this.toks
+          .slice(this.pos + 1, this.pos + 7)
+          .map((t) => t.s)
+          .join(""),
+      );
+      if (m) {
+        frac = intFraction(m[1], m[2]);
+        used = 7;
+      }
     }
     if (!frac || frac.cmp(Rational.ONE) >= 0 || frac.isZero()) return null;
     this.pos += used;

@@ -54,41 +54,91 @@ type Row = [gold: string, pred: string, expected: boolean | null];
 
 const ROWS: Row[] = [
   // numbers, exact and rounded to 6 decimals where a decimal is written
-  ["1080", "1,080", true], ["0.5", ".5", true], ["72", "72.0", true], ["\\frac{1}{6}", "0.166667", true],
-  ["\\frac{1}{6}", "0.1667", false], ["\\frac{1}{3}", "0.333", false], ["5", "6", false], ["-5", "5", false],
-  ["123456789012345678901", "123456789012345678902", false], ["\\pi", "3.141593", true], ["\\pi", "3.14", false],
+  ["1080", "1,080", true],
+  ["0.5", ".5", true],
+  ["72", "72.0", true],
+  ["\\frac{1}{6}", "0.166667", true],
+  ["\\frac{1}{6}", "0.1667", false],
+  ["\\frac{1}{3}", "0.333", false],
+  ["5", "6", false],
+  ["-5", "5", false],
+  ["123456789012345678901", "123456789012345678902", false],
+  ["\\pi", "3.141593", true],
+  ["\\pi", "3.14", false],
   // fractions, surds, constants, expressions
-  ["\\frac{1}{2}", "\\dfrac{2}{4}", true], ["2\\sqrt{3}", "\\sqrt{12}", true],
+  ["\\frac{1}{2}", "\\dfrac{2}{4}", true],
+  ["2\\sqrt{3}", "\\sqrt{12}", true],
   ["\\frac{1+\\sqrt5}{2}", "\\frac{2}{\\sqrt5-1}", true],
-  ["\\sqrt{2}", "1.414", false], ["2\\frac{1}{3}", "\\frac{7}{3}", true], ["\\sqrt[3]{-8}", "-2", true],
-  ["x^2+2x+1", "(x+1)^2", true], ["x^2+1", "(x+1)^2", false], ["2x", "2y", false], ["\\sin^2 x+\\cos^2 x", "1", true],
-  ["a+b+c+d+e_1", "e_1+d+c+b+a", true], ["a+b+c+d", "a+b+c+a", false], ["\\ln 2", "\\log 2", false],
+  ["\\sqrt{2}", "1.414", false],
+  ["2\\frac{1}{3}", "\\frac{7}{3}", true],
+  ["\\sqrt[3]{-8}", "-2", true],
+  ["x^2+2x+1", "(x+1)^2", true],
+  ["x^2+1", "(x+1)^2", false],
+  ["2x", "2y", false],
+  ["\\sin^2 x+\\cos^2 x", "1", true],
+  ["a+b+c+d+e_1", "e_1+d+c+b+a", true],
+  ["a+b+c+d", "a+b+c+a", false],
+  ["\\ln 2", "\\log 2", false],
   // structures
-  ["(1,2)", "\\left(1, 2\\right)", true], ["(1,2)", "(2,1)", false], ["1, 2", "2, 1", true],
+  ["(1,2)", "\\left(1, 2\\right)", true],
+  ["(1,2)", "(2,1)", false],
+  ["1, 2", "2, 1", true],
   ["\\{1,2\\}", "\\{2,1\\}", true],
-  ["[0,1)", "[0, 1)", true], ["[0,1)", "(0,1)", false], ["(2,\\infty)", "(2, \\infty)", true],
+  ["[0,1)", "[0, 1)", true],
+  ["[0,1)", "(0,1)", false],
+  ["(2,\\infty)", "(2, \\infty)", true],
   ["(2,\\infty)", "[2,\\infty)", false],
   ["(-\\infty,0)\\cup(1,\\infty)", "(1,\\infty)\\cup(-\\infty,0)", true],
   ["\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", true],
   ["\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "\\begin{pmatrix}1&2\\\\4&3\\end{pmatrix}", false],
   // relations: assignments either way, inequalities in the reference only
-  ["3", "x=3", true], ["x=3", "3", true], ["x=3", "4", false], ["y=2x+1", "y=1+2x", true],
+  ["3", "x=3", true],
+  ["x=3", "3", true],
+  ["x=3", "4", false],
+  ["y=2x+1", "y=1+2x", true],
   ["x^2+y^2=4", "4=x^2+y^2", true],
-  ["1\\le x\\le 2", "[1,2]", true], ["x>3", "(3,\\infty)", true], ["1<x\\le 2", "(1,2]", true],
+  ["1\\le x\\le 2", "[1,2]", true],
+  ["x>3", "(3,\\infty)", true],
+  ["1<x\\le 2", "(1,2]", true],
   ["[1,2]", "1\\le x\\le 2", false],
   // percent, units, degrees, currency, text
-  ["0.5", "50\\%", true], ["50", "50\\%", true], ["12.5", "12.5\\%", false], ["0.125", "12.5\\%", true],
-  ["10", "10\\text{ cm}", true], ["4", "4\\mathrm{cm}^2", true], ["30", "30^\\circ", true], ["18", "\\$18.00", true],
-  ["20", "\\text{20 dollars}", false], ["\\text{yes}", "\\text{Yes}", true], ["\\text{odd}", "\\text{even}", false],
+  ["0.5", "50\\%", true],
+  ["50", "50\\%", true],
+  ["12.5", "12.5\\%", false],
+  ["0.125", "12.5\\%", true],
+  ["10", "10\\text{ cm}", true],
+  ["4", "4\\mathrm{cm}^2", true],
+  ["30", "30^\\circ", true],
+  ["18", "\\$18.00", true],
+  ["20", "\\text{20 dollars}", false],
+  ["\\text{yes}", "\\text{Yes}", true],
+  ["\\text{odd}", "\\text{even}", false],
   // undecided: no parse, unknown functions, overflow, undefined at every sample point
-  ["\\frac12", "\\int_0^1 x\\,dx", null], ["2^{1000000}", "2^{1000001}", null], ["\\infty", "2^{1000000}", null],
-  ["1", "(-1)^{n}", null], ["3", "\\frac{d}{dx}", null], ["3", "", null], ["(x+1)^2", "121_", null],
+  ["\\frac12", "\\int_0^1 x\\,dx", null],
+  ["2^{1000000}", "2^{1000001}", null],
+  ["\\infty", "2^{1000000}", null],
+  ["1", "(-1)^{n}", null],
+  ["3", "\\frac{d}{dx}", null],
+  ["3", "", null],
+  ["(x+1)^2", "121_", null],
   // several answers; digits the parser would join across a space
-  ["1\\pm\\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}", true], ["\\pm 3", "3", false], ["2, 3", "x=2 \\text{ or } x=3", true],
-  ["\\frac{1}{2}", "\\frac{1}{2}, 0.5", true], ["12", "12, 13", false], ["18000", "18\\,000", true],
-  ["23", "2 3", null], ["125", "12\\,5", null], ["23", "2\\quad 3", null], ["3", "\\log_2 8", true],
-  ["(2,3)", "a=2, b=3", true], ["(2,3)", "a=3, b=2", false], ["(2,3)", "a=2, a=3", false],
-  ["5", "AB = 5", true], ["2x+1", "f(x) = 2x+1", true], ["2", "2 = x", false], ["A", "\\text{(A)}", true],
+  ["1\\pm\\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}", true],
+  ["\\pm 3", "3", false],
+  ["2, 3", "x=2 \\text{ or } x=3", true],
+  ["\\frac{1}{2}", "\\frac{1}{2}, 0.5", true],
+  ["12", "12, 13", false],
+  ["18000", "18\\,000", true],
+  ["23", "2 3", null],
+  ["125", "12\\,5", null],
+  ["23", "2\\quad 3", null],
+  ["3", "\\log_2 8", true],
+  ["(2,3)", "a=2, b=3", true],
+  ["(2,3)", "a=3, b=2", false],
+  ["(2,3)", "a=2, a=3", false],
+  ["5", "AB = 5", true],
+  ["2x+1", "f(x) = 2x+1", true],
+  ["2", "2 = x", false],
+  ["A", "\\text{(A)}", true],
   ["\\text{(A)}", "B", false],
 ];
 
@@ -110,7 +160,10 @@ test("verify --task math: pred, pred_source and the step that states the answer"
   assert.equal(v.correct, true);
   assert.equal(v.pred, "4");
   assert.equal(v.pred_source, "boxed");
-  assert.deepEqual(v.steps.map((s) => s.ok), [null, true]);
+  assert.deepEqual(
+    v.steps.map((s) => s.ok),
+    [null, true],
+  );
   const w = verifySolution("Step 1: $2x = 8$.\nStep 2: so $x = \\boxed{5}$.", "4", "math");
   assert.equal(w.correct, false);
   assert.equal(w.first_error_step, 1);
@@ -123,7 +176,10 @@ test("mangled answers give a verdict, never an exception", () => {
   const cases = (JSON.parse(readFileSync(file, "utf8")) as { cases: { gold: string }[] }).cases;
   const pool = [...new Set(cases.map((c) => c.gold))];
   let seed = 19;
-  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return Math.floor((seed / 2 ** 31) * n); };
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return Math.floor((seed / 2 ** 31) * n);
+  };
   const alphabet = "{}()[]\\^_=,.$%-+*/ 0123456789xab\\frac\\sqrt\\left\\le<>|&";
   for (let n = 0; n < 3000; n++) {
     let p = pool[rnd(pool.length)];

@@ -138,7 +138,11 @@ function assignmentsMatch(tuple: Value[], list: Value[], deadline: number): bool
   if (rels.length !== list.length) return false;
   const names = rels.map((r) => JSON.stringify(r.args[0]));
   if (new Set(names).size !== names.length) return false;
-  return orderedEqual(tuple, rels.map((r) => r.args[1]), deadline);
+  return orderedEqual(
+    tuple,
+    rels.map((r) => r.args[1]),
+    deadline,
+  );
 }
 
 function orderedEqual(a: Value[], b: Value[], deadline: number): boolean {

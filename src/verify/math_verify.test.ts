@@ -43,20 +43,27 @@ function tally(cases: Case[]): Tally {
     const v = checkMathAnswer(c.pred, c.gold, { targets: targets(c.mode) });
     if (v.correct === null) t.undecided++;
     const ours = v.correct === true;
-    if (ours === c.mv) { t.agree++; continue; }
+    if (ours === c.mv) {
+      t.agree++;
+      continue;
+    }
     if (ours) t.falseAccepts++;
     const pred = JSON.stringify(c.pred.slice(-70));
     const said = `ours ${v.correct} (${v.pred_source}: ${JSON.stringify(v.pred)})`;
-    t.lines.push(`  #${c.id} ${c.category} [${c.mode}] gold=${JSON.stringify(c.gold)} pred=${pred}\n` +
-      `      ${said}, math-verify ${c.mv} (${JSON.stringify(c.mv_pred)})`);
+    t.lines.push(
+      `  #${c.id} ${c.category} [${c.mode}] gold=${JSON.stringify(c.gold)} pred=${pred}\n` +
+        `      ${said}, math-verify ${c.mv} (${JSON.stringify(c.mv_pred)})`,
+    );
   }
   return t;
 }
 
 function summary(name: string, t: Tally): string {
   const pct = (k: number) => ((100 * k) / t.n).toFixed(1);
-  return `${name}: n=${t.n} agree=${t.agree} (${pct(t.agree)}%)` +
-    ` false_accepts=${t.falseAccepts} (${pct(t.falseAccepts)}%) undecided=${t.undecided}`;
+  return (
+    `${name}: n=${t.n} agree=${t.agree} (${pct(t.agree)}%)` +
+    ` false_accepts=${t.falseAccepts} (${pct(t.falseAccepts)}%) undecided=${t.undecided}`
+  );
 }
 
 test("agrees with Math-Verify on the committed fixtures", () => {

@@ -40,13 +40,21 @@ export const MAX_ANSWER_CHARS = 2000;
 /** Cleans an answer's LaTeX; `percent` tells whether a trailing "%" was removed. */
 export function cleanAnswer(raw: string): { latex: string; percent: boolean } {
   let s = raw.trim();
-  s = s.replace(/^\$+([\s\S]*?)\$+$/, "$1").replace(/^\\\(([\s\S]*)\\\)$/, "$1").replace(/^\\\[([\s\S]*)\\\]$/, "$1");
+  s = s
+    .replace(/^\$+([\s\S]*?)\$+$/, "$1")
+    .replace(/^\\\(([\s\S]*)\\\)$/, "$1")
+    .replace(/^\\\[([\s\S]*)\\\]$/, "$1");
   const boxed = /^\\(?:boxed|fbox)\s*\{([\s\S]*)\}$/.exec(s.trim());
   if (boxed) s = boxed[1];
-  s = s.replace(/\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![a-zA-Z])/g, "")
-    .replace(/\\\$|\\textdollar(?![a-zA-Z])/g, "").replace(/\{,\}/g, "")
-    .replace(/\\(?:displaystyle|[!])/g, "").replace(/[\u2212\u2013]/g, "-")
-    .trim().replace(/(?:\\[,;: ]|\s|\.(?!\d))+$/, "").trim();
+  s = s
+    .replace(/\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![a-zA-Z])/g, "")
+    .replace(/\\\$|\\textdollar(?![a-zA-Z])/g, "")
+    .replace(/\{,\}/g, "")
+    .replace(/\\(?:displaystyle|[!])/g, "")
+    .replace(/[\u2212\u2013]/g, "-")
+    .trim()
+    .replace(/(?:\\[,;: ]|\s|\.(?!\d))+$/, "")
+    .trim();
   if (/^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
   s = s.replace(/(?<!\d)\d{1,3}(?:(?:\\[,; ]|~|\s)\d{3})+(?![\d.])/g, (m) => m.replace(/\D/g, "")); // 18\,000
   const pct = /^([\s\S]*?)\s*\\?%$/.exec(s);
@@ -92,7 +100,10 @@ function toNode(j: Json | null | undefined): Node {
 function fnNode(j: Json[]): Node {
   const head = typeof j[0] === "string" ? j[0] : null;
   if (head === null || head === "Error") throw new Undecidable("LaTeX did not parse");
-  const args = j.slice(1).map(toNode).filter((a) => !(a.t === "fn" && a.head === "HorizontalSpacing"));
+  const args = j
+    .slice(1)
+    .map(toNode)
+    .filter((a) => !(a.t === "fn" && a.head === "HorizontalSpacing"));
   if (head === "InvisibleOperator") return productWithoutUnits(args);
   return { t: "fn", head, args };
 }
@@ -119,8 +130,11 @@ function mixedNumber(args: Node[]): Node | null {
 }
 
 const REL: Record<string, { op: RelOp; flip: boolean }> = {
-  Equal: { op: "Equal", flip: false }, Less: { op: "Less", flip: false }, LessEqual: { op: "LessEqual", flip: false },
-  Greater: { op: "Less", flip: true }, GreaterEqual: { op: "LessEqual", flip: true },
+  Equal: { op: "Equal", flip: false },
+  Less: { op: "Less", flip: false },
+  LessEqual: { op: "LessEqual", flip: false },
+  Greater: { op: "Less", flip: true },
+  GreaterEqual: { op: "LessEqual", flip: true },
 };
 
 function toValue(n: Node): Value {
@@ -128,18 +142,31 @@ function toValue(n: Node): Value {
   if (n.t !== "fn") return scalar(n);
   const items = () => n.args.map(toValue);
   switch (n.head) {
-    case "Delimiter": return delimited(n);
-    case "Sequence": return { k: "list", items: items() };
-    case "List": return { k: "bracket", items: items() };
-    case "Tuple": return { k: "tuple", items: items() };
-    case "Set": return { k: "set", items: items() };
-    case "Interval": return interval(n.args);
-    case "Union": return { k: "union", parts: items() };
-    case "Element": return toValue(n.args[1]);
-    case "Or": case "And": return { k: "list", items: items() }; // "x = 2 \text{ or } x = 3"
-    case "Measurement": return plusMinus(n.args); // "1 \pm \sqrt{2}"
-    case "Matrix": return matrix(n.args[0]);
-    case "Text": return { k: "text", s: n.args.map((a) => (a.t === "str" ? a.s : "")).join("") };
+    case "Delimiter":
+      return delimited(n);
+    case "Sequence":
+      return { k: "list", items: items() };
+    case "List":
+      return { k: "bracket", items: items() };
+    case "Tuple":
+      return { k: "tuple", items: items() };
+    case "Set":
+      return { k: "set", items: items() };
+    case "Interval":
+      return interval(n.args);
+    case "Union":
+      return { k: "union", parts: items() };
+    case "Element":
+      return toValue(n.args[1]);
+    case "Or":
+    case "And":
+      return { k: "list", items: items() }; // "x = 2 \text{ or } x = 3"
+    case "Measurement":
+      return plusMinus(n.args); // "1 \pm \sqrt{2}"
+    case "Matrix":
+      return matrix(n.args[0]);
+    case "Text":
+      return { k: "text", s: n.args.map((a) => (a.t === "str" ? a.s : "")).join("") };
   }
   if (n.head in REL) return relation(n);
   return scalar(n);
@@ -201,6 +228,9 @@ function relation(n: Node & { t: "fn" }): Value {
   }
   args.push(...n.args.map(toValue));
   while (ops.length < args.length - 1) ops.push(op);
-  if (flip) { args.reverse(); ops.reverse(); }
+  if (flip) {
+    args.reverse();
+    ops.reverse();
+  }
   return { k: "rel", ops, args };
 }

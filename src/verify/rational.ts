@@ -2,7 +2,10 @@
 
 /** A reduced fraction num/den with den > 0. Immutable. */
 export class Rational {
-  private constructor(readonly num: bigint, readonly den: bigint) {}
+  private constructor(
+    readonly num: bigint,
+    readonly den: bigint,
+  ) {}
 
   static readonly ZERO = new Rational(0n, 1n);
   static readonly ONE = new Rational(1n, 1n);
@@ -10,7 +13,10 @@ export class Rational {
   /** num/den reduced; throws RangeError on a zero denominator (callers turn that into "undecided"). */
   static of(num: bigint, den: bigint = 1n): Rational {
     if (den === 0n) throw new RangeError("division by zero");
-    if (den < 0n) { num = -num; den = -den; }
+    if (den < 0n) {
+      num = -num;
+      den = -den;
+    }
     const g = gcd(num < 0n ? -num : num, den);
     return g === 1n ? new Rational(num, den) : new Rational(num / g, den / g);
   }
@@ -99,8 +105,14 @@ export class Rational {
     let d = this.den;
     let twos = 0;
     let fives = 0;
-    while (d % 2n === 0n) { d /= 2n; twos++; }
-    while (d % 5n === 0n) { d /= 5n; fives++; }
+    while (d % 2n === 0n) {
+      d /= 2n;
+      twos++;
+    }
+    while (d % 5n === 0n) {
+      d /= 5n;
+      fives++;
+    }
     return d === 1n ? Math.max(twos, fives) : null;
   }
 
@@ -132,5 +144,5 @@ export function gcd(a: bigint, b: bigint): bigint {
 
 function floorDiv(a: bigint, b: bigint): bigint {
   const q = a / b;
-  return (a % b !== 0n && (a < 0n) !== (b < 0n)) ? q - 1n : q;
+  return a % b !== 0n && a < 0n !== b < 0n ? q - 1n : q;
 }

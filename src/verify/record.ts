@@ -7,7 +7,14 @@
 // The math task reads free-form output and compares answers as expressions (math.ts); `pred_source` tells how the
 // answer was found ("boxed", "answer_is", "hash", "latex", "expr", "string").
 
-import { answersEqual, extractAnswerIs, extractBoxed, extractHashAnswer, referenceAnswer, type AnswerStyle } from "./answer.js";
+import {
+  answersEqual,
+  extractAnswerIs,
+  extractBoxed,
+  extractHashAnswer,
+  referenceAnswer,
+  type AnswerStyle,
+} from "./answer.js";
 import { checkStep } from "./calculator.js";
 import type { PredSource } from "./extract.js";
 import { checkMathAnswer } from "./math.js";

@@ -24,7 +24,10 @@ let canary: ReturnType<typeof spawn>;
 
 before(async () => {
   process.env.STEPWISE_TEST_SECRET = SECRET;
-  server = net.createServer((s) => { connections++; s.destroy(); });
+  server = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   port = (server.address() as net.AddressInfo).port;
   canary = spawn("sleep", ["600"], { stdio: "ignore" }); // a bystander process of ours that must survive
@@ -46,7 +49,9 @@ async function leftovers(): Promise<string[]> {
       try {
         const cmd = readFileSync(`/proc/${pid}/cmdline`, "latin1").replace(/\0/g, " ");
         if (cmd.includes(`stepwise-sbx-${process.pid}-`)) found.push(`${pid}: ${cmd}`);
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
     if (found.length === 0) return found;
     await new Promise((r) => setTimeout(r, 50));
@@ -73,8 +78,14 @@ test("detection reports the mode and its protections", () => {
   forceSandboxMode(null);
   const info = detectSandbox();
   console.log(`sandbox: ${info.mode}; protections: ${info.protections.join(", ")}; python: ${info.python}`);
-  for (const p of ["clean-environment", "process-group-kill", "wall-timeout", "output-cap", "scratch-dir"]) assert.ok(has(info, p));
-  if (process.platform === "linux" && process.getuid?.() === 0 && existsSync("/usr/bin/unshare") && existsSync("/usr/bin/setpriv")) {
+  for (const p of ["clean-environment", "process-group-kill", "wall-timeout", "output-cap", "scratch-dir"])
+    assert.ok(has(info, p));
+  if (
+    process.platform === "linux" &&
+    process.getuid?.() === 0 &&
+    existsSync("/usr/bin/unshare") &&
+    existsSync("/usr/bin/setpriv")
+  ) {
     assert.equal(info.mode, "root-ns");
   }
 });
@@ -95,7 +106,12 @@ for (const mode of modes()) {
     await expectStatus(js, "function add(a, b) { return a + ; }", "error");
     await expectStatus(js, "function add() { for (;;) {} }", "timeout");
     if (detectSandbox().python) {
-      const py = { language: "python" as const, tests: "def check(candidate):\n    assert candidate(2, 3) == 5\n", entry_point: "add", prompt: "def add(a, b):\n" };
+      const py = {
+        language: "python" as const,
+        tests: "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+        entry_point: "add",
+        prompt: "def add(a, b):\n",
+      };
       await expectStatus(py, "    return a + b\n", "passed"); // HumanEval-style continuation
       await expectStatus(py, "def add(a, b):\n    return a * b\n", "failed");
       await expectStatus(py, "def add(a, b)\n    return 1\n", "error");
@@ -109,16 +125,28 @@ for (const mode of modes()) {
     const info = detectSandbox();
     const cases: [string, "js" | "python", string][] = [
       ["js loop", "js", "for (;;) {}"],
-      ["js fork bomb", "js", "const cp = require('child_process'); for (;;) cp.spawn(process.execPath, ['-e', 'for(;;){}']);"],
+      [
+        "js fork bomb",
+        "js",
+        "const cp = require('child_process'); for (;;) cp.spawn(process.execPath, ['-e', 'for(;;){}']);",
+      ],
       ["js heap bomb", "js", "const a = []; for (;;) a.push(new Array(1e6).fill(1.5));"],
       ["js buffer bomb", "js", "const a = []; for (;;) a.push(Buffer.alloc(64 << 20, 1));"],
       ["js output", "js", "for (;;) process.stdout.write('x'.repeat(65536));"],
-      ["js disk", "js", "const fs = require('fs'); for (let i = 0; ; i++) fs.writeFileSync('f' + i, Buffer.alloc(1 << 20));"],
+      [
+        "js disk",
+        "js",
+        "const fs = require('fs'); for (let i = 0; ; i++) fs.writeFileSync('f' + i, Buffer.alloc(1 << 20));",
+      ],
     ];
     if (info.python) {
       cases.push(
         ["py loop", "python", "while True:\n    pass\n"],
-        ["py fork bomb", "python", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"],
+        [
+          "py fork bomb",
+          "python",
+          "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        ],
         ["py memory bomb", "python", "a = []\nwhile True:\n    a.append(bytearray(32 << 20))\n"],
         ["py output", "python", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n"],
         ["py disk", "python", "i = 0\nwhile True:\n    open('f%d' % i, 'wb').write(b'x' * (1 << 20))\n    i += 1\n"],
@@ -142,15 +170,23 @@ for (const mode of modes()) {
     const info = detectSandbox();
     const contained = has(info, "pid-namespace") || has(info, "uid-drop"); // else signals to us would land
     if (!contained) console.log(`[${mode}] no PID namespace and no uid change: signal attempts are not run`);
-    const outside = [path.join(os.tmpdir(), `stepwise-escape-${process.pid}`), path.join(ROOT, `escape-${process.pid}.txt`)];
+    const outside = [
+      path.join(os.tmpdir(), `stepwise-escape-${process.pid}`),
+      path.join(ROOT, `escape-${process.pid}.txt`),
+    ];
     const js = [
       `const fs = require("fs");`,
       `fs.writeFileSync("inside.txt", "ok"); console.log("INSIDE", fs.readFileSync("inside.txt", "utf8"));`,
-      ...outside.map((p) => `try { fs.writeFileSync(${JSON.stringify(p)}, "pwned"); console.log("WROTE"); } catch (e) { console.log("write", e.code); }`),
+      ...outside.map(
+        (p) =>
+          `try { fs.writeFileSync(${JSON.stringify(p)}, "pwned"); console.log("WROTE"); } catch (e) { console.log("write", e.code); }`,
+      ),
       `console.log("ENV", JSON.stringify(process.env));`,
       `for (const p of ["/proc/" + process.ppid + "/environ", "/proc/${process.pid}/environ"]) {`,
       `  try { console.log("PROC", fs.readFileSync(p, "latin1")); } catch (e) { console.log("proc", e.code); } }`,
-      contained ? `for (const p of [process.ppid, ${process.pid}, ${canary.pid}]) try { process.kill(p, "SIGKILL"); console.log("KILLED", p); } catch (e) { console.log("kill", e.code); }` : "",
+      contained
+        ? `for (const p of [process.ppid, ${process.pid}, ${canary.pid}]) try { process.kill(p, "SIGKILL"); console.log("KILLED", p); } catch (e) { console.log("kill", e.code); }`
+        : "",
       `require("net").connect(${port}, "127.0.0.1").on("connect", () => { console.log("CONNECTED"); process.exit(0); })`,
       `  .on("error", (e) => { console.log("net", e.code); process.exit(0); });`,
     ].join("\n");
@@ -164,15 +200,20 @@ for (const mode of modes()) {
       const py = [
         "import os, socket, signal",
         "open('inside.txt', 'w').write('ok'); print('INSIDE', open('inside.txt').read())",
-        ...outside.map((p) => `try:\n    open(${JSON.stringify(p)}, 'w').write('pwned'); print('WROTE')\nexcept OSError as e:\n    print('write', e)`),
+        ...outside.map(
+          (p) =>
+            `try:\n    open(${JSON.stringify(p)}, 'w').write('pwned'); print('WROTE')\nexcept OSError as e:\n    print('write', e)`,
+        ),
         "print('ENV', dict(os.environ))",
         `for p in ['/proc/%d/environ' % os.getppid(), '/proc/${process.pid}/environ']:`,
         "    try:\n        print('PROC', open(p, 'rb').read())\n    except OSError as e:\n        print('proc', e)",
-        ...(contained ? [
-          `for p in [os.getppid(), ${process.pid}, ${canary.pid}]:`,
-          "    try:\n        os.kill(p, signal.SIGKILL); print('KILLED', p)\n    except OSError as e:\n        print('kill', e)",
-          "try:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError as e:\n    print('killall', e)",
-        ] : []),
+        ...(contained
+          ? [
+              `for p in [os.getppid(), ${process.pid}, ${canary.pid}]:`,
+              "    try:\n        os.kill(p, signal.SIGKILL); print('KILLED', p)\n    except OSError as e:\n        print('kill', e)",
+              "try:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError as e:\n    print('killall', e)",
+            ]
+          : []),
         `try:\n    socket.create_connection(('127.0.0.1', ${port}), timeout=1); print('CONNECTED')\nexcept OSError as e:\n    print('net', e)`,
       ].join("\n");
       const p = await runSandboxed("python", py, FAST);
@@ -194,19 +235,29 @@ for (const mode of modes()) {
     assert.equal(canary.signalCode, null);
   });
 
-  test(`[${mode}] a daemon that escapes into its own session dies with the sandbox`, { skip: !detectSandbox().python }, async () => {
+  test(`[${mode}] a daemon that escapes into its own session dies with the sandbox`, {
+    skip: !detectSandbox().python,
+  }, async () => {
     forceSandboxMode(mode);
     const info = detectSandbox();
-    const src = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\nprint('parent done')\n";
+    const src =
+      "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\nprint('parent done')\n";
     const r = await runSandboxed("python", src, FAST);
     assert.match(r.stdout, /parent done/, r.stderr);
     const left = await leftovers();
-    for (const l of left) try { process.kill(Number(l.split(":")[0]), "SIGKILL"); } catch { /* gone */ }
+    for (const l of left)
+      try {
+        process.kill(Number(l.split(":")[0]), "SIGKILL");
+      } catch {
+        /* gone */
+      }
     // Every mode (issue #15): the PID namespace, else the run's own uid or its environment token, finds the daemon.
     assert.deepEqual(left, [], `[${mode}] an escaped daemon outlived the run (${info.protections.join(", ")})`);
   });
 
-  test(`[${mode}] the host filesystem is hidden where namespaces allow: the problems' tests cannot be read`, { skip: !detectSandbox().python }, async () => {
+  test(`[${mode}] the host filesystem is hidden where namespaces allow: the problems' tests cannot be read`, {
+    skip: !detectSandbox().python,
+  }, async () => {
     forceSandboxMode(mode);
     const info = detectSandbox();
     const secretFile = path.join(os.tmpdir(), `stepwise-tests-${process.pid}.jsonl`);
@@ -225,8 +276,16 @@ for (const mode of modes()) {
         assert.doesNotMatch(r.stdout, /READ/, r.stdout);
         assert.doesNotMatch(r.stdout, /'(root|home|work|var)'/, "only what the interpreter needs is in the new root");
       } else {
-        assert.ok(info.missing.some((m) => m.protection === "host-filesystem-hidden"), "the missing protection is reported");
-        console.log(`[${mode}] the host filesystem is readable: ${r.stdout.split("\n").filter((l) => l.startsWith("READ")).join("; ")}`);
+        assert.ok(
+          info.missing.some((m) => m.protection === "host-filesystem-hidden"),
+          "the missing protection is reported",
+        );
+        console.log(
+          `[${mode}] the host filesystem is readable: ${r.stdout
+            .split("\n")
+            .filter((l) => l.startsWith("READ"))
+            .join("; ")}`,
+        );
       }
     } finally {
       rmSync(secretFile, { force: true });

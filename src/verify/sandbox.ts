@@ -14,7 +14,18 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
-  accessSync, chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync,
+  accessSync,
+  chmodSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import os from "node:os";
@@ -86,7 +97,9 @@ function which(cmd: string): string | null {
     try {
       accessSync(p, constants.X_OK);
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return null;
 }
@@ -104,7 +117,11 @@ function worldExecutable(p: string): boolean {
 }
 
 /** The first candidate interpreter that runs (and, after a uid change, that any user may run). */
-function findInterpreter(candidates: (string | null | undefined)[], askPath: string[], needWorld: boolean): string | null {
+function findInterpreter(
+  candidates: (string | null | undefined)[],
+  askPath: string[],
+  needWorld: boolean,
+): string | null {
   for (const c of candidates) {
     if (!c) continue;
     let real: string;
@@ -123,8 +140,25 @@ function findInterpreter(candidates: (string | null | undefined)[], askPath: str
 }
 
 const PSEUDO_FS = new Set([
-  "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs", "tracefs", "pstore", "bpf",
-  "configfs", "fusectl", "hugetlbfs", "binfmt_misc", "autofs", "efivarfs", "nsfs", "rpc_pipefs",
+  "proc",
+  "sysfs",
+  "cgroup",
+  "cgroup2",
+  "devpts",
+  "mqueue",
+  "securityfs",
+  "debugfs",
+  "tracefs",
+  "pstore",
+  "bpf",
+  "configfs",
+  "fusectl",
+  "hugetlbfs",
+  "binfmt_misc",
+  "autofs",
+  "efivarfs",
+  "nsfs",
+  "rpc_pipefs",
 ]);
 
 /** Mount points that might hold a writable directory: every real or tmpfs mount not already read-only. */
@@ -155,7 +189,15 @@ interface Tools {
   isRoot: boolean;
 }
 
-let toolPaths: Tools = { unshare: null, setpriv: null, bwrap: null, prlimit: null, mount: null, pivotRoot: null, isRoot: false };
+let toolPaths: Tools = {
+  unshare: null,
+  setpriv: null,
+  bwrap: null,
+  prlimit: null,
+  mount: null,
+  pivotRoot: null,
+  isRoot: false,
+};
 
 const MODES: SandboxMode[] = ["root-ns", "bwrap", "userns", "basic"];
 
@@ -166,26 +208,47 @@ export function detectSandbox(): SandboxInfo {
   const want = forced ?? (env && MODES.includes(env) ? env : null);
   const isRoot = process.getuid?.() === 0;
   toolPaths = {
-    unshare: which("unshare"), setpriv: which("setpriv"), bwrap: which("bwrap"), prlimit: which("prlimit"),
-    mount: which("mount"), pivotRoot: which("pivot_root") ?? ["/usr/sbin/pivot_root", "/sbin/pivot_root"].find((p) => lexists(p)) ?? null, isRoot,
+    unshare: which("unshare"),
+    setpriv: which("setpriv"),
+    bwrap: which("bwrap"),
+    prlimit: which("prlimit"),
+    mount: which("mount"),
+    pivotRoot: which("pivot_root") ?? ["/usr/sbin/pivot_root", "/sbin/pivot_root"].find((p) => lexists(p)) ?? null,
+    isRoot,
   };
   const mode = MODES.slice(want ? MODES.indexOf(want) : 0).find((m) => m === "basic" || modeWorks(m)) ?? "basic";
   const dropsUid = isRoot && toolPaths.setpriv !== null;
   // after a uid change the interpreters must be usable by any user (not, say, under /root)
-  const node = findInterpreter([process.execPath, "/usr/bin/node", "/usr/local/bin/node", which("node")],
-    ["-p", "process.execPath"], dropsUid) ?? process.execPath;
-  const python = findInterpreter([process.env.STEPWISE_PYTHON, "/usr/bin/python3", "/usr/local/bin/python3", which("python3")],
-    ["-c", "import sys; print(sys.executable)"], dropsUid);
+  const node =
+    findInterpreter(
+      [process.execPath, "/usr/bin/node", "/usr/local/bin/node", which("node")],
+      ["-p", "process.execPath"],
+      dropsUid,
+    ) ?? process.execPath;
+  const python = findInterpreter(
+    [process.env.STEPWISE_PYTHON, "/usr/bin/python3", "/usr/local/bin/python3", which("python3")],
+    ["-c", "import sys; print(sys.executable)"],
+    dropsUid,
+  );
   const protections = ["clean-environment", "process-group-kill", "wall-timeout", "output-cap", "scratch-dir"];
   if (mode !== "basic") {
-    protections.push("network-namespace", "pid-namespace", "mount-namespace", "read-only-filesystem", "host-filesystem-hidden", "tmpfs-scratch");
+    protections.push(
+      "network-namespace",
+      "pid-namespace",
+      "mount-namespace",
+      "read-only-filesystem",
+      "host-filesystem-hidden",
+      "tmpfs-scratch",
+    );
   }
   if (dropsUid) protections.push("uid-drop");
   if (toolPaths.prlimit) protections.push("rlimit-cpu", "rlimit-memory", "rlimit-processes", "rlimit-file-size");
   const perm = nodePermissionFlag(node);
   nodePerm = probe(node, [perm, "--allow-fs-read=*", "-e", "0"]) ? perm : null;
   if (nodePerm) protections.push("node-permission");
-  const missing = Object.entries(PROTECTIONS).filter(([p]) => !protections.includes(p)).map(([protection, risk]) => ({ protection, risk }));
+  const missing = Object.entries(PROTECTIONS)
+    .filter(([p]) => !protections.includes(p))
+    .map(([protection, risk]) => ({ protection, risk }));
   detected = { mode, protections, missing, node, python };
   return detected;
 }
@@ -211,16 +274,24 @@ let nodePerm: string | null = null;
 
 /** Node 20 calls it --experimental-permission, Node 22 and later --permission. */
 function nodePermissionFlag(node: string): string {
-  const v = node === process.execPath ? process.versions.node
-    : spawnSync(node, ["-p", "process.versions.node"], { encoding: "utf8" }).stdout.trim();
+  const v =
+    node === process.execPath
+      ? process.versions.node
+      : spawnSync(node, ["-p", "process.versions.node"], { encoding: "utf8" }).stdout.trim();
   return Number(v.split(".")[0]) >= 22 ? "--permission" : "--experimental-permission";
 }
 
 /** Whether the tools of a mode are there and a trial run can write its scratch dir and nothing beside it. */
 function modeWorks(mode: SandboxMode): boolean {
   const t = toolPaths;
-  const tools = mode === "root-ns" ? t.isRoot && t.unshare && t.setpriv && t.mount && t.pivotRoot
-    : mode === "bwrap" ? t.bwrap : mode === "userns" ? t.unshare && t.mount && t.pivotRoot : true;
+  const tools =
+    mode === "root-ns"
+      ? t.isRoot && t.unshare && t.setpriv && t.mount && t.pivotRoot
+      : mode === "bwrap"
+        ? t.bwrap
+        : mode === "userns"
+          ? t.unshare && t.mount && t.pivotRoot
+          : true;
   if (!tools) return false;
   const dir = mkdtempSync(path.join(os.tmpdir(), "stepwise-probe-"));
   try {
@@ -263,7 +334,7 @@ function probeUid(): number {
  */
 const NS_SETUP = [
   'W=$1; U=$2; S=$3; D=$4; PR=$5; shift 5; R="$D/root"',
-  'mount --make-rprivate / || exit 125',
+  "mount --make-rprivate / || exit 125",
   'if [ -n "$U" ]; then O="uid=$U,gid=$U,"; else O=""; fi',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell expansion, not a template
   'mount -t tmpfs -o "${O}size=$S,nr_inodes=4096,mode=0700,nosuid,nodev" tmpfs "$W" || exit 125',
@@ -274,26 +345,43 @@ const NS_SETUP = [
   '  if [ -L "$P" ]; then ln -s "$(readlink "$P")" "$R$P" || exit 125',
   '  elif [ -d "$P" ]; then mkdir -p "$R$P" && mount --rbind "$P" "$R$P" && mount -o remount,bind,ro "$R$P" || exit 125',
   '  elif [ -e "$P" ]; then touch "$R$P" && mount --bind "$P" "$R$P" && mount -o remount,bind,ro "$R$P" || exit 125; fi',
-  'done; shift',
+  "done; shift",
   'mkdir -p "$R$D" && mount --bind "$D" "$R$D" && mount -o remount,bind,ro "$R$D" && mount --bind "$W" "$R$W" || exit 125',
   'mkdir -p "$R/dev" "$R/proc" && for N in null zero random urandom; do touch "$R/dev/$N" && mount --bind "/dev/$N" "$R/dev/$N" || exit 125; done',
   'mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || exit 125',
   'cd "$R" && mkdir .old && "$PR" . .old && umount -l /.old && rmdir /.old && mount -o remount,bind,ro / || exit 125',
   'cd "$W" || exit 125',
   '"$@"',
-  'exit $?', // not exec: this shell stays the namespace's init, and the namespace dies with it
+  "exit $?", // not exec: this shell stays the namespace's init, and the namespace dies with it
 ].join("\n");
 
 /** Host paths the new root exposes (read-only, where they exist): the system's programs and libraries. */
-const SYSTEM_PATHS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache", "/etc/ld.so.conf",
-  "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf"];
+const SYSTEM_PATHS = [
+  "/usr",
+  "/bin",
+  "/sbin",
+  "/lib",
+  "/lib32",
+  "/lib64",
+  "/libx32",
+  "/etc/ld.so.cache",
+  "/etc/ld.so.conf",
+  "/etc/ld.so.conf.d",
+  "/etc/alternatives",
+  "/etc/localtime",
+  "/etc/passwd",
+  "/etc/group",
+  "/etc/nsswitch.conf",
+];
 
 /** What a program's interpreter needs of the host: SYSTEM_PATHS, /etc/python3*, and an interpreter's own prefix. */
 function exposedPaths(interpreters: (string | null)[]): string[] {
   const out = SYSTEM_PATHS.filter((p) => lexists(p));
   try {
     for (const f of readdirSync("/etc")) if (/^python3/.test(f)) out.push(`/etc/${f}`);
-  } catch { /* no /etc */ }
+  } catch {
+    /* no /etc */
+  }
   for (const exe of interpreters) {
     if (!exe || out.some((p) => exe.startsWith(`${p}/`))) continue;
     out.push(path.dirname(path.dirname(exe))); // e.g. /opt/node-v20 for /opt/node-v20/bin/node
@@ -315,8 +403,16 @@ function rlimitPrefix(l: SandboxLimits, lang: "js" | "python" | "none", extraPro
   const cpu = Math.max(1, Math.ceil(l.timeMs / 1000));
   // Node reserves large virtual ranges: its data budget sits on top of about 1.5 GiB of reservations.
   const asMb = lang === "js" ? l.memoryMb + 1536 : l.memoryMb + 128;
-  return [toolPaths.prlimit, `--cpu=${cpu}:${cpu + 1}`, `--as=${asMb * 1024 * 1024}`,
-    `--nproc=${l.processes + extraProcesses}`, `--fsize=${l.fileBytes}`, "--core=0", "--nofile=256", "--"];
+  return [
+    toolPaths.prlimit,
+    `--cpu=${cpu}:${cpu + 1}`,
+    `--as=${asMb * 1024 * 1024}`,
+    `--nproc=${l.processes + extraProcesses}`,
+    `--fsize=${l.fileBytes}`,
+    "--core=0",
+    "--nofile=256",
+    "--",
+  ];
 }
 
 /** Processes and threads the current (non-root) user already has: the process limit counts them all. */
@@ -327,34 +423,95 @@ function userTaskCount(): number {
     if (!/^\d+$/.test(pid)) continue;
     try {
       if (statSync(`/proc/${pid}`).uid === uid) n += readdirSync(`/proc/${pid}/task`).length;
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return n;
 }
 
 /** The full argv that runs `cmd` in mode `mode` with scratch dir `work`, as `uid` when we are root. */
-function wrap(mode: SandboxMode, work: string, uid: number, cmd: string[], l: SandboxLimits, lang: "js" | "python" | "none" = "none"): string[] {
+function wrap(
+  mode: SandboxMode,
+  work: string,
+  uid: number,
+  cmd: string[],
+  l: SandboxLimits,
+  lang: "js" | "python" | "none" = "none",
+): string[] {
   const t = toolPaths;
   // As root, every mode first becomes an unused uid: process limits do not bind root, and root may signal anything.
   const dropRoot = t.isRoot && t.setpriv;
-  const drop = (extra: string[] = []) => dropRoot
-    ? [t.setpriv!, `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--no-new-privs", ...extra, "--"] : [];
+  const drop = (extra: string[] = []) =>
+    dropRoot
+      ? [t.setpriv!, `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--no-new-privs", ...extra, "--"]
+      : [];
   const limits = dropRoot ? rlimitPrefix(l, lang) : rlimitPrefix(l, lang, userTaskCount());
   const nsFlags = ["-n", "-m", "-p", "-f", "--kill-child", "--mount-proc", "--", "/bin/sh", "-c", NS_SETUP, "sh", work];
   const dir = path.dirname(work); // the program's folder: its source beside the scratch dir, and the new root's mount point
   const exposed = exposedPaths([detected?.node ?? null, detected?.python ?? null]);
   switch (mode) {
     case "root-ns": // namespaces as root, then the uid change inside them
-      return [t.unshare!, ...nsFlags, String(uid), String(l.fileBytes), dir, t.pivotRoot!, ...writableMounts(), "--", ...exposed, "--",
-        ...drop(["--inh-caps=-all", "--bounding-set=-all"]), ...limits, ...cmd];
+      return [
+        t.unshare!,
+        ...nsFlags,
+        String(uid),
+        String(l.fileBytes),
+        dir,
+        t.pivotRoot!,
+        ...writableMounts(),
+        "--",
+        ...exposed,
+        "--",
+        ...drop(["--inh-caps=-all", "--bounding-set=-all"]),
+        ...limits,
+        ...cmd,
+      ];
     case "userns":
-      return [...drop(), t.unshare!, "-U", "-r", ...nsFlags, "", String(l.fileBytes), dir, t.pivotRoot!, ...writableMounts(), "--", ...exposed, "--",
-        ...limits, ...cmd];
+      return [
+        ...drop(),
+        t.unshare!,
+        "-U",
+        "-r",
+        ...nsFlags,
+        "",
+        String(l.fileBytes),
+        dir,
+        t.pivotRoot!,
+        ...writableMounts(),
+        "--",
+        ...exposed,
+        "--",
+        ...limits,
+        ...cmd,
+      ];
     case "bwrap": // the same new root, built by bwrap
-      return [...drop(), t.bwrap!, "--unshare-all", "--die-with-parent", "--new-session",
-        ...exposed.flatMap((p) => (lstatSync(p).isSymbolicLink() ? ["--symlink", readlinkSync(p), p] : ["--ro-bind", p, p])),
-        "--ro-bind", dir, dir, "--dev", "/dev", "--proc", "/proc", "--size", String(l.fileBytes), "--tmpfs", work,
-        "--chdir", work, "--", ...limits, ...cmd];
+      return [
+        ...drop(),
+        t.bwrap!,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        ...exposed.flatMap((p) =>
+          lstatSync(p).isSymbolicLink() ? ["--symlink", readlinkSync(p), p] : ["--ro-bind", p, p],
+        ),
+        "--ro-bind",
+        dir,
+        dir,
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--size",
+        String(l.fileBytes),
+        "--tmpfs",
+        work,
+        "--chdir",
+        work,
+        "--",
+        ...limits,
+        ...cmd,
+      ];
     case "basic":
       return [...drop(), ...limits, ...cmd];
     default:
@@ -362,7 +519,14 @@ function wrap(mode: SandboxMode, work: string, uid: number, cmd: string[], l: Sa
   }
 }
 
-function interpreter(info: SandboxInfo, lang: Language, dir: string, work: string, file: string, l: SandboxLimits): string[] {
+function interpreter(
+  info: SandboxInfo,
+  lang: Language,
+  dir: string,
+  work: string,
+  file: string,
+  l: SandboxLimits,
+): string[] {
   if (lang === "js") {
     const perm = nodePerm ? [nodePerm, `--allow-fs-read=${dir}/`, `--allow-fs-write=${work}/`] : [];
     return [info.node, "--no-warnings", `--max-old-space-size=${l.memoryMb}`, ...perm, file];
@@ -374,13 +538,24 @@ function interpreter(info: SandboxInfo, lang: Language, dir: string, work: strin
 // ---------------------------------------------------------------------------------------------------------------
 // Running
 
-const SIGNALS: Record<number, string> = { 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ" };
+const SIGNALS: Record<number, string> = {
+  6: "SIGABRT",
+  9: "SIGKILL",
+  11: "SIGSEGV",
+  15: "SIGTERM",
+  24: "SIGXCPU",
+  25: "SIGXFSZ",
+};
 
 /**
  * Runs one program (`source`, in `lang`) in the sandbox and returns what happened. Never throws for anything the
  * program does; throws only if the host cannot start a process at all.
  */
-export async function runSandboxed(lang: Language, source: string, limits: Partial<SandboxLimits> = {}): Promise<RawRun> {
+export async function runSandboxed(
+  lang: Language,
+  source: string,
+  limits: Partial<SandboxLimits> = {},
+): Promise<RawRun> {
   const info = detectSandbox();
   const l = { ...DEFAULT_LIMITS, ...limits };
   const dir = mkdtempSync(path.join(os.tmpdir(), `stepwise-sbx-${process.pid}-`));
@@ -393,7 +568,16 @@ export async function runSandboxed(lang: Language, source: string, limits: Parti
     const file = path.join(dir, lang === "js" ? "main.cjs" : "main.py");
     writeFileSync(file, source, { mode: 0o644 });
     if (lang === "python" && !info.python) {
-      return { exitCode: null, signal: null, stdout: "", stderr: "python3 not found", timedOut: false, outputExceeded: false, setupFailed: true, ms: 0 };
+      return {
+        exitCode: null,
+        signal: null,
+        stdout: "",
+        stderr: "python3 not found",
+        timedOut: false,
+        outputExceeded: false,
+        setupFailed: true,
+        ms: 0,
+      };
     }
     const uid = nextUid();
     const argv = wrap(info.mode, work, uid, interpreter(info, lang, dir, work, file, l), l, lang);
@@ -406,7 +590,14 @@ export async function runSandboxed(lang: Language, source: string, limits: Parti
 
 /** The run's environment: nothing of ours, plus a token that marks its processes (see killRun). */
 function cleanEnv(work: string, token: string): NodeJS.ProcessEnv {
-  return { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: work, TMPDIR: work, LANG: "C.UTF-8", PYTHONHASHSEED: "0", STEPWISE_RUN: token };
+  return {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: work,
+    TMPDIR: work,
+    LANG: "C.UTF-8",
+    PYTHONHASHSEED: "0",
+    STEPWISE_RUN: token,
+  };
 }
 
 /**
@@ -420,17 +611,32 @@ function killRun(run: { uid: number | null; token: string }): void {
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
-      const ours = run.uid !== null ? statSync(`/proc/${pid}`).uid === run.uid
-        : readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(mark);
+      const ours =
+        run.uid !== null
+          ? statSync(`/proc/${pid}`).uid === run.uid
+          : readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(mark);
       if (ours) process.kill(Number(pid), "SIGKILL");
-    } catch { /* gone, or not ours to read */ }
+    } catch {
+      /* gone, or not ours to read */
+    }
   }
 }
 
-function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: boolean, run: { uid: number | null; token: string }): Promise<RawRun> {
+function spawnLimited(
+  argv: string[],
+  work: string,
+  l: SandboxLimits,
+  viaShell: boolean,
+  run: { uid: number | null; token: string },
+): Promise<RawRun> {
   return new Promise((resolve) => {
     const t0 = performance.now();
-    const child = spawn(argv[0], argv.slice(1), { cwd: work, env: cleanEnv(work, run.token), detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd: work,
+      env: cleanEnv(work, run.token),
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let bytes = 0;
@@ -438,18 +644,28 @@ function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: 
     let outputExceeded = false;
     let settled = false;
     const killGroup = () => {
-      try { if (child.pid) process.kill(-child.pid, "SIGKILL"); } catch { /* already gone */ }
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
     };
     const onData = (sink: Buffer[]) => (b: Buffer) => {
       if (outputExceeded) return;
       const room = l.outputBytes - bytes;
       sink.push(room >= b.length ? b : b.subarray(0, Math.max(0, room)));
       bytes += b.length;
-      if (bytes > l.outputBytes) { outputExceeded = true; killGroup(); }
+      if (bytes > l.outputBytes) {
+        outputExceeded = true;
+        killGroup();
+      }
     };
     child.stdout!.on("data", onData(out));
     child.stderr!.on("data", onData(err));
-    const timer = setTimeout(() => { timedOut = true; killGroup(); }, l.timeMs);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, l.timeMs);
     const finish = (code: number | null, sig: NodeJS.Signals | null, setupError?: string) => {
       if (settled) return;
       settled = true;
@@ -459,10 +675,18 @@ function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: 
       killRun(run); // again: one may have forked while the first pass ran
       let signal: string | null = sig;
       let exitCode = code;
-      if (viaShell && code !== null && code > 128 && code < 160) { signal = SIGNALS[code - 128] ?? `signal ${code - 128}`; exitCode = null; }
+      if (viaShell && code !== null && code > 128 && code < 160) {
+        signal = SIGNALS[code - 128] ?? `signal ${code - 128}`;
+        exitCode = null;
+      }
       resolve({
-        exitCode, signal, timedOut, outputExceeded, ms: performance.now() - t0,
-        stdout: Buffer.concat(out).toString("utf8"), stderr: setupError ?? Buffer.concat(err).toString("utf8"),
+        exitCode,
+        signal,
+        timedOut,
+        outputExceeded,
+        ms: performance.now() - t0,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: setupError ?? Buffer.concat(err).toString("utf8"),
         setupFailed: setupError !== undefined || (viaShell && code === 125),
       });
     };
@@ -470,8 +694,15 @@ function spawnLimited(argv: string[], work: string, l: SandboxLimits, viaShell: 
     child.on("exit", (code, sig) => {
       killGroup();
       // stdio may stay open in an escaped grandchild (basic mode): wait for it briefly, never forever
-      const grace = setTimeout(() => { child.stdout!.destroy(); child.stderr!.destroy(); finish(code, sig); }, 200);
-      child.on("close", () => { clearTimeout(grace); finish(code, sig); });
+      const grace = setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        finish(code, sig);
+      }, 200);
+      child.on("close", () => {
+        clearTimeout(grace);
+        finish(code, sig);
+      });
     });
   });
 }
@@ -484,6 +715,10 @@ export async function limitsProblem(lang: Language, limits: Partial<SandboxLimit
   const r = await runSandboxed(lang, lang === "js" ? 'console.log("ok")' : 'print("ok")', limits);
   if (r.setupFailed || (r.exitCode === 0 && r.stdout.trim() === "ok")) return null;
   if (r.timedOut) return "it timed out";
-  const said = r.stderr.trim().split("\n").find((l) => l.trim() !== "")?.slice(0, 160);
+  const said = r.stderr
+    .trim()
+    .split("\n")
+    .find((l) => l.trim() !== "")
+    ?.slice(0, 160);
   return `${r.signal ? `it was killed by ${r.signal}` : `it exited with ${r.exitCode}`}${said ? `: ${said}` : ""}`;
 }

@@ -25,7 +25,11 @@ export type Node =
 export class Undecidable extends Error {}
 
 const CONSTANTS: Record<string, number> = {
-  Pi: Math.PI, ExponentialE: Math.E, e: Math.E, PositiveInfinity: Infinity, NegativeInfinity: -Infinity,
+  Pi: Math.PI,
+  ExponentialE: Math.E,
+  e: Math.E,
+  PositiveInfinity: Infinity,
+  NegativeInfinity: -Infinity,
 };
 
 /** Free variables: symbols that are not known constants. */
@@ -64,15 +68,28 @@ function exact(n: Node): Surd {
   if (n.t !== "fn") throw new NotExact();
   const a = n.args;
   switch (n.head) {
-    case "Add": return a.map(exact).reduce((x, y) => x.add(y));
-    case "Subtract": return a.length === 2 ? exact(a[0]).sub(exact(a[1])) : exact(a[0]).neg();
-    case "Negate": return exact(a[0]).neg();
-    case "Multiply": case "InvisibleOperator": return a.map(exact).reduce((x, y) => x.mul(y));
-    case "Divide": case "Rational": return exact(a[0]).div(exact(a[1]));
-    case "Sqrt": return exact(a[0]).sqrt();
-    case "Delimiter": if (a.length === 1) return exact(a[0]); break;
-    case "Root": if (a.length === 2 && exact(a[1]).eq(Surd.rational(Rational.int(2)))) return exact(a[0]).sqrt(); break;
-    case "Power": return exactPower(exact(a[0]), exact(a[1]));
+    case "Add":
+      return a.map(exact).reduce((x, y) => x.add(y));
+    case "Subtract":
+      return a.length === 2 ? exact(a[0]).sub(exact(a[1])) : exact(a[0]).neg();
+    case "Negate":
+      return exact(a[0]).neg();
+    case "Multiply":
+    case "InvisibleOperator":
+      return a.map(exact).reduce((x, y) => x.mul(y));
+    case "Divide":
+    case "Rational":
+      return exact(a[0]).div(exact(a[1]));
+    case "Sqrt":
+      return exact(a[0]).sqrt();
+    case "Delimiter":
+      if (a.length === 1) return exact(a[0]);
+      break;
+    case "Root":
+      if (a.length === 2 && exact(a[1]).eq(Surd.rational(Rational.int(2)))) return exact(a[0]).sqrt();
+      break;
+    case "Power":
+      return exactPower(exact(a[0]), exact(a[1]));
   }
   throw new NotExact();
 }
@@ -99,40 +116,82 @@ export function numericValue(n: Node, env: ReadonlyMap<string, number>): number 
       if (v === undefined) throw new Undecidable(`symbol ${n.name}`);
       return v;
     }
-    case "str": throw new Undecidable("text in an expression");
-    case "fn": return applyFn(n.head, n.args.map((a) => numericValue(a, env)));
+    case "str":
+      throw new Undecidable("text in an expression");
+    case "fn":
+      return applyFn(
+        n.head,
+        n.args.map((a) => numericValue(a, env)),
+      );
   }
 }
 
 const UNARY: Record<string, (x: number) => number> = {
-  Negate: (x) => -x, Sqrt: Math.sqrt, Exp: Math.exp, Ln: Math.log, Lb: Math.log2, Lg: Math.log10, Abs: Math.abs,
-  Sin: Math.sin, Cos: Math.cos, Tan: Math.tan, Sec: (x) => 1 / Math.cos(x), Csc: (x) => 1 / Math.sin(x),
-  Cot: (x) => 1 / Math.tan(x), Arcsin: Math.asin, Arccos: Math.acos, Arctan: Math.atan, Sinh: Math.sinh,
-  Cosh: Math.cosh, Tanh: Math.tanh, Floor: Math.floor, Ceil: Math.ceil, Degrees: (x) => (x * Math.PI) / 180,
-  Factorial: factorial, Delimiter: (x) => x, Square: (x) => x * x,
+  Negate: (x) => -x,
+  Sqrt: Math.sqrt,
+  Exp: Math.exp,
+  Ln: Math.log,
+  Lb: Math.log2,
+  Lg: Math.log10,
+  Abs: Math.abs,
+  Sin: Math.sin,
+  Cos: Math.cos,
+  Tan: Math.tan,
+  Sec: (x) => 1 / Math.cos(x),
+  Csc: (x) => 1 / Math.sin(x),
+  Cot: (x) => 1 / Math.tan(x),
+  Arcsin: Math.asin,
+  Arccos: Math.acos,
+  Arctan: Math.atan,
+  Sinh: Math.sinh,
+  Cosh: Math.cosh,
+  Tanh: Math.tanh,
+  Floor: Math.floor,
+  Ceil: Math.ceil,
+  Degrees: (x) => (x * Math.PI) / 180,
+  Factorial: factorial,
+  Delimiter: (x) => x,
+  Square: (x) => x * x,
 };
 
 function applyFn(head: string, v: number[]): number {
   const one = UNARY[head];
   if (one && v.length === 1) return one(v[0]);
   switch (head) {
-    case "Add": return v.reduce((x, y) => x + y, 0);
-    case "Subtract": return v.length === 2 ? v[0] - v[1] : -v[0];
-    case "Multiply": case "InvisibleOperator": return v.reduce((x, y) => x * y, 1);
-    case "Divide": case "Rational": if (v.length === 2) return v[0] / v[1]; break;
-    case "Power": if (v.length === 2) return Math.pow(v[0], v[1]); break;
-    case "Root": if (v.length === 2) return root(v[0], v[1]); break;
-    case "Log": if (v.length <= 2) return Math.log(v[0]) / Math.log(v[1] ?? 10); break;
-    case "Binomial": if (v.length === 2) return factorial(v[0]) / (factorial(v[1]) * factorial(v[0] - v[1])); break;
-    case "Max": return Math.max(...v);
-    case "Min": return Math.min(...v);
+    case "Add":
+      return v.reduce((x, y) => x + y, 0);
+    case "Subtract":
+      return v.length === 2 ? v[0] - v[1] : -v[0];
+    case "Multiply":
+    case "InvisibleOperator":
+      return v.reduce((x, y) => x * y, 1);
+    case "Divide":
+    case "Rational":
+      if (v.length === 2) return v[0] / v[1];
+      break;
+    case "Power":
+      if (v.length === 2) return v[0] ** v[1];
+      break;
+    case "Root":
+      if (v.length === 2) return root(v[0], v[1]);
+      break;
+    case "Log":
+      if (v.length <= 2) return Math.log(v[0]) / Math.log(v[1] ?? 10);
+      break;
+    case "Binomial":
+      if (v.length === 2) return factorial(v[0]) / (factorial(v[1]) * factorial(v[0] - v[1]));
+      break;
+    case "Max":
+      return Math.max(...v);
+    case "Min":
+      return Math.min(...v);
   }
   throw new Undecidable(`function ${head}`);
 }
 
 function root(x: number, k: number): number {
-  if (x < 0 && Number.isInteger(k) && k % 2 === 1) return -Math.pow(-x, 1 / k);
-  return Math.pow(x, 1 / k);
+  if (x < 0 && Number.isInteger(k) && k % 2 === 1) return -((-x) ** (1 / k));
+  return x ** (1 / k);
 }
 
 function factorial(x: number): number {

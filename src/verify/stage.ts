@@ -37,9 +37,11 @@ export interface VerifySummary {
 function warnMissingProtections(log: (m: string) => void): void {
   const info = detectSandbox();
   if (info.missing.length === 0) return;
-  log(`WARNING: the sandbox runs in "${info.mode}" mode; missing protections:\n` +
-    info.missing.map((m) => `  - ${m.protection}: ${m.risk}\n`).join("") +
-    "  (run as root with util-linux, install bubblewrap, or allow unprivileged user namespaces for the strongest mode)");
+  log(
+    `WARNING: the sandbox runs in "${info.mode}" mode; missing protections:\n` +
+      info.missing.map((m) => `  - ${m.protection}: ${m.risk}\n`).join("") +
+      "  (run as root with util-linux, install bubblewrap, or allow unprivileged user namespaces for the strongest mode)",
+  );
 }
 
 /** Limits so tight that the interpreter itself fails would mark every program wrong (and poison pairs): refused. */
@@ -48,9 +50,12 @@ async function checkLimits(limits: { timeMs: number; memoryMb: number }): Promis
   for (const lang of langs) {
     const why = await limitsProblem(lang, limits);
     if (why) {
-      throw new InputError(`--memory-limit ${limits.memoryMb} (MB) / --time-limit ${limits.timeMs} (ms): a trivial ` +
-        `${lang === "js" ? "JavaScript" : "Python"} program fails under these limits (${why})`, undefined,
-        "every program would be marked wrong: raise --memory-limit or --time-limit");
+      throw new InputError(
+        `--memory-limit ${limits.memoryMb} (MB) / --time-limit ${limits.timeMs} (ms): a trivial ` +
+          `${lang === "js" ? "JavaScript" : "Python"} program fails under these limits (${why})`,
+        undefined,
+        "every program would be marked wrong: raise --memory-limit or --time-limit",
+      );
     }
   }
 }
@@ -66,7 +71,10 @@ export interface VerifyConfig {
 }
 
 /** A full VerifyConfig from the knobs given (flag or key spellings), validated once. */
-export function verifyConfig(given: Partial<VerifyConfig> | Record<string, unknown>, naming: Naming = asKeys()): VerifyConfig {
+export function verifyConfig(
+  given: Partial<VerifyConfig> | Record<string, unknown>,
+  naming: Naming = asKeys(),
+): VerifyConfig {
   const r = new KnobReader(given as Record<string, unknown>, naming);
   if (!r.has("task")) r.fail("task", `one of ${TASKS.join(", ")}`, "");
   return {
@@ -91,7 +99,10 @@ export async function verifyFile(c: VerifyConfig, ctx: StageContext = {}): Promi
     warnMissingProtections(logOf(ctx));
     await checkLimits(limits);
   }
-  return verifyInto({ task: c.task, input: c.in, output: c.out, skipBad: c.skip_bad, concurrency: c.concurrency, limits }, ctx);
+  return verifyInto(
+    { task: c.task, input: c.in, output: c.out, skipBad: c.skip_bad, concurrency: c.concurrency, limits },
+    ctx,
+  );
 }
 
 interface VerifyFileOptions {
@@ -104,9 +115,19 @@ interface VerifyFileOptions {
 }
 
 async function verifyInto(o: VerifyFileOptions, ctx: StageContext): Promise<VerifySummary> {
-  const total = await countLines(o.input).catch(() => { throw new InputError("cannot read the input file", o.input); });
+  const total = await countLines(o.input).catch(() => {
+    throw new InputError("cannot read the input file", o.input);
+  });
   const progress = progressOf(ctx, `verify ${o.task}`, { total, unit: "lines" });
-  const summary: VerifySummary = { n: 0, correct: 0, incorrect: 0, undecided: 0, skipped_bad: 0, accuracy: null, step_error_rate: null };
+  const summary: VerifySummary = {
+    n: 0,
+    correct: 0,
+    incorrect: 0,
+    undecided: 0,
+    skipped_bad: 0,
+    accuracy: null,
+    step_error_rate: null,
+  };
   let withSteps = 0;
   let withError = 0;
   const writer = new AtomicJsonlWriter(o.output);
@@ -130,7 +151,13 @@ async function verifyInto(o: VerifyFileOptions, ctx: StageContext): Promise<Veri
     return null;
   };
   try {
-    const records = readJsonl(o.input, { skipBad: o.skipBad, onBad: () => { summary.skipped_bad++; progress.tick(); } });
+    const records = readJsonl(o.input, {
+      skipBad: o.skipBad,
+      onBad: () => {
+        summary.skipped_bad++;
+        progress.tick();
+      },
+    });
     for await (const { line, value } of records) {
       const where = `${o.input}:${line}`;
       if (o.task === "code") {
@@ -139,13 +166,20 @@ async function verifyInto(o: VerifyFileOptions, ctx: StageContext): Promise<Veri
         continue;
       }
       let r: VerifiedRecord | null;
-      try { r = verifyMathRecord(value, o.task, where); } catch (e) { r = skip(e); }
+      try {
+        r = verifyMathRecord(value, o.task, where);
+      } catch (e) {
+        r = skip(e);
+      }
       await emit(r);
     }
     while (pending.length > 0) await emit(await pending.shift()!);
     await writer.commit();
   } catch (e) {
-    for (const p of pending) p.catch(() => { /* the first error is the one reported */ });
+    for (const p of pending)
+      p.catch(() => {
+        /* the first error is the one reported */
+      });
     await writer.abort();
     throw e;
   } finally {
@@ -155,7 +189,11 @@ async function verifyInto(o: VerifyFileOptions, ctx: StageContext): Promise<Veri
   summary.step_error_rate = withSteps > 0 ? withError / withSteps : null;
   if (o.task === "code") {
     const info = detectSandbox();
-    summary.sandbox = { mode: info.mode, protections: info.protections, missing: info.missing.map((m) => m.protection) };
+    summary.sandbox = {
+      mode: info.mode,
+      protections: info.protections,
+      missing: info.missing.map((m) => m.protection),
+    };
   }
   return summary;
 }

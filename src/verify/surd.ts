@@ -57,7 +57,8 @@ export class Surd {
 
   /** Division by a single term q*sqrt(r) only: 1/(q*sqrt(r)) = sqrt(r)/(q*r). */
   div(o: Surd): Surd {
-    if (o.terms.size !== 1) throw new RangeError(o.terms.size === 0 ? "division by zero" : "division by a sum of roots");
+    if (o.terms.size !== 1)
+      throw new RangeError(o.terms.size === 0 ? "division by zero" : "division by a sum of roots");
     const [[r, q]] = [...o.terms];
     return this.mul(new Surd(new Map([[r, Rational.ONE.div(q.mul(Rational.of(r)))]])));
   }
@@ -97,8 +98,10 @@ export class Surd {
 
   toString(): string {
     if (this.terms.size === 0) return "0";
-    return [...this.terms].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([r, q]) => (r === 1n ? q.toString() : `${q}*sqrt(${r})`)).join(" + ");
+    return [...this.terms]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([r, q]) => (r === 1n ? q.toString() : `${q}*sqrt(${r})`))
+      .join(" + ");
   }
 }
 
@@ -108,8 +111,14 @@ function squareFree(n: bigint): [bigint, bigint] {
   let radicand = 1n;
   let d = 2n;
   for (; d * d <= n && d <= FACTOR_LIMIT; d += d === 2n ? 1n : 2n) {
-    while (n % (d * d) === 0n) { n /= d * d; outside *= d; }
-    if (n % d === 0n) { n /= d; radicand *= d; }
+    while (n % (d * d) === 0n) {
+      n /= d * d;
+      outside *= d;
+    }
+    if (n % d === 0n) {
+      n /= d;
+      radicand *= d;
+    }
   }
   if (d * d <= n) {
     // What is left may hide a square factor above the trial-division limit: accept it only if it is a square.
