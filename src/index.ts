@@ -37,4 +37,6 @@ export { sft, sftConfig, dpo, dpoConfig, type SftConfig, type DpoConfig, type Tr
 export { sample, sampleConfig, type SampleConfig, type SampleSummary } from "./sample/stage.js";
 export { verifyFile, verifyConfig, type VerifyConfig, type VerifySummary } from "./verify/stage.js";
 export { writePairs, pairsConfig, type PairsConfig, type PairsSummary } from "./pairs/stage.js";
+export { evalConfig, evaluateFile, formatTable, type EvalConfig } from "./eval/stage.js";
 export { Pipeline, type PipelineOptions, type PipelineResult } from "./run/pipeline.js";
+export { Progress } from "./core/progress.js";

@@ -7,14 +7,25 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { InputError, InterruptedError } from "../core/errors.js";
-import type { StageContext } from "../core/stage.js";
-import { taskConfig, writeTask } from "../data/task-stage.js";
-import { pairsConfig, writePairs } from "../pairs/stage.js";
-import { sample, sampleConfig } from "../sample/stage.js";
-import { dpo, dpoConfig, sft, sftConfig } from "../train/stage.js";
-import { verifyConfig, verifyFile } from "../verify/stage.js";
-import { resolveConfig } from "./config.js";
+// Everything from the package's entry point, as a user imports it.
+import {
+  dpo,
+  dpoConfig,
+  InputError,
+  InterruptedError,
+  pairsConfig,
+  resolveConfig,
+  type StageContext,
+  sample,
+  sampleConfig,
+  sft,
+  sftConfig,
+  taskConfig,
+  verifyConfig,
+  verifyFile,
+  writePairs,
+  writeTask,
+} from "../index.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-stages-"));
 const at = (f: string) => path.join(dir, f);
