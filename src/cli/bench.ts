@@ -13,7 +13,7 @@ import {
   type GenerateBenchRow,
   benchGenerateVsLlamaCpp,
 } from "../bench/generate.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { intOption } from "./options.js";
 import { Progress } from "../core/progress.js";
 
@@ -37,18 +37,6 @@ export const benchCommand: Command = {
   summary: "run a benchmark suite (engine, generate, train, verify, serve) and print its figures",
   usage:
     "stepwise bench engine|generate|train|verify|serve [--json] [--threads N] [--backend native|reference] [--quick]",
-  options: {
-    json: { type: "boolean" },
-    threads: { type: "string" },
-    backend: { type: "string" },
-    quick: { type: "boolean" },
-    models: { type: "string" },
-    batches: { type: "string" },
-    "prompt-tokens": { type: "string" },
-    "new-tokens": { type: "string" },
-    reps: { type: "string" },
-    "no-llama-cpp": { type: "boolean" },
-  },
   help: [
     "suites:",
     "  engine      FMA peak, GEMM GFLOP/s (256^3, 512^3, 1024^3, 2048x256x1024) and one training step of a",
@@ -71,7 +59,7 @@ export const benchCommand: Command = {
     "options:",
     "  --json      print JSON instead of a table",
     "  --threads N worker threads of the native backend, and of llama.cpp (default: all cores)",
-    "  --backend   native (default when built) or reference",
+    "  --backend B native (default when built) or reference",
     "  --quick     fewer shapes, tokens and repetitions (a smoke test, not a measurement)",
     "generate options:",
     `  --models A,B        of ${GENERATE_BENCH_MODELS.join(", ")} (default both)`,

@@ -11,7 +11,7 @@ import { collect, loadMapped } from "../data/load.js";
 import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
 import { scoreCredit } from "../inspect/credit.js";
 import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { intOption, templateOption } from "./options.js";
 import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
 import { Progress } from "../core/progress.js";
@@ -113,25 +113,8 @@ export const creditCommand: Command = {
     "[--json]\n       stepwise credit --corrupt-eval --model DIR --ref DIR --problems FILE [--corrupt-mode keep|recompute] " +
     "[--seed 0] [--limit N] [--json]",
   options: {
-    model: { type: "string" },
-    ref: { type: "string" },
-    text: { type: "string" },
-    prompt: { type: "string" },
-    question: { type: "string" },
     template: { type: "string" },
-    html: { type: "string" },
-    beta: { type: "string" },
-    json: { type: "boolean" },
-    color: { type: "string" },
-    eos: { type: "boolean" },
     "corrupt-eval": { type: "boolean" },
-    "corrupt-mode": { type: "string" },
-    problems: { type: "string" },
-    seed: { type: "string" },
-    limit: { type: "string" },
-    out: { type: "string" },
-    backend: { type: "string" },
-    threads: { type: "string" },
   },
   help: [
     "Scores the text teacher-forced under the policy and the reference. Each token's reward is",

@@ -3,7 +3,7 @@
 import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { DashboardServer } from "../dashboard/server.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { intOption, serveUntilSignal } from "./options.js";
 
 export const dashboardCommand: Command = {
@@ -11,13 +11,6 @@ export const dashboardCommand: Command = {
   ownsSignals: true,
   summary: "local web dashboard over run directories: metrics charts, evals, pair browser, credit heatmaps",
   usage: "stepwise dashboard --runs DIR [--port 8600] [--host 127.0.0.1]",
-  options: {
-    runs: { type: "string" },
-    port: { type: "string" },
-    host: { type: "string" },
-    backend: { type: "string" },
-    threads: { type: "string" },
-  },
   help: [
     "Serves a dashboard over every run found under --runs (up to 4 levels deep): training runs (folders with",
     "metrics.jsonl, as sft/dpo write them) and pipeline runs (folders with report.json, as `stepwise run` writes them,",

@@ -4,8 +4,8 @@ import { asFlags } from "../core/config.js";
 import { DEFAULT_TEMPERATURE, defaultMaxTokens } from "../eval/eval.js";
 import { evalConfig, evaluateFile, formatTable } from "../eval/stage.js";
 import { cliContext } from "./context.js";
-import type { Command } from "./main.js";
-import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom } from "./options.js";
+import type { Command } from "./command.js";
+import { COMPLETER_HELP, completerFrom } from "./options.js";
 
 export const evalCommand: Command = {
   name: "eval",
@@ -14,22 +14,7 @@ export const evalCommand: Command = {
     "stepwise eval --model DIR|--endpoint URL --problems FILE [--task arith|gsm8k|math] [--maj K] [--pass-k 1,4] " +
     "[--temperature 0.7] [--max-tokens N] [--limit N] [--seed 0] [--template plain|chat] [--out FILE] [--json]",
   options: {
-    ...COMPLETER_OPTIONS,
-    problems: { type: "string" },
-    format: { type: "string" },
     "problems-format": { type: "string" },
-    task: { type: "string" },
-    maj: { type: "string" },
-    "pass-k": { type: "string" },
-    temperature: { type: "string" },
-    "max-tokens": { type: "string" },
-    "batch-size": { type: "string" },
-    limit: { type: "string" },
-    seed: { type: "string" },
-    template: { type: "string" },
-    out: { type: "string" },
-    "skip-bad": { type: "boolean" },
-    json: { type: "boolean" },
   },
   help: [
     "Generates one greedy (temperature 0) completion per problem, ending at EOS or --max-tokens, from the prompt SFT",

@@ -6,7 +6,7 @@ import { InputError } from "../core/errors.js";
 import { exportGguf } from "../model/gguf.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import { mergeAndUnload } from "../model/lora.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { checkOutputFile } from "../core/outputs.js";
 import { Progress } from "../core/progress.js";
 
@@ -14,13 +14,6 @@ export const exportCommand: Command = {
   name: "export",
   summary: "export a model folder to another format (gguf: for llama.cpp / Ollama)",
   usage: "stepwise export gguf --model DIR --out FILE [--dtype f32|f16] [--name NAME] [--json]",
-  options: {
-    model: { type: "string" },
-    out: { type: "string" },
-    dtype: { type: "string" },
-    name: { type: "string" },
-    json: { type: "boolean" },
-  },
   help: [
     "formats:",
     '  gguf         one GGUF file with the weights, hyperparameters, tokenizer and chat template; arch "llama"',
@@ -28,7 +21,7 @@ export const exportCommand: Command = {
     "options:",
     "  --model DIR  a model folder (config.json, *.safetensors, tokenizer.json), a .gguf file or a Hugging Face name",
     "  --out FILE   the GGUF file to write (atomically)",
-    "  --dtype      f32 (default: llama.cpp gives our log-probs to ~1e-5) or f16 (half the size; norms and",
+    "  --dtype D    f32 (default: llama.cpp gives our log-probs to ~1e-5) or f16 (half the size; norms and",
     "               biases stay f32)",
     "  --name NAME  general.name in the file (default: the folder's name)",
     '  --json       print {"out", "arch", "dtype", "tensors", "bytes"} when done',

@@ -4,18 +4,13 @@
 import { InputError } from "../core/errors.js";
 import { importGguf } from "../model/gguf-import.js";
 import { DEQUANTIZABLE } from "../model/gguf-quants.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { Progress } from "../core/progress.js";
 
 export const importCommand: Command = {
   name: "import",
   summary: "import a model from another format (gguf: a llama.cpp model file) as a Hugging Face folder",
   usage: "stepwise import gguf FILE --out DIR [--dtype f32|bf16] [--json]",
-  options: {
-    out: { type: "string" },
-    dtype: { type: "string" },
-    json: { type: "boolean" },
-  },
   help: [
     "formats:",
     '  gguf         a GGUF model file of arch "llama" (Llama, SmolLM2, Mistral) or "qwen2"; tensors dequantized',
@@ -24,7 +19,7 @@ export const importCommand: Command = {
     "  FILE         the .gguf file",
     "  --out DIR    the folder to write: config.json, model.safetensors, tokenizer.json, tokenizer_config.json,",
     "               generation_config.json (each atomically; config.json last)",
-    "  --dtype      f32 (default) or bf16 safetensors",
+    "  --dtype D    f32 (default) or bf16 safetensors",
     '  --json       print {"out", "arch", "dtype", "tensors", "params", "types"} when done',
     "",
     "sample and eval also take a .gguf file as --model directly (imported in memory, no folder).",

@@ -1,11 +1,12 @@
 // The command-line boundary: parses arguments, runs a command, maps errors to messages and exit codes.
 // Nothing below this file calls process.exit.
 
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { StepwiseError, InputError, InterruptedError } from "../core/errors.js";
 import { requestStop, signalExitCode, type StopSignal } from "../core/interrupt.js";
 import { benchCommand } from "./bench.js";
+import { type Command, optionsOf } from "./command.js";
 import { taskCommand } from "./task.js";
 import { verifyCommand } from "./verify.js";
 import { sftCommand, dpoCommand } from "./train.js";
@@ -22,26 +23,7 @@ import { evalCommand } from "./eval.js";
 import { runCommand } from "./run.js";
 import { resolveModelFlags } from "./options.js";
 
-export interface Command {
-  name: string;
-  summary: string;
-  usage: string;
-  options: NonNullable<ParseArgsConfig["options"]>;
-  /** Extra help text: each option's meaning. */
-  help: string;
-  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
-  /** The flag a rerun needs to continue interrupted work ("--resume"); absent: the same command line resumes. */
-  resumeFlag?: string;
-  /** The command waits for SIGINT/SIGTERM itself (a server): the boundary installs no handler. */
-  ownsSignals?: boolean;
-  /**
-   * Long work that stops at a safe point on SIGINT/SIGTERM (training steps, sampled batches): the boundary installs
-   * the handlers below. Other commands keep Node's default (the signal ends the process at once; outputs are atomic).
-   */
-  cooperative?: boolean;
-}
-
-const COMMANDS: Command[] = [
+export const COMMANDS: Command[] = [
   runCommand,
   benchCommand,
   taskCommand,
@@ -100,7 +82,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
       args: rest,
-      options: { ...cmd.options, help: { type: "boolean", short: "h" } },
+      options: { ...optionsOf(cmd), help: { type: "boolean", short: "h" } },
       allowPositionals: true,
       strict: true,
     });

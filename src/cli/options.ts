@@ -114,16 +114,6 @@ function downloadBar(name: string, bytes: number): DownloadProgress {
 
 // --- completers from flags (sample, pairs, eval) ---
 
-export const COMPLETER_OPTIONS = {
-  model: { type: "string" },
-  endpoint: { type: "string" },
-  "endpoint-model": { type: "string" },
-  backend: { type: "string" },
-  threads: { type: "string" },
-  retries: { type: "string" },
-  timeout: { type: "string" },
-} as const;
-
 export const COMPLETER_HELP = [
   "  --model DIR          generate with the local engine from a model folder, a .gguf file or a Hugging Face name",
   "  --endpoint URL       or with an OpenAI-compatible /v1/completions server (vLLM, SGLang, llama.cpp, Ollama,",

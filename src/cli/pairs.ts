@@ -3,8 +3,8 @@
 import { asFlags } from "../core/config.js";
 import { pairsConfig, writePairs, type PairsSummary } from "../pairs/stage.js";
 import { cliContext } from "./context.js";
-import type { Command } from "./main.js";
-import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom } from "./options.js";
+import type { Command } from "./command.js";
+import { COMPLETER_HELP, completerFrom } from "./options.js";
 
 export const pairsCommand: Command = {
   name: "pairs",
@@ -14,27 +14,10 @@ export const pairsCommand: Command = {
     "[--max-pairs-per-problem 4] [--balance-lengths] [--chosen sound|answer] [--rejected full|first_error] " +
     "[--stepdpo-chosen rollout|corrected|both] [--model DIR | --endpoint URL] [--rollouts 8] [--json]",
   options: {
-    ...COMPLETER_OPTIONS,
     kind: { type: "string" },
-    in: { type: "string" },
-    out: { type: "string" },
     format: { type: "string" },
-    template: { type: "string" },
-    task: { type: "string" },
-    "max-pairs-per-problem": { type: "string" },
-    "balance-lengths": { type: "boolean" },
-    chosen: { type: "string" },
-    rejected: { type: "string" },
-    "stepdpo-chosen": { type: "string" },
-    rollouts: { type: "string" },
-    temperature: { type: "string" },
     "top-p": { type: "string" },
     "top-k": { type: "string" },
-    "max-tokens": { type: "string" },
-    seed: { type: "string" },
-    "batch-size": { type: "string" },
-    "skip-bad": { type: "boolean" },
-    json: { type: "boolean" },
   },
   help: [
     'Reads the output of stepwise verify (samples with "correct", "steps", "first_error_step").',

@@ -11,7 +11,7 @@ import { Pipeline } from "../run/pipeline.js";
 import { summaryTable, type Report } from "../run/report.js";
 import { writeReport } from "../run/write-report.js";
 import { cliContext } from "./context.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { flagNumber, SHOW_DOWNLOADS } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
@@ -41,13 +41,6 @@ export const runCommand: Command = {
   cooperative: true,
   summary: "the whole recipe: task, SFT, sampling, pairs, DPO / SCDPO / Step-DPO, evals and a report",
   usage: "stepwise run [config.yaml] [--out DIR] [--seeds N] [--threads N] [--json] [--print-default-config]",
-  options: {
-    out: { type: "string" },
-    seeds: { type: "string" },
-    threads: { type: "string" },
-    json: { type: "boolean" },
-    "print-default-config": { type: "boolean" },
-  },
   help: [
     "With no config, runs the built-in default: a tiny model trained from scratch on the built-in arithmetic task",
     "(easy and medium problems, half each; the SFT data forgets the borrow in 70% of the subtractions that need one),",

@@ -12,8 +12,8 @@ import {
   type SampleSummary,
 } from "../sample/stage.js";
 import { cliContext } from "./context.js";
-import type { Command } from "./main.js";
-import { COMPLETER_HELP, COMPLETER_OPTIONS, completerFrom } from "./options.js";
+import type { Command } from "./command.js";
+import { COMPLETER_HELP, completerFrom } from "./options.js";
 
 export const sampleCommand: Command = {
   name: "sample",
@@ -24,25 +24,7 @@ export const sampleCommand: Command = {
     "[--top-k K] [--max-tokens 256] [--seed 0] [--logprobs] [--step-temperature SCHEDULE --cut random|K|A-B] " +
     "[--template plain|chat] [--batch-size 16] [--json]",
   options: {
-    ...COMPLETER_OPTIONS,
-    problems: { type: "string" },
-    format: { type: "string" },
-    n: { type: "string" },
-    out: { type: "string" },
-    temperature: { type: "string" },
-    "top-p": { type: "string" },
-    "top-k": { type: "string" },
-    "max-tokens": { type: "string" },
     stop: { type: "string", multiple: true },
-    seed: { type: "string" },
-    logprobs: { type: "boolean" },
-    "step-temperature": { type: "string" },
-    cut: { type: "string" },
-    "max-steps": { type: "string" },
-    template: { type: "string" },
-    "batch-size": { type: "string" },
-    "skip-bad": { type: "boolean" },
-    json: { type: "boolean" },
   },
   help: [
     'Writes one record a line: {"id", "sample", "question", "answer", "completion", "finish_reason", "logprobs"?}',

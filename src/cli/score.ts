@@ -7,7 +7,7 @@ import { scoreSequence, type SequenceScore } from "../inspect/credit.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { flagNumber, intOption } from "./options.js";
 
 /** What `stepwise score --json` prints: the sequence scores of src/inspect/credit.ts. */
@@ -46,15 +46,6 @@ export const scoreCommand: Command = {
   name: "score",
   summary: "per-token log-probs of a text, and implicit rewards beta*log(pi/pi_ref) against a reference",
   usage: "stepwise score --model DIR [--ref DIR] [--beta 0.1] --text STR [--json]",
-  options: {
-    model: { type: "string" },
-    ref: { type: "string" },
-    beta: { type: "string" },
-    text: { type: "string" },
-    json: { type: "boolean" },
-    backend: { type: "string" },
-    threads: { type: "string" },
-  },
   help: [
     "The text is tokenized with the model folder's tokenizer.json (BOS added as the tokenizer does) and scored",
     "teacher-forced: each token's log-prob given every token before it.",

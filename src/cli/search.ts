@@ -6,7 +6,7 @@ import { InputError } from "../core/errors.js";
 import { collect, loadMapped } from "../data/load.js";
 import { searchProblems, type SearchScore } from "../inspect/search.js";
 import type { MathTask } from "../verify/record.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { flagNumber, intOption, templateOption } from "./options.js";
 import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
 import { Progress } from "../core/progress.js";
@@ -27,27 +27,6 @@ export const searchCommand: Command = {
   usage:
     "stepwise search --model DIR --ref DIR --problems FILE --beams K [--expand 3] [--temperature 0.7] " +
     "[--beta 0.1] [--score reward|logprob] [--max-steps 12] [--max-tokens 256] [--json]",
-  options: {
-    model: { type: "string" },
-    ref: { type: "string" },
-    problems: { type: "string" },
-    beams: { type: "string" },
-    expand: { type: "string" },
-    temperature: { type: "string" },
-    beta: { type: "string" },
-    score: { type: "string" },
-    "max-steps": { type: "string" },
-    "max-tokens": { type: "string" },
-    seed: { type: "string" },
-    template: { type: "string" },
-    task: { type: "string" },
-    limit: { type: "string" },
-    "batch-size": { type: "string" },
-    out: { type: "string" },
-    json: { type: "boolean" },
-    backend: { type: "string" },
-    threads: { type: "string" },
-  },
   help: [
     "Solves each problem twice with the policy: greedy decoding, and a beam search over steps (lines). Each round,",
     "every live beam proposes its greedy next line plus --expand lines sampled at --temperature (duplicates dropped);",

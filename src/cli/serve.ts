@@ -4,7 +4,7 @@ import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
 import { CompletionServer } from "../serve/server.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { intOption, serveUntilSignal } from "./options.js";
 
 export const serveCommand: Command = {
@@ -13,18 +13,6 @@ export const serveCommand: Command = {
   summary: "serve a model on an OpenAI-compatible API (/v1/completions, /v1/chat/completions, /v1/models)",
   usage:
     "stepwise serve --model DIR --port P [--host 127.0.0.1] [--api-key KEY] [--max-tokens-limit N] [--max-body-bytes N]",
-  options: {
-    model: { type: "string" },
-    port: { type: "string" },
-    host: { type: "string" },
-    "served-model-name": { type: "string" },
-    "max-tokens-limit": { type: "string" },
-    "max-body-bytes": { type: "string" },
-    "max-batch": { type: "string" },
-    "api-key": { type: "string" },
-    backend: { type: "string" },
-    threads: { type: "string" },
-  },
   help: [
     "Endpoints: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (the tokenizer's chat template),",
     'GET /health. Streaming ("stream": true) sends server-sent events ending with `data: [DONE]`. Concurrent requests',

@@ -5,7 +5,7 @@ import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { taskConfig, taskProblems, writeTask } from "../data/task-stage.js";
 import { cliContext } from "./context.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { Progress } from "../core/progress.js";
 
 export const taskCommand: Command = {
@@ -13,22 +13,6 @@ export const taskCommand: Command = {
   summary: "generate built-in multi-step arithmetic word problems (GSM8K format)",
   usage:
     "stepwise task [--preset easy|medium|hard|easy+medium] [--steps 2-5] [--n 1000] [--seed 1] [--split train|test] [--out FILE]",
-  options: {
-    preset: { type: "string" },
-    steps: { type: "string" },
-    n: { type: "string" },
-    seed: { type: "string" },
-    split: { type: "string" },
-    out: { type: "string" },
-    ops: { type: "string" },
-    start: { type: "string" },
-    addend: { type: "string" },
-    factor: { type: "string" },
-    "max-value": { type: "string" },
-    compound: { type: "string" },
-    noise: { type: "string" },
-    json: { type: "boolean" },
-  },
   help: [
     'Each record: {"id", "question", "answer", "final", "steps", "split", "scenario", "ops", "level"?}; the answer has one',
     'line a step with a <<expr=value>> annotation and ends with "#### n". Train and test never share a problem.',

@@ -5,40 +5,10 @@ import { backendByName, getBackend, setBackend } from "../backend/index.js";
 import { asFlags } from "../core/config.js";
 import { dpo, dpoConfig, sft, sftConfig, type TrainSummary } from "../train/stage.js";
 import { cliContext } from "./context.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 import { intOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
-
-const TRAIN_OPTIONS = {
-  epochs: { type: "string" },
-  "max-steps": { type: "string" },
-  "batch-size": { type: "string" },
-  "grad-accum": { type: "string" },
-  lr: { type: "string" },
-  "lr-schedule": { type: "string" },
-  "warmup-ratio": { type: "string" },
-  "weight-decay": { type: "string" },
-  "max-grad-norm": { type: "string" },
-  seed: { type: "string" },
-  "save-every": { type: "string" },
-  "keep-checkpoints": { type: "string" },
-  resume: { type: "boolean" },
-  overwrite: { type: "boolean" },
-  threads: { type: "string" },
-  backend: { type: "string" },
-  "max-length": { type: "string" },
-  template: { type: "string" },
-  "skip-bad": { type: "boolean" },
-  out: { type: "string" },
-  json: { type: "boolean" },
-  "eval-every": { type: "string" },
-  lora: { type: "string" },
-  "lora-alpha": { type: "string" },
-  "lora-dropout": { type: "string" },
-  "lora-targets": { type: "string" },
-  merge: { type: "boolean" },
-} as const;
 
 const TRAIN_HELP = [
   "  --out DIR            output model folder (weights, tokenizer, metrics.jsonl, checkpoints/)",
@@ -88,18 +58,6 @@ export const sftCommand: Command = {
   resumeFlag: "--resume",
   summary: "supervised fine-tuning on step-formatted solutions (loss on completion tokens only)",
   usage: "stepwise sft --data FILE (--model DIR | --init tiny|small|CONFIG.json) --out DIR [options]",
-  options: {
-    ...TRAIN_OPTIONS,
-    data: { type: "string" },
-    model: { type: "string" },
-    init: { type: "string" },
-    "eval-data": { type: "string" },
-    pack: { type: "boolean" },
-    bucket: { type: "boolean" },
-    "bucket-window": { type: "string" },
-    tokenizer: { type: "string" },
-    "vocab-size": { type: "string" },
-  },
   help: [
     "  --data FILE          JSONL or .parquet: {question, answer}, or TRL's SFT formats: {prompt, completion}",
     "                       (strings, or lists of {role, content} messages), {messages} or {text} (loss on every",
@@ -136,19 +94,6 @@ export const dpoCommand: Command = {
   summary: "DPO-family training on preference pairs (outcome, SCDPO or Step-DPO)",
   usage:
     "stepwise dpo --model DIR --pairs FILE --out DIR [--loss sigmoid[,sft]] [--loss-weights 1,0.2] [--beta 0.1] [options]",
-  options: {
-    ...TRAIN_OPTIONS,
-    model: { type: "string" },
-    pairs: { type: "string" },
-    loss: { type: "string" },
-    "loss-weights": { type: "string" },
-    beta: { type: "string" },
-    "label-smoothing": { type: "string" },
-    "dpop-lambda": { type: "string" },
-    ref: { type: "string" },
-    reference: { type: "string" },
-    "eval-pairs": { type: "string" },
-  },
   help: [
     "  --model DIR          the policy to train (usually the SFT model); also the reference unless --ref",
     "  --pairs FILE         JSONL or .parquet pairs: TRL {prompt, chosen, rejected} as strings or lists of",

@@ -3,22 +3,12 @@
 import { asFlags } from "../core/config.js";
 import { verifyConfig, verifyFile } from "../verify/stage.js";
 import { cliContext } from "./context.js";
-import type { Command } from "./main.js";
+import type { Command } from "./command.js";
 
 export const verifyCommand: Command = {
   name: "verify",
   summary: "label completions: answer correct, per-step verdicts, first wrong step",
   usage: "stepwise verify --task arith|gsm8k|math|code --in FILE --out FILE [--skip-bad] [--json]",
-  options: {
-    task: { type: "string" },
-    in: { type: "string" },
-    out: { type: "string" },
-    "skip-bad": { type: "boolean" },
-    json: { type: "boolean" },
-    concurrency: { type: "string" },
-    "time-limit": { type: "string" },
-    "memory-limit": { type: "string" },
-  },
   help: [
     'Input: one record a line with "completion" and "answer" (math tasks) or "completion", "tests", "entry_point",',
     '"language" (code). Output: each record plus {"correct": true|false|null, "pred", "steps": [{"text", "ok"}],',
