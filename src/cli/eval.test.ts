@@ -8,10 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { evalSampleSeed } from "../eval/eval.js";
 import { saveModel } from "../model/hub.js";
 import { initModel } from "../model/presets.js";
-import { sampleSeed } from "../sample/stage.js";
 
 const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-eval-"));
@@ -45,16 +43,6 @@ function tinyModel(): string {
   model.dispose();
   return m;
 }
-
-test("eval samples are seeded exactly as `stepwise sample` seeds them", () => {
-  for (const [seed, id, s] of [
-    [0, "a", 0],
-    [7, "arith-12", 3],
-    [123456, "x y", 9],
-  ] as const) {
-    assert.equal(evalSampleSeed(seed, id, s), sampleSeed(seed, id, s));
-  }
-});
 
 test("stepwise eval on a tiny model: --json fields, --limit, --out records, the table", () => {
   const model = tinyModel();

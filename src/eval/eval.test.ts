@@ -10,7 +10,8 @@ import { createHttpCompleter } from "../sample/http.js";
 import { LocalCompleter } from "../sample/local.js";
 import { CompletionServer } from "../serve/server.js";
 import type { Completer, Completion, CompletionRequest } from "../sample/types.js";
-import { evalSampleSeed, evaluate, referenceSteps } from "./eval.js";
+import { sampleSeed } from "../sample/records.js";
+import { evaluate, referenceSteps } from "./eval.js";
 import { majorityVote, passAtK, wilson } from "./stats.js";
 import { mathAnswersEqual } from "../verify/math.js";
 
@@ -98,7 +99,7 @@ class ScriptedCompleter implements Completer {
       this.log.push(r);
       const s = this.script[r.prompt.trimEnd()];
       if (r.params.temperature === 0) return [{ text: s.greedy, finishReason: "eos" }];
-      const j = s.samples.findIndex((_, k) => evalSampleSeed(this.seed, s.id, k) === r.params.seed);
+      const j = s.samples.findIndex((_, k) => sampleSeed(this.seed, s.id, k) === r.params.seed);
       assert.ok(j >= 0, `unexpected seed ${r.params.seed} for ${s.id}`);
       return [{ text: s.samples[j], finishReason: "eos" }];
     });

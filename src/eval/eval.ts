@@ -16,8 +16,7 @@
 import { InputError } from "../core/errors.js";
 import { promptText, type ChatFormatter, type PromptTemplate } from "../data/format.js";
 import type { MathProblem } from "../data/load.js";
-import { fnv1a } from "../data/task.js";
-import { sequenceSeed } from "../model/generate.js";
+import { RESERVED_FIELDS, sampleSeed } from "../sample/records.js";
 import { LocalCompleter } from "../sample/local.js";
 import type { Completer, Completion, CompletionRequest } from "../sample/types.js";
 import type { VerifiedRecord } from "../verify/index.js";
@@ -66,26 +65,6 @@ export const DEFAULT_TEMPERATURE = 0.7;
 export function defaultMaxTokens(task: MathTask): number {
   return task === "math" ? 1024 : task === "gsm8k" ? 512 : 256;
 }
-
-/** The seed of sample `sample` of problem `id`: the same as `stepwise sample` (src/cli/sample.ts sampleSeed). */
-export function evalSampleSeed(seed: number, id: string, sample: number): number {
-  return sequenceSeed(fnv1a(`${seed >>> 0}\u0000${id}`), sample);
-}
-
-/** Fields later stages define: a problem's own field of that name is not carried into the records. */
-const RESERVED = new Set([
-  "sample",
-  "completion",
-  "finish_reason",
-  "logprobs",
-  "cut",
-  "prefix",
-  "steps",
-  "correct",
-  "pred",
-  "first_error_step",
-  "result",
-]);
 
 /**
  * The number of reference steps of a problem: its `steps` field when that is a non-negative integer, else the
@@ -156,7 +135,7 @@ async function completeAll(
 /** The greedy completion as a verified record (DESIGN.md "Records": a sample plus the verdict). */
 function record(p: MathProblem, c: Completion, v: Verdict): VerifiedRecord {
   const { id, question, answer, ...rest } = p;
-  const extra = Object.fromEntries(Object.entries(rest).filter(([k]) => !RESERVED.has(k)));
+  const extra = Object.fromEntries(Object.entries(rest).filter(([k]) => !RESERVED_FIELDS.has(k)));
   return { id, sample: 0, question, answer, completion: c.text, finish_reason: c.finishReason, ...extra, ...v };
 }
 
@@ -254,11 +233,11 @@ export async function evaluate(
   });
   const requests: CompletionRequest[] = problems.map((p, i) => ({
     prompt: prompts[i],
-    params: params(0, evalSampleSeed(r.seed, p.id, 0)),
+    params: params(0, sampleSeed(r.seed, p.id, 0)),
   }));
   problems.forEach((p, i) => {
     for (let j = 0; j < r.samples; j++)
-      requests.push({ prompt: prompts[i], params: params(r.temperature, evalSampleSeed(r.seed, p.id, j)) });
+      requests.push({ prompt: prompts[i], params: params(r.temperature, sampleSeed(r.seed, p.id, j)) });
   });
   const completions = await completeAll(completer, requests, r, (done) => opts.onProgress?.(done, requests.length));
 

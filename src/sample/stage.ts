@@ -19,9 +19,8 @@ import { Rng } from "../core/rng.js";
 import { progressOf, stopOf, type StageContext } from "../core/stage.js";
 import { promptText, completionText, type PromptTemplate } from "../data/format.js";
 import { loadCode, loadGsm8k, loadMapped, loadMath, newStats } from "../data/load.js";
-import { fnv1a } from "../data/task.js";
-import { sequenceSeed } from "../model/generate.js";
 import { LocalCompleter } from "./local.js";
+import { RESERVED_FIELDS, sampleSeed } from "./records.js";
 import { openCompleter } from "./open.js";
 import {
   continueStepwise,
@@ -46,22 +45,10 @@ interface Problem {
   answer: string | null; // the reference solution, for step-controlled sampling
 }
 
+export { sampleSeed } from "./records.js";
+
 export type ProblemFormat = "jsonl" | "gsm8k" | "math" | "code";
 const FORMATS: ProblemFormat[] = ["jsonl", "gsm8k", "math", "code"];
-/** Fields later stages define: a problem's own field of that name is not carried into the samples. */
-const RESERVED = new Set([
-  "sample",
-  "completion",
-  "finish_reason",
-  "logprobs",
-  "cut",
-  "prefix",
-  "steps",
-  "correct",
-  "pred",
-  "first_error_step",
-  "result",
-]);
 
 async function readProblems(
   file: string,
@@ -93,7 +80,7 @@ async function readProblems(
         "samples are keyed by (id, sample): ids must be unique",
       );
     seen.add(rec.id);
-    const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !RESERVED.has(k) && k !== "id"));
+    const fields = Object.fromEntries(Object.entries(rec).filter(([k]) => !RESERVED_FIELDS.has(k) && k !== "id"));
     if (typeof rec.question === "string") {
       problems.push({
         id: rec.id,
@@ -297,11 +284,6 @@ interface Job {
   cut?: number;
   prefix?: string;
   seed: number;
-}
-
-/** The seed of sample `sample` of problem `id`: independent of every other sample, the batching and resuming. */
-export function sampleSeed(seed: number, id: string, sample: number): number {
-  return sequenceSeed(fnv1a(`${seed >>> 0}\u0000${id}`), sample);
 }
 
 /**
