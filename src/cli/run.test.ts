@@ -227,3 +227,63 @@ test("run: model.template chat without model.pretrained, and a bad sft.lora, are
   assert.throws(() => resolveConfig({ sft: { lora: 1.5 } }), /sft\.lora/);
   assert.equal(resolveConfig({ model: { pretrained: "owner/name" }, sft: { lora: 8 } }).sft.lora, 8);
 });
+
+test("run: task.source gsm8k runs the recipe on GSM8K-format files; bad file knobs are config errors", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-gsm8k-"));
+  // GSM8K's own format ({question, answer} with <<expr=value>> steps and "#### n"), here from the built-in generator
+  const { taskConfig, taskProblems } = await import("../data/task-stage.js");
+  const write = (name: string, split: string, n: number) => {
+    const file = path.join(dir, name);
+    const rows = [...taskProblems(taskConfig({ preset: "easy", n, seed: 5, split }))].map((p) => ({
+      question: p.question,
+      answer: p.answer,
+    }));
+    fs.writeFileSync(file, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    return { file, rows };
+  };
+  const train = write("gsm8k-train.jsonl", "train", 60);
+  const test = write("gsm8k-test.jsonl", "test", 10);
+  const base = {
+    ...MICRO,
+    task: { source: "gsm8k", train_file: train.file, test_file: test.file, train: 48, test: 6 },
+  };
+  const config = resolveConfig({ ...base, variants: [{ name: "dpo", pairs: ["outcome"] }] });
+  const origErr = process.stderr.write.bind(process.stderr);
+  process.stderr.write = (() => true) as typeof process.stderr.write;
+  try {
+    const run = path.join(dir, "run");
+    const r = await new Pipeline(run, config, { log: () => {} }).run();
+    const rows = (f: string) =>
+      fs
+        .readFileSync(path.join(run, f), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+    // the first task.train / task.test problems of the files, in order, with ids and final answers
+    assert.deepEqual(
+      rows("data/train.jsonl").map((p) => p.question),
+      train.rows.slice(0, 48).map((p) => p.question),
+    );
+    assert.equal(rows("data/test.jsonl").length, 6);
+    assert.ok(rows("data/test.jsonl").every((p) => typeof p.id === "string" && typeof p.final === "string"));
+    assert.ok(r.evals.some((e) => e.name === "sft"));
+    assert.equal(rows("seed-1/verified.jsonl").length, 12); // sample.problems 6 x sample.n 2
+  } finally {
+    process.stderr.write = origErr;
+  }
+  const bad = (raw: unknown, re: RegExp) =>
+    assert.throws(
+      () => resolveConfig(raw),
+      (e: unknown) => re.test((e as Error).message),
+      String(re),
+    );
+  bad({ task: { source: "gsm8k", train_file: train.file } }, /task\.test_file: task\.source gsm8k needs/);
+  bad({ task: { source: "gsm8k", train_file: train.file, test_file: path.join(dir, "nope.jsonl") } }, /no such file/);
+  bad({ task: { source: "math" } }, /task\.source: expected builtin or gsm8k/);
+  bad({ task: { train_file: train.file } }, /are for task\.source gsm8k/);
+  const short = resolveConfig({ ...base, task: { ...base.task, test: 11 } });
+  await assert.rejects(
+    new Pipeline(path.join(dir, "short"), short, { log: () => {} }).run(),
+    /task\.test is 11, but the file has 10 problems/,
+  );
+});

@@ -174,3 +174,20 @@ test("the shipped examples/ablations.yaml is a valid config: every variant diffe
   );
   assert.equal(c.variants.find((v) => v.name === "sft-more")!.loss, "sft");
 });
+
+test("every shipped example config parses (a GSM8K one may name files this checkout lacks)", () => {
+  const dir = new URL("../../examples/", import.meta.url).pathname;
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml"));
+  assert.ok(files.length >= 5);
+  for (const f of files) {
+    try {
+      loadConfig(path.join(dir, f));
+    } catch (e) {
+      const text = fs.readFileSync(path.join(dir, f), "utf8");
+      assert.ok(
+        /source: gsm8k/.test(text) && /no such file/.test((e as Error).message),
+        `${f}: ${(e as Error).message}`,
+      );
+    }
+  }
+});

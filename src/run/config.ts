@@ -32,6 +32,11 @@ export interface RunConfig {
   rounds: number; // iterative rounds: a round's trained policy samples and is the reference of the next
   threads: number | null; // native backend threads, null = all cores
   task: {
+    // builtin: generated arithmetic word problems (preset, steps, max_value, seed); gsm8k: GSM8K-format files
+    // ({question, answer} with <<expr=value>> steps and "#### n"), checked by the gsm8k verifier
+    source: string;
+    train_file: string | null; // gsm8k: the training problems (the first task.train of them)
+    test_file: string | null; // gsm8k: the held-out problems (the first task.test of them)
     preset: string; // easy | medium | hard, or a mix like easy+medium: the built-in task (see `stepwise task --help`)
     steps: string | null; // answer lines per problem, e.g. "2-4"; null = the preset's
     max_value: number | null; // largest intermediate value; null = the preset's
@@ -115,6 +120,9 @@ export const DEFAULT_CONFIG: RunConfig = {
   // The SFT data carries a systematic misconception (a borrow forgotten in 70% of the subtractions that need one):
   // the regime where preference training has something to fix (README: on clean data every variant loses to SFT).
   task: {
+    source: "builtin",
+    train_file: null,
+    test_file: null,
     preset: "easy+medium",
     steps: "2-4",
     max_value: null,
@@ -154,12 +162,15 @@ export const CHOSEN_RULES = ["sound", "answer"] as const;
 export const REJECTED_RULES = ["full", "first_error"] as const;
 export const STEPDPO_CHOSEN = ["rollout", "corrected", "both"] as const;
 export const TEMPLATES = ["plain", "chat"] as const;
+export const TASK_SOURCES = ["builtin", "gsm8k"] as const;
 
 // Keys whose value may be null besides their default's type.
 const VARIANT_NUMBERS = ["beta", "lr", "epochs", "label_smoothing", "dpop_lambda"];
 const NULLABLE = new Set([
   "threads",
   "task.steps",
+  "task.train_file",
+  "task.test_file",
   "task.max_value",
   "model.pretrained",
   "sft.lora",
@@ -263,6 +274,16 @@ function checkRanges(c: RunConfig, file: string): void {
   ];
   for (const [k, v] of positive)
     if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
+  oneOf(c.task.source, TASK_SOURCES, "task.source", file);
+  if (c.task.source === "gsm8k") {
+    for (const k of ["train_file", "test_file"] as const) {
+      const f = c.task[k];
+      if (f === null) throw new InputError(`task.${k}: task.source gsm8k needs the GSM8K-format file`, file);
+      if (!fs.existsSync(f)) throw new InputError(`task.${k}: no such file: ${f}`, file);
+    }
+  } else if (c.task.train_file !== null || c.task.test_file !== null) {
+    throw new InputError("task.train_file and task.test_file are for task.source gsm8k", file);
+  }
   if (!presetNames(c.task.preset)) {
     throw new InputError(
       `task.preset: expected easy, medium or hard, or several different ones joined by "+" (easy+medium), got ${JSON.stringify(c.task.preset)}`,

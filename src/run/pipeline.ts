@@ -24,7 +24,7 @@ import { getBackend } from "../backend/index.js";
 import { InputError, InterruptedError } from "../core/errors.js";
 import { stopOf, type StageContext } from "../core/stage.js";
 import { readJsonl } from "../data/jsonl.js";
-import type { MathProblem } from "../data/load.js";
+import { loadGsm8k, type MathProblem } from "../data/load.js";
 import { noisyAnswer } from "../data/noise.js";
 import { taskConfig, writeTask } from "../data/task-stage.js";
 import { evaluate, type EvalResult } from "../eval/eval.js";
@@ -160,12 +160,40 @@ export class Pipeline {
     return { evals: this.evals, skipped: this.skipped, seconds: (performance.now() - t0) / 1000 };
   }
 
+  /** task as stage keys hash it: a built-in task without the knobs added for files (so its keys stay as they were). */
+  private taskKeyPart(): unknown {
+    const { source, train_file, test_file, ...builtin } = this.config.task;
+    return source === "builtin" ? builtin : this.config.task;
+  }
+
+  /** The verifier of the run's problems: the built-in task's calculator, or GSM8K's. */
+  private get verifier(): "arith" | "gsm8k" {
+    return this.config.task.source === "gsm8k" ? "gsm8k" : "arith";
+  }
+
   private async data(): Promise<{ sft: string; sample: string }> {
     const t = this.config.task;
-    const key = stageKey("data", t);
+    // A built-in task keeps the key it had before task.source existed; a file's size and time are part of the key.
+    const { source, train_file, test_file } = t;
+    const stamp = (f: string) => ({ file: path.resolve(f), size: fs.statSync(f).size, mtime: fs.statSync(f).mtimeMs });
+    const key =
+      source === "builtin"
+        ? stageKey("data", this.taskKeyPart())
+        : stageKey("data", {
+            source,
+            train: t.train,
+            test: t.test,
+            train_file: stamp(train_file!),
+            test_file: stamp(test_file!),
+          });
     const task = (split: string, n: number) =>
       taskConfig({ preset: t.preset, steps: t.steps, max_value: t.max_value, n, seed: t.seed, split });
     const dataKey = await this.stage("data", key, ["data/train.jsonl", "data/test.jsonl"], async () => {
+      if (source === "gsm8k") {
+        await this.copyGsm8k(train_file!, t.train, "data/train.jsonl", "task.train");
+        await this.copyGsm8k(test_file!, t.test, "data/test.jsonl", "task.test");
+        return;
+      }
       await writeTask(task("train", t.train), this.abs("data/train.jsonl"), this.ctx);
       await writeTask(task("test", t.test), this.abs("data/test.jsonl"), this.ctx);
     });
@@ -199,6 +227,18 @@ export class Pipeline {
     );
     // SFT depends on its own problems only, so a change of sample.problems alone does not retrain it.
     return { sft: stageKey("sft-data", dataKey, sftCount), sample: splitKey };
+  }
+
+  /** The first n problems of a GSM8K-format file as {id, question, answer, final} records. */
+  private async copyGsm8k(file: string, n: number, out: string, knob: string): Promise<void> {
+    const problems: MathProblem[] = [];
+    for await (const p of loadGsm8k(file)) {
+      if (problems.length === n) break;
+      problems.push(p);
+    }
+    if (problems.length < n)
+      throw new InputError(`${knob} is ${n}, but the file has ${problems.length} problems`, file);
+    await writeJsonlAtomic(this.abs(out), problems);
   }
 
   private async seed(seed: number, data: { sft: string; sample: string }): Promise<void> {
@@ -333,7 +373,7 @@ export class Pipeline {
           }),
       );
       const vKey = await this.stage(`${dir}/verify-sc`, stageKey("verify", sKey), [verified], () =>
-        verifyFile(verifyConfig({ task: "arith", in: this.abs(samples), out: this.abs(verified) }), this.ctx),
+        verifyFile(verifyConfig({ task: this.verifier, in: this.abs(samples), out: this.abs(verified) }), this.ctx),
       );
       for (const spec of specs.values()) {
         if (spec.kind !== "scdpo") continue;
@@ -357,7 +397,7 @@ export class Pipeline {
         ...rest,
         template: this.config.model.template,
         kind: spec.kind,
-        task: "arith",
+        task: this.verifier,
         max_pairs_per_problem: this.config.pairs.max_per_problem,
         chosen: spec.chosen,
         rejected: spec.rejected,
@@ -418,7 +458,7 @@ export class Pipeline {
         input = this.abs(this.rel(dir, "all-samples.jsonl"));
         await writeJsonlAtomic(input, all);
       }
-      await verifyFile(verifyConfig({ task: "arith", in: input, out: this.abs(verified) }), this.ctx);
+      await verifyFile(verifyConfig({ task: this.verifier, in: input, out: this.abs(verified) }), this.ctx);
     });
   }
 
@@ -506,7 +546,7 @@ export class Pipeline {
       });
       return;
     }
-    const key = stageKey("eval", modelKey, c.eval, c.task);
+    const key = stageKey("eval", modelKey, c.eval, this.taskKeyPart());
     await this.stage(stage, key, [`${out}.json`, `${out}.jsonl`], async () => {
       const problems: MathProblem[] = [];
       for await (const { value } of readJsonl(this.abs("data/test.jsonl")))
@@ -514,7 +554,7 @@ export class Pipeline {
       const completer = LocalCompleter.load(this.abs(modelDir));
       try {
         const { result, records } = await evaluate(completer, problems, {
-          task: "arith",
+          task: this.verifier,
           maxTokens: c.eval.max_tokens,
           maj: c.eval.maj > 0 ? c.eval.maj : undefined,
           template: c.model.template,
