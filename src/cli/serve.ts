@@ -3,7 +3,7 @@
 import { backendByName, getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { loadModel, loadModelTokenizer } from "../model/hub.js";
-import { CompletionServer } from "../serve/server.js";
+import { CompletionServer, defaultModelName } from "../serve/server.js";
 import type { Command } from "./command.js";
 import { intOption, serveUntilSignal } from "./options.js";
 
@@ -19,13 +19,15 @@ export const serveCommand: Command = {
     "with the same sampling options are decoded in one batch. Parameters: n, max_tokens, temperature, top_p, top_k,",
     "stop, seed, logprobs, stream_options.include_usage, ignore_eos; unsupported ones are refused with a 400.",
     "options:",
-    "  --model DIR              model folder (config.json, safetensors, tokenizer.json), a .gguf file or a Hugging Face name",
+    "  --model DIR              model folder (config.json, safetensors, tokenizer.json), a PEFT adapter folder (its base",
+    "                           from base_model_name_or_path), a .gguf file or a Hugging Face name",
     "  --port P                 port to listen on (0 picks a free one; the address is printed)",
     "  --host H                 address to bind, default 127.0.0.1 (0.0.0.0 exposes the server to the network);",
     "                           on a loopback address only requests whose Host is localhost are answered",
     '  --api-key KEY            require "Authorization: Bearer KEY" (what OpenAI clients send as api_key) on /v1/*;',
     "                           default: $STEPWISE_API_KEY if set, else no key",
-    "  --served-model-name S    the model id clients name (default: the --model argument)",
+    "  --served-model-name S    the model id of /v1/models, which requests may name or leave out",
+    "                           (default: the Hugging Face name, else the folder's name)",
     "  --max-tokens-limit N     largest max_tokens a request may ask for (default 2048)",
     "  --max-body-bytes N       largest request body (default 1048576)",
     "  --max-batch N            sequences decoded together in one batch (default 32)",
@@ -56,7 +58,10 @@ export const serveCommand: Command = {
       const server = new CompletionServer(model, tokenizer, {
         apiKey,
         ...limits,
-        modelName: typeof values["served-model-name"] === "string" ? values["served-model-name"] : values.model,
+        modelName:
+          typeof values["served-model-name"] === "string"
+            ? values["served-model-name"]
+            : defaultModelName(values.model),
       });
       await serveUntilSignal(
         server,

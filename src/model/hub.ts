@@ -6,7 +6,10 @@
 //
 // LoRA (lora.ts): a folder with adapter_config.json is an adapter. With config.json beside it, the folder holds its
 // own base weights (what saveModel writes for a model with an unmerged adapter); without, the base is the folder
-// named by base_model_name_or_path. Either way loadModel returns the base with the adapter attached, unmerged.
+// named by base_model_name_or_path. Either way loadModel returns the base with the adapter attached, unmerged, and
+// loadModelTokenizer gives the adapter folder's tokenizer.json, or, when it has none (what PEFT's save_pretrained
+// writes holds none), the base's. saveModel records the base as PEFT would: its Hugging Face name when it was loaded
+// from the hub cache, else its path relative to the adapter folder (never an absolute path of this machine).
 //
 // A `.gguf` path (a llama.cpp model file) loads in memory through the importer (gguf-import.ts), no folder needed;
 // loadModelTokenizer gives its vocabulary's tokenizer.
@@ -19,7 +22,7 @@ import { getBackend } from "../backend/index.js";
 import { InputError } from "../core/errors.js";
 import { noGrad } from "../engine/tensor.js";
 import { parseHfConfig, toHfConfig } from "./config.js";
-import { cachedSnapshot, parseHubName } from "./hubcache.js";
+import { baseModelRecord, cachedSnapshot, parseHubName } from "./hubcache.js";
 import { loadGgufTokenizer } from "./gguf.js";
 import { loadGgufModel } from "./gguf-import.js";
 import { Llama, type LlamaConfig } from "./llama.js";
@@ -62,9 +65,32 @@ export function isGgufPath(where: string): boolean {
   return /\.gguf$/i.test(where);
 }
 
-/** The tokenizer of a model folder (tokenizer.json), or of a GGUF file's vocabulary. */
+/** A --model path that does not exist, reported as such (not as the first file the loader looks for in it). */
+function requireModelPath(where: string): void {
+  if (fs.existsSync(where)) return;
+  const gguf = isGgufPath(where);
+  throw new InputError(
+    gguf ? "no such model file" : "no such model folder",
+    where,
+    gguf ? undefined : "pass a model folder, an adapter folder, a .gguf file or a Hugging Face name (owner/name)",
+  );
+}
+
+/** An adapter folder without base weights of its own (no config.json): PEFT's save_pretrained output. */
+function isAdapterOnly(dir: string): boolean {
+  return fs.existsSync(path.join(dir, ADAPTER_CONFIG)) && !fs.existsSync(path.join(dir, "config.json"));
+}
+
+/**
+ * The tokenizer of a model folder (tokenizer.json), of a GGUF file's vocabulary, or, for an adapter folder without
+ * a tokenizer.json, of the adapter's base.
+ */
 export function loadModelTokenizer(where: string): TextTokenizer {
-  return isGgufPath(where) ? loadGgufTokenizer(where) : TextTokenizer.load(where);
+  requireModelPath(where);
+  if (isGgufPath(where)) return loadGgufTokenizer(where);
+  if (isAdapterOnly(where) && !fs.existsSync(path.join(where, "tokenizer.json")))
+    return loadModelTokenizer(adapterBase(where));
+  return TextTokenizer.load(where);
 }
 
 /**
@@ -72,10 +98,14 @@ export function loadModelTokenizer(where: string): TextTokenizer {
  * loads as its base with the adapter attached (see the top of this file); a .gguf file through the importer.
  */
 export function loadModel(dir: string, opts: LoadOptions = {}): Llama {
+  requireModelPath(dir);
   if (isGgufPath(dir)) return loadGgufModel(dir, opts);
   const isAdapter = opts.adapter !== false && fs.existsSync(path.join(dir, ADAPTER_CONFIG));
-  const baseDir = isAdapter && !fs.existsSync(path.join(dir, "config.json")) ? adapterBase(dir) : dir;
-  if (isGgufPath(baseDir)) return withAdapter(loadGgufModel(baseDir, opts), dir); // an adapter on a .gguf base
+  const baseDir = isAdapterOnly(dir) ? adapterBase(dir) : dir; // with adapter: false, that base alone
+  if (isGgufPath(baseDir)) {
+    const base = loadGgufModel(baseDir, opts); // an adapter on a .gguf base
+    return isAdapter ? withAdapter(base, dir) : base;
+  }
   const { config, raw } = readConfig(baseDir);
   const model = new Llama(config, {
     dtype: opts.dtype,
@@ -108,17 +138,17 @@ function withAdapter(model: Llama, dir: string): Llama {
 
 /**
  * The base model of an adapter folder: base_model_name_or_path (a folder or a .gguf file), relative to the adapter
- * folder or the cwd, or a Hugging Face name found in the local hub cache (hubcache.ts).
+ * folder or the cwd, or a Hugging Face name (at PEFT's revision, if set) found in the local hub cache (hubcache.ts).
  */
 function adapterBase(dir: string): string {
-  const name = readAdapterConfig(dir).options.baseModel ?? "";
+  const { baseModel: name = "", baseRevision } = readAdapterConfig(dir).options;
   const where = path.join(dir, ADAPTER_CONFIG);
   if (!name) throw new InputError("the adapter names no base model (base_model_name_or_path is empty)", where);
   const tried = [...new Set([path.resolve(dir, name), path.resolve(name)])];
   const found = tried.find((d) => fs.existsSync(isGgufPath(d) ? d : path.join(d, "config.json")));
   if (found) return found;
   const hubName = tried.some((d) => fs.existsSync(d)) ? null : parseHubName(name);
-  if (hubName) return cachedSnapshot(hubName); // a Hugging Face name, as PEFT writes it: the cache's snapshot
+  if (hubName) return cachedSnapshot(baseRevision ? { ...hubName, revision: baseRevision } : hubName); // as PEFT names it
   throw new InputError(
     `base model "${name}" not found (looked in ${tried.join(", ")})`,
     where,
@@ -197,7 +227,8 @@ export function saveModel(model: Llama, dir: string, opts: SaveOptions = {}): vo
   writeCheckpoint(dir, modelTensors(model, dt.st), { maxShardBytes: opts.maxShardBytes });
   writeJsonAtomic(path.join(dir, "config.json"), toHfConfig(model.config, { dtype: dt.torch, base: model.hfConfig }));
   if (model.lora && !model.lora.merged) {
-    saveAdapter(model, dir, { dtype: opts.dtype, baseModel: model.lora.options.baseModel || path.resolve(dir) });
+    const base = baseModelRecord(model.lora.options.baseModel || path.resolve(dir), dir);
+    saveAdapter(model, dir, { dtype: opts.dtype, baseModel: base.name, revision: base.revision });
   } else {
     for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) fs.rmSync(path.join(dir, f), { force: true });
   }

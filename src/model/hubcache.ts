@@ -153,6 +153,36 @@ export function cachedSnapshot(name: HubName, env: NodeJS.ProcessEnv = process.e
   throw notCached(name, snap.problem, "nothing is downloaded while a model loads");
 }
 
+/**
+ * The hub name of a snapshot folder of the cache (CACHE/models--owner--name/snapshots/COMMIT), or null for any other
+ * path. The revision is the commit, or "main" when refs/main names that commit.
+ */
+export function snapshotName(dir: string): HubName | null {
+  const snap = path.resolve(dir);
+  const commit = path.basename(snap);
+  const repoDir = path.dirname(path.dirname(snap));
+  const m = /^models--(.+?)--(.+)$/.exec(path.basename(repoDir));
+  if (!COMMIT.test(commit) || path.basename(path.dirname(snap)) !== "snapshots" || !m) return null;
+  const repo = `${m[1]}/${m[2]}`;
+  if (!REPO_ID.test(repo) || repo.includes("--")) return null;
+  const main = path.join(repoDir, "refs", "main");
+  const onMain = fs.existsSync(main) && fs.readFileSync(main, "utf8").trim() === commit;
+  return { repo, revision: onMain ? "main" : commit };
+}
+
+/**
+ * How an adapter written to `adapterDir` names its base (adapter_config.json's base_model_name_or_path and
+ * revision): a snapshot of the hub cache by its Hugging Face name, as PEFT names a base loaded by name (revision:
+ * the commit, unless it is main's); another local path relative to the adapter folder, so that the two can move
+ * together; anything else (already a name) as it is.
+ */
+export function baseModelRecord(base: string, adapterDir: string): { name: string; revision: string | null } {
+  const hub = snapshotName(base);
+  if (hub) return { name: hub.repo, revision: hub.revision === "main" ? null : hub.revision };
+  if (!base || !fs.existsSync(path.resolve(base))) return { name: base, revision: null };
+  return { name: path.relative(path.resolve(adapterDir), path.resolve(base)) || ".", revision: null };
+}
+
 /** Follows a download: `set` gets the bytes fetched so far, `finish` is called once at the end (or on failure). */
 export interface DownloadProgress {
   set(bytes: number): void;
@@ -180,8 +210,9 @@ export async function resolveModel(where: string, opts: ResolveOptions = {}): Pr
 /** The base of an adapter folder without its own weights, when that base is a hub name rather than a local path. */
 function adapterHubBase(dir: string): HubName | null {
   if (!fs.existsSync(path.join(dir, ADAPTER_CONFIG)) || fs.existsSync(path.join(dir, "config.json"))) return null;
-  const base = readAdapterConfig(dir).options.baseModel ?? "";
-  return base && !fs.existsSync(path.resolve(dir, base)) ? parseHubName(base) : null;
+  const { baseModel = "", baseRevision } = readAdapterConfig(dir).options;
+  if (!baseModel || fs.existsSync(path.resolve(dir, baseModel))) return null;
+  return parseHubName(baseRevision ? `${baseModel}@${baseRevision}` : baseModel);
 }
 
 const truthy = (v: string | undefined) => ["1", "on", "yes", "true"].includes((v ?? "").toLowerCase());

@@ -60,6 +60,7 @@ export interface LoraOptions {
   alphaPattern?: Record<string, number>; // PEFT's alpha_pattern: regex over module names -> alpha; default {}
   seed?: number; // A's initialisation and the dropout masks; default 0
   baseModel?: string; // base_model_name_or_path for adapter_config.json; default the model's source folder
+  baseRevision?: string | null; // PEFT's revision: the base's commit or ref when it is a hub name; default null (main)
 }
 
 /** One adapted projection: W (out, in) of the base plus the trainable pair A, B. */
@@ -215,6 +216,7 @@ function resolveOptions(o: LoraOptions, model: Llama): Required<LoraOptions> {
     alphaPattern: o.alphaPattern ?? {},
     seed: o.seed ?? 0,
     baseModel: o.baseModel ?? model.source ?? "",
+    baseRevision: o.baseRevision ?? null,
   };
   const bad = (what: string, hint?: string) => new InputError(`LoRA: ${what}`, undefined, hint);
   const ranks = [r, ...Object.values(out.rankPattern)];
@@ -377,13 +379,17 @@ export function mergeAndUnload(model: Llama): void {
 // --- PEFT files ---
 
 /** adapter_config.json for the adapter, as PEFT's LoraConfig.save_pretrained writes it (keys old peft knows). */
-export function peftConfigJson(a: LoraAdapter, baseModel = a.options.baseModel): Record<string, unknown> {
+export function peftConfigJson(
+  a: LoraAdapter,
+  baseModel = a.options.baseModel,
+  revision = a.options.baseRevision ?? null,
+): Record<string, unknown> {
   const o = a.options;
   const ours: Record<string, unknown> = {
     peft_type: "LORA",
     task_type: "CAUSAL_LM",
     base_model_name_or_path: baseModel,
-    revision: null,
+    revision,
     inference_mode: true,
     r: o.r,
     lora_alpha: o.alpha,
@@ -464,6 +470,9 @@ export function parsePeftConfig(raw: Record<string, unknown>, where: string): Lo
   if (layers && !lpOk) throw bad("layers_pattern", `${JSON.stringify(lp)}: Llama's layers are model.layers.N`);
   const base = raw.base_model_name_or_path ?? "";
   if (typeof base !== "string") throw bad("base_model_name_or_path", `expected a string, got ${JSON.stringify(base)}`);
+  const revision = raw.revision ?? null;
+  if (revision !== null && typeof revision !== "string")
+    throw bad("revision", `expected a string or null, got ${JSON.stringify(revision)}`);
   return {
     r: num("r", 8), // PEFT's defaults where a key is absent
     alpha: num("lora_alpha", 8),
@@ -475,6 +484,7 @@ export function parsePeftConfig(raw: Record<string, unknown>, where: string): Lo
     rankPattern: pattern("rank_pattern"),
     alphaPattern: pattern("alpha_pattern"),
     baseModel: base,
+    baseRevision: revision,
   };
 }
 
@@ -558,16 +568,17 @@ export function adapterTensors(model: Llama, dtype: StDType = "F32"): TensorToWr
 
 /**
  * Writes the adapter as a PEFT folder: adapter_config.json and adapter_model.safetensors (each atomically), which
- * peft's PeftModel.from_pretrained(base, dir) loads. baseModel defaults to the adapter's base_model_name_or_path.
+ * peft's PeftModel.from_pretrained(base, dir) loads. baseModel (base_model_name_or_path) and revision default to the
+ * adapter's own; they are written as given (saveModel writes the base's hub name or a relative path, see hub.ts).
  */
 export function saveAdapter(
   model: Llama,
   dir: string,
-  opts: { dtype?: "f32" | "f16" | "bf16"; baseModel?: string } = {},
+  opts: { dtype?: "f32" | "f16" | "bf16"; baseModel?: string; revision?: string | null } = {},
 ): void {
   const a = adapterOf(model);
   const st: StDType = opts.dtype === "f16" ? "F16" : opts.dtype === "bf16" ? "BF16" : "F32";
   fs.mkdirSync(dir, { recursive: true });
   writeSafetensors(path.join(dir, ADAPTER_WEIGHTS), adapterTensors(model, st));
-  writeJsonAtomic(path.join(dir, ADAPTER_CONFIG), peftConfigJson(a, opts.baseModel));
+  writeJsonAtomic(path.join(dir, ADAPTER_CONFIG), peftConfigJson(a, opts.baseModel, opts.revision));
 }

@@ -138,9 +138,11 @@ function refuseUnsupported(body: Body): void {
   }
 }
 
+/** `model` may be left out (one model is served); when given it must be the served one's id, as vLLM checks. */
 function checkModel(body: Body, limits: ServeLimits): void {
   const m = field(body, "model");
-  if (typeof m !== "string") throw bad("model", "'model' is required and must be a string (see GET /v1/models)");
+  if (m === undefined) return;
+  if (typeof m !== "string") throw bad("model", "'model' must be a string (see GET /v1/models)");
   if (m !== limits.modelName) {
     throw new RequestError(
       404,

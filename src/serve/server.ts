@@ -1,6 +1,7 @@
 // `stepwise serve`: an OpenAI-compatible HTTP server over one model, on Node's built-in http module.
 //
-//   GET  /v1/models                the served model (its id is the --model argument unless named otherwise)
+//   GET  /v1/models                the served model: its id is the Hugging Face name or the folder's name, unless
+//                                  named otherwise (--served-model-name); requests may leave `model` out
 //   GET  /v1/models/{id}
 //   POST /v1/completions           prompt(s) -> n choices each; stream: SSE chunks, then `data: [DONE]`
 //   POST /v1/chat/completions      messages through the tokenizer's chat template
@@ -11,11 +12,13 @@
 // samples with sequenceSeed(seed, i), so a seeded request gives the same text alone or batched with others.
 
 import http from "node:http";
+import nodePath from "node:path";
 import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { InputError } from "../core/errors.js";
 import { LOOPBACK, isLoopbackHost } from "../core/loopback.js";
 import { sequenceSeed, type Generation } from "../model/generate.js";
+import { snapshotName } from "../model/hubcache.js";
 import type { Llama } from "../model/llama.js";
 import type { TextTokenizer } from "../model/tokenizer.js";
 import {
@@ -31,7 +34,7 @@ import {
 import { Scheduler, type Job, type SchedulerOptions, type SchedulerStats } from "./scheduler.js";
 
 export interface ServeOptions extends SchedulerOptions {
-  modelName: string; // the id of /v1/models; requests must name it
+  modelName: string; // the id of /v1/models; a request that names a model must name this one
   maxTokensLimit?: number; // largest max_tokens, default 2048
   maxBodyBytes?: number; // largest request body, default 1 MiB
   maxN?: number; // largest n, default 128
@@ -40,6 +43,14 @@ export interface ServeOptions extends SchedulerOptions {
 }
 
 type Res = http.ServerResponse;
+
+/**
+ * The id clients expect for a --model path: the Hugging Face name of a hub cache snapshot (what `--model owner/name`
+ * resolves to), else the folder's (or .gguf file's) name, as a client would call it.
+ */
+export function defaultModelName(where: string): string {
+  return snapshotName(where)?.repo ?? nodePath.basename(nodePath.resolve(where));
+}
 
 export class CompletionServer {
   readonly http: http.Server;
