@@ -72,7 +72,7 @@ function metricsOf(id: string): Record<string, number>[] {
     .map((l) => JSON.parse(l));
 }
 
-test("runs list and the SFT run's charts: last values from metrics.jsonl, eval/loss beside loss", {
+test("runs list and the SFT run's charts: last values from metrics.jsonl, eval_loss beside loss", {
   skip,
 }, async () => {
   await open("pipe/seed-1/sft", "metrics");
@@ -97,7 +97,7 @@ test("runs list and the SFT run's charts: last values from metrics.jsonl, eval/l
     assert.ok(charts.includes(name), `chart ${name}`);
   assert.equal(charts[0], "loss");
   const lossLegend = await page.textContent('[data-chart="loss"] .u-legend');
-  assert.match(lossLegend ?? "", /eval\/loss/);
+  assert.match(lossLegend ?? "", /eval_loss/);
   assert.equal(await page.getAttribute('[data-chart="loss"]', "data-points"), String(records.length));
   await shot("sft-metrics");
 });

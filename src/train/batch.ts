@@ -31,6 +31,7 @@ export interface Batch {
   targets: Tensor; // (B, T) i32, next token or IGNORE
   lengths: number[]; // completion tokens counted per row
   tokens: number; // all counted tokens
+  widths: number[]; // tokens of each row, prompt and completion, padding not (TRL's attention_mask.sum(1))
 }
 
 /** Pads rows on the right; row r predicts completion tokens only. */
@@ -79,6 +80,7 @@ export function collatePacked(rows: Example[][], padId: number, backend?: Backen
     targets: tensor(targets, [B, T], "i32", backend),
     lengths,
     tokens: lengths.reduce((a, b) => a + b, 0),
+    widths: rows.map(rowLength),
   };
 }
 

@@ -7,12 +7,13 @@ import { writeJsonAtomic } from "../core/atomic.js";
 import fs from "node:fs";
 import type { Backend } from "../backend/backend.js";
 import { yieldToEventLoop } from "../core/interrupt.js";
-import { add, scale, slice, sumAll } from "../engine/ops.js";
+import { add, scale, slice, sum, sumAll } from "../engine/ops.js";
 import { backward } from "../engine/autograd.js";
 import { noGrad, tensor, tidy, type Tensor } from "../engine/tensor.js";
-import { collate, type Example } from "./batch.js";
+import { type Batch, collate, type Example } from "./batch.js";
+import { meanOf, positionStats, targetPositions } from "./logit-stats.js";
 import { LOSSES, type LossName, type PairLogps } from "./losses.js";
-import { sequenceLogps, type CausalLM } from "./logps.js";
+import { forwardLogps, type CausalLM } from "./logps.js";
 import type { MicroResult, Objective } from "./loop.js";
 import { METRICS } from "./metrics.js";
 
@@ -44,15 +45,34 @@ function rows(pairs: TokenPair[]): Example[] {
   ];
 }
 
-/** (2P) summed completion log-probs: chosen rows first, then rejected. */
+/** (2P) summed completion log-probs: chosen rows first, then rejected; with the batch and its logits (2P, T, V). */
 function pairLogps(
   model: CausalLM,
   pairs: TokenPair[],
   padId: number,
   be?: Backend,
-): { logps: Tensor; lengths: number[] } {
+): { logps: Tensor; lengths: number[]; batch: Batch; logits: Tensor } {
   const batch = collate(rows(pairs), padId, be);
-  return { logps: sequenceLogps(model, batch), lengths: batch.lengths };
+  const { logits, logps } = forwardLogps(model, batch);
+  return { logps: sum(logps, 1), lengths: batch.lengths, batch, logits };
+}
+
+/**
+ * TRL's token metrics of one micro-batch of P pairs (DPOTrainer.compute_loss): entropy over the completion tokens of
+ * chosen and rejected rows, logits/chosen and logits/rejected the mean logit over each side's completion tokens,
+ * mean_token_accuracy over the chosen completion tokens.
+ */
+function tokenMetrics(logits: Tensor, batch: Batch, P: number): Record<string, number> {
+  const T = batch.ids.shape[1];
+  const targets = batch.targets.toArray();
+  const chosen = positionStats(logits, targetPositions(targets, T, 0, P), targets);
+  const rejected = positionStats(logits, targetPositions(targets, T, P, 2 * P), targets);
+  return {
+    [METRICS.entropy]: meanOf([...chosen.entropy, ...rejected.entropy]),
+    [METRICS.logitsChosen]: meanOf(chosen.meanLogit),
+    [METRICS.logitsRejected]: meanOf(rejected.meanLogit),
+    [METRICS.meanTokenAccuracy]: meanOf(chosen.correct),
+  };
 }
 
 /** The reference pass: no gradients, batched, once before training. */
@@ -120,7 +140,7 @@ export type Reference = { kind: "precomputed"; logps: RefLogps } | { kind: "live
 export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): Objective<TokenPair> {
   const forward = (pairs: TokenPair[], indices: number[], weight: number, train: boolean): MicroResult => {
     const P = pairs.length;
-    const { logps, lengths } = pairLogps(policy, pairs, o.padId);
+    const { logps, lengths, batch, logits } = pairLogps(policy, pairs, o.padId);
     const dtype = logps.dtype;
     let refVals: number[];
     if (ref.kind === "precomputed") {
@@ -145,8 +165,9 @@ export function dpoObjective(policy: CausalLM, ref: Reference, o: DpoOptions): O
     if (train) backward(loss);
     return {
       loss: loss.item(),
-      tokens: lengths.reduce((a, b) => a + b, 0),
+      tokens: batch.widths.reduce((a, b) => a + b, 0), // a pair's prompt counts twice, as in TRL's num_tokens
       sums: rewardSums(logps.toArray(), refVals, P, o.beta, weight),
+      means: tokenMetrics(logits, batch, P),
     };
   };
   return {

@@ -11,7 +11,13 @@ export interface CausalLM {
 
 /** Per-token log-probs (B, T) of the batch's targets; 0 at ignored positions. */
 export function tokenLogps(model: CausalLM, batch: Batch): Tensor {
-  return tokenLogprobs(model.forward(batch.ids), batch.targets);
+  return forwardLogps(model, batch).logps;
+}
+
+/** The forward's logits (B, T, V) and the per-token log-probs (B, T) taken from them (for metrics beside the loss). */
+export function forwardLogps(model: CausalLM, batch: Batch): { logits: Tensor; logps: Tensor } {
+  const logits = model.forward(batch.ids);
+  return { logits, logps: tokenLogprobs(logits, batch.targets) };
 }
 
 /** Per-row summed log-probs (B) of the completion tokens. */

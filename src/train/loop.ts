@@ -7,7 +7,7 @@ import { yieldToEventLoop } from "../core/interrupt.js";
 import { Rng } from "../core/rng.js";
 import { type AdamW, clipGradNorm, gradNorm, zeroGrad } from "../engine/optim.js";
 import type { Tensor } from "../engine/tensor.js";
-import { METRICS } from "./metrics.js";
+import { evalMetric, METRICS } from "./metrics.js";
 import { learningRate, type ScheduleKind } from "./schedule.js";
 
 export interface LoopConfig {
@@ -31,8 +31,23 @@ export const EXPLODE_FACTOR = 100;
 /** What one micro-batch contributes: backward() already ran on its share of the loss. */
 export interface MicroResult {
   loss: number; // this micro-batch's share of the step's loss
-  tokens: number; // tokens the loss covered
+  tokens: number; // tokens the model read, prompt and completion, padding not (TRL's num_tokens counts these)
   sums: Record<string, number>; // metric sums over the micro-batch's items (divided by the step's item count)
+  /** Metrics of the micro-batch alone, averaged over the step's micro-batches (as TRL's log() averages them). */
+  means?: Record<string, number>;
+}
+
+/** Adds a micro-batch's sums and means into `acc`: sums add up, means are added and counted for meansOf. */
+function addMicro(acc: { sums: Record<string, number>; means: Record<string, number>; micro: number }, r: MicroResult) {
+  for (const [k, v] of Object.entries(r.sums)) acc.sums[k] = (acc.sums[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(r.means ?? {})) acc.means[k] = (acc.means[k] ?? 0) + v;
+  acc.micro++;
+}
+
+/** The sums as they are and the means averaged over the micro-batches: one record's metrics. */
+function metricsOf(acc: { sums: Record<string, number>; means: Record<string, number>; micro: number }) {
+  const means = Object.fromEntries(Object.entries(acc.means).map(([k, v]) => [k, v / acc.micro]));
+  return { ...acc.sums, ...means };
 }
 
 /**
@@ -49,7 +64,7 @@ export interface Objective<T> {
   lengthOf?(item: T): number;
 }
 
-/** Loss and metrics of `objective` over all of `items` without gradients, as TRL names them: "eval/loss", ... */
+/** Loss and metrics of `objective` over all of `items` without gradients, as TRL names them: "eval_loss", ... */
 export function evaluateAll<T>(
   items: T[],
   objective: Objective<T>,
@@ -58,7 +73,7 @@ export function evaluateAll<T>(
 ): StepRecord {
   if (!objective.evaluate) throw new Error("this objective has no evaluate()");
   const units = items.reduce((a, it) => a + (objective.unitsOf?.(it) ?? 1), 0);
-  const sums: Record<string, number> = { loss: 0 };
+  const acc = { sums: { [METRICS.loss]: 0 } as Record<string, number>, means: {}, micro: 0 };
   for (let i = 0; i < items.length; i += batchSize) {
     const idx = Array.from({ length: Math.min(batchSize, items.length - i) }, (_, j) => i + j);
     const r = tidy(() =>
@@ -68,10 +83,10 @@ export function evaluateAll<T>(
         1 / units,
       ),
     );
-    sums.loss += r.loss;
-    for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
+    acc.sums[METRICS.loss] += r.loss;
+    addMicro(acc, r);
   }
-  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [`eval/${k}`, v]));
+  return Object.fromEntries(Object.entries(metricsOf(acc)).map(([k, v]) => [evalMetric(k), v]));
 }
 
 export interface LoopState {
@@ -214,7 +229,7 @@ function* loopSteps<T>(
     zeroGrad(params);
     let loss = 0;
     let tokens = 0;
-    const sums: Record<string, number> = {};
+    const acc = { sums: {}, means: {}, micro: 0 };
     for (let m = 0; m < stepIdx.length; m += c.batchSize) {
       const idx = stepIdx.slice(m, m + c.batchSize);
       const r = tidy(() =>
@@ -226,7 +241,7 @@ function* loopSteps<T>(
       );
       loss += r.loss;
       tokens += r.tokens;
-      for (const [k, v] of Object.entries(r.sums)) sums[k] = (sums[k] ?? 0) + v;
+      addMicro(acc, r);
     }
     // The guards run before opt.step, so the weights never take a step from a bad loss or gradient.
     if (!Number.isFinite(loss))
@@ -253,7 +268,7 @@ function* loopSteps<T>(
       [METRICS.step]: s.step,
       [METRICS.epoch]: s.epoch + s.cursor / items.length,
       [METRICS.loss]: loss,
-      ...sums,
+      ...metricsOf(acc),
       [METRICS.gradNorm]: norm,
       [METRICS.learningRate]: lr,
       [METRICS.numTokens]: s.tokens,

@@ -29,7 +29,7 @@ import { dataOrder, type LoopConfig, type Objective } from "./loop.js";
 import { METRICS } from "./metrics.js";
 import type { ScheduleKind } from "./schedule.js";
 import { packedSftObjective, sftObjective } from "./sft.js";
-import { train, type TrainResult } from "./trainer.js";
+import { REPORT_TO, type ReportTo, train, type TrainResult } from "./trainer.js";
 
 /** The knobs both training stages have. */
 export interface TrainKnobs {
@@ -57,11 +57,12 @@ export interface TrainKnobs {
   lora_dropout: number; // dropout on the adapters' inputs while training (0)
   lora_targets: string[] | null; // modules to adapt (null: all seven projections)
   merge: boolean; // with lora: merge the adapters into the weights before saving
+  report_to: ReportTo[]; // also log every step to: tensorboard (<out>/runs/); [] or "none": nowhere else
 }
 
 export interface SftConfig extends TrainKnobs {
   data: string; // {question, answer} or TRL's SFT formats, JSONL or parquet
-  eval_data: string | null; // held-out examples: eval/loss in metrics.jsonl
+  eval_data: string | null; // held-out examples: eval_loss in metrics.jsonl
   model: string | null; // start from a model folder or .gguf file (a local path)
   init: string | null; // or from a fresh model: tiny, small, or a config.json
   tokenizer: "bpe" | "chars"; // with init tiny|small: learned from data (bpe) or the built-in characters
@@ -85,7 +86,7 @@ export interface DpoConfig extends TrainKnobs, DpoKnobs {
   pairs: string; // preference pairs, JSONL or parquet
   ref: string | null; // a reference model other than model
   reference: "precomputed" | "live"; // one batched pass cached in out, or the reference run beside every step
-  eval_pairs: string | null; // held-out pairs: eval/loss, eval/rewards/... in metrics.jsonl
+  eval_pairs: string | null; // held-out pairs: eval_loss, eval_rewards/... in metrics.jsonl
 }
 
 export interface TrainSummary {
@@ -134,7 +135,18 @@ function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
     lora_dropout: dropout,
     lora_targets: targets,
     merge: r.bool("merge"),
+    report_to: reportTo(r),
   };
+}
+
+/** TRL's report_to: a list of destinations (a comma-separated string or a list); "none" alone means none. */
+function reportTo(r: KnobReader): ReportTo[] {
+  if (!r.has("report_to")) return [];
+  const given = list(r, "report_to");
+  if (given.length === 1 && given[0] === "none") return [];
+  const bad = given.find((d) => !REPORT_TO.includes(d as ReportTo));
+  if (bad !== undefined) return r.fail("report_to", `${REPORT_TO.join(", ")} or none (not ${bad})`);
+  return [...new Set(given)] as ReportTo[];
 }
 
 const nameOf = (r: KnobReader, key: string) => r.naming.name(key);
@@ -441,6 +453,7 @@ export function sft(c: SftConfig, ctx: StageContext = {}): Promise<TrainSummary>
       resume: c.resume,
       config,
       warn,
+      reportTo: c.report_to,
     };
     const rows = c.pack ? packExamples(examples, c.max_length) : null;
     const packed = packedSftObjective(model, padId);
@@ -577,6 +590,7 @@ export function dpo(c: DpoConfig, ctx: StageContext = {}): Promise<TrainSummary>
         resume: c.resume,
         config,
         warn,
+        reportTo: c.report_to,
       });
       return save(c, "dpo", r, model, tokenizer, {
         pairs: pairs.length,

@@ -159,7 +159,7 @@ test("one optimizer step of each trainer changes every trainable parameter", () 
   });
 });
 
-test("evaluation scores held-out pairs without gradients and names metrics eval/...", () => {
+test("evaluation scores held-out pairs without gradients and names metrics eval_... as TRL does", () => {
   withBackend(be, () => {
     const pairs = randomPairs(5, 6);
     const m = model();
@@ -172,8 +172,8 @@ test("evaluation scores held-out pairs without gradients and names metrics eval/
       "no gradient was accumulated",
     );
     const trained = tidy(() => objective.run(pairs, [0, 1, 2, 3, 4], 1 / 5));
-    assert.ok(Math.abs(ev["eval/loss"] - trained.loss) < 1e-12, `${ev["eval/loss"]} vs ${trained.loss}`);
-    assert.ok(Math.abs(ev["eval/rewards/margins"] - trained.sums["rewards/margins"]) < 1e-12);
+    assert.ok(Math.abs(ev.eval_loss - trained.loss) < 1e-12, `${ev.eval_loss} vs ${trained.loss}`);
+    assert.ok(Math.abs(ev["eval_rewards/margins"] - trained.sums["rewards/margins"]) < 1e-12);
     m.dispose();
   });
 });

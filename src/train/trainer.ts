@@ -1,4 +1,5 @@
-// Runs a training loop inside an output folder: metrics.jsonl (TRL names, one line per optimizer step),
+// Runs a training loop inside an output folder: metrics.jsonl (TRL names, one line per optimizer step), HF's
+// trainer_state.json (log_history) at every checkpoint and at the end, TensorBoard event files under runs/ when asked,
 // checkpoints every N steps and at the end, and --resume from the newest checkpoint.
 
 import crypto from "node:crypto";
@@ -24,7 +25,13 @@ import {
   type Objective,
   type StepRecord,
 } from "./loop.js";
+import { readRecords, writeHfState } from "./hf-state.js";
 import { METRICS } from "./metrics.js";
+import { EventWriter } from "./tensorboard.js";
+
+/** Where metrics go besides metrics.jsonl and trainer_state.json (TRL's report_to). */
+export type ReportTo = "tensorboard";
+export const REPORT_TO: readonly ReportTo[] = ["tensorboard"];
 
 export interface TrainRun<T> {
   outDir: string;
@@ -37,7 +44,7 @@ export interface TrainRun<T> {
   keepLast: number; // checkpoints kept
   resume: boolean;
   config: unknown; // the resolved configuration; its hash guards resumes
-  /** Held-out data scored without gradients every `every` steps and at the end ("eval/..." metrics). */
+  /** Held-out data scored without gradients every `every` steps and at the end ("eval_..." metrics). */
   evaluation?: { items: T[]; objective: Objective<T>; every: number; batchSize: number };
   /** Once, before the first step: the state it starts from (after a resume, the checkpoint's) and the total. */
   onStart?(state: LoopState, total: number): void;
@@ -46,6 +53,8 @@ export interface TrainRun<T> {
   /** Random state beyond the data order (LoRA dropout): saved in checkpoints and restored on resume. */
   rng?: { get(): Uint32Array; set(state: Uint32Array): void };
   shouldStop?(): boolean;
+  /** Also log every step there (tensorboard: <outDir>/runs/events.out.tfevents.*). Not part of the config hash. */
+  reportTo?: readonly ReportTo[];
 }
 
 export interface TrainResult {
@@ -67,19 +76,19 @@ export function hashConfig(config: unknown): string {
 
 /** Keeps the lines of metrics.jsonl up to `step` (a resumed run rewrites what came after its checkpoint). */
 function truncateMetrics(file: string, step: number): void {
-  if (!fs.existsSync(file)) return;
-  const kept = fs
-    .readFileSync(file, "utf8")
-    .split("\n")
-    .filter((line) => {
-      if (!line.trim()) return false;
-      try {
-        return (JSON.parse(line) as StepRecord)[METRICS.step] <= step;
-      } catch {
-        return false; // a line cut by a kill
-      }
-    });
-  fs.writeFileSync(file, kept.map((l) => l + "\n").join(""));
+  const kept = readRecords(file).filter((r) => r[METRICS.step] <= step); // a line cut by a kill is dropped
+  fs.writeFileSync(file, kept.map((r) => JSON.stringify(r) + "\n").join(""));
+}
+
+/** The TensorBoard writer of a run (null unless asked); a fresh start removes the event files of an earlier one. */
+function openEvents(run: { outDir: string; reportTo?: readonly ReportTo[] }, resumedFrom: number | null) {
+  const dir = path.join(run.outDir, "runs");
+  if (resumedFrom === null && fs.existsSync(dir))
+    for (const f of fs.readdirSync(dir)) if (f.startsWith("events.out.tfevents.")) fs.rmSync(path.join(dir, f));
+  if (!run.reportTo?.includes("tensorboard")) return null;
+  const w = new EventWriter(dir);
+  if (resumedFrom !== null) w.sessionStart(resumedFrom + 1);
+  return w;
 }
 
 /** What a failed run leaves, said plainly: the newest checkpoint (every saved one is finite) or that none exists. */
@@ -106,7 +115,18 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
   let state: LoopState = { step: 0, epoch: 0, cursor: 0, tokens: 0 };
   let resumedFrom: number | null = null;
   let checkpoint: string | null = null;
-  const save = (s: LoopState) => {
+  let events: EventWriter | null = null;
+  const hfState = (s: LoopState, total: number) =>
+    writeHfState(run.outDir, {
+      globalStep: s.step,
+      maxSteps: total,
+      epochs: run.loop.epochs,
+      batchSize: run.loop.batchSize,
+      saveSteps: run.saveEvery,
+      evalSteps: run.evaluation && run.evaluation.items.length > 0 ? run.evaluation.every : null,
+      tokens: s.tokens,
+    });
+  const save = (s: LoopState, total: number) => {
     const full: TrainerState = {
       ...s,
       format: CHECKPOINT_FORMAT,
@@ -116,6 +136,7 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
       ...(run.rng ? { rng: Array.from(run.rng.get()) } : {}),
     };
     checkpoint = saveCheckpoint(run.outDir, run.params, opt, full, run.keepLast);
+    hfState(s, total);
   };
   try {
     const latest = run.resume ? intactCheckpoint(run.outDir, (m) => (run.warn ?? stderrWarn)(m)) : null;
@@ -129,6 +150,7 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
       fs.writeFileSync(metricsFile, "");
     }
     const total = totalSteps(run.items.length, run.loop);
+    events = openEvents(run, resumedFrom);
     let last: StepRecord | null = null;
     let atLn2 = 0;
     run.onStart?.(state, total);
@@ -140,7 +162,8 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
         const record = due ? { ...stepRecord, ...evaluateAll(ev.items, ev.objective, ev.batchSize, tidy) } : stepRecord;
         last = record;
         fs.appendFileSync(metricsFile, JSON.stringify(record) + "\n");
-        if (run.saveEvery > 0 && s.step % run.saveEvery === 0 && s.step < total) save(s);
+        events?.scalars(record);
+        if (run.saveEvery > 0 && s.step % run.saveEvery === 0 && s.step < total) save(s, total);
         // The classic bug: reference log-probs taken from the policy itself keep the sigmoid loss at ln 2.
         atLn2 = run.kind === "dpo" && Math.abs(record[METRICS.loss] - Math.LN2) < 1e-6 ? atLn2 + 1 : 0;
         if (atLn2 === 20) {
@@ -153,7 +176,7 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
       },
     });
     const stopped = state.step < total;
-    if (state.step > 0 && state.step !== resumedFrom) save(state);
+    if (state.step > 0 && state.step !== resumedFrom) save(state, total);
     else checkpoint = latestCheckpoint(run.outDir);
     return { state, total, resumedFrom, last, stopped, checkpoint };
   } catch (e) {
@@ -161,6 +184,7 @@ export async function train<T>(run: TrainRun<T>): Promise<TrainResult> {
       throw new NonFiniteError(e.step, e.what, `${e.hint ?? "lower the learning rate"}; ${whatExists(run.outDir)}`);
     throw e;
   } finally {
+    events?.close();
     opt.dispose();
   }
 }

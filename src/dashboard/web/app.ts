@@ -4,7 +4,7 @@
 // a module without imports that the server sends as /train/metrics.js); the credit view's types are the server's.
 
 import uPlot from "uplot";
-import { EVAL_PREFIX, METRICS } from "../../train/metrics.js";
+import { EVAL_PREFIX, evalBase, evalMetric, LEGACY_EVAL_PREFIX, METRICS } from "../../train/metrics.js";
 import type { CreditResult } from "../credit.js";
 
 // ---- API types (mirror src/dashboard/runs.ts, pairs.ts) ----
@@ -254,6 +254,10 @@ const ORDER: string[] = [
   METRICS.gradNorm,
   METRICS.logpsChosen,
   METRICS.logpsRejected,
+  METRICS.logitsChosen,
+  METRICS.logitsRejected,
+  METRICS.meanTokenAccuracy,
+  METRICS.entropy,
   METRICS.numTokens,
   METRICS.tokensPerSecond,
 ];
@@ -266,14 +270,15 @@ const COMPARED: string[] = [
   METRICS.rewardsChosen,
   METRICS.rewardsRejected,
 ];
-const isEval = (k: string) => k.startsWith(EVAL_PREFIX);
+/** eval_loss, and an old run's eval/loss: both are the held-out loss. */
+const isEval = (k: string) => evalBase(k) !== null;
 /** A record's step: its step field, else its place in metrics.jsonl (1-based). */
 const stepOf = (r: Record<string, number>, i: number) => r[METRICS.step] ?? i + 1;
 
 function chartNames(keys: Iterable<string>): string[] {
   const names = new Set<string>();
   for (const k of keys) {
-    const base = isEval(k) ? k.slice(EVAL_PREFIX.length) : k;
+    const base = evalBase(k) ?? k;
     if (!NOT_CHARTED.has(base)) names.add(base);
   }
   const rank = (n: string) => (ORDER.includes(n) ? ORDER.indexOf(n) : ORDER.length);
@@ -349,7 +354,7 @@ function metricsView(body: HTMLElement, detail: RunDetail): () => void {
     }
     const allKeys = new Set(records.flatMap((r) => Object.keys(r)));
     for (const name of chartNames(allKeys)) {
-      const keys = [name, `${EVAL_PREFIX}${name}`].filter((k) => allKeys.has(k));
+      const keys = [name, evalMetric(name), `${LEGACY_EVAL_PREFIX}${name}`].filter((k) => allKeys.has(k));
       let c = charts.get(name);
       if (c && c.keys.length !== keys.length) {
         c.plot.destroy();
@@ -639,7 +644,7 @@ function groupCard<K extends string | number>(
   );
 }
 
-/** Held-out eval/ metrics logged during training, one row per evaluation. */
+/** Held-out eval_ metrics logged during training, one row per evaluation. */
 function trainingEvalCard(body: HTMLElement, detail: RunDetail): void {
   void api<MetricsChunk>(runUrl(detail.run.id, "metrics")).then((m) => {
     const rows = m.records.filter((r) => Object.keys(r).some(isEval));
