@@ -87,6 +87,8 @@ const RUN_OUTPUTS = [
   "model.safetensors.index.json",
   "adapter_model.safetensors",
   "adapter_config.json",
+  "trainer_state.json", // Hugging Face's TrainerState, rebuilt from metrics.jsonl
+  "runs", // TensorBoard event files (report_to tensorboard)
 ];
 
 /**
