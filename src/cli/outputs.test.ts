@@ -58,7 +58,7 @@ test("a folder holding an earlier run is refused without --resume or --overwrite
   assert.equal(r.status, 2, r.stderr);
   assert.match(
     r.stderr,
-    /--out run1 holds the outputs of an earlier run \(train_config\.json, metrics\.jsonl, checkpoints, model\.safetensors\)/,
+    /--out run1 holds the outputs of an earlier run \(train_config\.json, metrics\.jsonl, checkpoints, model\.safetensors, trainer_state\.json\)/,
   );
   assert.match(r.stderr, /--resume continues that run, --overwrite replaces it/);
   assert.deepEqual(steps(path.join(root, "run1/metrics.jsonl")), [1, 2], "the earlier run's metrics are untouched");
