@@ -1,9 +1,11 @@
 // Flags are declared once, in each command's help: `--name ARG  text` takes a value, `--name  text` is a switch.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { test } from "node:test";
 import { flagsOf, optionsOf } from "./command.js";
 import { COMMANDS } from "./main.js";
+import { BIN } from "./testkit.js";
 
 test("flagsOf: a value flag, a switch, the column layout; a flag in running text is not a declaration", () => {
   const help = [
@@ -46,4 +48,18 @@ test("every command's flags: declared once with one type, the training and sampl
   for (const flag of ["model", "endpoint", "endpoint-model", "retries", "timeout", "threads", "backend"]) {
     for (const c of ["sample", "pairs", "eval"]) assert.equal(byName.get(c)![flag]?.type, "string", `${c} --${flag}`);
   }
+});
+
+test("a reader that closes stdout early (stepwise task | head) ends the command quietly, exit 0", async () => {
+  const child = spawn(process.execPath, [BIN, "task", "--preset", "easy", "--n", "200000"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr += d;
+  });
+  child.stdout.once("data", () => child.stdout.destroy());
+  const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
 });
