@@ -108,6 +108,8 @@ export const dpoCommand: Command = {
     "  --ref DIR            a reference model other than --model",
     "  --reference MODE     precomputed (default: one batched pass, cached in --out) or live",
     "  --eval-pairs FILE    held-out pairs (same formats): eval_loss, eval_rewards/... in metrics.jsonl",
+    "  --replay FILE        SFT examples (sft --data formats) replayed in the batches, one per pair, SFT loss added",
+    "  --replay-weight W    weight of the replayed examples' mean token loss (default 1; replay_loss in metrics)",
     TRAIN_HELP,
   ].join("\n"),
   async run(values) {

@@ -25,6 +25,10 @@ export interface VariantConfig {
   chosen: string | null; // pairs.chosen
   rejected: string | null; // pairs.rejected
   stepdpo_chosen: string | null; // pairs.stepdpo_chosen
+  // SFT replay in the DPO batches (one replayed example per pair): sft = the SFT data, chosen = the outcome pairs'
+  // chosen sides (what sft-more trains on); null = none
+  replay: string | null;
+  replay_weight: number | null; // 1
 }
 
 export interface RunConfig {
@@ -107,6 +111,8 @@ const VARIANT_DEFAULT: VariantConfig = {
   chosen: null,
   rejected: null,
   stepdpo_chosen: null,
+  replay: null,
+  replay_weight: null,
 };
 /** A variant with every unnamed knob at its default (the run's value). */
 function variant(v: Partial<VariantConfig> & { name: string; pairs: string[] }): VariantConfig {
@@ -159,13 +165,14 @@ export const DEFAULT_CONFIG: RunConfig = {
 
 export const PAIR_KINDS = ["outcome", "scdpo", "stepdpo"] as const;
 export const CHOSEN_RULES = ["sound", "answer"] as const;
+export const REPLAY_SOURCES = ["sft", "chosen"] as const;
 export const REJECTED_RULES = ["full", "first_error"] as const;
 export const STEPDPO_CHOSEN = ["rollout", "corrected", "both"] as const;
 export const TEMPLATES = ["plain", "chat"] as const;
 export const TASK_SOURCES = ["builtin", "gsm8k"] as const;
 
 // Keys whose value may be null besides their default's type.
-const VARIANT_NUMBERS = ["beta", "lr", "epochs", "label_smoothing", "dpop_lambda"];
+const VARIANT_NUMBERS = ["beta", "lr", "epochs", "label_smoothing", "dpop_lambda", "replay_weight"];
 const NULLABLE = new Set([
   "threads",
   "task.steps",
@@ -245,8 +252,10 @@ function checkVariant(raw: unknown, where: string, file: string): VariantConfig 
     epochs: v.epochs,
     label_smoothing: v.label_smoothing,
     dpop_lambda: v.dpop_lambda,
+    replay_weight: v.replay_weight,
   };
   checkDpoKnobs(knobs, asKeys(`${where}.`), file);
+  oneOf(v.replay, REPLAY_SOURCES, `${where}.replay`, file);
   oneOf(v.chosen, CHOSEN_RULES, `${where}.chosen`, file);
   oneOf(v.rejected, REJECTED_RULES, `${where}.rejected`, file);
   oneOf(v.stepdpo_chosen, STEPDPO_CHOSEN, `${where}.stepdpo_chosen`, file);

@@ -143,6 +143,14 @@ test("stages from TypeScript: task, sft, sample, verify, pairs, dpo (stopped by 
   assert.equal(done.steps, 3);
   assert.equal(done.resumed_from, 1);
   assert.ok(fs.existsSync(at("dpo/model.safetensors")));
+
+  // SFT replay: one example of the SFT data per pair joins each batch; its mean token loss is logged as replay_loss.
+  const replayed = await dpo(dpoConfig({ ...config, out: at("dpo-replay"), replay: at("train.jsonl") }), ctx);
+  assert.equal(replayed.steps, 3);
+  const metrics = lines(at("dpo-replay/metrics.jsonl")).filter((r) => r.loss !== undefined);
+  assert.ok(metrics.length > 0 && metrics.every((r) => r.replay_loss > 0 && Number.isFinite(r.replay_loss)));
+  assert.ok(lines(at("dpo/metrics.jsonl")).every((r) => r.replay_loss === undefined));
+  assert.equal(JSON.parse(fs.readFileSync(at("dpo-replay/train_config.json"), "utf8")).replay, at("train.jsonl"));
 });
 
 test("stage configs: one validator per knob, errors name the key; the run config's variants use the DPO stage's", () => {
@@ -171,5 +179,10 @@ test("stage configs: one validator per knob, errors name the key; the run config
     /variants\[0\]\.label_smoothing: expected a number in \[0, 0\.5\)/,
   );
   bad(() => resolveConfig({ variants: [{ name: "x", pairs: ["outcome"], loss: "sigmod" }] }), /variants\[0\]\.loss: /);
+  bad(
+    () => resolveConfig({ variants: [{ name: "x", pairs: ["stepdpo"], replay: "chosen", replay_weight: 0 }] }),
+    /variants\[0\]\.replay_weight: expected a number > 0/,
+  );
+  bad(() => resolveConfig({ variants: [{ name: "x", pairs: ["stepdpo"], replay: "all" }] }), /variants\[0\]\.replay: /);
   bad(() => resolveConfig({ dpo: { batch_size: 0 } }), /dpo\.batch_size: expected an integer >= 1, got 0/);
 });

@@ -290,7 +290,7 @@ export class Pipeline {
         const pairs = await this.pairStages(roundDir, policy, seed, group, data.sample);
         for (const v of group) {
           const outDir = round === 1 ? this.rel(base, v.name) : this.rel(roundDir, v.name);
-          const key = await this.train(v, outDir, policy, pairs, seed);
+          const key = await this.train(v, outDir, policy, pairs, seed, data.sft);
           const evalName = round === 1 ? v.name : `${v.name}-round${round}`;
           await this.evaluate(`${outDir}/eval`, key, outDir, this.rel(base, "eval", evalName), v.name, seed, round);
           if (!fs.existsSync(this.abs(path.join(outDir, SKIPPED)))) next.set(v.name, { dir: outDir, key });
@@ -325,7 +325,9 @@ export class Pipeline {
     sampleKey: string,
   ) {
     const c = this.config;
-    const specs = new Map(group.flatMap((v) => v.pairs.map((k) => this.spec(v, k))).map((s) => [s.name, s]));
+    // A variant that replays the outcome pairs' chosen sides needs those pairs even when it does not train on them.
+    const needed = (v: VariantConfig) => [...v.pairs, ...(v.replay === "chosen" ? ["outcome"] : [])];
+    const specs = new Map(group.flatMap((v) => needed(v).map((k) => this.spec(v, k))).map((s) => [s.name, s]));
     const kinds = new Set([...specs.values()].map((s) => s.kind));
     const out = new Map<string, { file: string; key: string }>();
     const problems = "data/sample.jsonl";
@@ -468,37 +470,50 @@ export class Pipeline {
     policy: { dir: string; key: string },
     pairs: Map<string, { file: string; key: string }>,
     seed: number,
+    sftDataKey: string,
   ): Promise<string> {
     const c = this.config;
     const sources = v.pairs.map((k) => pairs.get(this.spec(v, k).name)!);
     const pairFile =
       sources.length === 1 ? sources[0].file : this.rel(path.dirname(outDir), "pairs", `variant-${v.name}.jsonl`);
+    const replay = this.replaySource(v, outDir, pairs, sftDataKey);
+    // A variant without replay keys as it did before replay existed (earlier run directories stay cached).
+    const { replay: _r, replay_weight: _w, ...plain } = v;
     const key = stageKey(
       "dpo",
       policy.key,
       sources.map((s) => s.key),
-      v,
+      replay ? { ...v, replay: replay.key } : plain,
       c.dpo,
       seed,
     );
-    return this.stage(outDir, key, [outDir, ...(sources.length > 1 ? [pairFile] : [])], async () => {
+    const written = [...(sources.length > 1 ? [pairFile] : []), ...(replay?.derived ? [replay.file] : [])];
+    return this.stage(outDir, key, [outDir, ...written], async () => {
       if (sources.length > 1) {
         const parts = sources
           .map((s) => fs.readFileSync(this.abs(s.file), "utf8"))
           .map((t) => (t === "" || t.endsWith("\n") ? t : `${t}\n`));
         await writeFileAtomic(this.abs(pairFile), parts.join(""));
       }
-      if (fs.readFileSync(this.abs(pairFile), "utf8").trim() === "") {
-        // Nothing to train on: the variant is reported as skipped, the other variants go on.
+      let rows = 0;
+      if (replay?.derived) {
+        // The outcome pairs' chosen sides as SFT records: {prompt, completion} tokenizes as the pair's chosen side.
+        const chosen: Record<string, unknown>[] = [];
+        for await (const { value } of readJsonl(this.abs(replay.derived)))
+          chosen.push({ prompt: value.prompt, completion: value.chosen });
+        await writeJsonlAtomic(this.abs(replay.file), chosen);
+        rows = chosen.length;
+      }
+      const none = fs.readFileSync(this.abs(pairFile), "utf8").trim() === "";
+      if (none || (replay?.derived && rows === 0)) {
+        // Nothing to train on (or to replay): the variant is reported as skipped, the other variants go on.
+        const what = none ? `${v.pairs.join("+")} pairs` : "outcome pairs to replay";
         this.log(
-          `stepwise run: variant ${v.name}: no ${v.pairs.join("+")} pairs were built (${pairFile}); skipped. ` +
+          `stepwise run: variant ${v.name}: no ${what} were built (${none ? pairFile : replay!.derived}); skipped. ` +
             "More sample.problems or sample.n, or a task the SFT model gets sometimes right and sometimes wrong, gives pairs.",
         );
         fs.mkdirSync(this.abs(outDir), { recursive: true });
-        writeJsonAtomic(this.abs(path.join(outDir, SKIPPED)), {
-          reason: `no ${v.pairs.join("+")} pairs`,
-          pairs: pairFile,
-        });
+        writeJsonAtomic(this.abs(path.join(outDir, SKIPPED)), { reason: `no ${what}`, pairs: pairFile });
         return;
       }
       await dpo(
@@ -519,10 +534,28 @@ export class Pipeline {
           save_every: 50,
           resume: true,
           max_length: c.sft.max_length,
+          ...(replay ? { replay: this.abs(replay.file), replay_weight: v.replay_weight ?? 1 } : {}),
         }),
         this.ctx,
       );
     });
+  }
+
+  /**
+   * The SFT file a variant replays in its DPO batches and its key: the SFT data, or the outcome pairs' chosen sides
+   * (`derived`: the pair file they are written from, beside it); null without replay.
+   */
+  private replaySource(
+    v: VariantConfig,
+    outDir: string,
+    pairs: Map<string, { file: string; key: string }>,
+    sftDataKey: string,
+  ): { file: string; key: string; derived?: string } | null {
+    if (v.replay === null) return null;
+    if (v.replay === "sft") return { file: "data/sft.jsonl", key: sftDataKey };
+    const outcome = pairs.get(this.spec(v, "outcome").name)!;
+    const file = this.rel(path.dirname(outDir), "pairs", `replay-${v.name}.jsonl`);
+    return { file, key: stageKey("replay-chosen", outcome.key), derived: outcome.file };
   }
 
   private async evaluate(

@@ -25,6 +25,7 @@ export const METRICS = {
   logitsRejected: "logits/rejected",
   entropy: "entropy",
   meanTokenAccuracy: "mean_token_accuracy",
+  replayLoss: "replay_loss", // DPO with SFT replay: the replayed examples' mean token loss
   gradNorm: "grad_norm",
   learningRate: "learning_rate",
   numTokens: "num_tokens",

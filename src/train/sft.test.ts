@@ -25,7 +25,7 @@ import {
 } from "./batch.js";
 import { tokenLogps, type CausalLM } from "./logps.js";
 import { bucketedOrder, dataOrder, epochOrder, runLoop, type LoopConfig, type Objective } from "./loop.js";
-import { packedSftObjective, sftObjective } from "./sft.js";
+import { packedSftObjective, sftObjective, withReplay } from "./sft.js";
 import { train } from "./trainer.js";
 
 const be = referenceBackend();
@@ -295,4 +295,53 @@ test("resume with --pack and --bucket is bit-identical to an uninterrupted run",
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("SFT replay: one replayed example per item, a seeded permutation; loss adds weight x the mean token loss", () => {
+  withBackend(be, () => {
+    const xs = examples(10, 4);
+    // The main objective's own loss (here none, no gradient) and what it was given, so the replay part stands alone.
+    const main: Objective<number> = { run: () => ({ loss: 0, tokens: 0, sums: {} }) };
+    const picked: Example[][] = [];
+    const recorder: Objective<Example> = {
+      run: (items) => {
+        picked.push(items);
+        return { loss: 0, tokens: 0, sums: {} };
+      },
+    };
+    const withRec = withReplay(main, recorder, xs, { weight: 1, seed: 7 });
+    withRec.run([0, 1, 2, 3, 4], [0, 1, 2, 3, 4], 1 / 10);
+    withRec.run([5, 6, 7, 8, 9], [5, 6, 7, 8, 9], 1 / 10);
+    withRec.run([10], [10], 1 / 10); // item 10 wraps around to the first item's example
+    const seen = picked.flat();
+    assert.equal(new Set(seen.slice(0, 10)).size, 10, "items 0..9 replay every example once");
+    assert.equal(seen[10], seen[0]);
+    assert.notDeepEqual(
+      seen.slice(0, 10).map((e) => xs.indexOf(e)),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      "the order is shuffled",
+    );
+    picked.length = 0;
+    withReplay(main, recorder, xs, { weight: 1, seed: 7 }).run([3], [3], 1);
+    assert.equal(picked[0][0], seen[3], "the same seed replays the same example for an item");
+
+    // Two micro-batches of one step (3 + 2 items of 5): the replayed loss is weight x the token-weighted mean of
+    // each micro-batch's mean, by its share of the step; replay_loss logs it without the weight.
+    const m = bigram(5);
+    const sft = sftObjective(m, 0);
+    const obj = withReplay(main, sft, xs, { weight: 0.5, seed: 7 });
+    const r1 = tidy(() => obj.run([0, 1, 2], [0, 1, 2], 1 / 5));
+    const r2 = tidy(() => obj.run([3, 4], [3, 4], 1 / 5));
+    const meanOf = (ex: Example[]) => {
+      const t = ex.reduce((a, e) => a + e.completion.length, 0);
+      return tidy(() => sft.evaluate!(ex, [], 1 / t).loss);
+    };
+    const ex = seen.slice(0, 5);
+    const want = 0.6 * meanOf(ex.slice(0, 3)) + 0.4 * meanOf(ex.slice(3, 5));
+    assert.ok(Math.abs(r1.loss + r2.loss - 0.5 * want) < 1e-12, `${r1.loss + r2.loss} vs ${0.5 * want}`);
+    const logged = r1.sums.replay_loss + r2.sums.replay_loss;
+    assert.ok(Math.abs(logged - want) < 1e-12, `${logged} vs ${want}`);
+    assert.ok(m.table.grad && Array.from(m.table.grad.toArray()).some((g) => g !== 0), "the replay has gradients");
+    m.table.dispose();
+  });
 });

@@ -2,6 +2,7 @@
 // completion token of the optimizer step. Items are single examples (one a row, padded) or, with --pack, packed
 // rows of several examples (batch.ts explains what packing keeps exact and what it does not).
 
+import { Rng } from "../core/rng.js";
 import { backward } from "../engine/autograd.js";
 import { noGrad } from "../engine/tensor.js";
 import { scale, sumAll } from "../engine/ops.js";
@@ -57,4 +58,44 @@ export function sftObjective(model: CausalLM, padId: number): Objective<Example>
 /** Packed rows (packExamples): each item is a row of whole examples. */
 export function packedSftObjective(model: CausalLM, padId: number): Objective<Example[]> {
   return rowsObjective<Example[]>(model, padId, (r) => r);
+}
+
+/**
+ * SFT replay inside another objective (DPO): each micro-batch also trains on one replayed example per item, item i
+ * always taking example order[i mod n] (a seeded shuffle, so a resumed run replays exactly what it would have). The
+ * replayed loss is `weight` times the mean token loss of the step's replayed examples; `replay_loss` logs that
+ * mean, unweighted. Held-out evaluation stays the main objective's alone.
+ */
+export function withReplay<T>(
+  main: Objective<T>,
+  sft: Objective<Example>,
+  examples: Example[],
+  o: { weight: number; seed: number },
+): Objective<T> {
+  const rng = new Rng(o.seed + 0x5f3759df);
+  const order = examples.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return {
+    ...main,
+    run(items, indices, weight) {
+      const r = main.run(items, indices, weight);
+      const replayed = indices.map((i) => examples[order[i % order.length]]);
+      const tokens = replayed.reduce((a, e) => a + e.completion.length, 0);
+      // weight * items.length is this micro-batch's share of the step: the shares' sum is the step's mean.
+      const s = sft.run(
+        replayed,
+        replayed.map((_, j) => j),
+        (o.weight * weight * items.length) / tokens,
+      );
+      return {
+        loss: r.loss + s.loss,
+        tokens: r.tokens + s.tokens,
+        sums: { ...r.sums, [METRICS.replayLoss]: s.loss / o.weight },
+        means: r.means,
+      };
+    },
+  };
 }

@@ -28,7 +28,7 @@ import { LOSS_NAMES, parseLosses } from "./losses.js";
 import { dataOrder, type LoopConfig, type Objective } from "./loop.js";
 import { METRICS } from "./metrics.js";
 import type { ScheduleKind } from "./schedule.js";
-import { packedSftObjective, sftObjective } from "./sft.js";
+import { packedSftObjective, sftObjective, withReplay } from "./sft.js";
 import { REPORT_TO, type ReportTo, train, type TrainResult } from "./trainer.js";
 
 /** The knobs both training stages have. */
@@ -79,6 +79,7 @@ export interface DpoKnobs {
   beta: number; // inverse temperature of the implicit reward (0.1)
   label_smoothing: number; // noise rate for sigmoid (cDPO) and robust (0)
   dpop_lambda: number; // dpop: weight of the penalty on a chosen log-prob below the reference's (50)
+  replay_weight: number; // with replay: weight of the replayed examples' mean token loss (1)
 }
 
 export interface DpoConfig extends TrainKnobs, DpoKnobs {
@@ -87,6 +88,7 @@ export interface DpoConfig extends TrainKnobs, DpoKnobs {
   ref: string | null; // a reference model other than model
   reference: "precomputed" | "live"; // one batched pass cached in out, or the reference run beside every step
   eval_pairs: string | null; // held-out pairs: eval_loss, eval_rewards/... in metrics.jsonl
+  replay: string | null; // SFT examples (sft's formats) replayed in DPO's batches: one per pair, SFT loss added
 }
 
 export interface TrainSummary {
@@ -217,6 +219,7 @@ function readDpoKnobs(r: KnobReader): DpoKnobs {
     beta: r.num("beta", 0.1, (x) => x > 0, "a number > 0"),
     label_smoothing: r.num("label_smoothing", 0, (x) => x >= 0 && x < 0.5, "a number in [0, 0.5)"),
     dpop_lambda: r.num("dpop_lambda", 50, (x) => x >= 0, "a number >= 0"),
+    replay_weight: r.num("replay_weight", 1, (x) => x > 0, "a number > 0"),
   };
 }
 
@@ -236,6 +239,7 @@ export function dpoConfig(
     ref: r.str("ref", null),
     reference: r.choice("reference", ["precomputed", "live"] as const, "precomputed"),
     eval_pairs: r.str("eval_pairs", null),
+    replay: r.str("replay", null),
   };
 }
 
@@ -485,7 +489,8 @@ export function sft(c: SftConfig, ctx: StageContext = {}): Promise<TrainSummary>
 /** DPO-family training on preference pairs (outcome, SCDPO or Step-DPO) into c.out; resumable. */
 export function dpo(c: DpoConfig, ctx: StageContext = {}): Promise<TrainSummary> {
   const warn = logOf(ctx);
-  return intoOutput("dpo", c, { "--model": c.model, "--ref": c.ref, "--pairs": c.pairs }, async () => {
+  const inputs = { "--model": c.model, "--ref": c.ref, "--pairs": c.pairs, "--replay": c.replay };
+  return intoOutput("dpo", c, inputs, async () => {
     const losses = parseLosses(c.loss, c.loss_weights ?? undefined);
     const { model, tokenizer } = await loadPolicy(c, warn);
     const rng = maybeLora(c, model);
@@ -507,6 +512,7 @@ export function dpo(c: DpoConfig, ctx: StageContext = {}): Promise<TrainSummary>
       template: c.template,
       maxLength: c.max_length,
       lora: loraRecord(c),
+      ...(c.replay === null ? {} : { replay: path.resolve(c.replay), replayWeight: c.replay_weight }),
     };
     // With adapters the reference is the frozen base itself, adapters off: no second copy of the weights.
     const sameModel = refDir === c.model;
@@ -561,6 +567,13 @@ export function dpo(c: DpoConfig, ctx: StageContext = {}): Promise<TrainSummary>
       return { kind: "precomputed", logps };
     };
     const reference = await refFor(pairs, "ref_logps.json", config.pairs);
+    let replay: Example[] = [];
+    if (c.replay !== null) {
+      const r = await readSftFile(c.replay, readOptions(c, tokenizer, warn));
+      reportSkips(c.replay, r.skipped, warn);
+      if (r.examples.length === 0) throw new InputError("no usable examples to replay", c.replay);
+      replay = r.examples;
+    }
     const options = { beta: c.beta, labelSmoothing: c.label_smoothing, dpopLambda: c.dpop_lambda, losses, padId };
     const evaluation =
       evalPairs.length === 0
@@ -581,7 +594,13 @@ export function dpo(c: DpoConfig, ctx: StageContext = {}): Promise<TrainSummary>
         kind: "dpo",
         items: pairs,
         params: trainable(model),
-        objective: dpoObjective(model, reference, options),
+        objective:
+          replay.length === 0
+            ? dpoObjective(model, reference, options)
+            : withReplay(dpoObjective(model, reference, options), sftObjective(model, padId), replay, {
+                weight: c.replay_weight,
+                seed: c.seed,
+              }),
         loop,
         evaluation,
         rng,
