@@ -27,6 +27,8 @@ test("unknown keys and wrong types are errors naming the key", () => {
     );
   err({ sft: { learning_rate: 1 } }, /unknown key "sft.learning_rate"/);
   err({ sft: { lr: "fast" } }, /sft\.lr: expected a number, got "fast"/);
+  err({ sft: { lr_schedule: "step" } }, /sft\.lr_schedule: expected cosine or linear or constant, got "step"/);
+  assert.equal(resolveConfig({ sft: { lr_schedule: "constant" } }).sft.lr_schedule, "constant");
   err({ seeds: 0 }, /seeds: expected an integer >= 1/);
   err({ sft: 3 }, /sft: expected a mapping/);
   err({ variants: [{ name: "x", pairs: ["outcome", "bogus"] }] }, /variants\[0\]\.pairs: unknown pair kind "bogus"/);

@@ -9,7 +9,7 @@ import type { PromptTemplate } from "../data/format.js";
 import { validateNoise, type NoiseConfig } from "../data/noise.js";
 import { presetNames } from "../data/task.js";
 import { asKeys } from "../core/config.js";
-import { checkDpoKnobs } from "../train/stage.js";
+import { checkDpoKnobs, SCHEDULES } from "../train/stage.js";
 
 export interface VariantConfig {
   name: string; // directory and report name
@@ -64,6 +64,7 @@ export interface RunConfig {
     lr: number;
     max_length: number;
     bucket: boolean; // length-bucketed batches (less padding)
+    lr_schedule: string; // after warmup: cosine (annealed to 0) | linear | constant (an un-annealed SFT model)
     lora: number | null; // rank-R LoRA adapters instead of every weight, merged into the SFT model; null = full SFT
   };
   eval: {
@@ -138,7 +139,7 @@ export const DEFAULT_CONFIG: RunConfig = {
     noise: { kind: "borrow", rate: 0.7, answer: "recompute" },
   },
   model: { pretrained: null, init: "tiny", tokenizer: "bpe", vocab_size: 1024, template: "plain" },
-  sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true, lora: null },
+  sft: { epochs: 1, batch_size: 32, lr: 3e-3, max_length: 512, bucket: true, lr_schedule: "cosine", lora: null },
   eval: { max_tokens: 160, maj: 4, temperature: 0.7 },
   sample: { problems: 600, split: "shared", n: 8, temperature: 1.0, max_tokens: 160, greedy: false },
   pairs: {
@@ -306,6 +307,7 @@ function checkRanges(c: RunConfig, file: string): void {
   }
   if (c.sample.problems > c.task.train)
     throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
+  oneOf(c.sft.lr_schedule, SCHEDULES, "sft.lr_schedule", file);
   if (c.sample.split !== "shared" && c.sample.split !== "disjoint")
     throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
   if (c.sample.split === "disjoint" && c.sample.problems >= c.task.train) {

@@ -137,7 +137,9 @@ export class Pipeline {
    */
   private sftKeyParts(): unknown[] {
     const { pretrained, template, ...scratch } = this.config.model;
-    const { lora, ...sft } = this.config.sft;
+    // Knobs at their old defaults stay out of the key, so earlier run directories stay cached.
+    const { lora, lr_schedule, ...rest } = this.config.sft;
+    const sft = lr_schedule === "cosine" ? rest : { ...rest, lr_schedule };
     const model = pretrained === null ? scratch : { pretrained };
     return [template === "plain" ? model : { ...model, template }, lora === null ? sft : { ...sft, lora }];
   }
@@ -270,6 +272,7 @@ export class Pipeline {
             save_every: 100,
             resume: true,
             bucket: c.sft.bucket,
+            lr_schedule: c.sft.lr_schedule,
           }),
           this.ctx,
         ),
