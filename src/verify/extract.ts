@@ -4,7 +4,9 @@
 //   2. the rest of the sentence after the last "final answer is" / "the answer is" / "answer:" (its first math
 //      span, or the spans that "and", "or", "," join: "$x = 2$ or $x = 3$" answers "x = 2, x = 3"; else plain
 //      arithmetic: "2^2", "1/2 = 0.5" answers "0.5");
-//   3. the rest of the line after the first "####";
+//      a math span there that comes after the last box overrides 1. ("\boxed{255} ... The final answer is $10,455$");
+//      a span that only names the unknown takes the plain value after it ("The largest $n$ is 34" answers 34);
+//   3. the rest of the line after the first "####"; an output that is one formula without delimiters is that formula;
 //   4. whichever comes later in the text: the last LaTeX math span ($...$, $$...$$, \(...\), \[...\]; of a
 //      chain "16 + 6 = 22" or "x = 2 + 3 = 5" its last side, while an equation "x = 5" stays whole) or the last
 //      plain number or fraction outside math spans ("3/4", "75%"); spans joined as in 1. and 2.
@@ -36,14 +38,15 @@ export function extractFinal(text: string, opts: ExtractOptions = {}): Extracted
   const targets = opts.targets ?? DEFAULT_TARGETS;
   const choices = opts.choices ?? ["A", "B", "C", "D"];
   const latex = targets.includes("latex");
-  if (latex) {
-    const b = boxedAnswer(text);
-    if (b) return b;
-  }
   const anchored = afterAnchor(text, targets, choices);
+  const b = latex ? boxedAnswer(text) : null;
+  // a math span after "final answer is", stated after the last box, supersedes it ("... = \boxed{255}. ... The
+  // final answer is $10,455$."); a plain number there does not ("so $x = \boxed{7}$. Then the answer is 8.")
+  if (b && !(anchored?.math && anchored.anchorAt >= b.end)) return b;
   if (anchored) return anchored;
   const hash = hashAnswer(text);
   if (hash) return hash;
+  if (latex && isBareFormula(text)) return { text: text.trim(), source: "latex", at: text.search(/\S/) };
   const candidates = [
     latex ? lastMathSpan(text) : null,
     targets.includes("expr") ? lastNumber(text) : null,
@@ -84,7 +87,14 @@ export function boxes(text: string): Box[] {
 
 const JOINER = /^[\s$,;]*(?:(?:and|or)[\s$,;]*)?$/;
 
-function boxedAnswer(text: string): Extracted | null {
+/** An output that is one LaTeX formula without delimiters ("\\frac{10}{9}"): a command, no words, one line. */
+function isBareFormula(text: string): boolean {
+  const t = text.trim();
+  if (t.length > 200 || /\n|\$|\\[([]/.test(t) || !/\\[a-zA-Z]+/.test(t)) return false;
+  return !/[a-zA-Z]{2,}/.test(t.replace(/\\[a-zA-Z]+/g, " "));
+}
+
+function boxedAnswer(text: string): (Extracted & { end: number }) | null {
   const all = boxes(text);
   if (all.length === 0) return null;
   const group = [all[all.length - 1]];
@@ -93,10 +103,11 @@ function boxedAnswer(text: string): Extracted | null {
     group.unshift(all[k]);
   }
   const parts = [...new Set(group.map((b) => b.inner))];
-  return { text: parts.join(", "), source: "boxed", at: group[0].start };
+  return { text: parts.join(", "), source: "boxed", at: group[0].start, end: group[group.length - 1].end };
 }
 
 const ANCHOR = /(?:final\s+answer|answer)\s*(?:is|:)\s*:?\s*|(?:correct\s+)?(?:choice|option)\s+is\s*/gi;
+const SPAN_AT = /^(?:\$|\\[([])/;
 const SPAN = /\$\$([\s\S]+?)\$\$|(?<!\\)\$((?:\\[\s\S]|[^$\\])+)\$|\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
 
 /** Arithmetic on plain numbers after an anchor: "42", "3/4", "2^2", "6*7 = 42", "75%". */
@@ -104,11 +115,31 @@ const NUM = String.raw`[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)`;
 const ARITH = String.raw`${NUM}(?:\s*[-+*/^]\s*${NUM})*`;
 const PLAIN_EXPR = new RegExp(String.raw`^${ARITH}(?:\s*=\s*${ARITH})*\s*%?`);
 
-function afterAnchor(text: string, targets: readonly ExtractionTarget[], choices: readonly string[]): Extracted | null {
+function afterAnchor(
+  text: string,
+  targets: readonly ExtractionTarget[],
+  choices: readonly string[],
+): (Extracted & { anchorAt: number; math: boolean }) | null {
   const m = [...text.matchAll(ANCHOR)].pop();
   if (!m) return null;
-  const at = m.index + m[0].length;
+  const found = anchoredAnswer(text, m.index + m[0].length, targets, choices);
+  return found && { ...found, anchorAt: m.index, math: found.text !== "" && SPAN_AT.test(text.slice(found.at)) };
+}
+
+/** "The largest $n$ is 34", "the domain of $f(x)$ is 19": a span naming the unknown, then its value in plain text. */
+const NAMED_VALUE = new RegExp(
+  String.raw`\$\s*(?:[a-zA-Z]+|[a-zA-Z]\s*\(\s*[a-zA-Z]\s*\))\s*\$\s+(?:is|equals)\s+(${NUM}%?)(?![\w$])(?![^$]*\$)`,
+);
+
+function anchoredAnswer(
+  text: string,
+  at: number,
+  targets: readonly ExtractionTarget[],
+  choices: readonly string[],
+): Extracted | null {
   const tail = sentence(text.slice(at));
+  const named = targets.includes("expr") ? NAMED_VALUE.exec(tail) : null;
+  if (named) return { text: named[1], source: "answer_is", at: at + named.index + named[0].lastIndexOf(named[1]) };
   if (targets.includes("latex")) {
     const spans = [...tail.matchAll(SPAN)];
     const joined = (k: number) => JOINER.test(tail.slice(spans[k].index + spans[k][0].length, spans[k + 1].index));
@@ -167,6 +198,8 @@ function joinSpans(spans: RegExpExecArray[] | RegExpMatchArray[]): string {
  * ("x = 1, x = 2", "x = 1 \text{ or } x = 2") stay whole.
  */
 function lastSide(s: string): string {
+  const exact = s.replace(/\s*\\approx(?![a-zA-Z])[\s\S]*$/, ""); // "x = 1/3 \approx 0.33" is x = 1/3
+  if (exact !== s && /=/.test(exact)) s = exact;
   if (/[,;]|\\text|\\q?quad|\\(?:text)?(?:or|and)\b/.test(s)) return s;
   const sides = s.split(/(?<![<>!\\])=(?!=)/);
   if (sides.length < 2) return s;
@@ -180,7 +213,7 @@ function lastNumber(text: string): Extracted | null {
   // plain words is a currency sign ("$18 a day")
   const blank = (x: string) => " ".repeat(x.length);
   const masked = text.replace(SPAN, blank).replace(/(?<!\\)\$(?=[^$]*[\\{}])[^$]*$/, blank);
-  const re = /(?<![\w.:])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*\/\s*\d+)?%?(?![\w])/g;
+  const re = /(?<![\w.:])[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:\s*\/\s*\d+)?%?(?![\w])/g;
   const m = [...masked.matchAll(re)].pop();
   return m ? { text: m[0].replace(/\s+/g, ""), source: "expr", at: m.index } : null;
 }

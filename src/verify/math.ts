@@ -6,7 +6,8 @@
 // Rules beyond scalar equality (scalar.ts states the numeric tolerance), following Math-Verify's behaviour where it
 // is a choice (the reference is `gold`, the model's answer `pred`; the comparison is not symmetric):
 //   - an assignment "x = 3" in the reference, or any equation "AB = 5" in the prediction, compares its right side
-//     with a non-relation on the other side; equations compare side by side, or as lhs - rhs (up to sign);
+//     with a non-relation on the other side; equations (and "x \neq 3", "x != 3") compare side by side, or as
+//     lhs - rhs (up to sign); "x = 1/3 \approx 0.33" is x = 1/3, and "x \approx 11" (nothing exact before) x = 11;
 //   - an inequality in the reference ("1 \le x \le 2", "x > 3") equals the interval it describes ([1, 2], (3, \infty));
 //     an interval in the reference is not matched by an inequality in the prediction;
 //   - "(a, b)" is an open interval and "[a, b]" a closed one when compared with an interval; tuples and bracketed
@@ -14,7 +15,8 @@
 //     scalar ("1/2 or 0.5") equals it; unions of intervals in any order;
 //   - a tuple "(2, 3)" equals assignments "a = 2, b = 3" to distinct variables, in the order written;
 //   - "p%" reads as p/100, and as p where p is a whole number (50% = 0.5 = 50; 12.5% = 0.125 only);
-//   - matrices compare entry by entry; text compares without case and spaces, and "\text{(A)}" equals A.
+//   - matrices compare entry by entry; text compares without case, spaces and a choice's parentheses ("\text{(A)}"
+//     equals A and \text{A}).
 
 import { extractFinal, type ExtractOptions, type PredSource } from "./extract.js";
 import { cleanAnswer, readAnswer, type RelOp, type Value } from "./mathtree.js";
@@ -113,13 +115,18 @@ function equal(g: Value, p: Value, deadline: number): boolean {
   if (g.k !== p.k) return false;
   if (g.k === "tuple" || g.k === "bracket") return orderedEqual(g.items, (p as typeof g).items, deadline);
   if (g.k === "matrix") return matrixEqual(g.rows, (p as typeof g).rows, deadline);
-  if (g.k === "text") return squash(g.s) === squash((p as typeof g).s);
+  if (g.k === "text") return choiceText(g.s) === choiceText((p as typeof g).s);
   return false;
 }
 
 /** A choice written as text, "\text{(A)}", against the letter A. */
 function textIsSymbol(text: string, n: Node): boolean {
-  return n.t === "sym" && squash(text).replace(/^\((.*)\)$/, "$1") === n.name.toLowerCase();
+  return n.t === "sym" && choiceText(text) === n.name.toLowerCase();
+}
+
+/** Text without case, spaces and the parentheses of a choice: "(C)" is "c". */
+function choiceText(text: string): string {
+  return squash(text).replace(/^\((.*)\)$/, "$1");
 }
 
 function squash(s: string): string {
@@ -201,7 +208,7 @@ function assignedValue(r: Relation): Value | null {
 
 /** "a < x <= b", "x > a", "x \le b" over one variable: the interval of x, else null. */
 function inequalityInterval(r: Relation): Interval | null {
-  if (r.ops.includes("Equal")) return null;
+  if (r.ops.includes("Equal") || r.ops.includes("NotEqual")) return null;
   const isVar = (a: Value) => a.k === "scalar" && a.n.t === "sym" && freeVars(a.n).size === 1;
   const idx = r.args.findIndex(isVar);
   if (idx < 0 || r.args.length > 3 || r.args.some((a) => a.k !== "scalar")) return null;
@@ -218,7 +225,7 @@ function inequalityInterval(r: Relation): Interval | null {
 function relationsEqual(a: Relation, b: Relation, deadline: number): boolean {
   const sameOps = (x: RelOp[], y: RelOp[]) => x.length === y.length && x.every((o, i) => o === y[i]);
   if (sameOps(a.ops, b.ops) && orderedEqual(a.args, b.args, deadline)) return true;
-  if (a.ops.length === 1 && a.ops[0] === "Equal" && sameOps(a.ops, b.ops)) {
+  if (a.ops.length === 1 && (a.ops[0] === "Equal" || a.ops[0] === "NotEqual") && sameOps(a.ops, b.ops)) {
     const da = difference(a);
     const db = difference(b);
     if (!da || !db) return false;

@@ -11,7 +11,7 @@
 import { createRequire } from "node:module";
 import { Undecidable, type Node } from "./scalar.js";
 
-export type RelOp = "Equal" | "Less" | "LessEqual";
+export type RelOp = "Equal" | "NotEqual" | "Less" | "LessEqual";
 
 export type Value =
   | { k: "scalar"; n: Node; percent: boolean }
@@ -50,15 +50,33 @@ export function cleanAnswer(raw: string): { latex: string; percent: boolean } {
     .replace(/\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![a-zA-Z])/g, "")
     .replace(/\\\$|\\textdollar(?![a-zA-Z])/g, "")
     .replace(/\{,\}/g, "")
+    .replace(/\\(?:textbf|textnormal|textrm|textit|textsf|texttt|mbox)\s*\{/g, "\\text{") // unit words in any font
+    .replace(/,\\!\s*/g, ",") // 11,\! 111 is 11,111
+    .replace(/\\left\s*[[(]\s*\\begin\{array\}\{[^{}]*\}/g, "\\begin{pmatrix}") // \left[\begin{array}{cc} is a matrix
+    .replace(/\\end\{array\}\s*\\right\s*[\])]/g, "\\end{pmatrix}")
     .replace(/\\(?:displaystyle|[!])/g, "")
+    .replace(/!=/g, "\\neq ")
     .replace(/[\u2212\u2013]/g, "-")
     .trim()
+    .replace(/,\s*$/, "") // "$\frac{1}{3},$" (but "1, 2, 3, \dots" keeps its comma)
     .replace(/(?:\\[,;: ]|\s|\.(?!\d))+$/, "")
     .trim();
   if (/^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
+  s = approximation(s);
   s = s.replace(/(?<!\d)\d{1,3}(?:(?:\\[,; ]|~|\s)\d{3})+(?![\d.])/g, (m) => m.replace(/\D/g, "")); // 18\,000
   const pct = /^([\s\S]*?)\s*\\?%$/.exec(s);
   return pct && pct[1] !== "" ? { latex: pct[1], percent: true } : { latex: s, percent: false };
+}
+
+/**
+ * "x = 1/3 \approx 0.33" is x = 1/3: an approximation after an exact value is dropped; "x \approx 11" (nothing
+ * exact before it) is read as x = 11.
+ */
+function approximation(s: string): string {
+  const at = s.search(/\\approx(?![a-zA-Z])/);
+  if (at < 0) return s;
+  if (/(?<![<>!\\])=/.test(s.slice(0, at))) return s.slice(0, at).trim();
+  return s.replace(/\\approx(?![a-zA-Z])/g, "=");
 }
 
 /** The value of an answer; throws Undecidable when it cannot be parsed. */
@@ -131,6 +149,7 @@ function mixedNumber(args: Node[]): Node | null {
 
 const REL: Record<string, { op: RelOp; flip: boolean }> = {
   Equal: { op: "Equal", flip: false },
+  NotEqual: { op: "NotEqual", flip: false },
   Less: { op: "Less", flip: false },
   LessEqual: { op: "LessEqual", flip: false },
   Greater: { op: "Less", flip: true },
@@ -219,7 +238,8 @@ function relation(n: Node & { t: "fn" }): Value {
   let ops: RelOp[] = [];
   let args: Value[] = [];
   const first = n.args[0];
-  if (first.t === "fn" && first.head in REL && op !== "Equal" && REL[first.head].flip === flip) {
+  const ordering = op === "Less" || op === "LessEqual";
+  if (first.t === "fn" && first.head in REL && ordering && REL[first.head].flip === flip) {
     const inner = relation(first) as Value & { k: "rel" };
     if (flip) throw new Undecidable("mixed chain");
     ops = inner.ops;
