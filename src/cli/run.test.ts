@@ -174,6 +174,24 @@ test("run: --print-default-config, bad config keys and bad flags exit 2 with the
   }
 });
 
+test("run: a variant that had nothing to train on is skipped, the report is written, and run exits 3", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-skipped-"));
+  // one sample per problem: no problem has both a right and a wrong sample, so there are no outcome pairs
+  const config = { ...MICRO, sample: { ...MICRO.sample, n: 1 }, variants: [{ name: "dpo", pairs: ["outcome"] }] };
+  fs.writeFileSync(path.join(dir, "c.json"), JSON.stringify(config));
+  const err: string[] = [];
+  const origErr = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((m: string) => err.push(String(m)) > 0) as typeof process.stderr.write;
+  try {
+    assert.equal(await main(["run", path.join(dir, "c.json"), "--out", path.join(dir, "r")]), 3);
+  } finally {
+    process.stderr.write = origErr;
+  }
+  assert.match(err.join(""), /1 variant run\(s\) skipped: dpo \(seed 1, round 1: no outcome pairs\)/);
+  const report = JSON.parse(fs.readFileSync(path.join(dir, "r", "report.json"), "utf8"));
+  assert.ok(JSON.stringify(report).includes("no outcome pairs"), "the report lists the skipped variant");
+});
+
 test("run: model.pretrained starts SFT from a model folder (LoRA, merged) and every stage uses model.template", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-run-pretrained-"));
   const base = microModelDir(dir, "base", 5);

@@ -7,7 +7,7 @@ import { stringify as toYaml } from "yaml";
 import { InputError } from "../core/errors.js";
 import { checkOutputDir, lockOutput } from "../core/outputs.js";
 import { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "../run/config.js";
-import { Pipeline } from "../run/pipeline.js";
+import { Pipeline, type SkippedVariant } from "../run/pipeline.js";
 import { summaryTable, type Report } from "../run/report.js";
 import { writeReport } from "../run/write-report.js";
 import { cliContext } from "./context.js";
@@ -70,18 +70,24 @@ export const runCommand: Command = {
     fs.mkdirSync(dir, { recursive: true });
     const release = lockOutput(dir, "dir", "stepwise run"); // one run per directory at a time
     let report: Report;
+    let skipped: SkippedVariant[];
     try {
-      const { evals, skipped } = await new Pipeline(dir, config, {
+      const result = await new Pipeline(dir, config, {
         ...cliContext(),
         log: undefined,
         resolve: SHOW_DOWNLOADS,
       }).run();
-      report = await writeReport(dir, config, evals, skipped);
+      skipped = result.skipped;
+      report = await writeReport(dir, config, result.evals, skipped);
     } finally {
       release();
     }
     process.stderr.write(`\n${summaryTable(report)}\n\nreport: ${path.join(dir, "report.html")}\n`);
     if (values.json) console.log(JSON.stringify(report));
-    return 0;
+    if (skipped.length === 0) return 0;
+    // the report is written, but not every variant was trained: exit 3, as an incomplete sample does
+    const which = skipped.map((s) => `${s.name} (seed ${s.seed}, round ${s.round}: ${s.reason})`).join(", ");
+    process.stderr.write(`stepwise run: ${skipped.length} variant run(s) skipped: ${which}\n`);
+    return 3;
   },
 };

@@ -9,7 +9,7 @@ import type { PromptTemplate } from "../data/format.js";
 import { validateNoise, type NoiseConfig } from "../data/noise.js";
 import { presetNames } from "../data/task.js";
 import { asKeys } from "../core/config.js";
-import { checkDpoKnobs, SCHEDULES } from "../train/stage.js";
+import { checkDpoKnobs, checkSftKnobs, MIN_VOCAB, SCHEDULES } from "../train/stage.js";
 
 export interface VariantConfig {
   name: string; // directory and report name
@@ -281,9 +281,23 @@ function checkRanges(c: RunConfig, file: string): void {
     ["sample.n", c.sample.n],
     ["eval.max_tokens", c.eval.max_tokens],
     ["sample.max_tokens", c.sample.max_tokens],
+    ["pairs.max_per_problem", c.pairs.max_per_problem],
+    ["pairs.scdpo_n", c.pairs.scdpo_n],
+    ["pairs.stepdpo_rollouts", c.pairs.stepdpo_rollouts],
   ];
   for (const [k, v] of positive)
     if (!Number.isInteger(v) || v < 1) throw new InputError(`${k}: expected an integer >= 1, got ${v}`, file);
+  if (!Number.isInteger(c.eval.maj) || c.eval.maj < 0)
+    throw new InputError(`eval.maj: expected an integer >= 0, got ${c.eval.maj}`, file);
+  for (const [k, v] of [
+    ["eval.temperature", c.eval.temperature],
+    ["sample.temperature", c.sample.temperature],
+  ] as const)
+    if (!(v >= 0)) throw new InputError(`${k}: expected a number >= 0, got ${v}`, file);
+  if (c.model.pretrained === null && !(Number.isInteger(c.model.vocab_size) && c.model.vocab_size >= MIN_VOCAB))
+    throw new InputError(`model.vocab_size: expected an integer >= ${MIN_VOCAB}, got ${c.model.vocab_size}`, file);
+  oneOf(c.sft.lr_schedule, SCHEDULES, "sft.lr_schedule", file);
+  checkSftKnobs({ lr: c.sft.lr, max_length: c.sft.max_length }, asKeys("sft."), file);
   oneOf(c.task.source, TASK_SOURCES, "task.source", file);
   if (c.task.source === "gsm8k") {
     for (const k of ["train_file", "test_file"] as const) {
@@ -307,7 +321,6 @@ function checkRanges(c: RunConfig, file: string): void {
   }
   if (c.sample.problems > c.task.train)
     throw new InputError(`sample.problems (${c.sample.problems}) is more than task.train (${c.task.train})`, file);
-  oneOf(c.sft.lr_schedule, SCHEDULES, "sft.lr_schedule", file);
   if (c.sample.split !== "shared" && c.sample.split !== "disjoint")
     throw new InputError(`sample.split: expected "shared" or "disjoint", got ${JSON.stringify(c.sample.split)}`, file);
   if (c.sample.split === "disjoint" && c.sample.problems >= c.task.train) {

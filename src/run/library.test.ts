@@ -185,4 +185,12 @@ test("stage configs: one validator per knob, errors name the key; the run config
   );
   bad(() => resolveConfig({ variants: [{ name: "x", pairs: ["stepdpo"], replay: "all" }] }), /variants\[0\]\.replay: /);
   bad(() => resolveConfig({ dpo: { batch_size: 0 } }), /dpo\.batch_size: expected an integer >= 1, got 0/);
+  // Every section's values are range-checked when the config is parsed, under their dotted names (#15 item 5).
+  bad(() => resolveConfig({ sft: { lr: -1 } }), /sft\.lr: expected a number > 0, got -1/);
+  bad(() => resolveConfig({ sft: { max_length: -5 } }), /sft\.max_length: expected an integer >= 1, got -5/);
+  bad(() => resolveConfig({ model: { vocab_size: 0 } }), /model\.vocab_size: expected an integer >= 264, got 0/);
+  bad(() => resolveConfig({ pairs: { max_per_problem: 0 } }), /pairs\.max_per_problem: expected an integer >= 1/);
+  bad(() => resolveConfig({ pairs: { stepdpo_rollouts: 0 } }), /pairs\.stepdpo_rollouts: expected an integer >= 1/);
+  bad(() => resolveConfig({ eval: { maj: -1 } }), /eval\.maj: expected an integer >= 0, got -1/);
+  bad(() => resolveConfig({ sample: { temperature: -0.5 } }), /sample\.temperature: expected a number >= 0/);
 });

@@ -187,11 +187,22 @@ export function sftConfig(
     model,
     init,
     tokenizer: r.choice("tokenizer", ["bpe", "chars"] as const, "bpe"),
-    vocab_size: r.int("vocab_size", 1024, 264),
+    vocab_size: r.int("vocab_size", 1024, MIN_VOCAB),
     pack: r.bool("pack"),
     bucket,
     bucket_window: r.int("bucket_window", 50),
   };
+}
+
+/** The smallest BPE vocabulary a model from scratch may ask for (the 256 bytes and the special tokens). */
+export const MIN_VOCAB = 264;
+
+/**
+ * Checks the training knobs in `given` with the validators sftConfig uses: the run config checks its sft section
+ * with this when it is parsed, before any stage runs.
+ */
+export function checkSftKnobs(given: Record<string, unknown>, naming: Naming = asKeys(), file?: string): void {
+  trainKnobs(new KnobReader(given, naming, file));
 }
 
 /**
