@@ -5,7 +5,7 @@
 
 import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { type ColorMode, creditAnsi, creditTable } from "../inspect/render.js";
+import { type ColorMode, creditAnsi, creditTable, terminalColors } from "../inspect/render.js";
 import { corruptEvalConfig, corruptEvalFile, creditConfig, creditText } from "../inspect/stage.js";
 import type { Command } from "./command.js";
 import { cliContext } from "./context.js";
@@ -17,10 +17,7 @@ function colorMode(values: Values): ColorMode | null {
   const c = String(values.color ?? "auto");
   if (c !== "auto" && c !== "always" && c !== "never")
     throw new InputError(`--color must be auto, always or never, got "${c}"`);
-  if (c === "never") return null;
-  if (c === "auto" && (!process.stdout.isTTY || (process.env.NO_COLOR ?? "") !== "")) return null;
-  const ct = (process.env.COLORTERM ?? "").toLowerCase();
-  return ct === "truecolor" || ct === "24bit" ? "truecolor" : "256";
+  return terminalColors(c, Boolean(process.stdout.isTTY));
 }
 
 async function runCredit(values: Values): Promise<number> {

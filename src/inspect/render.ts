@@ -117,6 +117,21 @@ export function creditHtml(c: Credit, opts: { title?: string; model?: string; re
 
 export type ColorMode = "truecolor" | "256";
 
+/**
+ * The colours for a terminal: none with "never", or with "auto" when the output is no terminal or NO_COLOR is set;
+ * else 24-bit where COLORTERM says so (truecolor, 24bit), 256 colours otherwise.
+ */
+export function terminalColors(
+  when: "auto" | "always" | "never",
+  isTTY: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): ColorMode | null {
+  if (when === "never") return null;
+  if (when === "auto" && (!isTTY || (env.NO_COLOR ?? "") !== "")) return null;
+  const ct = (env.COLORTERM ?? "").toLowerCase();
+  return ct === "truecolor" || ct === "24bit" ? "truecolor" : "256";
+}
+
 /** The nearest colour of xterm's 6x6x6 cube (indices 16-231). */
 export function ansi256([r, g, b]: Rgb): number {
   const q = (v: number) => (v < 48 ? 0 : v < 115 ? 1 : Math.min(5, Math.floor((v - 35) / 40)));
