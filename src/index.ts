@@ -40,3 +40,36 @@ export { writePairs, pairsConfig, type PairsConfig, type PairsSummary } from "./
 export { evalConfig, evaluateFile, formatTable, type EvalConfig } from "./eval/stage.js";
 export { Pipeline, type PipelineOptions, type PipelineResult } from "./run/pipeline.js";
 export { Progress } from "./core/progress.js";
+export { runPipeline } from "./run/write-report.js";
+export { streamTask, taskSummary } from "./data/task-stage.js";
+export { completerConfig, openCompleterConfig, type CompleterConfig } from "./sample/open.js";
+export { loadPolicyAndRef, type PolicyAndRef, type PolicyRefSource } from "./model/policy-ref.js";
+export {
+  scoreConfig,
+  scoreText,
+  creditConfig,
+  creditText,
+  corruptEvalConfig,
+  corruptEvalFile,
+  searchConfig,
+  searchFile,
+  type ScoreConfig,
+  type CreditConfig,
+  type CreditResult,
+  type CorruptEvalConfig,
+  type CorruptEvalSummary,
+  type SearchConfig,
+  type SearchSummary,
+} from "./inspect/stage.js";
+export { scoreTable, creditTable, creditAnsi, creditHtml } from "./inspect/render.js";
+export { benchConfig, runBench, benchText, type BenchConfig, type BenchResult } from "./bench/suites.js";
+export { serveConfig, openCompletionServer, type ServeConfig } from "./serve/stage.js";
+export {
+  exportConfig,
+  exportGgufFile,
+  importConfig,
+  importGgufFile,
+  type ExportConfig,
+  type ExportResult,
+  type ImportConfig,
+} from "./model/gguf-stage.js";

@@ -73,3 +73,14 @@ export function withBackend<T>(b: Backend, fn: () => T): T {
     current = prev;
   }
 }
+
+/**
+ * The backend a config names (null or "": the current one) with `threads` worker threads when given; `current`
+ * also makes it the current backend (for stages that reach it through getBackend()).
+ */
+export function backendFor(name: string | null, threads: number | null, current = false): Backend {
+  if (name && current) setBackend(backendByName(name));
+  const be = name && !current ? backendByName(name) : getBackend();
+  if (threads !== null) be.setThreads(threads);
+  return be;
+}

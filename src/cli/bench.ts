@@ -1,36 +1,11 @@
-// `stepwise bench <suite>`: benchmarks whose JSON the issues name.
+// `stepwise bench <suite>`: benchmarks whose JSON the issues name; flags -> BenchConfig -> runBench
+// (src/bench/suites.ts).
 
-import { InputError } from "../core/errors.js";
-import type { Backend } from "../backend/backend.js";
-import { backendByName, getBackend } from "../backend/index.js";
-import { benchEngine } from "../bench/engine.js";
-import { benchServe } from "../bench/serve.js";
-import { benchTrain, type TrainBenchRow } from "../bench/train.js";
-import { benchVerify } from "../bench/verify.js";
-import {
-  GENERATE_BENCH_MODELS,
-  type GenerateBenchModel,
-  type GenerateBenchRow,
-  benchGenerateVsLlamaCpp,
-} from "../bench/generate.js";
+import { asFlags } from "../core/config.js";
+import { GENERATE_BENCH_MODELS } from "../bench/generate.js";
+import { benchConfig, benchText, runBench, trainLine } from "../bench/suites.js";
 import type { Command } from "./command.js";
-import { intOption } from "./options.js";
-import { Progress } from "../core/progress.js";
-
-const SUITES = ["engine", "generate", "train", "verify", "serve"] as const;
-
-function printJson(r: object, values: Record<string, string | boolean | undefined>): number {
-  console.log(values.json ? JSON.stringify(r) : JSON.stringify(r, null, 2));
-  return 0;
-}
-
-function trainLine(r: TrainBenchRow): string {
-  const ratio = (a: number, b: number | null) => (b ? ` (${(a / b).toFixed(2)}x PyTorch)` : "");
-  return (
-    `${r.model} ${r.mode}: SFT ${r.sft_tokens_per_s.toFixed(0)} tokens/s${ratio(r.sft_tokens_per_s, r.pytorch_sft_tokens_per_s)}, ` +
-    `DPO ${r.dpo_pairs_per_s.toFixed(2)} pairs/s${ratio(r.dpo_pairs_per_s, r.pytorch_dpo_pairs_per_s)}${r.note ? ` [${r.note}]` : ""}`
-  );
-}
+import { cliContext } from "./context.js";
 
 export const benchCommand: Command = {
   name: "bench",
@@ -70,125 +45,11 @@ export const benchCommand: Command = {
     "  --no-llama-cpp      ours only (llama.cpp columns null)",
   ].join("\n"),
   async run(values, positionals) {
-    const suite = positionals[0];
-    if (!SUITES.includes(suite as (typeof SUITES)[number])) {
-      throw new InputError(
-        `unknown bench suite "${suite ?? ""}"`,
-        undefined,
-        `use: stepwise bench ${SUITES.join("|")}`,
-      );
-    }
-    if (suite === "verify") return printJson(await benchVerify({ quick: Boolean(values.quick) }), values);
-    const be = values.backend ? backendByName(String(values.backend)) : getBackend();
-    if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-    if (suite === "generate") return runGenerate(be, values);
-    if (suite === "train") {
-      const rows = benchTrain(be, {
-        quick: Boolean(values.quick),
-        onRow: values.json ? undefined : (r) => console.log(trainLine(r)),
-      });
-      if (values.json) console.log(JSON.stringify(rows));
-      return 0;
-    }
-    if (suite === "serve") {
-      const name = be.name === "native" || be.name === "reference" ? be.name : undefined;
-      return printJson(
-        await benchServe({
-          quick: Boolean(values.quick),
-          backend: name,
-          threads: values.threads === undefined ? undefined : be.threads(),
-        }),
-        values,
-      );
-    }
-    const r = benchEngine(be, { quick: Boolean(values.quick) });
-    if (values.json) {
-      console.log(JSON.stringify(r));
-      return 0;
-    }
-    console.log(
-      `backend ${r.backend}, ${r.threads} threads, FMA peak ${r.fma_peak_gflops?.toFixed(1) ?? "n/a"} GFLOP/s`,
-    );
-    for (const g of r.gemm) console.log(`gemm ${g.m}x${g.k}x${g.n}: ${g.gflops.toFixed(1)} GFLOP/s`);
-    const t = r.train_step;
-    console.log(
-      `train step (${t.layers} layers, d ${t.d_model}, ${t.heads} heads, seq ${t.seq}, batch ${t.batch}, ` +
-        `${(t.params / 1e6).toFixed(2)}M params): ${t.ms.toFixed(1)} ms, ${t.tokens_per_s.toFixed(0)} tokens/s, ` +
-        `${t.gflops.toFixed(1)} GFLOP/s`,
-    );
+    const c = benchConfig({ ...values, suite: positionals[0] }, asFlags);
+    const onTrainRow = values.json ? undefined : (r: Parameters<typeof trainLine>[0]) => console.log(trainLine(r));
+    const r = await runBench(c, cliContext(), { onTrainRow });
+    if (values.json) console.log(JSON.stringify(r.result));
+    else if (r.suite !== "train") console.log(benchText(r)); // the train suite's rows were printed as they came
     return 0;
   },
 };
-
-/** Comma-separated positive integers, e.g. --batches 1,16. */
-function intList(values: Record<string, unknown>, name: string): number[] | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  const xs = String(v)
-    .split(",")
-    .map((x) => Number(x.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1)) {
-    throw new InputError(`--${name} must be a comma-separated list of integers >= 1, got "${v}"`);
-  }
-  return xs;
-}
-
-function modelList(values: Record<string, unknown>): GenerateBenchModel[] | undefined {
-  if (values.models === undefined) return undefined;
-  const names = String(values.models)
-    .split(",")
-    .map((x) => x.trim());
-  const bad = names.find((n) => !(GENERATE_BENCH_MODELS as readonly string[]).includes(n));
-  if (bad !== undefined || names.length === 0) {
-    throw new InputError(
-      `unknown model "${bad ?? ""}" for --models`,
-      undefined,
-      `use: ${GENERATE_BENCH_MODELS.join(", ")}`,
-    );
-  }
-  return names as GenerateBenchModel[];
-}
-
-async function runGenerate(be: Backend, values: Record<string, string | boolean | undefined>): Promise<number> {
-  const quick = Boolean(values.quick);
-  const models = modelList(values);
-  const batches = intList(values, "batches");
-  const opt = (name: string) => (values[name] === undefined ? undefined : intOption(values, name, 1));
-  const bar = new Progress("bench generate", {
-    total: (models ?? GENERATE_BENCH_MODELS).length * (batches ?? [1, 16]).length,
-    unit: " rows",
-  });
-  const rows = await benchGenerateVsLlamaCpp(be, {
-    models,
-    batches,
-    quick,
-    promptTokens: opt("prompt-tokens"),
-    newTokens: opt("new-tokens"),
-    reps: opt("reps"),
-    llamaCpp: !values["no-llama-cpp"],
-    onRow: (r) => {
-      bar.note(`${r.model} batch ${r.batch}`);
-      bar.tick();
-    },
-  });
-  bar.finish();
-  if (values.json) {
-    console.log(JSON.stringify(rows));
-    return 0;
-  }
-  console.log(`backend ${be.name}, ${be.threads()} threads; tokens/s (ours / llama.cpp = ratio)`);
-  const ratio = (a: number, b: number | null) => (b === null ? "n/a" : `${(a / b).toFixed(2)}x`);
-  const fmt = (x: number | null) => (x === null ? "n/a" : x.toFixed(x < 100 ? 1 : 0));
-  for (const r of rows as GenerateBenchRow[]) {
-    console.log(
-      `${r.model.padEnd(13)} batch ${String(r.batch).padStart(2)}  P ${r.prompt_tokens} N ${r.new_tokens}  ` +
-        `decode ${fmt(r.tokens_per_s)} / ${fmt(r.llama_cpp_tokens_per_s)} = ${ratio(r.tokens_per_s, r.llama_cpp_tokens_per_s)}  ` +
-        `prefill ${fmt(r.prefill_tokens_per_s)} / ${fmt(r.llama_cpp_prefill_tokens_per_s)} = ` +
-        `${ratio(r.prefill_tokens_per_s, r.llama_cpp_prefill_tokens_per_s)}` +
-        (r.step_controlled_tokens_per_s === null ? "" : `  step-controlled ${fmt(r.step_controlled_tokens_per_s)}`),
-    );
-  }
-  const note = rows.find((r) => r.llama_cpp_note)?.llama_cpp_note;
-  if (note) console.log(`llama.cpp: ${note}`);
-  return 0;
-}

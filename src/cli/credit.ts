@@ -3,18 +3,12 @@
 // an HTML heatmap, or as JSON. With --corrupt-eval it measures how often the lowest-reward step of a corrupted
 // correct solution is the corrupted one (src/inspect/corrupt.ts).
 
-import { writeFileAtomic, writeJsonlAtomic } from "../core/atomic.js";
-import path from "node:path";
+import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { promptText } from "../data/format.js";
-import { collect, loadMapped } from "../data/load.js";
-import { corruptEval, type CorruptMode } from "../inspect/corrupt.js";
-import { scoreCredit } from "../inspect/credit.js";
-import { creditAnsi, creditHtml, creditTable, type ColorMode } from "../inspect/render.js";
+import { type ColorMode, creditAnsi, creditTable, terminalColors } from "../inspect/render.js";
+import { corruptEvalConfig, corruptEvalFile, creditConfig, creditText } from "../inspect/stage.js";
 import type { Command } from "./command.js";
-import { intOption, templateOption } from "./options.js";
-import { betaOption, loadPolicyAndRef, writeOutput } from "./policy-ref.js";
-import { Progress } from "../core/progress.js";
+import { cliContext } from "./context.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -23,86 +17,39 @@ function colorMode(values: Values): ColorMode | null {
   const c = String(values.color ?? "auto");
   if (c !== "auto" && c !== "always" && c !== "never")
     throw new InputError(`--color must be auto, always or never, got "${c}"`);
-  if (c === "never") return null;
-  if (c === "auto" && (!process.stdout.isTTY || (process.env.NO_COLOR ?? "") !== "")) return null;
-  const ct = (process.env.COLORTERM ?? "").toLowerCase();
-  return ct === "truecolor" || ct === "24bit" ? "truecolor" : "256";
+  return terminalColors(c, Boolean(process.stdout.isTTY));
 }
 
 async function runCredit(values: Values): Promise<number> {
   if (typeof values.text !== "string")
     throw new InputError("--text STR is required (or --corrupt-eval --problems FILE)");
-  if (values.prompt !== undefined && values.question !== undefined)
-    throw new InputError("give --prompt or --question, not both");
-  const beta = betaOption(values);
+  const config = creditConfig(values, asFlags);
   const mode = colorMode(values);
-  const { model, ref, tokenizer } = loadPolicyAndRef(values, true);
-  try {
-    const prompt =
-      typeof values.question === "string"
-        ? promptText(values.question, templateOption(values), tokenizer)
-        : String(values.prompt ?? "");
-    const c = scoreCredit(model, ref!, tokenizer, values.text, { beta, prompt, addEos: Boolean(values.eos) });
-    if (typeof values.html === "string") {
-      const html = creditHtml(c, { model: String(values.model), ref: String(values.ref) });
-      await writeOutput(values.html, (f) => writeFileAtomic(f, html));
-    }
-    if (values.json)
-      console.log(
-        JSON.stringify({ ...c, ...(typeof values.html === "string" ? { html: path.resolve(values.html) } : {}) }),
-      );
-    else {
-      console.log(mode ? creditAnsi(c, mode) : creditTable(c));
-      if (typeof values.html === "string") console.log(`wrote ${values.html}`);
-    }
-    return 0;
-  } finally {
-    model.dispose();
-    ref?.dispose();
+  const c = await creditText(config, cliContext());
+  if (values.json) console.log(JSON.stringify(c));
+  else {
+    console.log(mode ? creditAnsi(c, mode) : creditTable(c));
+    if (config.html !== null) console.log(`wrote ${config.html}`);
   }
+  return 0;
 }
 
 async function runCorruptEval(values: Values): Promise<number> {
   if (typeof values.problems !== "string")
     throw new InputError("--corrupt-eval needs --problems FILE (problems with reference solutions)");
   if (values.text !== undefined) throw new InputError("--corrupt-eval takes --problems, not --text");
-  const beta = betaOption(values);
-  const seed = intOption(values, "seed", 0, 0);
-  const template = templateOption(values);
-  const mode = String(values["corrupt-mode"] ?? "keep") as CorruptMode;
-  if (mode !== "keep" && mode !== "recompute")
-    throw new InputError(`--corrupt-mode must be keep or recompute, got "${mode}"`);
-  const limit = intOption(values, "limit", Infinity);
-  const problems = (await collect(loadMapped(values.problems))).slice(0, limit);
-  if (problems.length === 0) throw new InputError("no problems", values.problems);
-  const { model, ref, tokenizer } = loadPolicyAndRef(values, true);
-  try {
-    const bar = new Progress("credit corrupt-eval", { total: problems.length, unit: "solutions" });
-    const r = corruptEval(model, ref!, tokenizer, problems, {
-      beta,
-      seed,
-      template,
-      mode,
-      onProgress: (d) => bar.set(d),
-    });
-    bar.finish();
-    const { records, ...summary } = r;
-    if (typeof values.out === "string") await writeOutput(values.out, (f) => writeJsonlAtomic(f, records));
-    if (values.json) console.log(JSON.stringify(summary));
-    else {
-      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-      console.log(
-        `corrupted solutions: ${r.n} (${r.skipped} skipped)\n` +
-          `lowest implicit reward step is the corrupted one: ${pct(r.implicit_reward_hit_rate)}\n` +
-          `lowest reference mean log-prob step:               ${pct(r.ref_logprob_hit_rate)}\n` +
-          `chance:                                            ${pct(r.chance)}`,
-      );
-    }
-    return 0;
-  } finally {
-    model.dispose();
-    ref?.dispose();
+  const r = await corruptEvalFile(corruptEvalConfig(values, asFlags), cliContext());
+  if (values.json) console.log(JSON.stringify(r));
+  else {
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    console.log(
+      `corrupted solutions: ${r.n} (${r.skipped} skipped)\n` +
+        `lowest implicit reward step is the corrupted one: ${pct(r.implicit_reward_hit_rate)}\n` +
+        `lowest reference mean log-prob step:               ${pct(r.ref_logprob_hit_rate)}\n` +
+        `chance:                                            ${pct(r.chance)}`,
+    );
   }
+  return 0;
 }
 
 export const creditCommand: Command = {

@@ -1,10 +1,10 @@
 // `stepwise dashboard`: a local web app over run directories (charts that follow training, evals, pairs, credit).
 
-import { backendByName, getBackend } from "../backend/index.js";
-import { InputError } from "../core/errors.js";
+import { backendFor } from "../backend/index.js";
+import { asFlags, KnobReader } from "../core/config.js";
 import { DashboardServer } from "../dashboard/server.js";
 import type { Command } from "./command.js";
-import { intOption, serveUntilSignal } from "./options.js";
+import { serveUntilSignal } from "./options.js";
 
 export const dashboardCommand: Command = {
   name: "dashboard",
@@ -26,13 +26,11 @@ export const dashboardCommand: Command = {
     "  --threads N     worker threads of the native backend",
   ].join("\n"),
   async run(values) {
-    if (typeof values.runs !== "string") throw new InputError("--runs DIR is required");
-    const port = intOption(values, "port", 8600, 0);
-    if (port > 65535) throw new InputError(`--port must be at most 65535, got ${port}`);
-    const host = typeof values.host === "string" ? values.host : "127.0.0.1";
-    const be = values.backend ? backendByName(String(values.backend)) : getBackend();
-    if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-    const server = new DashboardServer({ root: values.runs, backend: be });
+    const r = new KnobReader(values, asFlags);
+    const root = r.need("runs", "DIR");
+    const port = r.port("port", 8600);
+    const host = r.str("host", "127.0.0.1");
+    const server = new DashboardServer({ root, backend: backendFor(r.str("backend", null), r.int("threads", null)) });
     await serveUntilSignal(server, port, host, (url) => `stepwise dashboard: ${server.root} on ${url}/ (Ctrl-C stops)`);
     return 0;
   },

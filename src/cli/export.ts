@@ -1,14 +1,11 @@
 // `stepwise export gguf`: a Hugging Face model folder (config.json, safetensors, tokenizer.json) as one GGUF file
-// for llama.cpp and Ollama.
+// for llama.cpp and Ollama. argv -> ExportConfig -> exportGgufFile (src/model/gguf-stage.ts).
 
-import fs from "node:fs";
+import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { exportGguf } from "../model/gguf.js";
-import { loadModel, loadModelTokenizer } from "../model/hub.js";
-import { mergeAndUnload } from "../model/lora.js";
+import { exportConfig, exportGgufFile } from "../model/gguf-stage.js";
 import type { Command } from "./command.js";
-import { checkOutputFile } from "../core/outputs.js";
-import { Progress } from "../core/progress.js";
+import { cliContext } from "./context.js";
 
 export const exportCommand: Command = {
   name: "export",
@@ -31,41 +28,10 @@ export const exportCommand: Command = {
     if (format !== "gguf")
       throw new InputError(`unknown export format "${format ?? ""}"`, undefined, "use: stepwise export gguf");
     if (positionals.length > 1) throw new InputError(`unexpected argument "${positionals[1]}"`);
-    const dir = values.model;
-    const out = values.out;
-    if (typeof dir !== "string") throw new InputError("--model DIR is required");
-    if (typeof out !== "string") throw new InputError("--out FILE is required");
-    checkOutputFile(out);
-    const dtype = String(values.dtype ?? "f32");
-    if (dtype !== "f32" && dtype !== "f16") throw new InputError(`--dtype must be f32 or f16, got "${dtype}"`);
-    const tokenizer = loadModelTokenizer(dir); // first: a folder without tokenizer.json fails before the weights load
-    const model = loadModel(dir);
-    if (model.lora) mergeAndUnload(model); // an adapter folder exports as base + adapters, merged
-    try {
-      const name =
-        typeof values.name === "string"
-          ? values.name
-          : dir
-              .replace(/[/\\]+$/, "")
-              .split(/[/\\]/)
-              .pop() || "stepwise";
-      let bar: Progress | null = null;
-      const { arch, tensors } = exportGguf(model, tokenizer, out, {
-        dtype,
-        name,
-        progress: (bytes, total) => {
-          bar ??= new Progress("export gguf", { total: Math.ceil(total / 1e6), unit: "MB" });
-          bar.set(Math.ceil(bytes / 1e6));
-        },
-      });
-      (bar as Progress | null)?.finish();
-      const bytes = fs.statSync(out).size;
-      const result = { out, arch, dtype, tensors, bytes };
-      if (values.json) console.log(JSON.stringify(result));
-      else console.log(`wrote ${out}: arch ${result.arch}, ${dtype}, ${(bytes / 1e6).toFixed(1)} MB`);
-      return 0;
-    } finally {
-      model.dispose();
-    }
+    const result = await exportGgufFile(exportConfig(values, asFlags), cliContext());
+    const { out, arch, dtype, bytes } = result;
+    if (values.json) console.log(JSON.stringify(result));
+    else console.log(`wrote ${out}: arch ${arch}, ${dtype}, ${(bytes / 1e6).toFixed(1)} MB`);
+    return 0;
   },
 };

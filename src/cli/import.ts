@@ -1,11 +1,13 @@
 // `stepwise import gguf`: a GGUF model file (llama.cpp / Ollama; F32, F16, BF16, legacy and K-quants) as a Hugging
-// Face model folder that transformers loads unchanged. argv -> options -> importGguf (model/gguf-import.ts).
+// Face model folder that transformers loads unchanged. argv -> ImportConfig -> importGgufFile
+// (src/model/gguf-stage.ts).
 
+import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { importGguf } from "../model/gguf-import.js";
+import { importConfig, importGgufFile } from "../model/gguf-stage.js";
 import { DEQUANTIZABLE } from "../model/gguf-quants.js";
 import type { Command } from "./command.js";
-import { Progress } from "../core/progress.js";
+import { cliContext } from "./context.js";
 
 export const importCommand: Command = {
   name: "import",
@@ -30,26 +32,15 @@ export const importCommand: Command = {
     if (format !== "gguf") throw new InputError(`unknown import format "${format ?? ""}"`, undefined, `use: ${usage}`);
     if (typeof file !== "string") throw new InputError("the GGUF FILE is required", undefined, usage);
     if (rest.length > 0) throw new InputError(`unexpected argument "${rest[0]}"`);
-    const out = values.out;
-    if (typeof out !== "string") throw new InputError("--out DIR is required");
-    const dtype = String(values.dtype ?? "f32");
-    if (dtype !== "f32" && dtype !== "bf16") throw new InputError(`--dtype must be f32 or bf16, got "${dtype}"`);
-    let bar: Progress | null = null;
-    const result = importGguf(file, out, {
-      dtype,
-      progress: (done, total) => {
-        bar ??= new Progress("import gguf", { total, unit: "tensors" });
-        bar.set(done);
-      },
-    });
-    (bar as Progress | null)?.finish();
+    const c = importConfig({ ...values, file }, asFlags);
+    const result = await importGgufFile(c, cliContext());
     if (values.json) console.log(JSON.stringify(result));
     else {
       const types = Object.entries(result.types)
         .map(([t, n]) => `${n} ${t}`)
         .join(", ");
       const params = `${(result.params / 1e6).toFixed(1)}M parameters`;
-      console.log(`wrote ${out}: arch ${result.arch}, ${params} as ${dtype} (from ${types})`);
+      console.log(`wrote ${c.out}: arch ${result.arch}, ${params} as ${c.dtype} (from ${types})`);
     }
     return 0;
   },

@@ -157,5 +157,3 @@ function report(e: unknown, cmd: Command, argv: string[]): number {
   console.error(`stepwise ${cmd.name}: internal error: ${(e as Error).stack ?? e}`);
   return 1;
 }
-
-export { intOption } from "./options.js";

@@ -1,18 +1,16 @@
 // `stepwise run`: the whole recipe from one config (or none: the built-in default), cached stage by stage, and
 // its report (report.json, report.html, a table in the terminal).
 
-import fs from "node:fs";
 import path from "node:path";
 import { stringify as toYaml } from "yaml";
+import { asFlags, KnobReader } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { checkOutputDir, lockOutput } from "../core/outputs.js";
 import { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "../run/config.js";
-import { Pipeline, type SkippedVariant } from "../run/pipeline.js";
-import { summaryTable, type Report } from "../run/report.js";
-import { writeReport } from "../run/write-report.js";
+import { summaryTable } from "../run/report.js";
+import { runPipeline } from "../run/write-report.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./command.js";
-import { flagNumber, SHOW_DOWNLOADS } from "./options.js";
+import { SHOW_DOWNLOADS } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -22,17 +20,9 @@ function configFrom(values: Values, positionals: string[]): RunConfig {
   if (positionals.length > 1)
     throw new InputError(`one config file at most, got ${positionals.length}: ${positionals.join(" ")}`);
   const config = positionals.length === 1 ? loadConfig(positionals[0]) : resolveConfig({});
-  if (values.seeds !== undefined) {
-    const n = flagNumber(values.seeds);
-    if (!Number.isInteger(n) || n < 1) throw new InputError(`--seeds must be an integer >= 1, got "${values.seeds}"`);
-    config.seeds = n;
-  }
-  if (values.threads !== undefined) {
-    const n = flagNumber(values.threads);
-    if (!Number.isInteger(n) || n < 1)
-      throw new InputError(`--threads must be an integer >= 1, got "${values.threads}"`);
-    config.threads = n;
-  }
+  const r = new KnobReader(values, asFlags); // the flags override the config's seeds and threads
+  config.seeds = r.int("seeds", config.seeds);
+  config.threads = r.int("threads", config.threads);
   return config;
 }
 
@@ -66,24 +56,10 @@ export const runCommand: Command = {
     }
     const config = configFrom(values, positionals);
     const dir = path.resolve(typeof values.out === "string" ? values.out : DEFAULT_OUT);
-    checkOutputDir(dir);
-    fs.mkdirSync(dir, { recursive: true });
-    const release = lockOutput(dir, "dir", "stepwise run"); // one run per directory at a time
-    let report: Report;
-    let skipped: SkippedVariant[];
-    try {
-      const result = await new Pipeline(dir, config, {
-        ...cliContext(),
-        log: undefined,
-        resolve: SHOW_DOWNLOADS,
-      }).run();
-      skipped = result.skipped;
-      report = await writeReport(dir, config, result.evals, skipped);
-    } finally {
-      release();
-    }
+    const report = await runPipeline(dir, config, { ...cliContext(), log: undefined, resolve: SHOW_DOWNLOADS });
     process.stderr.write(`\n${summaryTable(report)}\n\nreport: ${path.join(dir, "report.html")}\n`);
     if (values.json) console.log(JSON.stringify(report));
+    const skipped = report.skipped ?? [];
     if (skipped.length === 0) return 0;
     // the report is written, but not every variant was trained: exit 3, as an incomplete sample does
     const which = skipped.map((s) => `${s.name} (seed ${s.seed}, round ${s.round}: ${s.reason})`).join(", ");

@@ -1,16 +1,7 @@
 // `stepwise sample`: flags -> SampleConfig -> the sample stage (src/sample/stage.ts), which is resumable.
 
 import { asFlags } from "../core/config.js";
-import { prepareOutputFile } from "../core/outputs.js";
-import {
-  describeMissing,
-  INCOMPLETE_EXIT,
-  MAX_DEFERRED,
-  RETRY_PASSES,
-  sample,
-  sampleConfig,
-  type SampleSummary,
-} from "../sample/stage.js";
+import { describeMissing, INCOMPLETE_EXIT, MAX_DEFERRED, RETRY_PASSES, sample, sampleConfig } from "../sample/stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./command.js";
 import { COMPLETER_HELP, completerFrom } from "./options.js";
@@ -63,14 +54,9 @@ export const sampleCommand: Command = {
   async run(values) {
     const stop = (values.stop as unknown as string[] | undefined)?.map((s) => s.replace(/\\n/g, "\n"));
     const c = sampleConfig({ ...values, stop }, asFlags);
-    prepareOutputFile(c.out); // before the model loads
-    const completer = await completerFrom(values, { batchSize: c.batch_size, seed: c.seed });
-    let summary: SampleSummary;
-    try {
-      summary = await sample(c, cliContext(), completer!);
-    } finally {
-      await completer!.close?.();
-    }
+    // Opened by the stage once --out is checked (before the model loads), and closed by it.
+    const open = async () => (await completerFrom(values, { batchSize: c.batch_size, seed: c.seed }))!;
+    const summary = await sample(c, cliContext(), open);
     if (values.json) {
       console.log(JSON.stringify(summary));
     } else {

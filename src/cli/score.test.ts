@@ -13,7 +13,7 @@ import { loadModel, saveModel } from "../model/hub.js";
 import { Llama, type LlamaConfig } from "../model/llama.js";
 import { scoreTokens } from "../model/score.js";
 import { builtinTokenizer } from "../model/tokenizer.js";
-import type { ScoreResult } from "./score.js";
+import type { SequenceScore as ScoreResult } from "../inspect/credit.js";
 
 const BIN = fileURLToPath(new URL("../../bin/stepwise.js", import.meta.url));
 const CFG: LlamaConfig = {

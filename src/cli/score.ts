@@ -1,46 +1,11 @@
 // `stepwise score`: per-token log-probs of a text under a model and, with a reference model, the per-token implicit
 // reward beta * log(pi / pi_ref) that DPO assigns (Rafailov et al. 2024, "Your language model is secretly a Q-function").
 
-import { backendByName, getBackend } from "../backend/index.js";
-import { InputError } from "../core/errors.js";
-import { scoreSequence, type SequenceScore } from "../inspect/credit.js";
-import { loadModel, loadModelTokenizer } from "../model/hub.js";
-import type { Llama } from "../model/llama.js";
-import type { TextTokenizer } from "../model/tokenizer.js";
+import { asFlags } from "../core/config.js";
+import { scoreConfig, scoreText } from "../inspect/stage.js";
+import { scoreTable } from "../inspect/render.js";
 import type { Command } from "./command.js";
-import { flagNumber, intOption } from "./options.js";
-
-/** What `stepwise score --json` prints: the sequence scores of src/inspect/credit.ts. */
-export type ScoreResult = SequenceScore;
-
-/** Scores `text` (tokenized with BOS as the tokenizer adds it) under `model`, and against `ref` when given. */
-export function scoreText(
-  model: Llama,
-  tokenizer: TextTokenizer,
-  text: string,
-  ref: Llama | null,
-  beta: number,
-): ScoreResult {
-  const ids = tokenizer.encode(text);
-  if (ids.length === 0) throw new InputError("the text has no tokens", "--text");
-  return scoreSequence(model, ref, tokenizer, ids, beta);
-}
-
-function table(r: ScoreResult): string {
-  const lines = ["  pos      id  logprob     reward  text"];
-  const num = (x: number | null | undefined) => (x === null || x === undefined ? "" : x.toFixed(4));
-  r.tokens.forEach((t, i) => {
-    lines.push(
-      `${String(i).padStart(5)} ${String(t.id).padStart(7)}  ${num(t.logprob).padStart(8)}  ` +
-        `${num(t.reward).padStart(9)}  ${JSON.stringify(t.text)}`,
-    );
-  });
-  lines.push(
-    `total logprob ${r.total_logprob.toFixed(4)}` +
-      (r.total_reward !== undefined ? `, total reward ${r.total_reward.toFixed(4)}` : ""),
-  );
-  return lines.join("\n");
-}
+import { cliContext } from "./context.js";
 
 export const scoreCommand: Command = {
   name: "score",
@@ -60,33 +25,8 @@ export const scoreCommand: Command = {
     "  --threads N     worker threads of the native backend",
   ].join("\n"),
   async run(values) {
-    if (typeof values.model !== "string") throw new InputError("--model DIR is required");
-    if (typeof values.text !== "string") throw new InputError("--text STR is required");
-    const beta = values.beta === undefined ? 0.1 : flagNumber(values.beta);
-    if (!Number.isFinite(beta) || beta <= 0) throw new InputError(`--beta must be a number > 0, got "${values.beta}"`);
-    const be = values.backend ? backendByName(String(values.backend)) : getBackend();
-    if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-    const tokenizer = loadModelTokenizer(values.model);
-    const model = loadModel(values.model, { backend: be });
-    let ref: Llama | null = null;
-    try {
-      if (typeof values.ref === "string") {
-        ref = loadModel(values.ref, { backend: be });
-        if (ref.config.vocab_size !== model.config.vocab_size) {
-          throw new InputError(
-            `the reference's vocabulary (${ref.config.vocab_size}) differs from the model's ` +
-              `(${model.config.vocab_size})`,
-            values.ref,
-            "score against the model this one was trained from",
-          );
-        }
-      }
-      const r = scoreText(model, tokenizer, values.text, ref, beta);
-      console.log(values.json ? JSON.stringify(r) : table(r));
-      return 0;
-    } finally {
-      model.dispose();
-      ref?.dispose();
-    }
+    const r = await scoreText(scoreConfig(values, asFlags), cliContext());
+    console.log(values.json ? JSON.stringify(r) : scoreTable(r));
+    return 0;
   },
 };

@@ -1,11 +1,9 @@
-// `stepwise serve`: serves a model folder on the OpenAI-compatible API until SIGINT or SIGTERM.
+// `stepwise serve`: flags -> ServeConfig -> the server (src/serve/stage.ts), served until SIGINT or SIGTERM.
 
-import { backendByName, getBackend } from "../backend/index.js";
-import { InputError } from "../core/errors.js";
-import { loadModel, loadModelTokenizer } from "../model/hub.js";
-import { CompletionServer, defaultModelName } from "../serve/server.js";
+import { asFlags } from "../core/config.js";
+import { openCompletionServer, serveConfig } from "../serve/stage.js";
 import type { Command } from "./command.js";
-import { intOption, serveUntilSignal } from "./options.js";
+import { serveUntilSignal } from "./options.js";
 
 export const serveCommand: Command = {
   name: "serve",
@@ -35,42 +33,13 @@ export const serveCommand: Command = {
     "  --threads N              worker threads of the native backend",
   ].join("\n"),
   async run(values) {
-    if (typeof values.model !== "string") throw new InputError("--model DIR is required");
-    if (values.port === undefined)
-      throw new InputError("--port P is required", undefined, "use --port 0 for a free port");
-    const port = intOption(values, "port", 0, 0);
-    if (port > 65535) throw new InputError(`--port must be at most 65535, got ${port}`);
-    const host = typeof values.host === "string" ? values.host : "127.0.0.1";
-    const be = values.backend ? backendByName(String(values.backend)) : getBackend();
-    if (values.threads !== undefined) be.setThreads(intOption(values, "threads", 1));
-    const apiKey =
-      typeof values["api-key"] === "string" ? values["api-key"] : process.env.STEPWISE_API_KEY || undefined;
-    if (apiKey !== undefined && apiKey.trim() === "") throw new InputError("--api-key must not be empty");
-    const limits = {
-      maxTokensLimit: intOption(values, "max-tokens-limit", 2048),
-      maxBodyBytes: intOption(values, "max-body-bytes", 1 << 20),
-      maxBatchRows: intOption(values, "max-batch", 32),
-    };
-    const tokenizer = loadModelTokenizer(values.model);
-    const model = loadModel(values.model, { backend: be });
+    const c = serveConfig(values, asFlags);
+    const { server, dispose } = openCompletionServer(c);
     try {
-      // Refuses a tokenizer whose ids run past the model's vocabulary, before listening.
-      const server = new CompletionServer(model, tokenizer, {
-        apiKey,
-        ...limits,
-        modelName:
-          typeof values["served-model-name"] === "string"
-            ? values["served-model-name"]
-            : defaultModelName(values.model),
-      });
-      await serveUntilSignal(
-        server,
-        port,
-        host,
-        (url) => `stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`,
-      );
+      const banner = (url: string) => `stepwise serve: ${server.limits.modelName} on ${url}/v1 (Ctrl-C stops)`;
+      await serveUntilSignal(server, c.port, c.host, banner);
     } finally {
-      model.dispose();
+      dispose();
     }
     return 0;
   },

@@ -3,10 +3,9 @@
 
 import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { taskConfig, taskProblems, writeTask } from "../data/task-stage.js";
+import { streamTask, taskConfig, taskSummary, writeTask } from "../data/task-stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./command.js";
-import { Progress } from "../core/progress.js";
 
 export const taskCommand: Command = {
   name: "task",
@@ -43,24 +42,9 @@ export const taskCommand: Command = {
     const c = taskConfig(values, asFlags);
     const out = values.out === undefined ? undefined : String(values.out);
     if (values.json && !out) throw new InputError("--json needs --out (stdout carries the problems otherwise)");
-    if (out) {
-      await writeTask(c, out, cliContext());
-    } else {
-      const progress = new Progress(`task ${c.split}`, { total: c.n, unit: "problems" });
-      for (const p of taskProblems(c, () => progress.tick())) process.stdout.write(JSON.stringify(p) + "\n");
-      progress.finish();
-    }
-    const { parts } = c;
-    if (values.json)
-      console.log(
-        JSON.stringify({
-          n: c.n,
-          split: c.split,
-          seed: c.seed,
-          out: out ?? null,
-          config: parts.length === 1 ? parts[0].config : Object.fromEntries(parts.map((p) => [p.level, p.config])),
-        }),
-      );
+    if (out) await writeTask(c, out, cliContext());
+    else streamTask(c, (line) => process.stdout.write(line), cliContext());
+    if (values.json) console.log(JSON.stringify(taskSummary(c, out ?? null)));
     return 0;
   },
 };

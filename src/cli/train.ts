@@ -1,12 +1,11 @@
 // `stepwise sft` and `stepwise dpo`: read a JSONL or parquet file (src/train/data.ts), train, write a Hugging Face
 // model folder with metrics.jsonl, checkpoints/ and the resolved train_config.json beside the weights.
 
-import { backendByName, getBackend, setBackend } from "../backend/index.js";
-import { asFlags } from "../core/config.js";
+import { backendFor } from "../backend/index.js";
+import { asFlags, KnobReader } from "../core/config.js";
 import { dpo, dpoConfig, sft, sftConfig, type TrainSummary } from "../train/stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./command.js";
-import { intOption } from "./options.js";
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -42,9 +41,10 @@ const TRAIN_HELP = [
   "  --json               print a JSON summary at the end",
 ].join("\n");
 
+/** --backend and --threads: the backend the training stages find with getBackend(). */
 function setup(values: Values): void {
-  if (values.backend) setBackend(backendByName(String(values.backend)));
-  if (values.threads !== undefined) getBackend().setThreads(intOption(values, "threads", 1));
+  const r = new KnobReader(values, asFlags);
+  backendFor(r.str("backend", null), r.int("threads", null), true);
 }
 
 function report(values: Values, s: TrainSummary): number {

@@ -73,11 +73,12 @@ export class KnobReader {
     return this.num(key, dflt, (x) => Number.isInteger(x) && x >= min && x <= max, `an integer ${range}`);
   }
 
-  /** One of `allowed`, or the default. */
-  choice<T extends string, D extends T | null>(key: string, allowed: readonly T[], dflt: D): T | D {
+  /** One of `allowed`, or the default; `what` words the error when given ("reward or logprob"). */
+  choice<T extends string, D extends T | null>(key: string, allowed: readonly T[], dflt: D, what?: string): T | D {
     if (!this.has(key)) return dflt;
     const v = this.src.get(key);
     if (!allowed.includes(v as T)) {
+      if (what !== undefined) this.fail(key, what);
       if (this.naming.flags) this.fail(key, `one of ${allowed.join(", ")}`);
       this.fail(key, allowed.join(" or "));
     }
@@ -98,14 +99,24 @@ export class KnobReader {
     return v;
   }
 
-  /** A string that must be given: `what` says what it is ("DIR", "FILE"). */
-  need(key: string, what: string): string {
-    const v = this.str(key, null);
-    if (v === null)
-      throw new InputError(
-        `${this.naming.flags ? `${this.naming.name(key)} ${what}` : this.naming.name(key)} is required`,
-        this.file,
-      );
-    return v;
+  /** Fails unless the knob is given: `what` says what it is ("DIR", "K"), `why` adds a reason in parentheses. */
+  required(key: string, what: string, why?: string): void {
+    if (this.has(key)) return;
+    const name = this.naming.flags ? `${this.naming.name(key)} ${what}` : this.naming.name(key);
+    throw new InputError(`${name} is required${why === undefined ? "" : ` (${why})`}`, this.file);
+  }
+
+  /** A string that must be given: `what` says what it is ("DIR", "FILE"), `why` why it is needed. */
+  need(key: string, what: string, why?: string): string {
+    this.required(key, what, why);
+    return this.str(key, null) as string;
+  }
+
+  /** A port to listen on: an integer in [0, 65535] (0 picks a free one), or the default. */
+  port<D extends number | null>(key: string, dflt: D): number | D {
+    const port = this.int(key, dflt, 0);
+    if (port !== null && port > 65535)
+      throw new InputError(`${this.naming.name(key)} must be at most 65535, got ${port}`);
+    return port;
   }
 }

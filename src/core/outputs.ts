@@ -48,6 +48,17 @@ export function checkOutputFile(file: string, flag = "--out"): void {
     throw new InputError(`${flag} ${file}: cannot write in ${parent} (${why})`, undefined, "pick a writable place");
 }
 
+/** Writes an output file atomically with `write`; a path that cannot be written is bad input, named. */
+export async function writeOutput(file: string, write: (f: string) => Promise<unknown>): Promise<void> {
+  try {
+    await write(file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === "string") throw new InputError(`cannot write (${err.code}: ${err.message})`, file);
+    throw e;
+  }
+}
+
 /** For commands that make their output's folders (sample, eval): creates them, then checks as checkOutputFile. */
 export function prepareOutputFile(file: string, flag = "--out"): void {
   const parent = path.dirname(path.resolve(file));

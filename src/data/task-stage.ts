@@ -1,5 +1,5 @@
 // The task stage as a library function: `writeTask(config, ctx)` writes built-in arithmetic word problems in
-// GSM8K's format (src/data/task.ts) to a JSONL file, atomically.
+// GSM8K's format (src/data/task.ts) to a JSONL file, atomically; `streamTask` writes them line by line (to stdout).
 
 import { writeJsonlAtomic } from "../core/atomic.js";
 import { asKeys, KnobReader, type Naming } from "../core/config.js";
@@ -130,4 +130,23 @@ export async function writeTask(c: TaskFileConfig, out: string, ctx: StageContex
   } finally {
     progress.finish();
   }
+}
+
+/** Writes the config's problems one JSON line at a time to `write` (stdout, say), as they are made. */
+export function streamTask(c: TaskFileConfig, write: (line: string) => void, ctx: StageContext = {}): void {
+  const progress = progressOf(ctx, `task ${c.split}`, { total: c.n, unit: "problems" });
+  for (const p of taskProblems(c, () => progress.tick())) write(JSON.stringify(p) + "\n");
+  progress.finish();
+}
+
+/** What `stepwise task --json` prints: the size, split and seed, where the problems went, each part's config. */
+export function taskSummary(c: TaskFileConfig, out: string | null) {
+  const { parts } = c;
+  return {
+    n: c.n,
+    split: c.split,
+    seed: c.seed,
+    out,
+    config: parts.length === 1 ? parts[0].config : Object.fromEntries(parts.map((p) => [p.level, p.config])),
+  };
 }

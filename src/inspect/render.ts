@@ -1,10 +1,11 @@
-// Pictures of a Credit (credit.ts): a self-contained HTML heatmap, terminal colours, and a plain table.
+// Pictures of a Credit (credit.ts): a self-contained HTML heatmap, terminal colours, and a plain table; and the
+// table of a SequenceScore (`stepwise score`).
 //
 // Colour: a token's reward r on the scale s = the largest |reward| of the text: white at 0, blending to red for
 // r = -s and to green for r = +s (linear in |r| / s). Each step is one line, ended by its summed reward. Newline
 // tokens are drawn as a visible "↵" so that their reward shows too.
 
-import type { CompletionToken, Credit, StepCredit } from "./credit.js";
+import type { CompletionToken, Credit, SequenceScore, StepCredit } from "./credit.js";
 
 export type Rgb = [number, number, number];
 
@@ -116,6 +117,21 @@ export function creditHtml(c: Credit, opts: { title?: string; model?: string; re
 
 export type ColorMode = "truecolor" | "256";
 
+/**
+ * The colours for a terminal: none with "never", or with "auto" when the output is no terminal or NO_COLOR is set;
+ * else 24-bit where COLORTERM says so (truecolor, 24bit), 256 colours otherwise.
+ */
+export function terminalColors(
+  when: "auto" | "always" | "never",
+  isTTY: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): ColorMode | null {
+  if (when === "never") return null;
+  if (when === "auto" && (!isTTY || (env.NO_COLOR ?? "") !== "")) return null;
+  const ct = (env.COLORTERM ?? "").toLowerCase();
+  return ct === "truecolor" || ct === "24bit" ? "truecolor" : "256";
+}
+
 /** The nearest colour of xterm's 6x6x6 cube (indices 16-231). */
 export function ansi256([r, g, b]: Rgb): number {
   const q = (v: number) => (v < 48 ? 0 : v < 115 ? 1 : Math.min(5, Math.floor((v - 35) / 40)));
@@ -168,5 +184,22 @@ export function creditTable(c: Credit): string {
     );
   }
   lines.push(`total reward ${signed(c.total_reward)} (beta ${c.beta})`);
+  return lines.join("\n");
+}
+
+/** A sequence's scores as a table: every token with its log-prob (and reward against a reference), then the sums. */
+export function scoreTable(r: SequenceScore): string {
+  const lines = ["  pos      id  logprob     reward  text"];
+  const num = (x: number | null | undefined) => (x === null || x === undefined ? "" : x.toFixed(4));
+  r.tokens.forEach((t, i) => {
+    lines.push(
+      `${String(i).padStart(5)} ${String(t.id).padStart(7)}  ${num(t.logprob).padStart(8)}  ` +
+        `${num(t.reward).padStart(9)}  ${JSON.stringify(t.text)}`,
+    );
+  });
+  lines.push(
+    `total logprob ${r.total_logprob.toFixed(4)}` +
+      (r.total_reward !== undefined ? `, total reward ${r.total_reward.toFixed(4)}` : ""),
+  );
   return lines.join("\n");
 }

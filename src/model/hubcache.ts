@@ -19,6 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import type { ListFileEntry } from "@huggingface/hub";
 import { EndpointError, InputError, StepwiseError } from "../core/errors.js";
+import type { ProgressFactory } from "../core/stage.js";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapterConfig } from "./lora.js";
 
 export interface HubName {
@@ -193,6 +194,19 @@ export interface ResolveOptions {
   env?: NodeJS.ProcessEnv; // default process.env
   /** Called when a download starts, with the name and the bytes to fetch; absent: no progress is shown. */
   onDownload?: (name: string, bytes: number) => DownloadProgress;
+}
+
+/**
+ * Download progress on a stage's progress display, in MB (kB below 10 MB), to a tenth of the unit: the
+ * ResolveOptions.onDownload of a caller that shows downloads.
+ */
+export function downloadProgress(progress: ProgressFactory): (name: string, bytes: number) => DownloadProgress {
+  return (name, bytes) => {
+    const [scale, unit] = bytes >= 1e7 ? [1e6, "MB"] : [1e3, "kB"];
+    const size = (b: number) => Math.round((10 * b) / scale) / 10;
+    const bar = progress(`download ${name}`, { total: Math.max(0.1, size(bytes)), unit });
+    return { set: (b) => bar.set(size(b)), finish: () => bar.finish() };
+  };
 }
 
 /**

@@ -1,14 +1,16 @@
 // The run's report files: report.json and report.html from what the pipeline left in a run directory (evals,
-// stage records, pair counts, training curves, credit heatmaps, diagnostics).
+// stage records, pair counts, training curves, credit heatmaps, diagnostics); and runPipeline, a run directory's
+// whole life: checked, made, locked, the pipeline run in it and its report written.
 
 import fs from "node:fs";
 import path from "node:path";
 import { writeFileAtomic, writeJsonAtomic } from "../core/atomic.js";
+import { checkOutputDir, lockOutput } from "../core/outputs.js";
 import { METRICS } from "../train/metrics.js";
 import type { RunConfig } from "./config.js";
 import { creditExamples } from "./credit-examples.js";
 import { diagnose } from "./diagnostics.js";
-import type { SkippedVariant } from "./pipeline.js";
+import { Pipeline, type PipelineOptions, type SkippedVariant } from "./pipeline.js";
 import { reportHtml, smooth, summarize, type Curve, type Report } from "./report.js";
 import { StageCache } from "./stages.js";
 
@@ -84,4 +86,20 @@ export async function writeReport(
   writeJsonAtomic(path.join(dir, "report.json"), report);
   await writeFileAtomic(path.join(dir, "report.html"), reportHtml(report, { curves, credit }));
   return report;
+}
+
+/**
+ * Runs the whole recipe of `config` in `dir` (made when missing; one run per directory at a time) and writes its
+ * report. Finished stages of an earlier run there are skipped, an interrupted one resumes (src/run/pipeline.ts).
+ */
+export async function runPipeline(dir: string, config: RunConfig, opts: PipelineOptions = {}): Promise<Report> {
+  checkOutputDir(dir);
+  fs.mkdirSync(dir, { recursive: true });
+  const release = lockOutput(dir, "dir", "stepwise run");
+  try {
+    const { evals, skipped } = await new Pipeline(dir, config, opts).run();
+    return await writeReport(dir, config, evals, skipped);
+  } finally {
+    release();
+  }
 }

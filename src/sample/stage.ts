@@ -437,19 +437,28 @@ export const MAX_DEFERRED = 10_000;
 export const INCOMPLETE_EXIT = 3;
 
 /**
- * Samples (or resumes sampling) into c.out with `completer`, or with a local model / endpoint that c names (opened
- * and closed here). A stop request ends it after the current batch (fsynced): an InterruptedError.
+ * Samples (or resumes sampling) into c.out with `completer` (the caller closes it), or with one opened here once
+ * c.out is checked (so a bad output path fails before a model loads) and closed here: from `completer` when it is
+ * a function, else the local model / endpoint that c names. A stop request ends it after the current batch
+ * (fsynced): an InterruptedError.
  */
-export async function sample(c: SampleConfig, ctx: StageContext = {}, completer?: Completer): Promise<SampleSummary> {
+export async function sample(
+  c: SampleConfig,
+  ctx: StageContext = {},
+  completer?: Completer | (() => Promise<Completer>),
+): Promise<SampleSummary> {
   prepareOutputFile(c.out);
-  const own = completer ?? (await openCompleter(c, { batchSize: c.batch_size, seed: c.seed }));
+  const given = typeof completer === "object" ? completer : undefined;
+  const opener =
+    typeof completer === "function" ? completer : () => openCompleter(c, { batchSize: c.batch_size, seed: c.seed });
+  const own = given ?? (await opener());
   const o: Plan = { ...c, stepControl: stepControlOf(c) };
   try {
     return await withOutputLock(o.out, "file", "stepwise sample", () =>
       cooperative(() => sampleInto(own, o, decisive(o), ctx)),
     );
   } finally {
-    if (!completer) await own.close?.();
+    if (!given) await own.close?.();
   }
 }
 
