@@ -34,9 +34,16 @@ export { DEFAULT_CONFIG, loadConfig, resolveConfig, type RunConfig } from "./run
 export type { StageContext, ProgressSink, ProgressFactory } from "./core/stage.js";
 export { taskConfig, writeTask, type TaskFileConfig } from "./data/task-stage.js";
 export { sft, sftConfig, dpo, dpoConfig, type SftConfig, type DpoConfig, type TrainSummary } from "./train/stage.js";
-export { sample, sampleConfig, type SampleConfig, type SampleSummary } from "./sample/stage.js";
+export {
+  missingSamplesText,
+  sample,
+  sampleConfig,
+  sampleSummaryText,
+  type SampleConfig,
+  type SampleSummary,
+} from "./sample/stage.js";
 export { verifyFile, verifyConfig, type VerifyConfig, type VerifySummary } from "./verify/stage.js";
-export { writePairs, pairsConfig, type PairsConfig, type PairsSummary } from "./pairs/stage.js";
+export { writePairs, pairsConfig, pairsSummaryText, type PairsConfig, type PairsSummary } from "./pairs/stage.js";
 export { evalConfig, evaluateFile, formatTable, type EvalConfig } from "./eval/stage.js";
 export { Pipeline, type PipelineOptions, type PipelineResult } from "./run/pipeline.js";
 export { Progress } from "./core/progress.js";
@@ -51,6 +58,7 @@ export {
   creditText,
   corruptEvalConfig,
   corruptEvalFile,
+  corruptEvalText,
   searchConfig,
   searchFile,
   type ScoreConfig,

@@ -6,7 +6,7 @@
 import { asFlags } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { type ColorMode, creditAnsi, creditTable, terminalColors } from "../inspect/render.js";
-import { corruptEvalConfig, corruptEvalFile, creditConfig, creditText } from "../inspect/stage.js";
+import { corruptEvalConfig, corruptEvalFile, corruptEvalText, creditConfig, creditText } from "../inspect/stage.js";
 import type { Command } from "./command.js";
 import { cliContext } from "./context.js";
 
@@ -39,16 +39,7 @@ async function runCorruptEval(values: Values): Promise<number> {
     throw new InputError("--corrupt-eval needs --problems FILE (problems with reference solutions)");
   if (values.text !== undefined) throw new InputError("--corrupt-eval takes --problems, not --text");
   const r = await corruptEvalFile(corruptEvalConfig(values, asFlags), cliContext());
-  if (values.json) console.log(JSON.stringify(r));
-  else {
-    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-    console.log(
-      `corrupted solutions: ${r.n} (${r.skipped} skipped)\n` +
-        `lowest implicit reward step is the corrupted one: ${pct(r.implicit_reward_hit_rate)}\n` +
-        `lowest reference mean log-prob step:               ${pct(r.ref_logprob_hit_rate)}\n` +
-        `chance:                                            ${pct(r.chance)}`,
-    );
-  }
+  console.log(values.json ? JSON.stringify(r) : corruptEvalText(r));
   return 0;
 }
 

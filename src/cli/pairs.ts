@@ -1,7 +1,7 @@
 // `stepwise pairs`: flags -> PairsConfig -> the pairs stage (src/pairs/stage.ts).
 
 import { asFlags } from "../core/config.js";
-import { pairsConfig, writePairs, type PairsSummary } from "../pairs/stage.js";
+import { pairsConfig, pairsSummaryText, writePairs, type PairsSummary } from "../pairs/stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./command.js";
 import { COMPLETER_HELP, completerFrom } from "./options.js";
@@ -70,22 +70,8 @@ export const pairsCommand: Command = {
     } finally {
       await completer?.close?.();
     }
-    if (values.json) {
-      console.log(JSON.stringify(s));
-      return 0;
-    }
-    const lines = [
-      `${s.pairs} ${s.kind} pairs (${s.format} format) from ${s.records} samples of ${s.problems} problems ` +
-        `into ${s.out}; ${s.problems_with_pairs} problems have pairs (mean ${s.pairs_per_problem.mean.toFixed(2)}, ` +
-        `max ${s.pairs_per_problem.max} per problem)`,
-    ];
-    if (s.located)
-      lines.push(
-        `first wrong step found by calculator ${s.located.calculator}, by rollouts ${s.located.rollouts}; ` +
-          `chosen steps from samples ${s.chosen_from!.samples}, from rollouts ${s.chosen_from!.rollouts}`,
-      );
-    for (const [why, n] of Object.entries(s.skipped)) lines.push(`  skipped ${n}: ${why}`);
-    console.error(lines.join("\n"));
+    if (values.json) console.log(JSON.stringify(s));
+    else console.error(pairsSummaryText(s));
     return 0;
   },
 };

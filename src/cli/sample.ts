@@ -1,7 +1,7 @@
 // `stepwise sample`: flags -> SampleConfig -> the sample stage (src/sample/stage.ts), which is resumable.
 
 import { asFlags } from "../core/config.js";
-import { describeMissing, INCOMPLETE_EXIT, MAX_DEFERRED, RETRY_PASSES, sample, sampleConfig } from "../sample/stage.js";
+import { INCOMPLETE_EXIT, missingSamplesText, sample, sampleConfig, sampleSummaryText } from "../sample/stage.js";
 import { cliContext } from "./context.js";
 import type { Command } from "./command.js";
 import { COMPLETER_HELP, completerFrom } from "./options.js";
@@ -57,29 +57,12 @@ export const sampleCommand: Command = {
     // Opened by the stage once --out is checked (before the model loads), and closed by it.
     const open = async () => (await completerFrom(values, { batchSize: c.batch_size, seed: c.seed }))!;
     const summary = await sample(c, cliContext(), open);
-    if (values.json) {
-      console.log(JSON.stringify(summary));
-    } else {
-      const skipped = Object.entries(summary.skipped)
-        .map(([why, n]) => `${n} ${why}`)
-        .join("; ");
-      const f = summary.finish_reasons;
-      console.error(
-        `sampled ${summary.written} (${summary.present} already present) of ${summary.samples} for ` +
-          `${summary.problems} problems into ${summary.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length` +
-          (skipped ? `; skipped: ${skipped}` : ""),
-      );
-    }
-    const unattempted = summary.unattempted ?? 0;
-    if (summary.missing.length === 0 && unattempted === 0) return 0;
+    if (values.json) console.log(JSON.stringify(summary));
+    else console.error(sampleSummaryText(summary));
     // The samples written are kept (fsynced); a rerun of the same command generates only the missing ones.
-    const notAsked = unattempted > 0 ? `; ${unattempted} more were not asked for after ${MAX_DEFERRED} failures` : "";
-    console.error(
-      `stepwise sample: ${summary.missing.length + unattempted} of ${summary.samples} samples are missing: ` +
-        `${summary.missing.length} failed in ${RETRY_PASSES + 1} passes${notAsked} (last error: ${summary.last_error})\n` +
-        `${describeMissing(summary.missing).join("\n")}\n` +
-        `  rerun the same command to generate only these${values.json ? "" : " (--json lists them all)"}`,
-    );
+    const missing = missingSamplesText(summary, !values.json);
+    if (missing === null) return 0;
+    console.error(`stepwise sample: ${missing}`);
     return INCOMPLETE_EXIT;
   },
 };

@@ -149,6 +149,17 @@ export function corruptEvalConfig(
 /** The corrupt-eval summary (the per-problem records go to c.out when set). */
 export type CorruptEvalSummary = Omit<CorruptEvalResult, "records">;
 
+/** The lines `stepwise credit --corrupt-eval` prints: each hit rate against chance. */
+export function corruptEvalText(r: CorruptEvalSummary): string {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return (
+    `corrupted solutions: ${r.n} (${r.skipped} skipped)\n` +
+    `lowest implicit reward step is the corrupted one: ${pct(r.implicit_reward_hit_rate)}\n` +
+    `lowest reference mean log-prob step:               ${pct(r.ref_logprob_hit_rate)}\n` +
+    `chance:                                            ${pct(r.chance)}`
+  );
+}
+
 /** Corrupts one step of each reference solution and checks which step each predictor blames (corrupt.ts). */
 export async function corruptEvalFile(c: CorruptEvalConfig, ctx: StageContext = {}): Promise<CorruptEvalSummary> {
   const problems = await readProblems(c.problems, c.limit);

@@ -70,6 +70,22 @@ export interface PairsConfig {
   endpoint_model: string | null;
 }
 
+/** The lines `stepwise pairs` prints: pairs per problem, how first wrong steps were found, what was skipped. */
+export function pairsSummaryText(s: PairsSummary): string {
+  const lines = [
+    `${s.pairs} ${s.kind} pairs (${s.format} format) from ${s.records} samples of ${s.problems} problems ` +
+      `into ${s.out}; ${s.problems_with_pairs} problems have pairs (mean ${s.pairs_per_problem.mean.toFixed(2)}, ` +
+      `max ${s.pairs_per_problem.max} per problem)`,
+  ];
+  if (s.located)
+    lines.push(
+      `first wrong step found by calculator ${s.located.calculator}, by rollouts ${s.located.rollouts}; ` +
+        `chosen steps from samples ${s.chosen_from!.samples}, from rollouts ${s.chosen_from!.rollouts}`,
+    );
+  for (const [why, n] of Object.entries(s.skipped)) lines.push(`  skipped ${n}: ${why}`);
+  return lines.join("\n");
+}
+
 /** A full PairsConfig from the knobs given (flag or key spellings), validated once. */
 export function pairsConfig(
   given: Partial<PairsConfig> | Record<string, unknown>,

@@ -13,11 +13,14 @@ import {
   dpoConfig,
   InputError,
   InterruptedError,
+  missingSamplesText,
   pairsConfig,
+  pairsSummaryText,
   resolveConfig,
   type StageContext,
   sample,
   sampleConfig,
+  sampleSummaryText,
   sft,
   sftConfig,
   taskConfig,
@@ -72,6 +75,13 @@ test("stages from TypeScript: task, sft, sample, verify, pairs, dpo (stopped by 
     ctx,
   );
   assert.equal(s.written, 120);
+  // the summaries the commands print are library functions too
+  assert.match(sampleSummaryText(s), /^sampled 120 \(0 already present\) of 120 for 40 problems into /);
+  assert.equal(missingSamplesText(s), null);
+  assert.match(
+    missingSamplesText({ ...s, missing: [{ id: "p7", sample: 2 }], last_error: "HTTP 500" }) ?? "",
+    /^1 of 120 samples are missing: .*HTTP 500.*\n {2}"p7": sample 2\n/,
+  );
   const v = await verifyFile(verifyConfig({ task: "arith", in: at("samples.jsonl"), out: at("verified.jsonl") }), ctx);
   assert.equal(v.n, 120);
   assert.equal(v.correct + v.incorrect + v.undecided, 120);
@@ -103,6 +113,10 @@ test("stages from TypeScript: task, sft, sample, verify, pairs, dpo (stopped by 
     ctx,
   );
   assert.equal(p.pairs, 6);
+  assert.match(
+    pairsSummaryText(p),
+    /^6 outcome pairs \(trl format\) from 12 samples of 2 problems into .*; 2 problems have pairs/,
+  );
   assert.deepEqual(Object.keys(lines(at("pairs.jsonl"))[0]).slice(0, 3), ["prompt", "chosen", "rejected"]);
 
   // Stopped through the signal after the first step: a checkpoint of it exists; resume finishes the run.

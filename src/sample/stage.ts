@@ -547,6 +547,30 @@ async function sampleInto(
   return summary;
 }
 
+/** The one-line summary `stepwise sample` prints: written, present, finish reasons, skipped lines. */
+export function sampleSummaryText(s: SampleSummary): string {
+  const skipped = Object.entries(s.skipped)
+    .map(([why, n]) => `${n} ${why}`)
+    .join("; ");
+  const f = s.finish_reasons;
+  return (
+    `sampled ${s.written} (${s.present} already present) of ${s.samples} for ${s.problems} problems into ` +
+    `${s.out}; finish: ${f.stop} stop, ${f.eos} eos, ${f.length} length${skipped ? `; skipped: ${skipped}` : ""}`
+  );
+}
+
+/** What is missing after a sampling run whose requests kept failing, and how to complete it; null when nothing is. */
+export function missingSamplesText(s: SampleSummary, listAll = true): string | null {
+  const unattempted = s.unattempted ?? 0;
+  if (s.missing.length === 0 && unattempted === 0) return null;
+  const notAsked = unattempted > 0 ? `; ${unattempted} more were not asked for after ${MAX_DEFERRED} failures` : "";
+  return (
+    `${s.missing.length + unattempted} of ${s.samples} samples are missing: ${s.missing.length} failed in ` +
+    `${RETRY_PASSES + 1} passes${notAsked} (last error: ${s.last_error})\n${describeMissing(s.missing).join("\n")}\n` +
+    `  rerun the same command to generate only these${listAll ? " (--json lists them all)" : ""}`
+  );
+}
+
 /** "p1": samples 0, 3 / "p2": sample 1, one problem a line, at most `max` lines. */
 export function describeMissing(missing: { id: string; sample: number }[], max = 20): string[] {
   const byId = new Map<string, number[]>();
