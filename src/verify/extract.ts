@@ -38,11 +38,13 @@ export function extractFinal(text: string, opts: ExtractOptions = {}): Extracted
   const targets = opts.targets ?? DEFAULT_TARGETS;
   const choices = opts.choices ?? ["A", "B", "C", "D"];
   const latex = targets.includes("latex");
-  const anchored = afterAnchor(text, targets, choices);
   const b = latex ? boxedAnswer(text) : null;
+  const anchor = lastAnchor(text, b?.end ?? 0);
   // a math span after "final answer is", stated after the last box, supersedes it ("... = \boxed{255}. ... The
   // final answer is $10,455$."); a plain number there does not ("so $x = \boxed{7}$. Then the answer is 8.")
-  if (b && !(anchored?.math && anchored.anchorAt >= b.end)) return b;
+  if (b && !(anchor && anchor.index >= b.end)) return b;
+  const anchored = anchor ? anchoredAnswer(text, anchor.index + anchor[0].length, targets, choices) : null;
+  if (b && !(anchored && mathAt(text, anchored.at))) return b;
   if (anchored) return anchored;
   const hash = hashAnswer(text);
   if (hash) return hash;
@@ -89,8 +91,9 @@ const JOINER = /^[\s$,;]*(?:(?:and|or)[\s$,;]*)?$/;
 
 /** An output that is one LaTeX formula without delimiters ("\\frac{10}{9}"): a command, no words, one line. */
 function isBareFormula(text: string): boolean {
+  if (text.length > 200 || !text.includes("\\")) return false;
   const t = text.trim();
-  if (t.length > 200 || /\n|\$|\\[([]/.test(t) || !/\\[a-zA-Z]+/.test(t)) return false;
+  if (/\n|\$|\\[([]/.test(t) || !/\\[a-zA-Z]+/.test(t)) return false;
   return !/[a-zA-Z]{2,}/.test(t.replace(/\\[a-zA-Z]+/g, " "));
 }
 
@@ -107,7 +110,6 @@ function boxedAnswer(text: string): (Extracted & { end: number }) | null {
 }
 
 const ANCHOR = /(?:final\s+answer|answer)\s*(?:is|:)\s*:?\s*|(?:correct\s+)?(?:choice|option)\s+is\s*/gi;
-const SPAN_AT = /^(?:\$|\\[([])/;
 const SPAN = /\$\$([\s\S]+?)\$\$|(?<!\\)\$((?:\\[\s\S]|[^$\\])+)\$|\\\(([\s\S]+?)\\\)|\\\[([\s\S]+?)\\\]/g;
 
 /** Arithmetic on plain numbers after an anchor: "42", "3/4", "2^2", "6*7 = 42", "75%". */
@@ -115,15 +117,18 @@ const NUM = String.raw`[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)`;
 const ARITH = String.raw`${NUM}(?:\s*[-+*/^]\s*${NUM})*`;
 const PLAIN_EXPR = new RegExp(String.raw`^${ARITH}(?:\s*=\s*${ARITH})*\s*%?`);
 
-function afterAnchor(
-  text: string,
-  targets: readonly ExtractionTarget[],
-  choices: readonly string[],
-): (Extracted & { anchorAt: number; math: boolean }) | null {
-  const m = [...text.matchAll(ANCHOR)].pop();
-  if (!m) return null;
-  const found = anchoredAnswer(text, m.index + m[0].length, targets, choices);
-  return found && { ...found, anchorAt: m.index, math: found.text !== "" && SPAN_AT.test(text.slice(found.at)) };
+/** The last "final answer is" / "answer:" at or after `from`. */
+function lastAnchor(text: string, from: number): RegExpExecArray | null {
+  const re = ANCHOR; // global: exec goes on from lastIndex
+  re.lastIndex = from;
+  let last: RegExpExecArray | null = null;
+  for (let m = re.exec(text); m; m = re.exec(text)) last = m;
+  return last;
+}
+
+/** Whether a math span ($, \( or \[) starts at `at`. */
+function mathAt(text: string, at: number): boolean {
+  return text[at] === "$" || (text[at] === "\\" && (text[at + 1] === "(" || text[at + 1] === "["));
 }
 
 /** "The largest $n$ is 34", "the domain of $f(x)$ is 19": a span naming the unknown, then its value in plain text. */
@@ -138,7 +143,7 @@ function anchoredAnswer(
   choices: readonly string[],
 ): Extracted | null {
   const tail = sentence(text.slice(at));
-  const named = targets.includes("expr") ? NAMED_VALUE.exec(tail) : null;
+  const named = targets.includes("expr") && tail.includes("$") ? NAMED_VALUE.exec(tail) : null;
   if (named) return { text: named[1], source: "answer_is", at: at + named.index + named[0].lastIndexOf(named[1]) };
   if (targets.includes("latex")) {
     const spans = [...tail.matchAll(SPAN)];

@@ -46,15 +46,10 @@ export function cleanAnswer(raw: string): { latex: string; percent: boolean } {
     .replace(/^\\\[([\s\S]*)\\\]$/, "$1");
   const boxed = /^\\(?:boxed|fbox)\s*\{([\s\S]*)\}$/.exec(s.trim());
   if (boxed) s = boxed[1];
+  if (s.includes("\\")) s = cleanCommands(s);
   s = s
-    .replace(/\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°|\\degree(?![a-zA-Z])/g, "")
-    .replace(/\\\$|\\textdollar(?![a-zA-Z])/g, "")
+    .replace(/°/g, "")
     .replace(/\{,\}/g, "")
-    .replace(/\\(?:textbf|textnormal|textrm|textit|textsf|texttt|mbox)\s*\{/g, "\\text{") // unit words in any font
-    .replace(/,\\!\s*/g, ",") // 11,\! 111 is 11,111
-    .replace(/\\left\s*[[(]\s*\\begin\{array\}\{[^{}]*\}/g, "\\begin{pmatrix}") // \left[\begin{array}{cc} is a matrix
-    .replace(/\\end\{array\}\s*\\right\s*[\])]/g, "\\end{pmatrix}")
-    .replace(/\\(?:displaystyle|[!])/g, "")
     .replace(/!=/g, "\\neq ")
     .replace(/[\u2212\u2013]/g, "-")
     .trim()
@@ -62,10 +57,22 @@ export function cleanAnswer(raw: string): { latex: string; percent: boolean } {
     .replace(/(?:\\[,;: ]|\s|\.(?!\d))+$/, "")
     .trim();
   if (/^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
-  s = approximation(s);
+  if (s.includes("\\approx")) s = approximation(s);
   s = s.replace(/(?<!\d)\d{1,3}(?:(?:\\[,; ]|~|\s)\d{3})+(?![\d.])/g, (m) => m.replace(/\D/g, "")); // 18\,000
   const pct = /^([\s\S]*?)\s*\\?%$/.exec(s);
   return pct && pct[1] !== "" ? { latex: pct[1], percent: true } : { latex: s, percent: false };
+}
+
+/** The LaTeX commands an answer can do without: degrees, dollars, the font of unit words, spacing; array matrices. */
+function cleanCommands(s: string): string {
+  return s
+    .replace(/\^\s*(?:\{\s*\\circ\s*\}|\\circ)|\\degree(?![a-zA-Z])/g, "")
+    .replace(/\\\$|\\textdollar(?![a-zA-Z])/g, "")
+    .replace(/\\(?:textbf|textnormal|textrm|textit|textsf|texttt|mbox)\s*\{/g, "\\text{") // unit words in any font
+    .replace(/,\\!\s*/g, ",") // 11,\! 111 is 11,111
+    .replace(/\\left\s*[[(]\s*\\begin\{array\}\{[^{}]*\}/g, "\\begin{pmatrix}") // \left[\begin{array}{cc} is a matrix
+    .replace(/\\end\{array\}\s*\\right\s*[\])]/g, "\\end{pmatrix}")
+    .replace(/\\(?:displaystyle|[!])/g, "");
 }
 
 /**
