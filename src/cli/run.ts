@@ -41,6 +41,8 @@ export const runCommand: Command = {
     "keys and wrong types are errors naming the key. The resolved config is saved as DIR/config.json.",
     "Stages are cached under a hash of their config and inputs: rerunning the same command skips finished",
     "stages and resumes an interrupted one (after Ctrl-C or a kill); a changed config reruns what it changes.",
+    "Exit codes: 0 done; 1 a stage failed (a diverging loss); 2 bad input (checked before the first stage); 3 the",
+    "report is written but a variant had no pairs to train on (skipped); 130 / 143 interrupted (rerun to resume).",
     "options:",
     "  --out DIR               run directory (default ./stepwise-run): report.json, report.html, every stage's files",
     "  --seeds N               run every seeded stage N times (overrides the config's seeds); the report gives",
