@@ -6,6 +6,9 @@
 
 export type PromptTemplate = "plain" | "chat";
 
+/** Every prompt template, for the knob readers. */
+export const PROMPT_TEMPLATES: readonly PromptTemplate[] = ["plain", "chat"];
+
 /** What a chat template needs from a tokenizer (TextTokenizer in src/model/tokenizer.ts has it). */
 export interface ChatFormatter {
   applyChatTemplate(messages: { role: string; content: string }[], opts?: { addGenerationPrompt?: boolean }): string;

@@ -7,7 +7,7 @@ import { asKeys, KnobReader, type Naming } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { prepareOutputFile } from "../core/outputs.js";
 import { progressOf, type StageContext } from "../core/stage.js";
-import type { PromptTemplate } from "../data/format.js";
+import { PROMPT_TEMPLATES, type PromptTemplate } from "../data/format.js";
 import { loadGsm8k, loadMapped, loadMath, type MathProblem } from "../data/load.js";
 import { openCompleter } from "../sample/open.js";
 import type { Completer } from "../sample/types.js";
@@ -120,7 +120,7 @@ export function evalConfig(
     batch_size: r.int("batch_size", 16),
     limit: r.int("limit", null),
     seed: r.int("seed", 0, 0),
-    template: r.choice("template", ["plain", "chat"] as const, "plain"),
+    template: r.choice("template", PROMPT_TEMPLATES, "plain"),
     skip_bad: r.bool("skip_bad"),
     out: r.str("out", null),
     model: r.str("model", null),

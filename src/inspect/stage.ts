@@ -12,7 +12,7 @@ import { asKeys, KnobReader, type Naming } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { writeOutput } from "../core/outputs.js";
 import { progressOf, type StageContext } from "../core/stage.js";
-import { type PromptTemplate, promptText } from "../data/format.js";
+import { PROMPT_TEMPLATES, type PromptTemplate, promptText } from "../data/format.js";
 import { collect, loadMapped } from "../data/load.js";
 import { loadPolicyAndRef, type PolicyRefSource } from "../model/policy-ref.js";
 import type { MathTask } from "../verify/record.js";
@@ -23,12 +23,10 @@ import { type SearchResult, type SearchScore, searchProblems } from "./search.js
 
 type Given = Record<string, unknown>;
 
-const TEMPLATES: PromptTemplate[] = ["plain", "chat"];
-
 /** The DPO beta of the implicit reward: a number > 0 (default 0.1). */
 const betaOf = (r: KnobReader) => r.num("beta", 0.1, (x) => x > 0, "a number > 0");
 
-const templateOf = (r: KnobReader) => r.choice("template", TEMPLATES, "plain", "plain or chat");
+const templateOf = (r: KnobReader) => r.choice("template", PROMPT_TEMPLATES, "plain", "plain or chat");
 
 /** The policy (model), its reference (ref: needed or not) and the backend that runs them. */
 function policyRefOf(r: KnobReader, needRef: boolean): PolicyRefSource {

@@ -6,7 +6,7 @@ import { asKeys, KnobReader, type Naming } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { checkOutputFile } from "../core/outputs.js";
 import { logOf, progressOf, type StageContext } from "../core/stage.js";
-import { promptText, type PromptTemplate } from "../data/format.js";
+import { PROMPT_TEMPLATES, promptText, type PromptTemplate } from "../data/format.js";
 import { loadModelTokenizer } from "../model/hub.js";
 import { LocalCompleter } from "../sample/local.js";
 import { openCompleter } from "../sample/open.js";
@@ -99,7 +99,7 @@ export function pairsConfig(
     format: r.choice("format", PAIR_FORMATS, "trl"),
     in: r.need("in", "FILE"),
     out: r.need("out", "FILE"),
-    template: r.choice("template", ["plain", "chat"] as const, "plain"),
+    template: r.choice("template", PROMPT_TEMPLATES, "plain"),
     task: r.choice("task", MATH_TASKS, "gsm8k"),
     max_pairs_per_problem: r.int("max_pairs_per_problem", 4),
     balance_lengths: r.bool("balance_lengths"),

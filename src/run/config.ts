@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { InputError } from "../core/errors.js";
-import type { PromptTemplate } from "../data/format.js";
+import { PROMPT_TEMPLATES, type PromptTemplate } from "../data/format.js";
 import { validateNoise, type NoiseConfig } from "../data/noise.js";
 import { presetNames } from "../data/task.js";
 import { asKeys } from "../core/config.js";
@@ -169,7 +169,6 @@ export const CHOSEN_RULES = ["sound", "answer"] as const;
 export const REPLAY_SOURCES = ["sft", "chosen"] as const;
 export const REJECTED_RULES = ["full", "first_error"] as const;
 export const STEPDPO_CHOSEN = ["rollout", "corrected", "both"] as const;
-export const TEMPLATES = ["plain", "chat"] as const;
 export const TASK_SOURCES = ["builtin", "gsm8k"] as const;
 
 // Keys whose value may be null besides their default's type.
@@ -329,7 +328,7 @@ function checkRanges(c: RunConfig, file: string): void {
       file,
     );
   }
-  oneOf(c.model.template, TEMPLATES, "model.template", file);
+  oneOf(c.model.template, PROMPT_TEMPLATES, "model.template", file);
   if (c.model.template === "chat" && c.model.pretrained === null) {
     throw new InputError(
       "model.template chat needs model.pretrained (a model whose tokenizer has a chat template)",

@@ -17,7 +17,7 @@ import { cooperative } from "../core/interrupt.js";
 import { prepareOutputFile, withOutputLock } from "../core/outputs.js";
 import { Rng } from "../core/rng.js";
 import { progressOf, stopOf, type StageContext } from "../core/stage.js";
-import { promptText, completionText, type PromptTemplate } from "../data/format.js";
+import { PROMPT_TEMPLATES, promptText, completionText, type PromptTemplate } from "../data/format.js";
 import { loadCode, loadGsm8k, loadMapped, loadMath, newStats } from "../data/load.js";
 import { LocalCompleter } from "./local.js";
 import { RESERVED_FIELDS, sampleSeed } from "./records.js";
@@ -206,7 +206,7 @@ export function sampleConfig(
     stop: stop && stop.length > 0 ? stop : null,
     seed: r.int("seed", 0, 0),
     logprobs: r.bool("logprobs"),
-    template: r.choice("template", ["plain", "chat"] as const, "plain"),
+    template: r.choice("template", PROMPT_TEMPLATES, "plain"),
     batch_size: r.int("batch_size", 16),
     skip_bad: r.bool("skip_bad"),
     step_temperature: r.str("step_temperature", null),

@@ -14,7 +14,7 @@ import { InputError, InterruptedError } from "../core/errors.js";
 import { cooperative } from "../core/interrupt.js";
 import { checkNotInput, checkOutputDir, claimRunDir, lockOutput } from "../core/outputs.js";
 import { logOf, progressOf, stopOf, type ProgressSink, type StageContext } from "../core/stage.js";
-import type { PromptTemplate } from "../data/format.js";
+import { PROMPT_TEMPLATES, type PromptTemplate } from "../data/format.js";
 import type { Tensor } from "../engine/tensor.js";
 import { loadModel, loadModelTokenizer, saveModel } from "../model/hub.js";
 import type { Llama } from "../model/llama.js";
@@ -102,7 +102,6 @@ export interface TrainSummary {
 }
 
 export const SCHEDULES: readonly ScheduleKind[] = ["cosine", "linear", "constant"];
-const TEMPLATES: readonly PromptTemplate[] = ["plain", "chat"];
 
 function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
   const lora = r.int("lora", null, 1);
@@ -129,7 +128,7 @@ function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
     resume,
     overwrite,
     max_length: r.int("max_length", 1024),
-    template: r.choice("template", TEMPLATES, "plain"),
+    template: r.choice("template", PROMPT_TEMPLATES, "plain"),
     skip_bad: r.bool("skip_bad"),
     eval_every: r.int("eval_every", 0, 0),
     lora,
