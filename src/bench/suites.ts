@@ -42,29 +42,10 @@ export type BenchResult =
   | { suite: "verify"; result: VerifyBench }
   | { suite: "serve"; result: ServeBenchResult };
 
-/** Comma-separated positive integers ("1,16"), or a list of them. */
-function intList(r: KnobReader, key: string): number[] | null {
-  if (!r.has(key)) return null;
-  const v = r.raw(key);
-  const xs = Array.isArray(v)
-    ? v
-    : String(v)
-        .split(",")
-        .map((x) => Number(x.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1))
-    r.fail(key, "a comma-separated list of integers >= 1");
-  return xs;
-}
-
 /** Names of GENERATE_BENCH_MODELS, comma-separated or a list. */
 function modelList(r: KnobReader): GenerateBenchModel[] | null {
-  if (!r.has("models")) return null;
-  const v = r.raw("models");
-  const names = Array.isArray(v)
-    ? v.map(String)
-    : String(v)
-        .split(",")
-        .map((x) => x.trim());
+  const names = r.list("models");
+  if (names === null) return null;
   const bad = names.find((n) => !(GENERATE_BENCH_MODELS as readonly string[]).includes(n));
   if (bad !== undefined || names.length === 0) {
     throw new InputError(
@@ -98,7 +79,7 @@ export function benchConfig(
     backend: kernels ? r.str("backend", null) : null,
     threads: kernels ? r.int("threads", null) : null,
     models: generate ? modelList(r) : null,
-    batches: generate ? intList(r, "batches") : null,
+    batches: generate ? r.intList("batches") : null,
     prompt_tokens: generate ? r.int("prompt_tokens", null) : null,
     new_tokens: generate ? r.int("new_tokens", null) : null,
     reps: generate ? r.int("reps", null) : null,

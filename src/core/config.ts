@@ -40,6 +40,26 @@ export class KnobReader {
     return this.src.get(key);
   }
 
+  /** A comma-separated string ("a, b") or a list, as strings; null when absent. */
+  list(key: string): string[] | null {
+    if (!this.has(key)) return null;
+    const v = this.raw(key);
+    if (Array.isArray(v)) return v.map(String);
+    if (typeof v !== "string") return this.fail(key, "a comma-separated list");
+    return v
+      .split(",")
+      .map((t) => t.trim())
+      .filter(Boolean);
+  }
+
+  /** A comma-separated list of integers >= 1 ("1,16"); null when absent. */
+  intList(key: string): number[] | null {
+    const xs = this.list(key)?.map(Number) ?? null;
+    if (xs && (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1)))
+      this.fail(key, "a comma-separated list of integers >= 1");
+    return xs;
+  }
+
   has(key: string): boolean {
     return this.src.has(key) && this.src.get(key) !== null;
   }

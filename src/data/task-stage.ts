@@ -38,11 +38,7 @@ function range(r: KnobReader, key: string, dflt: [number, number]): [number, num
 }
 
 function partConfig(base: TaskConfig, r: KnobReader): TaskConfig {
-  const ops = r.has("ops")
-    ? (String(r.raw("ops"))
-        .split(",")
-        .map((s) => s.trim()) as Op[])
-    : base.ops;
+  const ops = (r.list("ops") as Op[] | null) ?? base.ops;
   const bad = ops.find((o) => !ALL_OPS.includes(o));
   if (bad !== undefined)
     throw new InputError(

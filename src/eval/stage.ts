@@ -96,19 +96,7 @@ export function evalConfig(
     "jsonl",
   );
   const task = r.choice("task", TASKS, format === "math" ? "math" : "arith");
-  let passK: number[] | null = null;
-  if (r.has("pass_k")) {
-    const v = r.raw("pass_k");
-    passK = Array.isArray(v)
-      ? v
-      : String(v)
-          .split(",")
-          .map((s) => s.trim())
-          .filter(Boolean)
-          .map(Number);
-    if (passK.length === 0 || passK.some((k) => !Number.isInteger(k) || k < 1))
-      r.fail("pass_k", "a comma-separated list of integers >= 1");
-  }
+  const passK = r.intList("pass_k");
   return {
     problems: r.need("problems", "FILE"),
     format,

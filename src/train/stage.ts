@@ -107,7 +107,7 @@ function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
   const lora = r.int("lora", null, 1);
   if (!lora && r.bool("merge")) throw new InputError(`${nameOf(r, "merge")} needs ${nameOf(r, "lora")}`);
   const dropout = r.num("lora_dropout", 0, (x) => x >= 0 && x < 1, "a number in [0, 1)");
-  const targets = r.has("lora_targets") ? list(r, "lora_targets") : null;
+  const targets = r.list("lora_targets");
   const resume = r.bool("resume");
   const overwrite = r.bool("overwrite");
   if (resume && overwrite)
@@ -142,8 +142,8 @@ function trainKnobs(r: KnobReader): Omit<TrainKnobs, "out"> {
 
 /** TRL's report_to: a list of destinations (a comma-separated string or a list); "none" alone means none. */
 function reportTo(r: KnobReader): ReportTo[] {
-  if (!r.has("report_to")) return [];
-  const given = list(r, "report_to");
+  const given = r.list("report_to");
+  if (given === null) return [];
   if (given.length === 1 && given[0] === "none") return [];
   const bad = given.find((d) => !REPORT_TO.includes(d as ReportTo));
   if (bad !== undefined) return r.fail("report_to", `${REPORT_TO.join(", ")} or none (not ${bad})`);
@@ -151,18 +151,6 @@ function reportTo(r: KnobReader): ReportTo[] {
 }
 
 const nameOf = (r: KnobReader, key: string) => r.naming.name(key);
-
-/** A comma-separated string or a list of strings. */
-function list(r: KnobReader, key: string): string[] {
-  const v = r.raw(key);
-  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return v;
-  if (typeof v === "string")
-    return v
-      .split(",")
-      .map((t) => t.trim())
-      .filter(Boolean);
-  return r.fail(key, "a comma-separated list");
-}
 
 /** A full SftConfig from the knobs given (flag or key spellings), validated; errors name knobs as `naming` says. */
 export function sftConfig(
